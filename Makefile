@@ -1,0 +1,48 @@
+# OptinProof: `make run` brings up the local stack, `make test` runs every test.
+# Both install what they need (venv, pip, npm, Chromium) and are safe to repeat.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP_OK := $(VENV)/.deps-installed
+NPM_OK := node_modules/.deps-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test deps bench translations clean help
+
+help:
+	@echo "make run    - start DynamoDB Local + the app (chalice local) and print the URLs"
+	@echo "make test   - install what is needed and run the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make translations - extract and compile the page translations (Babel)"
+
+$(PY):
+	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
+
+$(PIP_OK): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NPM_OK): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(PIP_OK) $(NPM_OK)
+
+run: deps
+	$(PY) -m devstack.run
+
+test: deps
+	@scripts/ensure-chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) -m bench.run
+
+translations: deps
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o locales/messages.pot --no-location --omit-header .
+	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d locales
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,1 @@
+"""OptinProof domain: everything below app.py, with no Chalice imports."""

@@ -1,0 +1,41 @@
+"""The anti-forgery field of our POST forms.
+
+A decision must come from a person who saw our page, not from a page elsewhere that
+posts to our URL. Each form carries a token signed for that link id and that page
+render; a POST without it, or with one for another link, is refused. It expires
+(``FORM_TOKEN_MAX_AGE``), after which the person simply sees the page again.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+
+from chalicelib.errors import BadInput, FormExpired
+from chalicelib.settings import Settings
+
+FIELD = "form_token"
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(list(settings.link_secret_keys), salt="optinproof.form",
+                                  signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def issue(settings: Settings, link_id: str) -> str:
+    """A token for a form that acts on ``link_id``."""
+    return _serializer(settings).dumps({"l": link_id})
+
+
+def check(settings: Settings, link_id: str, token: str | None) -> None:
+    """Raise :class:`BadInput` / :class:`FormExpired` unless ``token`` fits this link."""
+    if not token:
+        raise BadInput("This form was not sent from our page (its security field is missing).")
+    try:
+        payload = _serializer(settings).loads(token, max_age=settings.form_token_max_age)
+    except SignatureExpired as exc:
+        raise FormExpired("This page was open too long; please make your choice again.") from exc
+    except BadData as exc:
+        raise BadInput("This form's security field is not valid.") from exc
+    if not isinstance(payload, dict) or payload.get("l") != link_id:
+        raise BadInput("This form's security field belongs to another link.")

@@ -1,0 +1,201 @@
+"""The operator CLI: ``python -m chalicelib.cli --help``.
+
+Every command reads the same environment variables as the app (see the README), so
+what the CLI writes is exactly what the app reads. Errors print one line saying what
+to fix and exit non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from chalicelib import consent, proof, schema
+from chalicelib.errors import OptinProofError
+from chalicelib.ledger import Ledger
+from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.purposes import load_catalogue
+from chalicelib.settings import catalogue_path, get_settings
+from chalicelib.subjects import normalise_email, subject_key
+
+LINK_ROUTES = {"confirm": "c", "withdraw": "u", "preferences": "p", "rights": "r"}
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            print(f"{key}: {value}")
+    else:
+        print(data)
+
+
+def cmd_table_create(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    for line in schema.create_table(dynamodb_client(settings), args.table or settings.consent_table):
+        print(line)
+    return 0
+
+
+def cmd_table_describe(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    _print(schema.describe(dynamodb_client(settings), args.table or settings.consent_table),
+           args.json)
+    return 0
+
+
+def link_url(base_url: str, kind: str, token: str, locale: str | None = None) -> str:
+    """The public URL of a link: ``<base>/<route>/<token>[?lang=..]``."""
+    if not base_url:
+        raise OptinProofError("PUBLIC_BASE_URL is not set (or pass --base-url): the address "
+                              "people open, e.g. https://consent.example.eu")
+    suffix = f"?lang={locale}" if locale else ""
+    return f"{base_url.rstrip('/')}/{LINK_ROUTES[kind]}/{token}{suffix}"
+
+
+def cmd_link_mint(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    issued = consent.issue_link(get_ledger(settings), settings, get_catalogue(settings),
+                                args.email, args.purpose, kind=args.kind,
+                                channel=args.channel, locale=args.locale)
+    url = link_url(args.base_url or settings.public_base_url, args.kind, issued.token, args.locale)
+    if args.json:
+        _print({"url": url, "link_id": issued.link_id, "subject": issued.subject,
+                "expires_at": issued.expires_at}, True)
+    else:
+        print(url)
+        print(f"link {issued.link_id} for subject {issued.subject[:12]}…, "
+              f"expires {issued.expires_at}", file=sys.stderr)
+    return 0
+
+
+def _verify_one(ledger: Ledger, subject: str) -> proof.ChainReport:
+    head = ledger.get(f"SUBJ#{subject}", "CHAIN") or {}
+    return proof.verify_chain(subject, ledger.events(subject), head.get("head_hash"),
+                              head.get("seq"))
+
+
+def _report_line(report: proof.ChainReport) -> str:
+    if report.ok:
+        return f"ok      {report.subject}  {report.events} events"
+    return (f"BROKEN  {report.subject}  at event {report.broken_seq}: {report.reason} "
+            f"({report.events} events verified before it)")
+
+
+def cmd_chain_verify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger = get_ledger(settings)
+    if args.email:
+        subjects: Any = [subject_key(settings.subject_pepper, normalise_email(args.email))]
+    elif args.subject:
+        subjects = [args.subject]
+    else:
+        subjects = (head["subject"] for head in ledger.chain_heads())
+    checked = broken = 0
+    for subject in subjects:
+        report = _verify_one(ledger, subject)
+        checked += 1
+        if not report.ok:
+            broken += 1
+        if not report.ok or not args.quiet:
+            print(_report_line(report))
+    if checked == 0:
+        print("no subject found" if not args.all else "the table holds no subject yet")
+        return 1 if not args.all else 0
+    print(f"{checked} subject(s) checked, {broken} broken")
+    return 1 if broken else 0
+
+
+def cmd_purposes_check(args: argparse.Namespace) -> int:
+    catalogue = load_catalogue(catalogue_path())
+    rows = [{"id": p.id, "version": p.version, "email_marketing": p.email_marketing,
+             "texts": {loc: t.sha256 for loc, t in p.texts.items()}}
+            for p in catalogue.purposes.values()]
+    if args.json:
+        _print({"controller": catalogue.controller.name, "purposes": rows}, True)
+    else:
+        print(f"{catalogue.source}: valid, controller {catalogue.controller.name!r}, "
+              f"locales {', '.join(catalogue.locales)}")
+        for row in rows:
+            print(f"  {row['id']:<20} version {row['version']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib.cli",
+        description="OptinProof operator commands. Configuration comes from environment "
+                    "variables (CONSENT_TABLE, DYNAMODB_ENDPOINT, LINK_SECRET_KEYS, "
+                    "SUBJECT_PEPPER, PUBLIC_BASE_URL, ...); see the README.")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    table = groups.add_parser("table", help="create or inspect the consent table")
+    table_cmds = table.add_subparsers(dest="command", required=True, metavar="ACTION")
+    create = table_cmds.add_parser(
+        "create", help="create the table (keys, pending-sync index, TTL, stream); idempotent",
+        description="Create the consent table if it does not exist, wait until it is "
+                    "active, and enable TTL. Safe to run again.")
+    create.add_argument("--table", help="table name (default: $CONSENT_TABLE)")
+    create.set_defaults(func=cmd_table_create)
+    describe = table_cmds.add_parser("describe", help="show status, index, stream and TTL")
+    describe.add_argument("--table", help="table name (default: $CONSENT_TABLE)")
+    describe.add_argument("--json", action="store_true", help="print JSON")
+    describe.set_defaults(func=cmd_table_describe)
+
+    link = groups.add_parser("link", help="mint signed links")
+    link_cmds = link.add_subparsers(dest="command", required=True, metavar="ACTION")
+    mint = link_cmds.add_parser(
+        "mint", help="mint a link for an address and purposes, record it, print its URL",
+        description="Mint a signed link for one address and one or more purposes, record "
+                    "its issuance in the proof trail, and print the URL to send.")
+    mint.add_argument("--email", required=True, help="the person's e-mail address")
+    mint.add_argument("--purpose", action="append", required=True,
+                      help="a purpose id from the catalogue; repeat for several")
+    mint.add_argument("--kind", choices=["confirm"], default="confirm",
+                      help="link kind (default: confirm)")
+    mint.add_argument("--channel", default="cli",
+                      help="how the link reaches the person, recorded in the proof (default: cli)")
+    mint.add_argument("--locale", choices=["en", "fr"],
+                      help="page language to open the link in (default: the browser's)")
+    mint.add_argument("--base-url", help="public base URL (default: $PUBLIC_BASE_URL)")
+    mint.add_argument("--json", action="store_true", help="print JSON with the link id")
+    mint.set_defaults(func=cmd_link_mint)
+
+    chain = groups.add_parser("chain", help="verify the tamper-evident event chains")
+    chain_cmds = chain.add_subparsers(dest="command", required=True, metavar="ACTION")
+    verify = chain_cmds.add_parser(
+        "verify", help="verify one subject's chain or every chain; exit 1 if one is broken",
+        description="Recompute every event hash and link; report the first broken event "
+                    "of each chain. Exit status 1 when any chain is broken.")
+    who = verify.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the subject with this address")
+    who.add_argument("--subject", help="the subject with this key (hex)")
+    who.add_argument("--all", action="store_true", help="every subject in the table")
+    verify.add_argument("--quiet", action="store_true", help="print only broken chains")
+    verify.set_defaults(func=cmd_chain_verify)
+
+    purposes = groups.add_parser("purposes", help="check the purpose catalogue")
+    purpose_cmds = purposes.add_subparsers(dest="command", required=True, metavar="ACTION")
+    check = purpose_cmds.add_parser(
+        "check", help="validate the catalogue and print each purpose's text version",
+        description="Load the catalogue ($CONSENT_CATALOGUE or catalogue.toml) as the app "
+                    "would, and print the purposes with their versions.")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=cmd_purposes_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except OptinProofError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The one source of time: UTC, ISO 8601 with milliseconds.
+
+Every timestamp in events, states and logs comes from here, so they sort as strings
+and compare across modules.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC, truncated to milliseconds."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def iso(moment: datetime) -> str:
+    """``2026-11-29T14:03:12.345Z``: fixed width, so string order is time order."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def now_iso() -> str:
+    """``iso(utcnow())``."""
+    return iso(utcnow())
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of :func:`iso`; raises ``ValueError`` on anything else."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

@@ -1,0 +1,213 @@
+"""The consent rules: issue a link, show the states, record decisions.
+
+One purpose, one decision: a decision names exactly one purpose of the link, the text
+version the person was shown, and the link it came through. Refusing after accepting
+is a withdrawal. Repeating the very same decision through the same link and wording
+is not a change and records nothing (a double click); everything else is a new event.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from chalicelib import links
+from chalicelib.clock import iso, now_iso, utcnow
+from chalicelib.errors import BadInput, LinkRevoked, LinkTampered, NoChoice, TextChanged
+from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
+from chalicelib.proof import new_event_id
+from chalicelib.purposes import Catalogue
+from chalicelib.settings import Settings
+from chalicelib.subjects import normalise_email, subject_key
+
+CHOICES = {"accept": "accepted", "refuse": "refused"}
+#: Links outlive their signature by this much in the table, for audit of late clicks.
+_LINK_RECORD_GRACE = timedelta(days=30)
+MAX_PURPOSES_PER_LINK = 20
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a request came from: recorded with every event it causes."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    accept_language: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    token: str
+    link_id: str
+    subject: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class PurposeState:
+    """A purpose of a link as the page shows it."""
+
+    purpose: str
+    state: str | None
+    decided_at: str | None
+    changed: bool = False
+
+
+def _check_purposes(catalogue: Catalogue, purposes: list[str] | tuple[str, ...]) -> list[str]:
+    unique = list(dict.fromkeys(purposes))
+    if not unique:
+        raise BadInput("Name at least one purpose.")
+    if len(unique) > MAX_PURPOSES_PER_LINK:
+        raise BadInput(f"A link can carry at most {MAX_PURPOSES_PER_LINK} purposes.")
+    unknown = [p for p in unique if p not in catalogue.purposes]
+    if unknown:
+        raise BadInput(f"Unknown purpose(s): {', '.join(unknown)}. Known: "
+                       f"{', '.join(catalogue.purposes)}.")
+    return unique
+
+
+def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: str,
+               purposes: list[str], kind: str = "confirm", channel: str = "cli",
+               locale: str | None = None, ctx: RequestContext | None = None) -> IssuedLink:
+    """Mint a signed link and record its issuance (event, link record, profile)."""
+    purposes = _check_purposes(catalogue, purposes)
+    address = normalise_email(email)
+    subject = subject_key(settings.subject_pepper, address)
+    token, link_id = links.mint(settings, kind, subject, purposes)
+    issued = utcnow()
+    expires = issued + timedelta(seconds=settings.link_max_age[kind])
+    ctx = ctx or RequestContext()
+
+    def build(snap: Snapshot) -> Plan:
+        at = now_iso()
+        return Plan(
+            events=[Draft({
+                "event_id": new_event_id(), "kind": "link_issued", "at": at,
+                "link_id": link_id, "link_kind": kind, "purposes": purposes,
+                "channel": channel, "link_expires_at": iso(expires),
+                "accept_language": ctx.accept_language,
+            }, {"ip": ctx.ip, "user_agent": ctx.user_agent})],
+            puts=[{
+                "pk": f"LINK#{link_id}", "sk": "LINK", "link_id": link_id, "kind": kind,
+                "subject": subject, "purposes": purposes, "channel": channel,
+                "issued_at": at, "link_expires_at": iso(expires),
+                "expires_at": int((expires + _LINK_RECORD_GRACE).timestamp()),
+            }],
+            profile={"email": address, "locale": locale or (snap.profile or {}).get("locale"),
+                     "updated_at": at},
+        )
+
+    ledger.commit(subject, build)
+    return IssuedLink(token, link_id, subject, iso(expires))
+
+
+def open_link(ledger: Ledger, settings: Settings, kind: str, token: str) -> tuple[links.Link, dict[str, Any]]:
+    """Verify a token and find its issuance record; raise a LinkError saying why not."""
+    link = links.verify(settings, kind, token)
+    record = ledger.link(link.link_id)
+    if record is None:
+        raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
+    if record.get("subject") != link.subject or record.get("kind") != kind:
+        raise LinkTampered("This link does not match our records.", link_id=link.link_id)
+    return link, record
+
+
+def states(ledger: Ledger, link: links.Link) -> list[PurposeState]:
+    """The current state of each purpose the link asks about, in the link's order."""
+    snap = ledger.snapshot(link.subject)
+    return [
+        PurposeState(p, snap.states.get(p, {}).get("state"), snap.states.get(p, {}).get("decided_at"))
+        for p in link.purposes
+    ]
+
+
+def _parse_choices(link: links.Link, choices: dict[str, str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for purpose, value in choices.items():
+        if purpose not in link.purposes:
+            raise BadInput(f"This link does not ask about the purpose {purpose!r}.")
+        if value not in CHOICES:
+            raise BadInput(f"The choice for {purpose!r} must be accept or refuse, not {value!r}.")
+        parsed[purpose] = CHOICES[value]
+    if not parsed:
+        raise NoChoice("Choose Accept or Refuse for at least one purpose.")
+    return parsed
+
+
+def _check_texts(catalogue: Catalogue, decisions: dict[str, str], locale: str,
+                 shown: dict[str, str]) -> None:
+    for purpose in decisions:
+        current = catalogue.get(purpose).text(locale).sha256
+        if shown.get(purpose) != current:
+            raise TextChanged(
+                "The wording of a purpose changed since this page was shown; please read "
+                "it again and confirm your choices.")
+
+
+def _new_state(previous: str | None, decision: str) -> str:
+    if decision == "refused" and previous == "accepted":
+        return "withdrawn"
+    return decision
+
+
+def _unchanged(current: dict[str, Any], decision: str, link_id: str, sha: str) -> bool:
+    same_side = (current.get("state") == "accepted") == (decision == "accepted")
+    return bool(current) and same_side and current.get("link_id") == link_id \
+        and current.get("text_sha256") == sha
+
+
+def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
+           choices: dict[str, str], locale: str, shown: dict[str, str],
+           ctx: RequestContext) -> list[PurposeState]:
+    """Record one decision per chosen purpose, atomically; return every purpose's state."""
+    decisions = _parse_choices(link, choices)
+    if locale not in catalogue.locales:
+        raise BadInput(f"Unsupported language {locale!r}.")
+    _check_texts(catalogue, decisions, locale, shown)
+    for purpose in decisions:
+        text = catalogue.get(purpose).text(locale)
+        ledger.put_text(text.sha256, {"purpose": purpose, "locale": locale, "title": text.title,
+                                      "text": text.text,
+                                      "purpose_version": catalogue.get(purpose).version})
+
+    def build(snap: Snapshot) -> Plan:
+        if snap.profile is None:
+            raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
+        plan, at, seq = Plan(), now_iso(), snap.seq
+        for purpose, decision in decisions.items():
+            current = snap.states.get(purpose, {})
+            sha = catalogue.get(purpose).text(locale).sha256
+            if _unchanged(current, decision, link.link_id, sha):
+                continue
+            seq += 1
+            state = _new_state(current.get("state"), decision)
+            event_id = new_event_id()
+            plan.events.append(Draft({
+                "event_id": event_id, "kind": state, "at": at, "purpose": purpose,
+                "purpose_version": catalogue.get(purpose).version, "text_sha256": sha,
+                "locale": locale, "previous_state": current.get("state"),
+                "link_id": link.link_id, "link_kind": link.kind,
+                "channel": record.get("channel"), "accept_language": ctx.accept_language,
+            }, {"ip": ctx.ip, "user_agent": ctx.user_agent}))
+            plan.puts.append({
+                "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), "purpose": purpose,
+                "subject": snap.subject, "state": state, "decided_at": at,
+                "event_id": event_id, "event_seq": seq, "link_id": link.link_id,
+                "channel": record.get("channel"), "text_sha256": sha, "locale": locale,
+                "purpose_version": catalogue.get(purpose).version,
+                "sync_status": "pending", "sync_attempts": 0,
+                "sync_shard": sync_shard(snap.subject), "sync_due": at,
+            })
+        return plan
+
+    snap, sealed = ledger.commit(link.subject, build)
+    written = {event["purpose"]: event for event in sealed}
+    result = []
+    for purpose in link.purposes:
+        if purpose in written:
+            result.append(PurposeState(purpose, written[purpose]["kind"],
+                                       written[purpose]["at"], True))
+        else:
+            current = snap.states.get(purpose, {})
+            result.append(PurposeState(purpose, current.get("state"), current.get("decided_at")))
+    return result

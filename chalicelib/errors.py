@@ -1,0 +1,91 @@
+"""Exceptions of the domain.
+
+Each class names one thing that went wrong and carries a message a person can act
+on. The web layer (``chalicelib.pages.error_status``) maps each class to an HTTP
+status and a page in one place; the CLI prints the message and exits non-zero.
+"""
+from __future__ import annotations
+
+
+class OptinProofError(Exception):
+    """Base class: every error the product raises on purpose."""
+
+
+class ConfigError(OptinProofError):
+    """A setting or the purpose catalogue is missing or wrong; the operator must fix it."""
+
+
+class CatalogueError(ConfigError):
+    """The purpose catalogue file is invalid; the message names the line and field."""
+
+
+class InvalidEmail(OptinProofError):
+    """An e-mail address that cannot receive mail (syntax)."""
+
+
+class LinkError(OptinProofError):
+    """A link that cannot be used. ``reason`` picks the page wording."""
+
+    reason = "invalid"
+
+    def __init__(self, message: str, link_id: str | None = None) -> None:
+        super().__init__(message)
+        self.link_id = link_id
+
+
+class LinkTruncated(LinkError):
+    """The token is shorter than any token we mint: usually a link cut by a mail client."""
+
+    reason = "truncated"
+
+
+class LinkTampered(LinkError):
+    """The signature does not match: altered, or signed with a key that was retired."""
+
+    reason = "tampered"
+
+
+class LinkWrongKind(LinkError):
+    """A valid link of another kind (e.g. a withdraw link used on the confirm page)."""
+
+    reason = "wrong_kind"
+
+
+class LinkExpired(LinkError):
+    """A valid link past its kind's lifetime."""
+
+    reason = "expired"
+
+
+class LinkRevoked(LinkError):
+    """Signed by us, but no issuance is on record any more (revoked or erased subject)."""
+
+    reason = "revoked"
+
+
+class BadInput(OptinProofError):
+    """A request body or parameter we cannot accept; nothing was changed."""
+
+
+class CrossSite(BadInput):
+    """A state-changing POST that did not come from one of our own pages."""
+
+
+class NoChoice(BadInput):
+    """A decision form submitted without any Accept or Refuse chosen."""
+
+
+class FormExpired(BadInput):
+    """The page's anti-forgery field is too old; the person must submit the page again."""
+
+
+class TextChanged(OptinProofError):
+    """A purpose's wording changed between showing the page and submitting it."""
+
+
+class StoreUnavailable(OptinProofError):
+    """DynamoDB failed or is unreachable; nothing was written."""
+
+
+class Contention(StoreUnavailable):
+    """Too many concurrent writers on one subject; nothing was written, try again."""

@@ -1,0 +1,272 @@
+"""DynamoDB: subjects, their chained events and purpose states, links, texts.
+
+One table, single-table design (see DESIGN.md). The only way to add events is
+:meth:`Ledger.commit`: it reads the subject's snapshot, lets the caller decide what to
+write, seals the events onto the chain and writes everything in one
+``TransactWriteItems`` conditioned on the chain head. If another writer moved the
+head in between, the whole transaction is cancelled and rebuilt from a fresh
+snapshot, so concurrent clicks can never fork a chain or half-write a decision.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import proof
+from chalicelib.errors import Contention, StoreUnavailable
+from chalicelib.logs import log
+
+SYNC_SHARDS = 4
+PENDING_SYNC_INDEX = "pending-sync"
+_MAX_ATTEMPTS = 40
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def subject_pk(subject: str) -> str:
+    return f"SUBJ#{subject}"
+
+
+def event_sk(seq: int) -> str:
+    """Zero-padded sequence: sort order is chain order, whatever the clocks say."""
+    return f"EVENT#{seq:010d}"
+
+
+def purpose_sk(purpose_id: str) -> str:
+    return f"PURPOSE#{purpose_id}"
+
+
+def sync_shard(subject: str) -> str:
+    """Spread pending syncs over a few GSI partitions instead of one hot key."""
+    return f"SYNC#{int(subject[:8], 16) % SYNC_SHARDS}"
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    """Python dict → DynamoDB attribute map, dropping None (absent means unset)."""
+    return {k: _SERIALIZER.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute map → Python dict with ints instead of Decimals."""
+    return {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+
+
+@dataclass
+class Snapshot:
+    """What a writer needs to know about a subject before deciding what to write."""
+
+    subject: str
+    seq: int
+    head_hash: str
+    states: dict[str, dict[str, Any]]
+    profile: dict[str, Any] | None
+
+
+@dataclass
+class Draft:
+    """An event to append: its fields, and the personal fields committed by hash."""
+
+    body: dict[str, Any]
+    personal: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What one commit writes. ``events`` get sealed in order onto the chain."""
+
+    events: list[Draft] = field(default_factory=list)
+    puts: list[dict[str, Any]] = field(default_factory=list)
+    profile: dict[str, Any] | None = None
+
+    def empty(self) -> bool:
+        return not (self.events or self.puts or self.profile)
+
+
+class Ledger:
+    """Narrow interface to the consent table; receives its client, patches nothing."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    # -- reads -------------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            log("store_error", level="error", operation=operation, code=code)
+            raise StoreUnavailable(f"DynamoDB {operation} failed ({code}).") from exc
+        except BotoCoreError as exc:
+            log("store_error", level="error", operation=operation, code=type(exc).__name__)
+            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                              Key=to_item({"pk": pk, "sk": sk}))
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def query(self, pk: str, prefix: str, forward: bool = True) -> Iterator[dict[str, Any]]:
+        """All items of partition ``pk`` whose sort key starts with ``prefix``, paged."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": forward,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
+        }
+        while True:
+            page = self._call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def snapshot(self, subject: str) -> Snapshot:
+        pk = subject_pk(subject)
+        chain = self.get(pk, "CHAIN") or {}
+        states = {item["purpose"]: item for item in self.query(pk, "PURPOSE#")}
+        return Snapshot(subject, int(chain.get("seq", 0)),
+                        chain.get("head_hash", proof.GENESIS_HASH), states,
+                        self.get(pk, "PROFILE"))
+
+    def events(self, subject: str) -> Iterator[dict[str, Any]]:
+        """The subject's events in chain order."""
+        return self.query(subject_pk(subject), "EVENT#")
+
+    def link(self, link_id: str) -> dict[str, Any] | None:
+        return self.get(f"LINK#{link_id}", "LINK")
+
+    def chain_heads(self) -> Iterator[dict[str, Any]]:
+        """Every subject's chain head, by a paged scan (operator tasks only)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": to_item({":sk": "CHAIN"}),
+        }
+        while True:
+            page = self._call("scan", **kwargs)
+            for item in page.get("Items", []):
+                yield from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
+        """Keep the exact wording of a text version, for evidence. Idempotent."""
+        self._call("put_item", TableName=self.table,
+                   Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
+
+    # -- the one write path --------------------------------------------------------
+
+    def commit(self, subject: str, build: Callable[[Snapshot], Plan]) -> tuple[Snapshot, list[dict[str, Any]]]:
+        """Build a plan from a fresh snapshot and write it atomically, retrying on races.
+
+        ``build`` must be a pure function of the snapshot: it may run several times.
+        Returns the snapshot the plan was built on and the sealed events written.
+        """
+        for attempt in range(_MAX_ATTEMPTS):
+            snap = self.snapshot(subject)
+            plan = build(snap)
+            if plan.empty():
+                return snap, []
+            sealed, request = self._transaction(snap, plan)
+            if self._transact(request):
+                return snap, sealed
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+        log("chain_contention", level="warning", subject=subject, attempts=_MAX_ATTEMPTS)
+        raise Contention("Too many simultaneous changes for this person; please try again.")
+
+    def _transaction(self, snap: Snapshot, plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        pk = subject_pk(snap.subject)
+        sealed, head, seq = [], snap.head_hash, snap.seq
+        for draft in plan.events:
+            seq += 1
+            event = proof.seal({**draft.body, "subject": snap.subject, "seq": seq},
+                               draft.personal, head)
+            head = event["hash"]
+            sealed.append(event)
+        now = sealed[-1]["at"] if sealed else None
+        chain_update: dict[str, Any] = {
+            "TableName": self.table, "Key": to_item({"pk": pk, "sk": "CHAIN"}),
+            "UpdateExpression": "SET seq = :new, head_hash = :head, updated_at = :now, "
+                                "subject = :subject",
+            "ExpressionAttributeValues": to_item({
+                ":new": seq, ":head": head, ":now": now, ":subject": snap.subject,
+                **({":old": snap.seq} if snap.seq else {}),
+            }),
+            "ConditionExpression": "seq = :old" if snap.seq else "attribute_not_exists(pk)",
+        }
+        request: list[dict[str, Any]] = []
+        if sealed:
+            request.append({"Update": chain_update})
+        elif snap.seq:
+            request.append({"ConditionCheck": {
+                "TableName": self.table, "Key": chain_update["Key"],
+                "ConditionExpression": "seq = :old",
+                "ExpressionAttributeValues": to_item({":old": snap.seq}),
+            }})
+        for event in sealed:
+            request.append({"Put": {
+                "TableName": self.table,
+                "Item": to_item({"pk": pk, "sk": event_sk(event["seq"]), **event}),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }})
+        for item in plan.puts:
+            request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        if plan.profile is not None:
+            request.append({"Update": self._profile_update(pk, plan.profile)})
+        return sealed, request
+
+    def _profile_update(self, pk: str, fields: dict[str, Any]) -> dict[str, Any]:
+        fields = {name: value for name, value in fields.items() if value is not None}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
+        sets.append("created_at = if_not_exists(created_at, :created)")
+        values[":created"] = fields.get("updated_at")
+        return {
+            "TableName": self.table, "Key": to_item({"pk": pk, "sk": "PROFILE"}),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+        }
+
+    def _transact(self, request: list[dict[str, Any]]) -> bool:
+        """True when written; False when a condition or a concurrent transaction lost."""
+        try:
+            self.client.transact_write_items(TransactItems=request)
+            return True
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            retryable = {"ConditionalCheckFailed", "TransactionConflict"}
+            if error.get("Code") == "TransactionCanceledException" and (
+                    set(reasons) - {"None", None}) <= retryable:
+                return False
+            if error.get("Code") == "TransactionConflictException":
+                return False
+            log("store_error", level="error", operation="transact_write_items",
+                code=error.get("Code"), reasons=reasons)
+            raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}).") from exc
+        except BotoCoreError as exc:
+            log("store_error", level="error", operation="transact_write_items",
+                code=type(exc).__name__)
+            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc

@@ -1,0 +1,44 @@
+"""The expensive shared objects, built on first use and reused by a warm Lambda.
+
+boto3 clients, the ledger and the catalogue are created lazily (never at import
+time) and cached per configuration, so tests that switch tables get fresh ones and
+production builds each once per container.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.ledger import Ledger
+from chalicelib.purposes import Catalogue, load_catalogue
+from chalicelib.settings import Settings, get_settings
+
+
+@lru_cache(maxsize=8)
+def _dynamodb(endpoint: str | None, region: str, timeout: float) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=timeout, read_timeout=timeout,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    max_pool_connections=32)
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint,
+                                          region_name=region, config=config)
+
+
+def dynamodb_client(settings: Settings | None = None) -> Any:
+    """A low-level DynamoDB client for the configured endpoint and region."""
+    settings = settings or get_settings()
+    return _dynamodb(settings.dynamodb_endpoint, settings.aws_region, settings.dynamodb_timeout)
+
+
+def get_ledger(settings: Settings | None = None) -> Ledger:
+    """The ledger on the configured table."""
+    settings = settings or get_settings()
+    return Ledger(dynamodb_client(settings), settings.consent_table)
+
+
+def get_catalogue(settings: Settings | None = None) -> Catalogue:
+    """The purpose catalogue (re-read when its file changes)."""
+    settings = settings or get_settings()
+    return load_catalogue(settings.catalogue_path)

@@ -1,0 +1,1 @@
+"""Local stand-ins for the deployed parts, shared by ``make run`` and the tests."""

@@ -1,0 +1,131 @@
+"""``make run``: the whole local stack, with the URLs to open.
+
+Starts DynamoDB Local (data kept in .local/dynamodb), creates the table, mints a demo
+confirmation link, and serves the app with ``chalice local``. Ctrl-C stops it all.
+Local secrets are generated once into .local/dev.env; ``source .local/dev.env`` gives
+a shell the same configuration for the CLI.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devstack.dynamodb_local import ROOT, DynamoDBLocal, ServiceError, local_aws_environment
+
+STATE_DIR = ROOT / ".local"
+ENV_FILE = STATE_DIR / "dev.env"
+DEMO_EMAIL = "demo@example.com"
+
+
+def local_secrets() -> dict[str, str]:
+    """Secrets for the local stack, generated once and kept (links survive restarts)."""
+    STATE_DIR.mkdir(exist_ok=True)
+    values: dict[str, str] = {}
+    if ENV_FILE.exists():
+        for line in ENV_FILE.read_text().splitlines():
+            if line.startswith("export ") and "=" in line:
+                name, _, value = line[len("export "):].partition("=")
+                values[name] = value.strip("'\"")
+    values.setdefault("LINK_SECRET_KEYS", secrets.token_urlsafe(48))
+    values.setdefault("SUBJECT_PEPPER", secrets.token_urlsafe(48))
+    return values
+
+
+def write_env_file(env: dict[str, str]) -> None:
+    names = ["CONSENT_TABLE", "DYNAMODB_ENDPOINT", "PUBLIC_BASE_URL", "LINK_SECRET_KEYS",
+             "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"]
+    lines = ["# Local stack configuration, written by `make run`. Use: source .local/dev.env"]
+    lines += [f"export {name}='{env[name]}'" for name in names]
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], env=env, cwd=ROOT,
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise ServiceError(f"cli {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"chalice local exited with status {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise ServiceError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+                        help="port of the app (default: $PORT or 8000)")
+    parser.add_argument("--dynamodb-port", type=int,
+                        default=int(os.environ.get("DYNAMODB_PORT", "8001")),
+                        help="port of DynamoDB Local (default: $DYNAMODB_PORT or 8001)")
+    args = parser.parse_args(argv)
+
+    base_url = f"http://127.0.0.1:{args.port}"
+    dynamodb = DynamoDBLocal(port=args.dynamodb_port, data_dir=STATE_DIR / "dynamodb",
+                             log_path=STATE_DIR / "dynamodb.log")
+    STATE_DIR.mkdir(exist_ok=True)
+    try:
+        dynamodb.start()
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    env = {**os.environ, **local_aws_environment(), **local_secrets(),
+           "CONSENT_TABLE": "optinproof-local", "DYNAMODB_ENDPOINT": dynamodb.endpoint,
+           "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1"}
+    write_env_file(env)
+    app = None
+    try:
+        cli(env, "table", "create")
+        demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
+                   "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
+        app = subprocess.Popen([sys.executable, "-m", "chalice.cli", "local", "--host", "127.0.0.1",
+                                "--port", str(args.port), "--stage", "local", "--no-autoreload"],
+                               cwd=ROOT, env=env)
+        wait_http(f"{base_url}/health", app)
+        print(f"""
+OptinProof local stack is up.
+
+  App (chalice local)     {base_url}            health: {base_url}/health
+  DynamoDB Local          {dynamodb.endpoint}   table: optinproof-local (data in .local/dynamodb)
+
+  Demo confirmation link for {DEMO_EMAIL}, open it in a browser:
+  {demo}
+
+  Operator CLI in another shell:  source .local/dev.env && .venv/bin/python -m chalicelib.cli --help
+  Stop everything with Ctrl-C.
+""", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        app.wait()
+        return app.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if app and app.poll() is None:
+            app.terminate()
+            app.wait(timeout=10)
+        dynamodb.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

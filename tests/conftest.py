@@ -1,0 +1,135 @@
+"""Shared fixtures: DynamoDB Local for the session, a fresh table per test, the app.
+
+Nothing is mocked: the ledger talks to the real DynamoDB engine over HTTP on a free
+loopback port, pages are rendered by the real Jinja2 templates, requests go through
+Chalice's test client or a real HTTP server.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from chalicelib import consent, schema
+from chalicelib.ledger import Ledger, from_item
+from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.settings import get_settings
+from devstack.dynamodb_local import DynamoDBLocal, ServiceError, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_OLD = "old-" + "k" * 40
+KEY_NEW = "new-" + "n" * 40
+PEPPER = "pepper-" + "p" * 40
+
+
+@pytest.fixture(scope="session")
+def dynamodb() -> Iterator[DynamoDBLocal]:
+    """One DynamoDB Local for the whole run; a missing Java or npm package fails loudly."""
+    server = DynamoDBLocal(log_path=Path(os.environ.get("PYTEST_DDB_LOG", "/dev/null")))
+    try:
+        server.start()
+    except ServiceError as exc:
+        pytest.fail(f"DynamoDB Local is needed for these tests: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A complete configuration on a fresh, empty table of DynamoDB Local."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1",
+        "DYNAMODB_ENDPOINT": dynamodb.endpoint,
+        "CONSENT_TABLE": f"test-{uuid.uuid4().hex[:12]}",
+        "LINK_SECRET_KEYS": KEY_NEW, "SUBJECT_PEPPER": PEPPER,
+        "PUBLIC_BASE_URL": "http://testserver",
+    }
+    for name in ("CONSENT_CATALOGUE", "FORM_TOKEN_MAX_AGE", "DYNAMODB_TIMEOUT",
+                 "LINK_MAX_AGE_CONFIRM", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    schema.create_table(dynamodb_client(), values["CONSENT_TABLE"])
+    return values
+
+
+@pytest.fixture
+def ledger(env: dict[str, str]) -> Ledger:
+    return get_ledger()
+
+
+@pytest.fixture
+def catalogue(env: dict[str, str]) -> Any:
+    return get_catalogue()
+
+
+@pytest.fixture
+def client(env: dict[str, str]) -> Any:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="test", project_dir=str(ROOT)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def mint(env: dict[str, str]) -> Callable[..., consent.IssuedLink]:
+    """Issue a confirm link like the CLI does: ``mint("a@b.eu", "newsletter", ...)``."""
+    def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> consent.IssuedLink:
+        settings = get_settings()
+        return consent.issue_link(get_ledger(), settings, get_catalogue(), email,
+                                  list(purposes or ("newsletter", "events")), channel=channel)
+    return _mint
+
+
+def scan_table(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every item of the table, sorted: compare before/after to prove nothing changed."""
+    items, kwargs = [], {"TableName": ledger.table, "ConsistentRead": True}
+    while True:
+        page = ledger.client.scan(**kwargs)
+        items += [from_item(item) for item in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda item: (item["pk"], item["sk"]))
+
+
+@pytest.fixture
+def table_items(ledger: Ledger) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: scan_table(ledger)
+
+
+@pytest.fixture
+def live_server(env: dict[str, str]) -> Iterator[str]:
+    """The app behind Chalice's real threaded HTTP server, on a free loopback port."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.local import create_local_server
+
+    from app import app
+
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="test")
+    port = free_port()
+    server = create_local_server(app, config, "127.0.0.1", port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's form (anti-forgery token, language, text versions)."""
+    import re
+
+    return {name: value for name, value in
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)}
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(40)
