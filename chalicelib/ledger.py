@@ -26,6 +26,7 @@ SYNC_SHARDS = 4
 PENDING_SYNC_INDEX = "pending-sync"
 _MAX_ATTEMPTS = 40
 _SERIALIZER = TypeSerializer()
+_STORED_TEXTS: set[tuple[str, str]] = set()
 _DESERIALIZER = TypeDeserializer()
 
 
@@ -150,8 +151,11 @@ class Ledger:
                         self.get(pk, "PROFILE"))
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
-        """The subject's events in chain order."""
-        return self.query(subject_pk(subject), "EVENT#")
+        """The subject's events in chain order, exactly as sealed (without table keys)."""
+        for item in self.query(subject_pk(subject), "EVENT#"):
+            item.pop("pk", None)
+            item.pop("sk", None)
+            yield item
 
     def link(self, link_id: str) -> dict[str, Any] | None:
         return self.get(f"LINK#{link_id}", "LINK")
@@ -171,9 +175,16 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
-        """Keep the exact wording of a text version, for evidence. Idempotent."""
+        """Keep the exact wording of a text version, for evidence. Idempotent.
+
+        Content-addressed, so the same text always makes the same item; written before
+        any event that cites it, and once per container per table.
+        """
+        if (self.table, text_sha256) in _STORED_TEXTS:
+            return
         self._call("put_item", TableName=self.table,
                    Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
+        _STORED_TEXTS.add((self.table, text_sha256))
 
     # -- the one write path --------------------------------------------------------
 
@@ -250,22 +261,28 @@ class Ledger:
         }
 
     def _transact(self, request: list[dict[str, Any]]) -> bool:
-        """True when written; False when a condition or a concurrent transaction lost."""
+        """True when written; False when another writer moved the chain head first.
+
+        Only a lost race is retried: the chain head's condition failed, or DynamoDB
+        saw a conflicting transaction. Any other cancelled condition means the table
+        holds something it should not (an event where the next one belongs): that is
+        reported, never retried or overwritten.
+        """
         try:
             self.client.transact_write_items(TransactItems=request)
             return True
         except ClientError as exc:
             error = exc.response.get("Error", {})
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            retryable = {"ConditionalCheckFailed", "TransactionConflict"}
-            if error.get("Code") == "TransactionCanceledException" and (
-                    set(reasons) - {"None", None}) <= retryable:
+            if error.get("Code") == "TransactionConflictException" or "TransactionConflict" in reasons:
                 return False
-            if error.get("Code") == "TransactionConflictException":
-                return False
+            if error.get("Code") == "TransactionCanceledException" and reasons \
+                    and reasons[0] == "ConditionalCheckFailed":
+                return False  # the chain head moved: rebuild on a fresh snapshot
             log("store_error", level="error", operation="transact_write_items",
                 code=error.get("Code"), reasons=reasons)
-            raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}).") from exc
+            raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "
+                                   f"{', '.join(str(r) for r in reasons)}).") from exc
         except BotoCoreError as exc:
             log("store_error", level="error", operation="transact_write_items",
                 code=type(exc).__name__)

@@ -62,7 +62,8 @@ def mint(settings: Settings, kind: str, subject: str, purposes: list[str] | tupl
 
 
 def _looks_truncated(token: str) -> bool:
-    parts = token.split(".")
+    # A leading "." marks a compressed payload; it is not a separator.
+    parts = token.removeprefix(".").split(".")
     return len(parts) != 3 or len(parts[2]) < _SIGNATURE_LENGTH or not parts[0]
 
 

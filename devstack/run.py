@@ -19,7 +19,8 @@ from pathlib import Path
 
 from devstack.dynamodb_local import ROOT, DynamoDBLocal, ServiceError, local_aws_environment
 
-STATE_DIR = ROOT / ".local"
+#: Where the local stack keeps its data, logs and secrets (tests point it elsewhere).
+STATE_DIR = Path(os.environ.get("OPTINPROOF_STATE_DIR", ROOT / ".local"))
 ENV_FILE = STATE_DIR / "dev.env"
 DEMO_EMAIL = "demo@example.com"
 
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         cli(env, "table", "create")
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
-        app = subprocess.Popen([sys.executable, "-m", "chalice.cli", "local", "--host", "127.0.0.1",
+        chalice = str(Path(sys.executable).parent / "chalice")
+        app = subprocess.Popen([chalice, "local", "--host", "127.0.0.1",
                                 "--port", str(args.port), "--stage", "local", "--no-autoreload"],
                                cwd=ROOT, env=env)
         wait_http(f"{base_url}/health", app)

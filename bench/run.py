@@ -1,0 +1,88 @@
+"""Benchmarks: each measured operation next to a floor measured in the same run.
+
+    make bench            (or: .venv/bin/python -m bench.run --n 300)
+
+Floors: a raw HMAC-SHA256 for link signing/verifying, a raw boto3 ``put_item`` for a
+recorded decision, a bare Jinja2 render for the page. Timings are medians in ms on
+DynamoDB Local started for the run; the ratio column is the cost over the floor.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import os
+import statistics
+import time
+import uuid
+from typing import Callable
+
+from jinja2 import Template
+
+from chalicelib import consent, links, schema, views
+from chalicelib.consent import PurposeState, RequestContext
+from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.settings import get_settings
+from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+
+
+def median_ms(func: Callable[[int], object], n: int) -> float:
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        func(i)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=300, help="iterations per measurement")
+    n = parser.parse_args().n
+    with DynamoDBLocal() as dynamodb:
+        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
+                           "CONSENT_TABLE": f"bench-{uuid.uuid4().hex[:8]}",
+                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48})
+        settings, client = get_settings(), dynamodb_client()
+        schema.create_table(client, settings.consent_table)
+        ledger, catalogue = get_ledger(), get_catalogue()
+        key = settings.link_secret_keys[-1].encode()
+        token, _ = links.mint(settings, "confirm", "ab" * 32, ["newsletter", "events"])
+        issued = [consent.issue_link(ledger, settings, catalogue, f"p{i}@example.eu",
+                                     ["newsletter"], channel="bench") for i in range(n)]
+        records = [consent.open_link(ledger, settings, "confirm", link.token) for link in issued]
+        shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
+        ctx = RequestContext("127.0.0.1", "bench", "en")
+        page_states = [PurposeState(p, None, None) for p in ("newsletter", "promotions", "events")]
+        page_template = Template("<p>{{ x }}</p>" * 50)
+        rows = [
+            ("raw HMAC-SHA256 (floor)", median_ms(
+                lambda i: hmac.new(key, f"payload{i}".encode(), hashlib.sha256).digest(), n)),
+            ("links.mint", median_ms(
+                lambda i: links.mint(settings, "confirm", "ab" * 32, ["newsletter"]), n)),
+            ("links.verify", median_ms(lambda i: links.verify(settings, "confirm", token), n)),
+            ("raw boto3 put_item (floor)", median_ms(lambda i: client.put_item(
+                TableName=settings.consent_table,
+                Item={"pk": {"S": f"BENCH#{i}"}, "sk": {"S": "X"}}), n)),
+            ("consent.issue_link (event+link+profile)", median_ms(
+                lambda i: consent.issue_link(ledger, settings, catalogue, f"q{i}@example.eu",
+                                             ["newsletter"], channel="bench"), n)),
+            ("consent.decide (1 purpose)", median_ms(
+                lambda i: consent.decide(ledger, catalogue, records[i][0], records[i][1],
+                                         {"newsletter": "accept"}, "en", shown, ctx), n)),
+            ("bare Jinja2 render (floor)", median_ms(lambda i: page_template.render(x=i), n)),
+            ("confirm page render (3 purposes, fr)", median_ms(lambda i: views.confirm_page(
+                settings, catalogue, "fr", "token", "link-id", page_states), n)),
+        ]
+    floors = {"links": rows[0][1], "consent": rows[3][1], "page": rows[6][1]}
+    print(f"{'operation':<42} {'median ms':>10} {'x floor':>8}")
+    for name, value in rows:
+        floor = floors["links"] if name.startswith("links") else (
+            floors["consent"] if name.startswith("consent") else floors["page"])
+        ratio = "" if "floor" in name else f"{value / floor:8.1f}"
+        print(f"{name:<42} {value:>10.3f} {ratio:>8}")
+
+
+if __name__ == "__main__":
+    main()

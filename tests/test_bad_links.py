@@ -1,0 +1,118 @@
+"""Links that cannot be used: a clear page, a 4xx status, and nothing written.
+
+Each case is tried with GET and with a well-formed POST (a valid form from another,
+good link), and the whole table is compared before and after.
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import itsdangerous.timed
+import pytest
+
+from chalicelib import links
+from chalicelib.settings import get_settings
+from tests.conftest import KEY_NEW, KEY_OLD, form_fields
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def _post_with_good_fields(client, good_token: str, bad_token: str):
+    fields = form_fields(client.http.get(f"/c/{good_token}").body.decode())
+    fields["decision.newsletter"] = "accept"
+    return client.http.post(f"/c/{bad_token}", headers=FORM, body=urlencode(fields))
+
+
+def _assert_refused(client, table_items, good_token: str, bad_token: str, status: int,
+                    phrase: str) -> None:
+    before = table_items()
+    page = client.http.get(f"/c/{bad_token}")
+    html = page.body.decode()
+    assert page.status_code == status
+    assert phrase in html
+    assert "Get a new link" in html and "privacy@example-outdoor.eu" in html
+    assert 'type="radio"' not in html
+    assert page.headers["Cache-Control"] == "no-store"
+    posted = _post_with_good_fields(client, good_token, bad_token)
+    assert posted.status_code == status
+    assert phrase in posted.body.decode()
+    assert table_items() == before
+
+
+def test_tampered_link(client, mint, table_items):
+    good = mint().token
+    payload, timestamp, signature = good.split(".")[-3:]
+    prefix = "." if good.startswith(".") else ""
+    other = mint("mallory@example.eu").token
+    forged = prefix + other.split(".")[-3] + "." + timestamp + "." + signature
+    _assert_refused(client, table_items, good, forged, 400, "This link is not valid")
+
+
+def test_truncated_link(client, mint, table_items):
+    good = mint().token
+    _assert_refused(client, table_items, good, good[:-12], 400, "This link is incomplete")
+    _assert_refused(client, table_items, good, good[: len(good) // 2], 400,
+                    "This link is incomplete")
+
+
+def test_expired_link(client, mint, table_items, monkeypatch):
+    good = mint().token
+    real = itsdangerous.timed.TimestampSigner.get_timestamp
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp",
+                        lambda self: int(time.time()) - 31 * 86400)
+    old = mint("old@example.eu").token
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", real)
+    _assert_refused(client, table_items, good, old, 410, "This link has expired")
+
+
+def test_configured_lifetime_is_honoured(client, mint, table_items, monkeypatch):
+    monkeypatch.setenv("LINK_MAX_AGE_CONFIRM", "1h")
+    real = itsdangerous.timed.TimestampSigner.get_timestamp
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp",
+                        lambda self: int(time.time()) - 7200)
+    old = mint("two-hours@example.eu").token
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", real)
+    _assert_refused(client, table_items, mint().token, old, 410, "This link has expired")
+
+
+def test_wrong_kind_link(client, mint, table_items):
+    issued = mint()
+    withdraw_token, _ = links.mint(get_settings(), "withdraw", issued.subject, ["newsletter"],
+                                   link_id=issued.link_id)
+    _assert_refused(client, table_items, issued.token, withdraw_token, 400,
+                    "This link is meant for another page")
+
+
+def test_link_signed_with_a_retired_key(client, mint, table_items, monkeypatch):
+    monkeypatch.setenv("LINK_SECRET_KEYS", f"{KEY_OLD},{KEY_NEW}")
+    monkeypatch.setenv("LINK_SECRET_KEYS", KEY_OLD)
+    old = mint("rotated@example.eu").token
+    monkeypatch.setenv("LINK_SECRET_KEYS", f"{KEY_OLD},{KEY_NEW}")
+    assert client.http.get(f"/c/{old}").status_code == 200  # older key still listed: valid
+    monkeypatch.setenv("LINK_SECRET_KEYS", KEY_NEW)
+    _assert_refused(client, table_items, mint().token, old, 400, "This link is not valid")
+
+
+def test_signed_link_without_issuance_record(client, mint, table_items):
+    """A token we signed but never recorded (or whose record was revoked) is refused."""
+    issued = mint()
+    unrecorded, _ = links.mint(get_settings(), "confirm", issued.subject, ["newsletter"])
+    _assert_refused(client, table_items, issued.token, unrecorded, 410,
+                    "This link is no longer valid")
+
+
+@pytest.mark.parametrize("garbage", ["x", "....", "%00", "a" * 3000, "é.é.é",
+                                     ".eJwAAAA.AAAA.AAAA"])
+def test_garbage_tokens(client, mint, table_items, garbage):
+    before = table_items()
+    response = client.http.get(f"/c/{garbage}")
+    assert 400 <= response.status_code < 500
+    assert "Get a new link" in response.body.decode()
+    assert table_items() == before
+
+
+def test_link_error_page_in_french(client, mint):
+    good = mint().token
+    page = client.http.get(f"/c/{good[:-10]}?lang=fr").body.decode()
+    assert "Ce lien est incomplet" in page and "Obtenir un nouveau lien" in page

@@ -1,0 +1,51 @@
+"""`make run`'s stack starts, serves the demo link it prints, and stops cleanly."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import urllib3
+
+from devstack.dynamodb_local import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_local_stack_prints_a_working_demo_link(tmp_path):
+    port, ddb_port = free_port(), free_port()
+    env = {**os.environ, "OPTINPROOF_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    for name in ("CONSENT_TABLE", "DYNAMODB_ENDPOINT", "LINK_SECRET_KEYS", "SUBJECT_PEPPER"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.run", "--port", str(port), "--dynamodb-port", str(ddb_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = ""
+    try:
+        deadline = time.monotonic() + 90
+        while "Stop everything" not in output and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+            output += line
+        assert "OptinProof local stack is up." in output, output
+        demo = re.search(rf"http://127\.0\.0\.1:{port}/c/\S+", output).group(0)
+        page = urllib3.request("GET", demo, timeout=10)
+        assert page.status == 200 and "Save my choices" in page.data.decode()
+        assert (tmp_path / "dev.env").stat().st_mode & 0o077 == 0
+        assert "LINK_SECRET_KEYS" in (tmp_path / "dev.env").read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    time.sleep(0.5)
+    for probe in (port, ddb_port):
+        try:
+            urllib3.request("GET", f"http://127.0.0.1:{probe}/", timeout=1, retries=False)
+            raise AssertionError(f"port {probe} still answers after Ctrl-C")
+        except urllib3.exceptions.HTTPError:
+            pass
