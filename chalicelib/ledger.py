@@ -134,21 +134,38 @@ class Ledger:
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
         }
+        return self._paged("query", kwargs)
+
+    def _paged(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a query or scan, following ``LastEvaluatedKey``."""
         while True:
-            page = self._call("query", **kwargs)
+            page = self._call(operation, **kwargs)
             for item in page.get("Items", []):
                 yield from_item(item)
             if "LastEvaluatedKey" not in page:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def snapshot(self, subject: str) -> Snapshot:
+        """Chain head, profile and purpose states, in two consistent reads.
+
+        ``PROFILE`` and ``PURPOSE#...`` sort after ``EVENT#...``, so one range query
+        from "P" fetches them without touching the (many) events.
+        """
         pk = subject_pk(subject)
         chain = self.get(pk, "CHAIN") or {}
-        states = {item["purpose"]: item for item in self.query(pk, "PURPOSE#")}
+        profile, states = None, {}
+        for item in self._paged("query", {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND sk >= :from",
+            "ExpressionAttributeValues": to_item({":pk": pk, ":from": "P"}),
+        }):
+            if item["sk"] == "PROFILE":
+                profile = item
+            elif item["sk"].startswith("PURPOSE#"):
+                states[item["purpose"]] = item
         return Snapshot(subject, int(chain.get("seq", 0)),
-                        chain.get("head_hash", proof.GENESIS_HASH), states,
-                        self.get(pk, "PROFILE"))
+                        chain.get("head_hash", proof.GENESIS_HASH), states, profile)
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""
@@ -166,13 +183,7 @@ class Ledger:
             "TableName": self.table, "FilterExpression": "sk = :sk",
             "ExpressionAttributeValues": to_item({":sk": "CHAIN"}),
         }
-        while True:
-            page = self._call("scan", **kwargs)
-            for item in page.get("Items", []):
-                yield from_item(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._paged("scan", kwargs)
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
         """Keep the exact wording of a text version, for evidence. Idempotent.
