@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from typing import Any, Callable
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
-from chalicelib import antiforgery, consent, formdata, views
+from chalicelib import antiforgery, consent, formdata, sync, views
 from chalicelib.errors import CrossSite, OptinProofError
 from chalicelib.i18n import negotiate
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
-from chalicelib.resources import get_catalogue, get_ledger
+from chalicelib.resources import get_catalogue, get_ledger, get_pusher
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="optinproof")
@@ -118,3 +119,31 @@ def health() -> Response:
                         headers={"Content-Type": "application/json"})
     return Response(json.dumps({"status": "ok", "purposes": sorted(catalogue.purposes)}),
                     headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
+# -- Act! sync: the stream is the fast path, the sweep the safety net -------------------
+
+# Chalice needs the stream ARN when it packages the app, so this one value is read at
+# import time; `chalice deploy` takes it from the stage's environment variables.
+CONSENT_STREAM_ARN = os.environ.get(
+    "CONSENT_TABLE_STREAM_ARN",
+    "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset")
+
+
+@app.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
+def sync_on_stream(event: Any) -> dict[str, Any]:
+    """Push each decision the table just marked pending."""
+    report = sync.drain(get_pusher(), sync.stream_keys(record.new_image for record in event))
+    log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
+        skipped=report.skipped)
+    return {"synced": report.synced, "failed": report.failed}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sync_sweep(event: Any) -> dict[str, Any]:
+    """Push every sync that is due: missed stream records, and retries after backoff."""
+    pusher = get_pusher()
+    report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
+    log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
+        skipped=report.skipped)
+    return {"synced": report.synced, "failed": report.failed}

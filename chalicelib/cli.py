@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, Callable, Sequence
 
-from chalicelib import consent, proof, schema
+from chalicelib import actfields, consent, proof, schema, sync
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.resources import (
+    dynamodb_client, get_act_client, get_catalogue, get_ledger, get_pusher,
+)
 from chalicelib.purposes import load_catalogue
 from chalicelib.settings import catalogue_path, get_settings
 from chalicelib.subjects import normalise_email, subject_key
@@ -123,6 +126,69 @@ def cmd_purposes_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_act_check(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    client = get_act_client(settings)
+    info = client.system()
+    client.authorize()
+    print(f"Act! {settings.act.api_url} (API {info.get('apiVersion', '?')}), database "
+          f"{settings.act.database!r}: signed in as {settings.act.username!r}")
+    results = actfields.check(client.contact_fields(),
+                              actfields.wanted_fields(get_catalogue(settings)))
+    for result in results:
+        mark = "ok     " if result.ok else "PROBLEM"
+        detail = f"key {result.key}, {result.act_type}" if result.ok else result.problem
+        print(f"  {mark} {result.wanted.purpose:<14} {result.wanted.role:<12} "
+              f"{result.wanted.display_name!r}: {detail}")
+    bad = sum(1 for r in results if not r.ok)
+    print(f"{len(results)} field(s) mapped, {bad} problem(s)")
+    return 1 if bad else 0
+
+
+def cmd_act_setup(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    lines = actfields.setup(get_act_client(settings), get_catalogue(settings))
+    for line in lines:
+        print(line)
+    return 1 if any(line.startswith("CONFLICT") for line in lines) else 0
+
+
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    rows = sync.status_rows(get_ledger())
+    if args.json:
+        _print(rows, True)
+        return 0
+    if not rows:
+        print("nothing pending: every decision is in Act!")
+        return 0
+    for row in rows:
+        print(f"{row['sync_status']:<15} {row['subject'][:12]}… {row['purpose']:<14} "
+              f"{row['state']:<10} decided {row['decided_at']}  attempts {row['attempts']}  "
+              f"next {row['due']}  {row['error'] if row['error'] != '-' else ''}")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["sync_status"]] = counts.get(row["sync_status"], 0) + 1
+    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_sync_drain(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    pusher = get_pusher(settings)
+    rounds = 0
+    while True:
+        keys = sync.all_keys(pusher.ledger) if args.all else sync.due_keys(pusher.ledger)
+        report = sync.drain(pusher, keys, limit=args.limit)
+        rounds += 1
+        print(f"synced {report.synced}, failed {report.failed}, held {report.held}, "
+              f"skipped {report.skipped}")
+        for error in report.errors[:10]:
+            print(f"  {error}")
+        if not args.interval:
+            return 1 if report.failed else 0
+        time.sleep(args.interval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli",
@@ -184,6 +250,38 @@ def build_parser() -> argparse.ArgumentParser:
                     "would, and print the purposes with their versions.")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=cmd_purposes_check)
+    act = groups.add_parser("act", help="check or prepare the Act! connection and fields")
+    act_cmds = act.add_subparsers(dest="command", required=True, metavar="ACTION")
+    act_check = act_cmds.add_parser(
+        "check", help="sign in to Act! and check every mapped contact field",
+        description="Sign in with ACT_USERNAME/ACT_PASSWORD to ACT_DATABASE, read the contact "
+                    "field metadata and report, for each field the catalogue maps, whether it "
+                    "exists with a suitable type. Exit 1 if any does not.")
+    act_check.set_defaults(func=cmd_act_check)
+    act_setup = act_cmds.add_parser(
+        "setup", help="create the missing consent fields in Act! (needs 'Define Fields')",
+        description="Create every mapped contact field that Act! lacks, with a suitable type. "
+                    "Existing fields are never changed; a field of the wrong type is reported.")
+    act_setup.set_defaults(func=cmd_act_setup)
+
+    sync_group = groups.add_parser("sync", help="see and push decisions waiting for Act!")
+    sync_cmds = sync_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    status = sync_cmds.add_parser(
+        "status", help="list pending, failed and held syncs with their last error",
+        description="List the decisions not yet in Act!: pending (will be retried), failed "
+                    "(retried slowly; look at the error), no_contact / contact_deleted / "
+                    "no_address (need a person).")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_sync_status)
+    drain = sync_cmds.add_parser(
+        "drain", help="push pending decisions to Act! now",
+        description="Push the decisions whose sync is due (with --all: every pending or failed "
+                    "one, due or not). Exit 1 if any failed. With --interval, repeat forever "
+                    "(the local stand-in for the scheduled sweep).")
+    drain.add_argument("--all", action="store_true", help="also those waiting for their backoff")
+    drain.add_argument("--limit", type=int, help="at most this many per round")
+    drain.add_argument("--interval", type=float, help="repeat every N seconds until stopped")
+    drain.set_defaults(func=cmd_sync_drain)
     return parser
 
 
@@ -195,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptinProofError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from chalicelib.logs import log
 
 SYNC_SHARDS = 4
 PENDING_SYNC_INDEX = "pending-sync"
+#: Index partition of syncs that need a person (no Act! contact, contact deleted):
+#: visible to ``sync status``, never swept.
+SYNC_HOLD = "SYNC#HOLD"
 _MAX_ATTEMPTS = 40
 _SERIALIZER = TypeSerializer()
 _STORED_TEXTS: set[tuple[str, str]] = set()
@@ -184,6 +187,64 @@ class Ledger:
             "ExpressionAttributeValues": to_item({":sk": "CHAIN"}),
         }
         return self._paged("scan", kwargs)
+
+    def sync_keys(self, shards: list[str], due_before: str | None = None) -> Iterator[tuple[str, str]]:
+        """``(pk, sk)`` of purpose states in the pending-sync index, oldest due first."""
+        for shard in shards:
+            condition, values = "sync_shard = :shard", {":shard": shard}
+            if due_before:
+                condition += " AND sync_due <= :due"
+                values[":due"] = due_before
+            for item in self._paged("query", {
+                "TableName": self.table, "IndexName": PENDING_SYNC_INDEX,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": to_item(values),
+            }):
+                yield item["pk"], item["sk"]
+
+    def update_state(self, pk: str, sk: str, event_id: str, set_fields: dict[str, Any],
+                     remove: tuple[str, ...] = (), extra_condition: str = "",
+                     extra_values: dict[str, Any] | None = None) -> bool:
+        """Update sync bookkeeping of a purpose state, only if its decision is still ``event_id``.
+
+        False when a newer decision replaced it (or ``extra_condition`` failed): the newer
+        decision carries its own pending sync, so the caller just moves on.
+        """
+        names = {f"#s{i}": name for i, name in enumerate(set_fields)}
+        names.update({f"#r{i}": name for i, name in enumerate(remove)})
+        values = {f":s{i}": value for i, value in enumerate(set_fields.values())}
+        values[":event"] = event_id
+        values.update(extra_values or {})
+        expression = "SET " + ", ".join(f"#s{i} = :s{i}" for i in range(len(set_fields)))
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        condition = "event_id = :event" + (f" AND ({extra_condition})" if extra_condition else "")
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+                UpdateExpression=expression, ConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"DynamoDB update failed ({exc.response['Error'].get('Code')}).") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+
+    def set_profile_fields(self, subject: str, fields: dict[str, Any]) -> None:
+        """Cache facts on an existing profile (e.g. Act! contact ids); no-op if erased."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=to_item({"pk": subject_pk(subject), "sk": "PROFILE"}),
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreUnavailable("DynamoDB update failed.") from exc
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
         """Keep the exact wording of a text version, for evidence. Idempotent.

@@ -7,11 +7,43 @@ production builds each once per container.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.ledger import Ledger
 from chalicelib.purposes import Catalogue, load_catalogue
 from chalicelib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from chalicelib.act import ActClient
+    from chalicelib.sync import Pusher
+
+
+def get_act_client(settings: Settings | None = None) -> "ActClient":
+    """The Act! client; ConfigError when ACT_API_URL is not set."""
+    from chalicelib.act import ActClient
+    from chalicelib.errors import ConfigError
+
+    settings = settings or get_settings()
+    if settings.act is None:
+        raise ConfigError("Act! is not configured: set ACT_API_URL, ACT_DATABASE, ACT_USERNAME "
+                          "and ACT_PASSWORD.")
+    return ActClient(settings.act)
+
+
+_PUSHERS: dict[tuple[Any, ...], Any] = {}
+
+
+def get_pusher(settings: Settings | None = None) -> "Pusher":
+    """The sync pusher, reused (with its field map and history type) by a warm Lambda."""
+    from chalicelib.sync import Pusher
+
+    settings = settings or get_settings()
+    catalogue = get_catalogue(settings)
+    key = (id(settings), id(catalogue))
+    if key not in _PUSHERS:
+        _PUSHERS.clear()
+        _PUSHERS[key] = Pusher(get_ledger(settings), get_act_client(settings), catalogue, settings)
+    return _PUSHERS[key]
 
 
 @lru_cache(maxsize=8)

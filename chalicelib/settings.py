@@ -34,10 +34,33 @@ _ENV_NAMES = (
     "CONSENT_TABLE", "DYNAMODB_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
     "LINK_SECRET_KEYS", "SUBJECT_PEPPER", "PUBLIC_BASE_URL", "CONSENT_CATALOGUE",
     "FORM_TOKEN_MAX_AGE", "DYNAMODB_TIMEOUT",
+    "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEOUT",
+    "ACT_CREATE_CONTACTS", "ACT_HISTORY_TYPE", "ACT_STATUS_VALUES", "ACT_AEM_OPT_OUT",
+    "ACT_AEM_CLEAR_ON_ACCEPT", "ACT_MAX_RETRIES", "SYNC_MAX_ATTEMPTS",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
 _MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class ActSettings:
+    """How to reach Act! and what to write there. See the README's Act! section."""
+
+    api_url: str
+    database: str
+    username: str
+    password: str = field(repr=False)
+    timeout: float = 10.0
+    max_retries: int = 4
+    create_contacts: bool = False
+    history_type: str = "General"
+    status_values: dict[str, str] = field(default_factory=lambda: dict(_STATUS_DEFAULTS))
+    aem_opt_out: bool = True
+    aem_clear_on_accept: bool = False
+
+
+_STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,8 @@ class Settings:
     link_max_age: dict[str, int] = field(default_factory=dict)
     form_token_max_age: int = 86400
     dynamodb_timeout: float = 5.0
+    act: ActSettings | None = None
+    sync_max_attempts: int = 8
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -96,6 +121,63 @@ def catalogue_path(env: dict[str, str] | None = None) -> Path:
     return Path(value) if value else PACKAGE_ROOT / "catalogue.toml"
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r}: write true or false.")
+
+
+def _number(env: dict[str, str], name: str, default: float, kind: type = float) -> float:
+    value = env.get(name, "").strip()
+    try:
+        number = kind(value) if value else default
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} is not a number.") from exc
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive.")
+    return number
+
+
+def _status_values(env: dict[str, str]) -> dict[str, str]:
+    raw = env.get("ACT_STATUS_VALUES", "").strip()
+    if not raw:
+        return dict(_STATUS_DEFAULTS)
+    parts = [part.strip() for part in raw.split(",")]
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError("ACT_STATUS_VALUES needs three comma-separated words, for accepted, "
+                          "refused and withdrawn (e.g. Accepted,Refused,Withdrawn).")
+    return dict(zip(("accepted", "refused", "withdrawn"), parts))
+
+
+def act_settings(env: dict[str, str]) -> ActSettings | None:
+    """The Act! connection, or None when ``ACT_API_URL`` is unset (sync stays pending)."""
+    url = env.get("ACT_API_URL", "").strip().rstrip("/")
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"ACT_API_URL={url!r} must start with https:// (e.g. "
+                          "https://server/act.web.api)")
+    missing = [name for name in ("ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD")
+               if not env.get(name, "").strip()]
+    if missing:
+        raise ConfigError(f"ACT_API_URL is set but {', '.join(missing)} is not.")
+    return ActSettings(
+        api_url=url, database=env["ACT_DATABASE"].strip(), username=env["ACT_USERNAME"].strip(),
+        password=env["ACT_PASSWORD"], timeout=_number(env, "ACT_TIMEOUT", 10.0),
+        max_retries=int(_number(env, "ACT_MAX_RETRIES", 4, int)),
+        create_contacts=_flag(env, "ACT_CREATE_CONTACTS", False),
+        history_type=env.get("ACT_HISTORY_TYPE", "").strip() or "General",
+        status_values=_status_values(env),
+        aem_opt_out=_flag(env, "ACT_AEM_OPT_OUT", True),
+        aem_clear_on_accept=_flag(env, "ACT_AEM_CLEAR_ON_ACCEPT", False),
+    )
+
+
 def load_settings(env: dict[str, str]) -> Settings:
     """Build and validate settings from a mapping of environment variables."""
     pepper = _required_secret(env, "SUBJECT_PEPPER")
@@ -120,7 +202,9 @@ def load_settings(env: dict[str, str]) -> Settings:
         form_token_max_age=parse_duration(
             env.get("FORM_TOKEN_MAX_AGE", "24h"), "FORM_TOKEN_MAX_AGE"
         ),
-        dynamodb_timeout=float(env.get("DYNAMODB_TIMEOUT", "5")),
+        dynamodb_timeout=_number(env, "DYNAMODB_TIMEOUT", 5.0),
+        act=act_settings(env),
+        sync_max_attempts=int(_number(env, "SYNC_MAX_ATTEMPTS", 8, int)),
     )
 
 

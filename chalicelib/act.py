@@ -1,0 +1,292 @@
+"""The Act! Web API client (act.web.api), as Act!'s Swagger and NOTES.md describe it.
+
+What Act! does not give us, the client makes up for:
+- no published token lifetime: the JWT is cached per container, refreshed after
+  ``_TOKEN_REFRESH`` seconds, and re-authorised once on any 401;
+- no documented rate limit or 429: 429, 503 and 5xx are retried with jittered
+  backoff honouring ``Retry-After`` or ``X-RateLimit-Reset``, and calls slow down
+  when ``X-RateLimit-Remaining`` runs low;
+- no idempotency key: a POST is never retried after it may have reached Act! (a
+  timeout or a 5xx); the caller searches for its marker before posting again;
+- two collection shapes (bare array or ``{"value": [...], "Count": n}``): both read.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
+from urllib.parse import quote, urlencode
+
+import urllib3
+
+from chalicelib.errors import OptinProofError
+from chalicelib.logs import log
+from chalicelib.settings import ActSettings
+
+_TOKEN_REFRESH = 30 * 60  # Act! publishes no lifetime; one install saw 65 minutes
+_RETRYABLE = {429, 500, 502, 503, 504}
+_MAX_WAIT = 30.0
+_LOW_REMAINING = 3
+_POOL = urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
+_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
+_TOKENS_LOCK = threading.Lock()
+
+
+class ActError(OptinProofError):
+    """An Act! call failed; the message says what to check."""
+
+
+class ActAuthError(ActError):
+    """Act! refused the sign-in (user, password and database cannot be told apart)."""
+
+
+class ActNotFound(ActError):
+    """The record does not exist, or is private to another user (Act! answers 404 for both)."""
+
+
+class ActBadRequest(ActError):
+    """Act! rejected the request body or query (400)."""
+
+
+class ActUnavailable(ActError):
+    """Act! did not answer usefully after the retries; ``ambiguous`` if a write may have landed."""
+
+    def __init__(self, message: str, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes, inner quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def collection(payload: Any) -> list[dict[str, Any]]:
+    """Items of a collection answer, bare array or ``{"value": [...]}`` envelope."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("value"), list):
+        return payload["value"]
+    raise ActError(f"Act! answered a collection with an unexpected shape ({type(payload).__name__}).")
+
+
+def _error_message(response: urllib3.BaseHTTPResponse) -> str:
+    try:
+        body = json.loads(response.data or b"{}")
+    except ValueError:
+        return (response.data or b"")[:200].decode("utf-8", "replace")
+    if isinstance(body, dict):
+        return str(body.get("exceptionMessage") or body.get("message") or body)[:300]
+    return str(body)[:300]
+
+
+def _reset_delay(headers: Any, now: float) -> float | None:
+    """Seconds to wait from ``Retry-After`` or ``X-RateLimit-Reset`` (epoch, delta or HTTP date)."""
+    for name in ("Retry-After", "X-RateLimit-Reset"):
+        value = headers.get(name)
+        if not value:
+            continue
+        value = value.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError):
+                continue
+        return max(0.0, number - now) if number > 10**9 else max(0.0, number)
+    return None
+
+
+@dataclass
+class ActClient:
+    """One Act! database, reached as one integration user."""
+
+    config: ActSettings
+    sleep: Callable[[float], None] = time.sleep
+    http: urllib3.PoolManager = _POOL
+
+    @property
+    def _token_key(self) -> tuple[str, str, str]:
+        return (self.config.api_url, self.config.database, self.config.username)
+
+    # -- authentication ------------------------------------------------------------
+
+    def authorize(self, refresh_from: str | None = None) -> str:
+        """Get a JWT: Basic credentials, or a refresh from a still-valid Bearer token."""
+        if refresh_from:
+            auth = f"Bearer {refresh_from}"
+        else:
+            pair = f"{self.config.username}:{self.config.password}".encode("utf-8")
+            auth = "Basic " + base64.b64encode(pair).decode("ascii")
+        response = self._send("GET", "/authorize", {"Authorization": auth,
+                                                    "Act-Database-Name": self.config.database})
+        if response.status == 401:
+            if refresh_from:
+                return self.authorize()
+            raise ActAuthError(
+                "Act! refused the sign-in. Check ACT_USERNAME (the user's name as shown in "
+                "Act!'s Manage Users, e.g. 'John Hollo'), ACT_PASSWORD and ACT_DATABASE "
+                f"({self.config.database!r}); Act! does not say which one is wrong.")
+        if response.status != 200:
+            raise ActUnavailable(f"Act! sign-in answered HTTP {response.status}: "
+                                 f"{_error_message(response)}")
+        token = response.data.decode("utf-8").strip().strip('"')
+        if token.count(".") != 2:
+            raise ActError("Act! sign-in did not return a token; is ACT_API_URL the API "
+                           "address (ending in /act.web.api)?")
+        with _TOKENS_LOCK:
+            _TOKENS[self._token_key] = (token, time.monotonic())
+        return token
+
+    def _token(self) -> str:
+        with _TOKENS_LOCK:
+            cached = _TOKENS.get(self._token_key)
+        if cached and time.monotonic() - cached[1] < _TOKEN_REFRESH:
+            return cached[0]
+        return self.authorize(refresh_from=cached[0] if cached else None)
+
+    def _forget_token(self, token: str) -> None:
+        with _TOKENS_LOCK:
+            if _TOKENS.get(self._token_key, ("",))[0] == token:
+                del _TOKENS[self._token_key]
+
+    # -- transport -----------------------------------------------------------------
+
+    def _send(self, method: str, path: str, headers: dict[str, str],
+              body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+        try:
+            return self.http.request(
+                method, self.config.api_url + path, body=body, headers=headers,
+                timeout=urllib3.Timeout(connect=min(5.0, self.config.timeout),
+                                        read=self.config.timeout),
+                retries=False, redirect=False)
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise ActUnavailable(f"cannot reach Act! at {self.config.api_url} (connect timeout)") from exc
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise ActUnavailable(f"cannot reach Act! at {self.config.api_url}: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ActUnavailable(f"Act! did not answer in {self.config.timeout:g}s ({type(exc).__name__})",
+                                 ambiguous=method != "GET") from exc
+
+    def request(self, method: str, path: str, params: dict[str, Any] | list | None = None,
+                body: Any = None) -> Any:
+        """Call ``/api/...``; JSON in and out; retries only what is safe to retry."""
+        query = ("?" + urlencode(params, doseq=True, quote_via=quote)) if params else ""
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        safe_to_repeat = method in ("GET", "PUT", "PATCH", "DELETE")
+        reauthorised = False
+        for attempt in range(self.config.max_retries + 1):
+            token = self._token()
+            headers = {"Authorization": f"Bearer {token}", "Act-Database-Name": self.config.database,
+                       "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                response = self._send(method, path + query, headers, data)
+            except ActUnavailable as exc:
+                if (exc.ambiguous and not safe_to_repeat) or attempt == self.config.max_retries:
+                    raise
+                self._backoff(attempt, None)
+                continue
+            if response.status == 401 and not reauthorised:
+                self._forget_token(token)
+                reauthorised = True
+                continue
+            if response.status in _RETRYABLE and attempt < self.config.max_retries and (
+                    safe_to_repeat or response.status == 429):
+                self._backoff(attempt, response)
+                continue
+            self._pace(response)
+            return self._result(method, path, response)
+        raise ActUnavailable(f"Act! {method} {path} kept failing after "
+                             f"{self.config.max_retries + 1} attempts")
+
+    def _backoff(self, attempt: int, response: urllib3.BaseHTTPResponse | None) -> None:
+        told = _reset_delay(response.headers, time.time()) if response is not None else None
+        delay = told if told is not None else random.uniform(0, min(_MAX_WAIT, 0.2 * 2 ** attempt))
+        log("act_retry", attempt=attempt + 1, status=getattr(response, "status", None),
+            wait=round(min(delay, _MAX_WAIT), 3))
+        self.sleep(min(delay, _MAX_WAIT))
+
+    def _pace(self, response: urllib3.BaseHTTPResponse) -> None:
+        """Slow down before Act! has to say 429."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= _LOW_REMAINING:
+            delay = _reset_delay(response.headers, time.time())
+            if delay:
+                self.sleep(min(delay / (int(remaining) + 1), _MAX_WAIT))
+
+    def _result(self, method: str, path: str, response: urllib3.BaseHTTPResponse) -> Any:
+        status = response.status
+        if status in (200, 201):
+            try:
+                return json.loads(response.data) if response.data else None
+            except ValueError as exc:
+                raise ActError(f"Act! {method} {path} answered something that is not JSON") from exc
+        if status == 204:
+            return None
+        message = _error_message(response)
+        if status == 404:
+            raise ActNotFound(f"Act! {method} {path}: not found ({message or 'no detail'})")
+        if status == 400:
+            raise ActBadRequest(f"Act! rejected {method} {path}: {message}")
+        if status == 401:
+            raise ActAuthError("Act! refused the token twice; check the integration user's "
+                               "'Web API Access' permission.")
+        if status == 403:
+            raise ActAuthError(f"Act! forbids {method} {path} (403: {message}); the user may lack "
+                               "'Web API Access', or the server's IP allow-list blocks us.")
+        raise ActUnavailable(f"Act! {method} {path} answered HTTP {status}: {message}",
+                             ambiguous=method == "POST" and status >= 500)
+
+    # -- the calls OptinProof makes --------------------------------------------------
+
+    def system(self) -> dict[str, Any]:
+        """``GET /api/system`` (anonymous): API version and culture; the health probe."""
+        response = self._send("GET", "/api/system", {"Accept": "application/json"})
+        if response.status != 200:
+            raise ActUnavailable(f"Act! /api/system answered HTTP {response.status}; is "
+                                 f"ACT_API_URL ({self.config.api_url}) right?")
+        return json.loads(response.data)
+
+    def contact_fields(self) -> list[dict[str, Any]]:
+        return collection(self.request("GET", "/api/metadata/contact/fields"))
+
+    def create_contact_field(self, name: str, field_type: str, length: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "type": field_type, "isAllowBlank": True}
+        if length:
+            body["length"] = length
+        return self.request("POST", "/api/metadata/contact/fields", body=body)
+
+    def contacts_by_email(self, email: str) -> list[dict[str, Any]]:
+        """Contacts whose primary address is ``email`` (compared case-insensitively)."""
+        found = collection(self.request("GET", "/api/contacts", params={
+            "$filter": f"emailAddress eq {odata_string(email)}", "$top": "50"}))
+        wanted = email.casefold()
+        return [c for c in found if str(c.get("emailAddress") or "").casefold() == wanted]
+
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/contacts/{quote(contact_id, safe='')}")
+
+    def create_contact(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/contacts", body=body)
+
+    def patch_contact(self, contact_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/api/contacts/{quote(contact_id, safe='')}", body=body)
+
+    def history_types(self) -> list[dict[str, Any]]:
+        return collection(self.request("GET", "/api/history-types"))
+
+    def contact_history(self, contact_id: str, containing: str) -> list[dict[str, Any]]:
+        return collection(self.request(
+            "GET", f"/api/contacts/{quote(contact_id, safe='')}/history",
+            params={"$filter": f"contains(details,{odata_string(containing)})", "$top": "10"}))
+
+    def post_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/History", body=body)

@@ -1,0 +1,134 @@
+"""Which Act! contact fields each purpose is written to, and checking they exist.
+
+Marketing names fields by their Act! display name in the catalogue (``[purposes.act]``).
+Act! keys ``customFields`` by the lower-cased column name, which differs from the
+display name (``CUST_ConsentNewsletter_041512345``), so names are always resolved
+through the metadata API, never guessed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.act import ActClient
+from chalicelib.errors import ConfigError
+from chalicelib.purposes import Catalogue
+
+TEXT_TYPES = ("Character", "InitialCaps", "Uppercase", "Lowercase")
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a field holds, which Act! types can hold it, and what ``act setup`` creates."""
+
+    name: str
+    accepted_types: tuple[str, ...]
+    create_type: str
+    length: int | None
+    required: bool
+
+
+ROLES = {
+    "status_field": Role("status", TEXT_TYPES, "Character", 20, True),
+    "date_field": Role("date", ("DateTime", "Date"), "DateTime", None, True),
+    "utc_field": Role("exact UTC time", TEXT_TYPES, "Character", 30, False),
+    "proof_field": Role("proof event", TEXT_TYPES + ("Memo", "Url"), "Character", 64, False),
+}
+
+
+@dataclass(frozen=True)
+class WantedField:
+    purpose: str
+    role: str  # key of ROLES
+    display_name: str
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """One line of ``act check``: a mapped field and whether Act! has it, suitably typed."""
+
+    wanted: WantedField
+    ok: bool
+    problem: str
+    key: str | None
+    act_type: str | None
+
+
+def wanted_fields(catalogue: Catalogue) -> list[WantedField]:
+    """Every field the catalogue maps, in catalogue order; a mapping without status is refused."""
+    wanted = []
+    for purpose in catalogue.purposes.values():
+        mapping = purpose.act or {}
+        unknown = set(mapping) - set(ROLES)
+        if unknown:
+            raise ConfigError(f"{catalogue.source}: purpose {purpose.id!r}: unknown [purposes.act] "
+                              f"key(s) {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
+        if not mapping:
+            continue
+        for role, spec in ROLES.items():
+            name = mapping.get(role)
+            if spec.required and not (isinstance(name, str) and name.strip()):
+                raise ConfigError(f"{catalogue.source}: purpose {purpose.id!r}: [purposes.act] "
+                                  f"needs {role} (the Act! field's display name)")
+            if isinstance(name, str) and name.strip():
+                wanted.append(WantedField(purpose.id, role, name.strip()))
+    return wanted
+
+
+def _by_name(columns: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    index: dict[str, dict[str, Any]] = {}
+    for column in columns:
+        for label in (column.get("displayName"), column.get("name"), column.get("aliasName")):
+            if isinstance(label, str) and label.strip():
+                index.setdefault(label.strip().casefold(), column)
+    return index
+
+
+def check(columns: list[dict[str, Any]], wanted: list[WantedField]) -> list[FieldCheck]:
+    """Compare the wanted fields with Act!'s contact field metadata."""
+    index, results = _by_name(columns), []
+    for item in wanted:
+        column = index.get(item.display_name.casefold())
+        role = ROLES[item.role]
+        if column is None:
+            results.append(FieldCheck(item, False, "missing (run `act setup`)", None, None))
+            continue
+        act_type = str(column.get("type") or column.get("dataType") or "")
+        key = str(column.get("columnName") or column.get("name") or "").lower()
+        if act_type not in role.accepted_types:
+            results.append(FieldCheck(item, False, f"type {act_type or 'unknown'} cannot hold the "
+                                      f"{role.name}; use one of {', '.join(role.accepted_types)}",
+                                      key, act_type))
+            continue
+        length = column.get("length")
+        if role.length and isinstance(length, int) and 0 < length < role.length:
+            results.append(FieldCheck(item, False, f"length {length} is too short for the "
+                                      f"{role.name} (needs {role.length})", key, act_type))
+            continue
+        results.append(FieldCheck(item, True, "", key, act_type))
+    return results
+
+
+def resolve(client: ActClient, catalogue: Catalogue) -> dict[tuple[str, str], str]:
+    """``(purpose, role) -> customFields key``; raises ConfigError naming what is wrong."""
+    results = check(client.contact_fields(), wanted_fields(catalogue))
+    problems = [f"{r.wanted.purpose}.{r.wanted.role} {r.wanted.display_name!r}: {r.problem}"
+                for r in results if not r.ok]
+    if problems:
+        raise ConfigError("Act! contact fields do not match the catalogue: " + "; ".join(problems))
+    return {(r.wanted.purpose, r.wanted.role): r.key for r in results if r.key}
+
+
+def setup(client: ActClient, catalogue: Catalogue) -> list[str]:
+    """Create the missing fields with suitable types; never touches existing ones."""
+    done = []
+    for result in check(client.contact_fields(), wanted_fields(catalogue)):
+        if result.ok:
+            done.append(f"ok       {result.wanted.display_name}")
+        elif result.key is None:
+            role = ROLES[result.wanted.role]
+            client.create_contact_field(result.wanted.display_name, role.create_type, role.length)
+            done.append(f"created  {result.wanted.display_name} ({role.create_type})")
+        else:
+            done.append(f"CONFLICT {result.wanted.display_name}: {result.problem} — fix it in Act!")
+    return done

@@ -1,0 +1,332 @@
+"""Pushing decisions to Act!: exactly once, eventually, never older over newer.
+
+Each purpose state carries its own sync bookkeeping, written in the same transaction
+as the decision (``sync_status = pending`` and a place in the pending-sync index).
+Two drivers push it: the DynamoDB stream (fast path) and a scheduled sweep of the
+index (safety net). Whoever gets there first takes a short lease on the state, so
+the two never push the same decision at once.
+
+A push is idempotent: the contact's consent fields are PATCHed to the decision's
+values (and read back, because Act! sometimes answers 200 and stores nothing), and
+the history entry is only posted if no entry already names the proof event.
+Failures are retried with backoff; after ``SYNC_MAX_ATTEMPTS`` the state is marked
+``failed`` (an alert in the logs) and the sweep keeps retrying, slowly. A newer
+decision replaces the pending one: the older is then never pushed.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Iterable
+
+from chalicelib import actfields
+from chalicelib.act import ActClient, ActError, ActNotFound
+from chalicelib.clock import iso, now_iso, parse_iso, utcnow
+from chalicelib.errors import ConfigError
+from chalicelib.ledger import SYNC_HOLD, SYNC_SHARDS, Ledger, subject_pk, sync_shard
+from chalicelib.logs import log
+from chalicelib.purposes import Catalogue
+from chalicelib.settings import Settings
+
+LEASE_SECONDS = 120
+_BACKOFF_BASE = 5.0
+_BACKOFF_MAX = 3600.0
+VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
+SWEEP_SHARDS = [f"SYNC#{n}" for n in range(SYNC_SHARDS)]
+
+
+class SyncProblem(ActError):
+    """Act! took a write but the contact does not show it (silently ignored PATCH)."""
+
+
+@dataclass
+class DrainReport:
+    """What one drain did; ``sync drain`` and the sweep log it."""
+
+    synced: int = 0
+    failed: int = 0
+    held: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: str, error: str = "") -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if error:
+            self.errors.append(error)
+
+
+@dataclass
+class Pusher:
+    """Everything needed to push decisions of one deployment to its Act! database."""
+
+    ledger: Ledger
+    client: ActClient
+    catalogue: Catalogue
+    settings: Settings
+    _keys: dict[tuple[str, str], str] | None = None
+    _history_type: int | None = None
+
+    def keys(self) -> dict[tuple[str, str], str]:
+        if self._keys is None:
+            self._keys = actfields.resolve(self.client, self.catalogue)
+        return self._keys
+
+    def history_type(self) -> int:
+        if self._history_type is None:
+            wanted = self.settings.act.history_type.casefold()
+            types = self.client.history_types()
+            chosen = next((t for t in types if str(t.get("name", "")).casefold() == wanted), None)
+            if chosen is None:
+                names = ", ".join(str(t.get("name")) for t in types[:20])
+                raise ConfigError(f"Act! has no history type named {self.settings.act.history_type!r} "
+                                  f"(ACT_HISTORY_TYPE); available: {names}")
+            self._history_type = int(chosen["id"])
+        return self._history_type
+
+    # -- one decision ------------------------------------------------------------------
+
+    def push(self, pk: str, sk: str) -> tuple[str, str]:
+        """Push one purpose state if it still needs it; returns ``(outcome, error)``."""
+        state = self.ledger.get(pk, sk)
+        if not state or state.get("sync_status") not in ("pending", "failed"):
+            return "skipped", ""
+        event_id, now = state["event_id"], now_iso()
+        if not self.ledger.update_state(
+                pk, sk, event_id, {"sync_lease_until": iso(utcnow() + timedelta(seconds=LEASE_SECONDS))},
+                extra_condition="attribute_not_exists(sync_lease_until) OR sync_lease_until < :now",
+                extra_values={":now": now}):
+            return "skipped", ""
+        try:
+            contact_ids = self._push_state(state)
+        except _Hold as hold:
+            self._finish(pk, sk, event_id, hold.status, str(hold))
+            log("sync_held", level="warning", subject=state["subject"], purpose=state["purpose"],
+                status=hold.status)
+            return "held", str(hold)
+        except (ActError, ConfigError) as exc:
+            return self._failed(pk, sk, state, exc)
+        if not self._finish(pk, sk, event_id, "synced", "", contact_ids):
+            self._requeue_newer(pk, sk)
+        log("sync_done", subject=state["subject"], purpose=state["purpose"], event_id=event_id,
+            contacts=len(contact_ids))
+        return "synced", ""
+
+    def _push_state(self, state: dict[str, Any]) -> list[str]:
+        subject = state["subject"]
+        snap = self.ledger.snapshot(subject)
+        if not snap.profile or not snap.profile.get("email"):
+            raise _Hold("no_address", "the person's address is no longer held (erased)")
+        contacts = self._contacts(subject, snap.profile)
+        for contact in contacts:
+            self._write_fields(contact, state, snap.states)
+            self._write_history(contact["id"], state)
+        return [contact["id"] for contact in contacts]
+
+    def _contacts(self, subject: str, profile: dict[str, Any]) -> list[dict[str, Any]]:
+        cached = profile.get("act_contact_ids") or []
+        if cached:
+            found = []
+            for contact_id in cached:
+                try:
+                    found.append(self.client.contact(contact_id))
+                except ActNotFound:
+                    log("act_contact_missing", level="warning", subject=subject, contact_id=contact_id)
+            if found:
+                return found
+            raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
+        found = self.client.contacts_by_email(profile["email"])
+        if not found and self.settings.act.create_contacts:
+            found = [self.client.create_contact({"emailAddress": profile["email"]})]
+        if not found:
+            raise _Hold("no_contact", f"no Act! contact has this address and ACT_CREATE_CONTACTS is off")
+        self.ledger.set_profile_fields(subject, {"act_contact_ids": [c["id"] for c in found]})
+        return found
+
+    def _values(self, state: dict[str, Any]) -> dict[str, Any]:
+        keys, purpose = self.keys(), state["purpose"]
+        decided = state["decided_at"]
+        values: dict[str, Any] = {}
+        roles = {
+            "status_field": self.settings.act.status_values[state["state"]],
+            # Act! keeps DateTime fields in server-local time and no zone; we write the UTC
+            # wall time, and the exact instant with its zone in the UTC text field.
+            "date_field": decided[:19],
+            "utc_field": decided,
+            "proof_field": state["event_id"],
+        }
+        for role, value in roles.items():
+            if (purpose, role) in keys:
+                values[keys[(purpose, role)]] = value
+        return values
+
+    def _aem_opt_out(self, state: dict[str, Any], states: dict[str, dict[str, Any]]) -> bool | None:
+        """Act!'s one e-marketing switch: on when no e-mail-marketing purpose is accepted."""
+        act = self.settings.act
+        purpose = self.catalogue.purposes.get(state["purpose"])
+        if not act.aem_opt_out or purpose is None or not purpose.email_marketing:
+            return None
+        marketing = [p.id for p in self.catalogue.purposes.values() if p.email_marketing]
+        any_accepted = any(states.get(p, {}).get("state") == "accepted" for p in marketing)
+        if not any_accepted:
+            return True
+        if state["state"] == "accepted" and act.aem_clear_on_accept:
+            return False
+        return None
+
+    def _write_fields(self, contact: dict[str, Any], state: dict[str, Any],
+                      states: dict[str, dict[str, Any]]) -> None:
+        values = self._values(state)
+        current = contact.get("customFields") or {}
+        utc_key = self.keys().get((state["purpose"], "utc_field"))
+        if utc_key and _newer(current.get(utc_key), state["decided_at"]):
+            log("sync_newer_on_contact", subject=state["subject"], purpose=state["purpose"])
+            return
+        body: dict[str, Any] = {}
+        changed = {k: v for k, v in values.items() if not _same(current.get(k), v)}
+        if changed:
+            body["customFields"] = changed
+        opt_out = self._aem_opt_out(state, states)
+        if opt_out is not None and bool(contact.get("aemOptOut")) != opt_out:
+            body["aemOptOut"] = opt_out
+        if not body:
+            return
+        self.client.patch_contact(contact["id"], body)
+        stored = self.client.contact(contact["id"])
+        stored_fields = stored.get("customFields") or {}
+        missing = [k for k, v in changed.items() if not _same(stored_fields.get(k), v)]
+        if missing or ("aemOptOut" in body and bool(stored.get("aemOptOut")) != body["aemOptOut"]):
+            raise SyncProblem(f"Act! answered the update of contact {contact['id']} but did not "
+                              f"store it ({', '.join(missing) or 'aemOptOut'}); will retry")
+
+    def _write_history(self, contact_id: str, state: dict[str, Any]) -> None:
+        marker = f"event_id={state['event_id']}"
+        if self.client.contact_history(contact_id, marker):
+            return
+        purpose = self.catalogue.purposes.get(state["purpose"])
+        title = purpose.text(self.catalogue.default_locale).title if purpose else state["purpose"]
+        verb = VERBS.get(state["state"], state["state"])
+        channel = state.get("channel") or "unknown channel"
+        self.client.post_history({
+            "contacts": [{"id": contact_id}],
+            "regarding": f"Consent {verb}: {title}",
+            "details": (f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
+                        f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
+                        f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"),
+            "startTime": state["decided_at"][:19],
+            "endTime": state["decided_at"][:19],
+            "historyTypeID": self.history_type(),
+        })
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _requeue_newer(self, pk: str, sk: str) -> None:
+        """A newer decision landed while we pushed an older one: push the newer again.
+
+        Its own push may have finished before our older PATCH reached Act!; re-pushing
+        makes the newest values the last ones written.
+        """
+        state = self.ledger.get(pk, sk)
+        if state and state.get("sync_status") == "synced":
+            self.ledger.update_state(pk, sk, state["event_id"], {
+                "sync_status": "pending", "sync_shard": sync_shard(state["subject"]),
+                "sync_due": now_iso()})
+        log("sync_superseded", subject=state.get("subject") if state else None)
+
+    def _finish(self, pk: str, sk: str, event_id: str, status: str, error: str,
+                contact_ids: list[str] | None = None) -> bool:
+        fields: dict[str, Any] = {"sync_status": status, "sync_error": error or "-",
+                                  "synced_at" if status == "synced" else "sync_checked_at": now_iso()}
+        if contact_ids is not None:
+            fields["act_contact_ids"] = contact_ids
+        remove: tuple[str, ...] = ("sync_lease_until", "sync_shard", "sync_due")
+        if status != "synced":  # held: stays listed by `sync status`, never swept
+            fields.update({"sync_shard": SYNC_HOLD, "sync_due": now_iso()})
+            remove = ("sync_lease_until",)
+        return self.ledger.update_state(pk, sk, event_id, fields, remove)
+
+    def _failed(self, pk: str, sk: str, state: dict[str, Any], exc: Exception) -> tuple[str, str]:
+        attempts = int(state.get("sync_attempts", 0)) + 1
+        delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+        status = "failed" if attempts >= self.settings.sync_max_attempts else "pending"
+        self.ledger.update_state(pk, sk, state["event_id"], {
+            "sync_status": status, "sync_attempts": attempts, "sync_error": str(exc)[:500],
+            "sync_due": iso(utcnow() + timedelta(seconds=delay)), "sync_shard": sync_shard(state["subject"]),
+        }, ("sync_lease_until",))
+        log("sync_alert" if status == "failed" else "sync_retry",
+            level="error" if status == "failed" else "warning", subject=state["subject"],
+            purpose=state["purpose"], attempts=attempts, error=str(exc)[:300])
+        return "failed", str(exc)
+
+
+class _Hold(Exception):
+    """A sync that retrying cannot fix; it waits for a person (listed by `sync status`)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    if isinstance(wanted, str) and isinstance(current, str) and len(wanted) >= 19 and wanted[4:5] == "-":
+        return current[:19] == wanted[:19]
+    return current == wanted
+
+
+def _newer(current: Any, ours: str) -> bool:
+    try:
+        return isinstance(current, str) and parse_iso(current) > parse_iso(ours)
+    except ValueError:
+        return False
+
+
+def drain(pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = None) -> DrainReport:
+    """Push each given purpose state; never raises for one state's failure."""
+    report = DrainReport()
+    for count, (pk, sk) in enumerate(keys):
+        if limit is not None and count >= limit:
+            break
+        outcome, error = pusher.push(pk, sk)
+        report.add(outcome, error)
+    return report
+
+
+def due_keys(ledger: Ledger) -> Iterable[tuple[str, str]]:
+    """Purpose states whose sync is due now, across the sweep shards."""
+    return list(ledger.sync_keys(SWEEP_SHARDS, due_before=now_iso()))
+
+
+def all_keys(ledger: Ledger) -> Iterable[tuple[str, str]]:
+    """Every purpose state with a sync not done, due or not (for `sync drain --all`)."""
+    return list(ledger.sync_keys(SWEEP_SHARDS))
+
+
+def status_rows(ledger: Ledger) -> list[dict[str, Any]]:
+    """Pending, failed and held syncs with their last error, for `sync status`."""
+    rows = []
+    for pk, sk in ledger.sync_keys(SWEEP_SHARDS + [SYNC_HOLD]):
+        state = ledger.get(pk, sk)
+        if not state:
+            continue
+        rows.append({
+            "subject": state["subject"], "purpose": state["purpose"], "state": state["state"],
+            "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
+            "attempts": state.get("sync_attempts", 0), "due": state.get("sync_due"),
+            "error": state.get("sync_error", ""), "event_id": state["event_id"],
+        })
+    return rows
+
+
+def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:
+    """Purpose states a DynamoDB stream batch marks pending (NewImage, low-level format)."""
+    keys = []
+    for image in images:
+        image = image or {}
+        sk = image.get("sk", {}).get("S", "")
+        if sk.startswith("PURPOSE#") and image.get("sync_status", {}).get("S") == "pending":
+            keys.append((image["pk"]["S"], sk))
+    return list(dict.fromkeys(keys))
+
+
+def subject_state_key(subject: str, purpose: str) -> tuple[str, str]:
+    return subject_pk(subject), f"PURPOSE#{purpose}"
