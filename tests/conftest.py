@@ -116,11 +116,14 @@ def live_server(env: dict[str, str]) -> Iterator[str]:
 
     config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="test")
     port = free_port()
+    original_class = type(app)  # create_local_server re-bases the app's class; undo it after
     server = create_local_server(app, config, "127.0.0.1", port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
+    server.server.server_close()
+    app.__class__ = original_class
 
 
 def form_fields(html: str) -> dict[str, str]:
@@ -133,3 +136,48 @@ def form_fields(html: str) -> dict[str, str]:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(40)
+
+
+# -- Act! -------------------------------------------------------------------------------
+
+ACT_USER, ACT_PASSWORD, ACT_DATABASE = "OptinProof Sync", "sim-password", "OptinProofDemo"
+
+
+@pytest.fixture
+def act_sim() -> Iterator[Any]:
+    """A fresh Act! simulator (demo contacts) on a free loopback port."""
+    from devstack.act_simulator import ActSimulator
+
+    with ActSimulator(port=0, database=ACT_DATABASE, users={ACT_USER: ACT_PASSWORD},
+                      seed="demo") as sim:
+        yield sim
+
+
+@pytest.fixture
+def act_env(env: dict[str, str], act_sim: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The app configured for the simulator, consent fields created as `act setup` does."""
+    from chalicelib import act, actfields
+
+    values = {"ACT_API_URL": act_sim.base_url, "ACT_DATABASE": ACT_DATABASE,
+              "ACT_USERNAME": ACT_USER, "ACT_PASSWORD": ACT_PASSWORD, "ACT_TIMEOUT": "1",
+              "ACT_MAX_RETRIES": "3"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    act._TOKENS.clear()
+    settings = get_settings()
+    actfields.setup(act.ActClient(settings.act), get_catalogue())
+    return {**env, **values}
+
+
+@pytest.fixture
+def pusher(act_env: dict[str, str]) -> Any:
+    """A sync pusher whose Act! client does not really sleep (waits are recorded)."""
+    from chalicelib.act import ActClient
+    from chalicelib.sync import Pusher
+
+    settings = get_settings()
+    waits: list[float] = []
+    client = ActClient(settings.act, sleep=waits.append)
+    made = Pusher(get_ledger(), client, get_catalogue(), settings)
+    made.waits = waits  # type: ignore[attr-defined]
+    return made
