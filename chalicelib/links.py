@@ -104,6 +104,10 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
     """Check a token of ``kind``; raise a :class:`LinkError` subclass saying why not."""
     serializer = _serializer(settings, kind)
     try:
+        token.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LinkTampered("This link contains characters we never put in links.") from exc
+    try:
         payload, signed_at = serializer.loads(
             token, max_age=settings.link_max_age[kind], return_timestamp=True
         )

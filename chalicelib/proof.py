@@ -131,8 +131,10 @@ def _check_event(event: dict[str, Any], subject: str, previous: str, seq: int) -
     if event_hash(event) != event.get("hash"):
         return "event content does not match its hash (altered)"
     salt = event.get("personal_salt")
+    present = {k: event.get(k) for k in PERSONAL_FIELDS if event.get(k)}
     if salt is not None:
-        present = {k: event.get(k) for k in PERSONAL_FIELDS if event.get(k)}
         if personal_hash(present, salt) != event.get("personal_hash"):
             return "IP or user agent do not match their recorded commitment (altered)"
+    elif present:
+        return "IP or user agent present without their commitment (altered)"
     return ""

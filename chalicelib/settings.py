@@ -106,6 +106,9 @@ def _required_secret(env: dict[str, str], name: str) -> str:
 def _secret_keys(env: dict[str, str]) -> tuple[str, ...]:
     raw = _required_secret(env, "LINK_SECRET_KEYS")
     keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not keys:
+        raise ConfigError("LINK_SECRET_KEYS holds no key. Generate one with: "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     for position, key in enumerate(keys, start=1):
         if len(key) < _MIN_SECRET_LENGTH:
             raise ConfigError(
