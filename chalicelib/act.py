@@ -237,6 +237,8 @@ class ActClient:
         if status == 400:
             raise ActBadRequest(f"Act! rejected {method} {path}: {message}")
         if status == 401:
+            with _TOKENS_LOCK:
+                _TOKENS.pop(self._token_key, None)
             raise ActAuthError("Act! refused the token twice; check the integration user's "
                                "'Web API Access' permission.")
         if status == 403:

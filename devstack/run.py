@@ -1,7 +1,9 @@
 """``make run``: the whole local stack, with the URLs to open.
 
-Starts DynamoDB Local (data kept in .local/dynamodb), creates the table, mints a demo
-confirmation link, and serves the app with ``chalice local``. Ctrl-C stops it all.
+Starts DynamoDB Local (data kept in .local/dynamodb) and creates the table, starts the
+Act! simulator (demo contacts) and creates the consent fields there, runs the sync
+sweep every 2 seconds, mints a demo confirmation link, and serves the app with
+``chalice local``. Ctrl-C stops it all.
 Local secrets are generated once into .local/dev.env; ``source .local/dev.env`` gives
 a shell the same configuration for the CLI.
 """
@@ -17,12 +19,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from devstack.act_simulator import ActSimulator
 from devstack.dynamodb_local import ROOT, DynamoDBLocal, ServiceError, local_aws_environment
 
 #: Where the local stack keeps its data, logs and secrets (tests point it elsewhere).
 STATE_DIR = Path(os.environ.get("OPTINPROOF_STATE_DIR", ROOT / ".local"))
 ENV_FILE = STATE_DIR / "dev.env"
 DEMO_EMAIL = "demo@example.com"
+ACT_USER, ACT_PASSWORD, ACT_DATABASE = "OptinProof Sync", "sim-password", "OptinProofDemo"
 
 
 def local_secrets() -> dict[str, str]:
@@ -41,7 +45,8 @@ def local_secrets() -> dict[str, str]:
 
 def write_env_file(env: dict[str, str]) -> None:
     names = ["CONSENT_TABLE", "DYNAMODB_ENDPOINT", "PUBLIC_BASE_URL", "LINK_SECRET_KEYS",
-             "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"]
+             "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+             "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD"]
     lines = ["# Local stack configuration, written by `make run`. Use: source .local/dev.env"]
     lines += [f"export {name}='{env[name]}'" for name in names]
     ENV_FILE.write_text("\n".join(lines) + "\n")
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-port", type=int,
                         default=int(os.environ.get("DYNAMODB_PORT", "8001")),
                         help="port of DynamoDB Local (default: $DYNAMODB_PORT or 8001)")
+    parser.add_argument("--act-port", type=int, default=int(os.environ.get("ACT_PORT", "8002")),
+                        help="port of the Act! simulator (default: $ACT_PORT or 8002)")
     args = parser.parse_args(argv)
 
     base_url = f"http://127.0.0.1:{args.port}"
@@ -88,13 +95,27 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    act = ActSimulator(port=args.act_port, database=ACT_DATABASE, users={ACT_USER: ACT_PASSWORD},
+                       seed="demo")
+    try:
+        act.start()
+    except OSError as exc:
+        dynamodb.stop()
+        print(f"error: the Act! simulator cannot listen on port {args.act_port}: {exc}", file=sys.stderr)
+        return 1
     env = {**os.environ, **local_aws_environment(), **local_secrets(),
            "CONSENT_TABLE": "optinproof-local", "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-           "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1"}
+           "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1",
+           "ACT_API_URL": act.base_url, "ACT_DATABASE": ACT_DATABASE, "ACT_USERNAME": ACT_USER,
+           "ACT_PASSWORD": ACT_PASSWORD}
     write_env_file(env)
-    app = None
+    app = sweeper = None
     try:
         cli(env, "table", "create")
+        cli(env, "act", "setup")
+        sweeper = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "sync", "drain",
+                                    "--interval", "2"], cwd=ROOT, env=env,
+                                   stdout=open(STATE_DIR / "sync.log", "ab"), stderr=subprocess.STDOUT)
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -107,6 +128,9 @@ OptinProof local stack is up.
 
   App (chalice local)     {base_url}            health: {base_url}/health
   DynamoDB Local          {dynamodb.endpoint}   table: optinproof-local (data in .local/dynamodb)
+  Act! simulator          {act.base_url.removesuffix('/act.web.api')}/   contacts, consent fields, histories
+                          API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
+  Sync sweep              every 2 s, log in .local/sync.log
 
   Demo confirmation link for {DEMO_EMAIL}, open it in a browser:
   {demo}
@@ -123,9 +147,11 @@ OptinProof local stack is up.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if app and app.poll() is None:
-            app.terminate()
-            app.wait(timeout=10)
+        for process in (app, sweeper):
+            if process and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        act.stop()
         dynamodb.stop()
 
 

@@ -17,12 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_local_stack_prints_a_working_demo_link(tmp_path):
-    port, ddb_port = free_port(), free_port()
+    port, ddb_port, act_port = free_port(), free_port(), free_port()
     env = {**os.environ, "OPTINPROOF_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     for name in ("CONSENT_TABLE", "DYNAMODB_ENDPOINT", "LINK_SECRET_KEYS", "SUBJECT_PEPPER"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.run", "--port", str(port), "--dynamodb-port", str(ddb_port)],
+        [sys.executable, "-m", "devstack.run", "--port", str(port), "--dynamodb-port", str(ddb_port),
+         "--act-port", str(act_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = ""
     try:
@@ -38,12 +39,14 @@ def test_local_stack_prints_a_working_demo_link(tmp_path):
         assert page.status == 200 and "Save my choices" in page.data.decode()
         assert (tmp_path / "dev.env").stat().st_mode & 0o077 == 0
         assert "LINK_SECRET_KEYS" in (tmp_path / "dev.env").read_text()
+        view = urllib3.request("GET", f"http://127.0.0.1:{act_port}/", timeout=10)
+        assert view.status == 200 and "demo@example.com" in view.data.decode()
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
     time.sleep(0.5)
-    for probe in (port, ddb_port):
+    for probe in (port, ddb_port, act_port):
         try:
             urllib3.request("GET", f"http://127.0.0.1:{probe}/", timeout=1, retries=False)
             raise AssertionError(f"port {probe} still answers after Ctrl-C")

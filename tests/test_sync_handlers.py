@@ -1,0 +1,63 @@
+"""The two drivers of the sync, as Lambda would run them.
+
+The stream handler gets the real records of DynamoDB Local's stream for the table;
+the sweep gets a scheduled event. Both through Chalice's test client.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from chalicelib.ledger import purpose_sk, subject_pk
+from tests.test_sync import contact_by_email, decide, field_key
+
+
+def stream_records(env: dict[str, str]) -> list[dict[str, Any]]:
+    """Every record of the table's stream so far, as Lambda would receive them."""
+    kwargs = {"endpoint_url": env["DYNAMODB_ENDPOINT"], "region_name": "eu-west-1"}
+    arn = boto3.client("dynamodb", **kwargs).describe_table(
+        TableName=env["CONSENT_TABLE"])["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams", **kwargs)
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(10):
+            page = streams.get_records(ShardIterator=iterator)
+            records += page["Records"]
+            iterator = page.get("NextShardIterator")
+            if not iterator or not page["Records"]:
+                break
+    for record in records:  # the wire format has datetimes; Lambda delivers epoch seconds
+        created = record["dynamodb"].get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):
+            record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+        record.setdefault("eventSourceARN", arn)
+    return records
+
+
+def test_stream_handler_pushes_the_decision(client, act_env, act_sim, ledger):
+    issued = decide("demo@example.com", newsletter="accept")
+    records = stream_records(act_env)
+    assert any(r["dynamodb"].get("NewImage", {}).get("sk", {}).get("S") == "PURPOSE#newsletter"
+               for r in records)
+    result = client.lambda_.invoke("sync_on_stream", {"Records": records})
+    assert result.payload == {"synced": 1, "failed": 0}
+    contact = contact_by_email(act_sim, "demo@example.com")
+    assert contact["customFields"][field_key(act_sim, "Consent Newsletter")] == "Accepted"
+    state = ledger.get(subject_pk(issued.subject), purpose_sk("newsletter"))
+    assert state["sync_status"] == "synced"
+    # The stream delivers the synced update too (and may redeliver): nothing more happens.
+    again = client.lambda_.invoke("sync_on_stream", {"Records": stream_records(act_env)})
+    assert again.payload == {"synced": 0, "failed": 0}
+    assert len(act_sim.history_for(contact["id"])) == 1
+
+
+def test_sweep_pushes_what_the_stream_missed(client, act_env, act_sim):
+    decide("demo@example.com", events="refuse")
+    result = client.lambda_.invoke("sync_sweep", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    assert result.payload == {"synced": 1, "failed": 0}
+    contact = contact_by_email(act_sim, "demo@example.com")
+    assert contact["customFields"][field_key(act_sim, "Consent Events")] == "Refused"
