@@ -12,7 +12,7 @@ from typing import Any, Callable
 from chalice import Chalice, Rate, Response
 
 from chalicelib import antiforgery, consent, formdata, sync, views
-from chalicelib.errors import CrossSite, OptinProofError
+from chalicelib.errors import OptinProofError
 from chalicelib.i18n import negotiate
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
@@ -56,19 +56,16 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
             return _respond(view(**params))
         except OptinProofError as exc:
             log("request_refused", route=app.current_request.path, error=type(exc).__name__)
-            return _respond(views.error_page(exc, get_catalogue(), _locale(),
-                                             views.quote_token(token)))
+            try:
+                return _respond(views.error_page(exc, get_catalogue(), _locale(),
+                                                 views.quote_token(token)))
+            except OptinProofError:  # the catalogue itself is broken: still no bare 500
+                return _respond(views.bare_error_page(503))
+        except Exception as exc:  # noqa: BLE001 - a person must get a page, never a stack trace
+            log("request_failed", level="error", route=app.current_request.path,
+                error=type(exc).__name__, detail=str(exc)[:300])
+            return _respond(views.bare_error_page(500))
     return wrapper
-
-
-def _same_origin() -> None:
-    """Refuse a POST that a browser tells us came from another site."""
-    headers = app.current_request.headers
-    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise CrossSite("This form was sent from another website.")
-    origin, host = headers.get("origin"), headers.get("host")
-    if origin and origin != "null" and host and origin.split("://", 1)[-1] != host:
-        raise CrossSite("This form was sent from another website.")
 
 
 @app.route("/c/{token}", methods=["GET", "HEAD"])
@@ -76,7 +73,7 @@ def _same_origin() -> None:
 def confirm_show(token: str) -> Page:
     """The confirmation page. Renders only: GET and HEAD never change anything."""
     settings, ledger = get_settings(), get_ledger()
-    link, _ = consent.open_link(ledger, settings, "confirm", token)
+    link, _ = consent.open_link(ledger, settings, "confirm", token, get_catalogue())
     return views.confirm_page(settings, get_catalogue(), _locale(), views.quote_token(token),
                               link.link_id, consent.states(ledger, link))
 
@@ -87,11 +84,11 @@ def confirm_decide(token: str) -> Page:
     """Record the decisions of a submitted confirmation page."""
     request = app.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, record = consent.open_link(ledger, settings, "confirm", token)
+    link, record = consent.open_link(ledger, settings, "confirm", token, catalogue)
     fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
     locale = _locale(fields.get("lang"))
     path = views.quote_token(token)
-    _same_origin()
+    antiforgery.check_origin(request.headers)
     choices = {k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")}
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
     try:
@@ -115,8 +112,10 @@ def health() -> Response:
         get_settings()
         catalogue = get_catalogue()
     except OptinProofError as exc:
-        return Response(json.dumps({"status": "error", "reason": str(exc)}), status_code=500,
-                        headers={"Content-Type": "application/json"})
+        log("health_failed", level="error", error=type(exc).__name__, detail=str(exc)[:300])
+        return Response(json.dumps({"status": "error", "reason": "configuration invalid; see logs"}),
+                        status_code=500, headers={"Content-Type": "application/json",
+                                                  "Cache-Control": "no-store"})
     return Response(json.dumps({"status": "ok", "purposes": sorted(catalogue.purposes)}),
                     headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from chalicelib import links
 from chalicelib.clock import iso, now_iso, utcnow
-from chalicelib.errors import BadInput, LinkRevoked, LinkTampered, NoChoice, TextChanged
+from chalicelib.errors import (
+    BadInput, LinkPurposeRetired, LinkRevoked, LinkTampered, NoChoice, RequiredItemMissing,
+    TextChanged,
+)
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
 from chalicelib.proof import new_event_id
 from chalicelib.purposes import Catalogue
@@ -101,9 +104,17 @@ def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: 
     return IssuedLink(token, link_id, subject, iso(expires))
 
 
-def open_link(ledger: Ledger, settings: Settings, kind: str, token: str) -> tuple[links.Link, dict[str, Any]]:
-    """Verify a token and find its issuance record; raise a LinkError saying why not."""
+def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
+              catalogue: Catalogue | None = None) -> tuple[links.Link, dict[str, Any]]:
+    """Verify a token and find its issuance record; raise a LinkError saying why not.
+
+    With ``catalogue``, a link naming a purpose the catalogue no longer offers is
+    refused too (there is no wording left to show for it).
+    """
     link = links.verify(settings, kind, token)
+    if catalogue is not None and any(p not in catalogue.purposes for p in link.purposes):
+        raise LinkPurposeRetired("This link asks about a purpose that is no longer offered.",
+                                 link_id=link.link_id)
     record = ledger.link(link.link_id)
     if record is None:
         raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
@@ -173,7 +184,9 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
     def build(snap: Snapshot) -> Plan:
         if snap.profile is None:
             raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
-        plan, at, seq = Plan(), now_iso(), snap.seq
+        # The link must still be on record when the decision is written (not revoked
+        # between opening it and committing): checked inside the transaction.
+        plan, at, seq = Plan(checks=[(f"LINK#{link.link_id}", "LINK")]), now_iso(), snap.seq
         for purpose, decision in decisions.items():
             current = snap.states.get(purpose, {})
             sha = catalogue.get(purpose).text(locale).sha256
@@ -200,7 +213,10 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
             })
         return plan
 
-    snap, sealed = ledger.commit(link.subject, build)
+    try:
+        snap, sealed = ledger.commit(link.subject, build)
+    except RequiredItemMissing as exc:
+        raise LinkRevoked("This link is no longer valid.", link_id=link.link_id) from exc
     written = {event["purpose"]: event for event in sealed}
     result = []
     for purpose in link.purposes:

@@ -63,8 +63,22 @@ class LinkRevoked(LinkError):
     reason = "revoked"
 
 
+class LinkPurposeRetired(LinkError):
+    """The link asks about a purpose the catalogue no longer offers."""
+
+    reason = "retired"
+
+
 class BadInput(OptinProofError):
     """A request body or parameter we cannot accept; nothing was changed."""
+
+
+class FormTokenMissing(BadInput):
+    """A decision POST without our anti-forgery field."""
+
+
+class FormTokenInvalid(BadInput):
+    """An anti-forgery field that is forged, damaged, or belongs to another link."""
 
 
 class CrossSite(BadInput):
@@ -89,3 +103,7 @@ class StoreUnavailable(OptinProofError):
 
 class Contention(StoreUnavailable):
     """Too many concurrent writers on one subject; nothing was written, try again."""
+
+
+class RequiredItemMissing(OptinProofError):
+    """A write was refused because an item it depends on (e.g. a link record) is gone."""

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import proof
-from chalicelib.errors import Contention, StoreUnavailable
+from chalicelib.errors import Contention, RequiredItemMissing, StoreUnavailable
 from chalicelib.logs import log
 
 SYNC_SHARDS = 4
@@ -99,6 +99,8 @@ class Plan:
     events: list[Draft] = field(default_factory=list)
     puts: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, Any] | None = None
+    #: Items that must exist for the write to happen (checked in the transaction).
+    checks: list[tuple[str, str]] = field(default_factory=list)
 
     def empty(self) -> bool:
         return not (self.events or self.puts or self.profile)
@@ -272,7 +274,7 @@ class Ledger:
             if plan.empty():
                 return snap, []
             sealed, request = self._transaction(snap, plan)
-            if self._transact(request):
+            if self._transact(request, len(plan.checks)):
                 return snap, sealed
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         log("chain_contention", level="warning", subject=subject, attempts=_MAX_ATTEMPTS)
@@ -317,6 +319,11 @@ class Ledger:
             request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
         if plan.profile is not None:
             request.append({"Update": self._profile_update(pk, plan.profile)})
+        if sealed or plan.puts:
+            for check_pk, check_sk in plan.checks:
+                request.append({"ConditionCheck": {
+                    "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
+                    "ConditionExpression": "attribute_exists(pk)"}})
         return sealed, request
 
     def _profile_update(self, pk: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +339,7 @@ class Ledger:
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
         }
 
-    def _transact(self, request: list[dict[str, Any]]) -> bool:
+    def _transact(self, request: list[dict[str, Any]], checks: int = 0) -> bool:
         """True when written; False when another writer moved the chain head first.
 
         Only a lost race is retried: the chain head's condition failed, or DynamoDB
@@ -351,6 +358,8 @@ class Ledger:
             if error.get("Code") == "TransactionCanceledException" and reasons \
                     and reasons[0] == "ConditionalCheckFailed":
                 return False  # the chain head moved: rebuild on a fresh snapshot
+            if checks and "ConditionalCheckFailed" in reasons[len(reasons) - checks:]:
+                raise RequiredItemMissing("An item this write depends on no longer exists.") from exc
             log("store_error", level="error", operation="transact_write_items",
                 code=error.get("Code"), reasons=reasons)
             raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "

@@ -90,6 +90,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (formdata.UnsupportedType, 415),
     (errors.CrossSite, 403),
     (errors.LinkExpired, 410),
+    (errors.LinkPurposeRetired, 410),
     (errors.LinkRevoked, 410),
     (errors.LinkError, 400),
     (errors.FormExpired, 400),

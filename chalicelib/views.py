@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import quote
 
-from chalicelib import antiforgery, errors
+from chalicelib import antiforgery, errors, formdata
 from chalicelib.consent import PurposeState
 from chalicelib.i18n import translations
-from chalicelib.pages import Page, error_status, render
+from chalicelib.pages import Page, error_status, render, security_headers
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 
@@ -42,12 +42,28 @@ LINK_ERRORS: dict[str, tuple[str, str, str]] = {
         "Use the link from the e-mail that asked you to confirm your choices.")),
     "expired": (N_("This link has expired"), N_(
         "For your protection, confirmation links only work for a limited time."), ""),
+    "retired": (N_("This question is no longer asked"), N_(
+        "This link asks about a purpose we no longer offer, so there is nothing to decide "
+        "here any more."), ""),
     "revoked": (N_("This link is no longer valid"), N_(
         "We no longer hold a record of this link: it was withdrawn or the data it "
         "referred to was erased."), ""),
 }
 
 PAGE_ERRORS: dict[type[Exception], tuple[str, str]] = {
+    errors.FormTokenMissing: (N_("We could not read your answer"), N_(
+        "This form was not sent from our page, so nothing was recorded. Open the link from "
+        "your e-mail again and make your choices there.")),
+    errors.FormTokenInvalid: (N_("We could not read your answer"), N_(
+        "This form's security field is not valid for this link, so nothing was recorded. "
+        "Open the link from your e-mail again and make your choices there.")),
+    errors.CrossSite: (N_("We could not read your answer"), N_(
+        "This form was sent from another website, so nothing was recorded. Open the link "
+        "from your e-mail and make your choices on our page.")),
+    formdata.PayloadTooLarge: (N_("We could not read your answer"), N_(
+        "The form sent was too large, so nothing was recorded.")),
+    formdata.UnsupportedType: (N_("We could not read your answer"), N_(
+        "The form was not sent the way our page sends it, so nothing was recorded.")),
     errors.StoreUnavailable: (N_("Please try again in a moment"), N_(
         "We could not record or read your choices just now. Nothing was changed; please "
         "try again in a minute.")),
@@ -140,3 +156,19 @@ def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str) -> 
 def quote_token(token: str) -> str:
     """A token as it appears in a URL path (tokens are URL-safe; this is belt and braces)."""
     return quote(token, safe="-_.")
+
+
+BARE_MESSAGES = {
+    500: "Something went wrong on our side. Nothing was changed; please try again later. / "
+         "Une erreur s'est produite de notre côté. Rien n'a été modifié ; veuillez réessayer plus tard.",
+    503: "The service is not available right now. Nothing was changed; please try again later. / "
+         "Le service est indisponible pour le moment. Rien n'a été modifié ; veuillez réessayer plus tard.",
+}
+
+
+def bare_error_page(status: int) -> Page:
+    """A page for when even the catalogue or templates fail: no template, both languages."""
+    message = BARE_MESSAGES.get(status, BARE_MESSAGES[500])
+    body = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>"
+            f"</head><body><main><h1>{status}</h1><p>{message}</p></main></body></html>")
+    return Page(body, status, security_headers())

@@ -116,3 +116,69 @@ def test_link_error_page_in_french(client, mint):
     good = mint().token
     page = client.http.get(f"/c/{good[:-10]}?lang=fr").body.decode()
     assert "Ce lien est incomplet" in page and "Obtenir un nouveau lien" in page
+
+
+def test_link_for_a_purpose_removed_from_the_catalogue(client, mint, table_items, monkeypatch, tmp_path):
+    from tests.conftest import ROOT
+
+    issued = mint("retired@example.eu", "newsletter", "events")
+    text = (ROOT / "catalogue.toml").read_text()
+    trimmed = text[: text.index('[[purposes]]\nid = "events"')]
+    (tmp_path / "catalogue.toml").write_text(trimmed)
+    monkeypatch.setenv("CONSENT_CATALOGUE", str(tmp_path / "catalogue.toml"))
+    before = table_items()
+    page = client.http.get(f"/c/{issued.token}")
+    assert page.status_code == 410 and "This question is no longer asked" in page.body.decode()
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert table_items() == before
+
+
+def test_link_revoked_between_opening_and_submitting(client, mint, ledger, table_items):
+    issued = mint("revoked@example.eu", "newsletter")
+    fields = form_fields(client.http.get(f"/c/{issued.token}").body.decode())
+    ledger.client.delete_item(TableName=ledger.table,
+                              Key={"pk": {"S": f"LINK#{issued.link_id}"}, "sk": {"S": "LINK"}})
+    before = table_items()
+    response = client.http.post(f"/c/{issued.token}", headers=FORM,
+                                body=urlencode({**fields, "decision.newsletter": "accept"}))
+    assert response.status_code == 410
+    assert table_items() == before
+
+
+def test_unexpected_failure_is_a_page_not_a_stack_trace(client, mint, monkeypatch):
+    from chalicelib import consent
+
+    issued = mint()
+    monkeypatch.setattr(consent, "states", lambda *args: 1 / 0)
+    page = client.http.get(f"/c/{issued.token}")
+    assert page.status_code == 500
+    assert "Nothing was changed" in page.body.decode() and "Traceback" not in page.body.decode()
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_revocation_racing_a_decision_wins(env, mint, ledger, table_items, monkeypatch):
+    """The link record is checked inside the decision's transaction, not only before it."""
+    from chalicelib import consent
+    from chalicelib.errors import LinkRevoked
+    from chalicelib.ledger import Ledger
+    from chalicelib.resources import get_catalogue
+
+    issued = mint("race-revoke@example.eu", "newsletter")
+    settings, catalogue = get_settings(), get_catalogue()
+    link, record = consent.open_link(ledger, settings, "confirm", issued.token, catalogue)
+    real_snapshot = Ledger.snapshot
+
+    def snapshot_then_revoke(self, subject):
+        snap = real_snapshot(self, subject)
+        self.client.delete_item(TableName=self.table,
+                                Key={"pk": {"S": f"LINK#{issued.link_id}"}, "sk": {"S": "LINK"}})
+        return snap
+
+    monkeypatch.setattr(Ledger, "snapshot", snapshot_then_revoke)
+    shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
+    with pytest.raises(LinkRevoked):
+        consent.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en", shown,
+                       consent.RequestContext())
+    monkeypatch.setattr(Ledger, "snapshot", real_snapshot)
+    assert [e["kind"] for e in ledger.events(issued.subject)] == ["link_issued"]
+    assert ledger.snapshot(issued.subject).states == {}
