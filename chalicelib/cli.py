@@ -12,7 +12,9 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from chalicelib import actfields, consent, proof, schema, sync
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import actfields, audit, consent, proof, schema, sync
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.resources import (
@@ -74,17 +76,12 @@ def cmd_link_mint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_one(ledger: Ledger, subject: str) -> proof.ChainReport:
-    head = ledger.get(f"SUBJ#{subject}", "CHAIN") or {}
-    return proof.verify_chain(subject, ledger.events(subject), head.get("head_hash"),
-                              head.get("seq"))
-
-
 def _report_line(report: proof.ChainReport) -> str:
     if report.ok:
         return f"ok      {report.subject}  {report.events} events"
-    return (f"BROKEN  {report.subject}  at event {report.broken_seq}: {report.reason} "
-            f"({report.events} events verified before it)")
+    where = f"at event {report.broken_seq}: " if report.broken_seq else ""
+    return (f"BROKEN  {report.subject}  {where}{report.reason} "
+            f"({report.events} events verified)")
 
 
 def cmd_chain_verify(args: argparse.Namespace) -> int:
@@ -95,10 +92,10 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
     elif args.subject:
         subjects = [args.subject]
     else:
-        subjects = (head["subject"] for head in ledger.chain_heads())
+        subjects = audit.subjects(ledger)
     checked = broken = 0
     for subject in subjects:
-        report = _verify_one(ledger, subject)
+        report = audit.verify_subject(ledger, subject)
         checked += 1
         if not report.ok:
             broken += 1
@@ -233,8 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     chain_cmds = chain.add_subparsers(dest="command", required=True, metavar="ACTION")
     verify = chain_cmds.add_parser(
         "verify", help="verify one subject's chain or every chain; exit 1 if one is broken",
-        description="Recompute every event hash and link; report the first broken event "
-                    "of each chain. Exit status 1 when any chain is broken.")
+        description="Recompute every event hash and link, check the chain head, that each "
+                    "purpose state follows from its last event, and that every cited wording "
+                    "is stored intact; report the first problem of each subject. Exit status 1 "
+                    "when any is found.")
     who = verify.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the subject with this address")
     who.add_argument("--subject", help="the subject with this key (hex)")
@@ -295,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: DynamoDB call failed: {exc}. Check DYNAMODB_ENDPOINT / AWS credentials "
+              "and region, and that the table exists (table create).", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -182,14 +182,6 @@ class Ledger:
     def link(self, link_id: str) -> dict[str, Any] | None:
         return self.get(f"LINK#{link_id}", "LINK")
 
-    def chain_heads(self) -> Iterator[dict[str, Any]]:
-        """Every subject's chain head, by a paged scan (operator tasks only)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "FilterExpression": "sk = :sk",
-            "ExpressionAttributeValues": to_item({":sk": "CHAIN"}),
-        }
-        return self._paged("scan", kwargs)
-
     def sync_keys(self, shards: list[str], due_before: str | None = None) -> Iterator[tuple[str, str]]:
         """``(pk, sk)`` of purpose states in the pending-sync index, oldest due first."""
         for shard in shards:
@@ -256,8 +248,15 @@ class Ledger:
         """
         if (self.table, text_sha256) in _STORED_TEXTS:
             return
-        self._call("put_item", TableName=self.table,
-                   Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
+        try:  # first writer wins: a stored wording is never replaced
+            self.client.put_item(
+                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
+                Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreUnavailable("DynamoDB put failed.") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
         _STORED_TEXTS.add((self.table, text_sha256))
 
     # -- the one write path --------------------------------------------------------

@@ -134,6 +134,8 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
     locales = data.get("locales", list(SUPPORTED_LOCALES))
     if not isinstance(locales, list) or not locales:
         raise CatalogueError(locate.where(None, "locales must be a non-empty list"))
+    if len(set(locales)) != len(locales):
+        raise CatalogueError(locate.where(None, "locales lists a language twice"))
     for locale in locales:
         if locale not in SUPPORTED_LOCALES:
             raise CatalogueError(locate.where(
@@ -145,9 +147,20 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
     return tuple(locales), default
 
 
+_PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act"}
+_TOP_KEYS = {"locales", "default_locale", "controller", "purposes"}
+
+
 def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator) -> Purpose:
     if not isinstance(table, dict):
         raise CatalogueError(locate.where(index, "must be a table"))
+    unknown = sorted(set(table) - _PURPOSE_KEYS)
+    if unknown:
+        raise CatalogueError(locate.where(index, f"unknown key(s) {', '.join(unknown)} "
+                                          f"(allowed: {', '.join(sorted(_PURPOSE_KEYS))})"))
+    marketing = table.get("email_marketing", False)
+    if not isinstance(marketing, bool):
+        raise CatalogueError(locate.where(index, "email_marketing must be true or false"))
     purpose_id = table.get("id")
     if not isinstance(purpose_id, str) or not _ID_PATTERN.fullmatch(purpose_id):
         raise CatalogueError(locate.where(
@@ -173,7 +186,7 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
     if not isinstance(act, dict):
         raise CatalogueError(locate.where(index, "act must be a table"))
     return Purpose(
-        id=purpose_id, texts=texts, email_marketing=bool(table.get("email_marketing", False)),
+        id=purpose_id, texts=texts, email_marketing=marketing,
         act=act, version=version,
     )
 
@@ -185,6 +198,10 @@ def parse_catalogue(raw: str, source: str) -> Catalogue:
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{source}: not valid TOML: {exc}") from exc
     locate = _Locator(source, raw)
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise CatalogueError(locate.where(None, f"unknown key(s) {', '.join(unknown)} "
+                                          f"(allowed: {', '.join(sorted(_TOP_KEYS))})"))
     controller = _controller(data, locate)
     locales, default = _locales(data, locate)
     tables = data.get("purposes")

@@ -7,6 +7,7 @@ text version must change with the words and only with the words.
 from __future__ import annotations
 
 import hashlib
+import re
 import textwrap
 import unicodedata
 
@@ -280,3 +281,20 @@ def test_line_numbers_with_inline_subtables() -> None:
     assert f"line {line_of(raw, 1)}" in message and "text.en is missing" in message
     assert parse(CONTROLLER + purpose("news") + '[purposes.act]\nstatus_field = "S"\n') \
         .get("news").act == {"status_field": "S"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (('email_marketing = true', 'email_marketing = "no"'), "email_marketing must be true or false"),
+    (('email_marketing = true', 'emial_marketing = true'), "unknown key(s) emial_marketing"),
+    (('locales = ["en", "fr"]', 'locales = ["en", "fr", "en"]'), "lists a language twice"),
+    (('default_locale = "en"', 'default_locale = "en"\nbrand = "x"'), "unknown key(s) brand"),
+])
+def test_mistakes_marketing_makes_are_refused(change, message):
+    """A typo must not silently change what a purpose means."""
+    from pathlib import Path
+
+    raw = (Path(__file__).resolve().parent.parent / "catalogue.toml").read_text()
+    old, new = change
+    assert old in raw
+    with pytest.raises(CatalogueError, match=re.escape(message)):
+        parse_catalogue(raw.replace(old, new, 1), "catalogue.toml")

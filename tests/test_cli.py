@@ -125,7 +125,68 @@ def test_purposes_check_needs_no_secrets(tmp_path):
     result = run_cli("purposes", "check", env={"LINK_SECRET_KEYS": "", "SUBJECT_PEPPER": ""})
     assert result.returncode == 0 and "newsletter" in result.stdout
     broken = tmp_path / "bad.toml"
-    broken.write_text((ROOT / "catalogue.toml").read_text().replace('text.fr = """\nUne fois', 'textfr = """\nUne fois'))
+    raw = (ROOT / "catalogue.toml").read_text()
+    start = raw.index('text.fr = """\nUne fois')
+    end = raw.index('"""', start + len('text.fr = """')) + 3
+    broken.write_text(raw[:start] + raw[end:])  # the French newsletter text deleted
     result = run_cli("purposes", "check", env={"CONSENT_CATALOGUE": str(broken)})
     assert result.returncode == 2
     assert "bad.toml line" in result.stderr and "text.fr is missing" in result.stderr
+
+
+def _decided(client, mint, email: str):
+    from urllib.parse import urlencode
+
+    from tests.conftest import form_fields
+
+    issued = mint(email, "newsletter")
+    fields = form_fields(client.http.get(f"/c/{issued.token}").body.decode())
+    client.http.post(f"/c/{issued.token}", headers={"content-type": "application/x-www-form-urlencoded"},
+                     body=urlencode({**fields, "decision.newsletter": "refuse"}))
+    return issued
+
+
+def test_chain_verify_catches_edits_outside_the_chain(env, client, mint, ledger):
+    """A hand-edited state, an altered stored wording, a deleted head, a float: all reported."""
+    from chalicelib.ledger import purpose_sk
+
+    state_edit = _decided(client, mint, "state@example.eu")
+    ledger.client.update_item(
+        TableName=ledger.table, Key=to_item({"pk": subject_pk(state_edit.subject), "sk": purpose_sk("newsletter")}),
+        UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues=to_item({":s": "accepted"}))
+    result = run_cli("chain", "verify", "--subject", state_edit.subject)
+    assert result.returncode == 1 and "purpose state 'newsletter' says 'accepted'" in result.stdout
+
+    head_gone = _decided(client, mint, "head@example.eu")
+    ledger.client.delete_item(TableName=ledger.table,
+                              Key=to_item({"pk": subject_pk(head_gone.subject), "sk": "CHAIN"}))
+    ledger.client.delete_item(TableName=ledger.table,
+                              Key=to_item({"pk": subject_pk(head_gone.subject), "sk": event_sk(2)}))
+    everything = run_cli("chain", "verify", "--all", "--quiet")
+    assert "chain head is missing" in everything.stdout
+
+    text_item = next(e for e in ledger.events(state_edit.subject) if e.get("text_sha256"))
+    ledger.client.update_item(
+        TableName=ledger.table, Key=to_item({"pk": f"TEXT#{text_item['text_sha256']}", "sk": "TEXT"}),
+        UpdateExpression="SET #t = :t", ExpressionAttributeNames={"#t": "text"},
+        ExpressionAttributeValues=to_item({":t": "We may sell your address."}))
+    fine = _decided(client, mint, "fine-text@example.eu")
+    result = run_cli("chain", "verify", "--subject", fine.subject)
+    assert result.returncode == 1 and "stored wording" in result.stdout and "altered" in result.stdout
+
+    floaty = mint("float@example.eu", "events")
+    ledger.client.update_item(
+        TableName=ledger.table, Key=to_item({"pk": subject_pk(floaty.subject), "sk": event_sk(1)}),
+        UpdateExpression="SET seq = :s", ExpressionAttributeValues={":s": {"N": "1.5"}})
+    result = run_cli("chain", "verify", "--subject", floaty.subject)
+    assert result.returncode == 1 and "BROKEN" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_reports_an_unreachable_store_in_one_line(env):
+    from devstack.dynamodb_local import free_port
+
+    result = run_cli("table", "describe", env={"DYNAMODB_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+                                                "DYNAMODB_TIMEOUT": "0.5"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "DYNAMODB_ENDPOINT" in result.stderr
