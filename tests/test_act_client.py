@@ -130,7 +130,6 @@ def test_cli_act_check_and_setup(env, act_sim, monkeypatch):
     assert setup.returncode == 0 and "created  Consent Newsletter (Character)" in setup.stdout
     after = run_cli("act", "check")
     assert after.returncode == 0 and "0 problem(s)" in after.stdout
-    act_sim.add_field("Consent Promotions Proof", "Number")
     monkeypatch.setenv("ACT_PASSWORD", "wrong")
     wrong = run_cli("act", "check")
     assert wrong.returncode == 2 and "Act! refused the sign-in" in wrong.stderr

@@ -63,6 +63,9 @@ def test_a_decision_reaches_the_contact_with_fields_and_history(act_sim, pusher)
     assert fields[field_key(act_sim, "Consent Newsletter")] == "Accepted"
     assert fields[field_key(act_sim, "Consent Events")] == "Refused"
     assert fields[field_key(act_sim, "Consent Newsletter At")].startswith(state["decided_at"][:19])
+    assert fields[field_key(act_sim, "Consent Newsletter UTC")] == state["decided_at"]  # exact, with Z
+    assert fields[field_key(act_sim, "Consent Newsletter Proof")] == state["event_id"]
+    assert "aemOptOut" not in {k for k in fields}  # custom fields only; the flag is top-level
     assert state["sync_status"] == "synced" and state["act_contact_ids"] == [contact["id"]]
     histories = act_sim.history_for(contact["id"])
     regarding = sorted(h["regarding"] for h in histories)
