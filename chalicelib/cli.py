@@ -186,6 +186,14 @@ def cmd_sync_drain(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def cmd_sync_retry(args: argparse.Namespace) -> int:
+    statuses = tuple(args.status or ("no_contact", "contact_deleted"))
+    count = sync.requeue_held(get_ledger(), statuses)
+    print(f"{count} held sync(s) queued again; they are pushed by the next sweep "
+          "(or now: sync drain)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli",
@@ -281,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--limit", type=int, help="at most this many per round")
     drain.add_argument("--interval", type=float, help="repeat every N seconds until stopped")
     drain.set_defaults(func=cmd_sync_drain)
+    retry = sync_cmds.add_parser(
+        "retry", help="queue held syncs again (after creating or restoring the Act! contact)",
+        description="Held syncs (no_contact, contact_deleted) are never retried on their own. "
+                    "After fixing the cause in Act!, queue them again: the next push searches "
+                    "Act! by address afresh.")
+    retry.add_argument("--status", action="append", choices=["no_contact", "contact_deleted"],
+                       help="only these (repeatable; default: both)")
+    retry.set_defaults(func=cmd_sync_retry, status=None)
     return parser
 
 

@@ -317,6 +317,25 @@ def status_rows(ledger: Ledger) -> list[dict[str, Any]]:
     return rows
 
 
+def requeue_held(ledger: Ledger, statuses: tuple[str, ...] = ("no_contact", "contact_deleted")) -> int:
+    """Put held syncs back in the queue, after a person fixed the cause in Act!.
+
+    The cached Act! contact ids are forgotten, so the next push searches by address
+    again (finding a contact created or restored since).
+    """
+    count = 0
+    for pk, sk in list(ledger.sync_keys([SYNC_HOLD])):
+        state = ledger.get(pk, sk)
+        if not state or state.get("sync_status") not in statuses:
+            continue
+        ledger.set_profile_fields(state["subject"], {"act_contact_ids": []})
+        if ledger.update_state(pk, sk, state["event_id"], {
+                "sync_status": "pending", "sync_attempts": 0, "sync_due": now_iso(),
+                "sync_shard": sync_shard(state["subject"])}):
+            count += 1
+    return count
+
+
 def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:
     """Purpose states a DynamoDB stream batch marks pending (NewImage, low-level format)."""
     keys = []

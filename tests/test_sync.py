@@ -184,3 +184,17 @@ def test_act_not_configured_leaves_decisions_pending(env, mint):
 
     with pytest.raises(ConfigError, match="ACT_API_URL"):
         get_pusher()
+
+
+def test_held_sync_is_retried_after_the_contact_is_created(act_sim, pusher, capsys):
+    decide("late@example.org", newsletter="accept")
+    assert drain_all(pusher).held == 1
+    act_sim.add_contact(emailAddress="Late@Example.org", firstName="Late")
+    from chalicelib import cli
+
+    assert cli.main(["sync", "retry"]) == 0
+    assert "1 held sync(s) queued again" in capsys.readouterr().out
+    assert drain_all(pusher).synced == 1
+    contact = contact_by_email(act_sim, "late@example.org")
+    assert contact["customFields"][field_key(act_sim, "Consent Newsletter")] == "Accepted"
+    assert sync.status_rows(pusher.ledger) == []
