@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterator
@@ -73,6 +74,16 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
 
 
+def _store_error(operation: str, exc: Exception) -> StoreUnavailable:
+    """Log a DynamoDB failure and say it in words a person can act on."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        log("store_error", level="error", operation=operation, code=code)
+        return StoreUnavailable(f"DynamoDB {operation} failed ({code}).")
+    log("store_error", level="error", operation=operation, code=type(exc).__name__)
+    return StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).")
+
+
 @dataclass
 class Snapshot:
     """What a writer needs to know about a subject before deciding what to write."""
@@ -118,13 +129,20 @@ class Ledger:
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             return getattr(self.client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _store_error(operation, exc) from exc
+
+    def _conditional(self, operation: str, **kwargs: Any) -> bool:
+        """Run a conditional write; False when its condition failed, else as :meth:`_call`."""
+        try:
+            getattr(self.client, operation)(**kwargs)
+            return True
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            log("store_error", level="error", operation=operation, code=code)
-            raise StoreUnavailable(f"DynamoDB {operation} failed ({code}).") from exc
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _store_error(operation, exc) from exc
         except BotoCoreError as exc:
-            log("store_error", level="error", operation=operation, code=type(exc).__name__)
-            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+            raise _store_error(operation, exc) from exc
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self._call("get_item", TableName=self.table, ConsistentRead=True,
@@ -213,32 +231,21 @@ class Ledger:
         if remove:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         condition = "event_id = :event" + (f" AND ({extra_condition})" if extra_condition else "")
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
-                UpdateExpression=expression, ConditionExpression=condition,
-                ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"DynamoDB update failed ({exc.response['Error'].get('Code')}).") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+        return self._conditional(
+            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression=expression, ConditionExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
     def set_profile_fields(self, subject: str, fields: dict[str, Any]) -> None:
         """Cache facts on an existing profile (e.g. Act! contact ids); no-op if erased."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=to_item({"pk": subject_pk(subject), "sk": "PROFILE"}),
-                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StoreUnavailable("DynamoDB update failed.") from exc
+        self._conditional(
+            "update_item", TableName=self.table,
+            Key=to_item({"pk": subject_pk(subject), "sk": "PROFILE"}),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
         """Keep the exact wording of a text version, for evidence. Idempotent.
@@ -248,15 +255,10 @@ class Ledger:
         """
         if (self.table, text_sha256) in _STORED_TEXTS:
             return
-        try:  # first writer wins: a stored wording is never replaced
-            self.client.put_item(
-                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
-                Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StoreUnavailable("DynamoDB put failed.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+        # First writer wins: a stored wording is never replaced.
+        self._conditional("put_item", TableName=self.table,
+                          ConditionExpression="attribute_not_exists(pk)",
+                          Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
         _STORED_TEXTS.add((self.table, text_sha256))
 
     # -- the one write path --------------------------------------------------------
@@ -347,7 +349,9 @@ class Ledger:
         reported, never retried or overwritten.
         """
         try:
-            self.client.transact_write_items(TransactItems=request)
+            # The token makes botocore's own retry of a lost response idempotent.
+            self.client.transact_write_items(TransactItems=request,
+                                             ClientRequestToken=str(uuid.uuid4()))
             return True
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -364,6 +368,4 @@ class Ledger:
             raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "
                                    f"{', '.join(str(r) for r in reasons)}).") from exc
         except BotoCoreError as exc:
-            log("store_error", level="error", operation="transact_write_items",
-                code=type(exc).__name__)
-            raise StoreUnavailable(f"DynamoDB is unreachable ({type(exc).__name__}).") from exc
+            raise _store_error("transact_write_items", exc) from exc
