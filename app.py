@@ -12,7 +12,7 @@ from typing import Any, Callable
 from chalice import Chalice, Rate, Response
 
 from chalicelib import antiforgery, consent, formdata, sync, views
-from chalicelib.errors import OptinProofError
+from chalicelib.errors import ConfigError, OptinProofError
 from chalicelib.i18n import negotiate
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
@@ -129,10 +129,22 @@ CONSENT_STREAM_ARN = os.environ.get(
     "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset")
 
 
+def _pusher_or_none() -> Any:
+    """The pusher, or None (logged) when Act! is not configured: decisions stay pending."""
+    try:
+        return get_pusher()
+    except ConfigError as exc:
+        log("sync_not_configured", level="warning", detail=str(exc)[:300])
+        return None
+
+
 @app.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
 def sync_on_stream(event: Any) -> dict[str, Any]:
-    """Push each decision the table just marked pending."""
-    report = sync.drain(get_pusher(), sync.stream_keys(record.new_image for record in event))
+    """Push each decision the table just marked pending; never fails the batch."""
+    pusher = _pusher_or_none()
+    if pusher is None:
+        return {"synced": 0, "failed": 0}
+    report = sync.drain(pusher, sync.stream_keys(record.new_image for record in event))
     log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)
     return {"synced": report.synced, "failed": report.failed}
@@ -141,7 +153,9 @@ def sync_on_stream(event: Any) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sync_sweep(event: Any) -> dict[str, Any]:
     """Push every sync that is due: missed stream records, and retries after backoff."""
-    pusher = get_pusher()
+    pusher = _pusher_or_none()
+    if pusher is None:
+        return {"synced": 0, "failed": 0}
     report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
     log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)

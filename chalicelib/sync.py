@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from chalicelib import actfields
 from chalicelib.act import ActClient, ActError, ActNotFound
 from chalicelib.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, OptinProofError
 from chalicelib.ledger import SYNC_HOLD, SYNC_SHARDS, Ledger, subject_pk, sync_shard
 from chalicelib.logs import log
 from chalicelib.purposes import Catalogue
@@ -286,7 +286,11 @@ def drain(pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = N
     for count, (pk, sk) in enumerate(keys):
         if limit is not None and count >= limit:
             break
-        outcome, error = pusher.push(pk, sk)
+        try:
+            outcome, error = pusher.push(pk, sk)
+        except OptinProofError as exc:  # e.g. DynamoDB briefly unavailable: the sweep retries
+            log("sync_push_error", level="error", pk=pk, sk=sk, error=str(exc)[:300])
+            outcome, error = "failed", str(exc)
         report.add(outcome, error)
     return report
 

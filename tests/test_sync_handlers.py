@@ -61,3 +61,18 @@ def test_sweep_pushes_what_the_stream_missed(client, act_env, act_sim):
     assert result.payload == {"synced": 1, "failed": 0}
     contact = contact_by_email(act_sim, "demo@example.com")
     assert contact["customFields"][field_key(act_sim, "Consent Events")] == "Refused"
+
+
+def test_handlers_without_act_configured_leave_decisions_pending(client, env, ledger, mint):
+    from chalicelib import sync
+
+    issued = mint("unconfigured@example.eu", "newsletter")
+    from tests.test_sync import decide
+    decide("unconfigured@example.eu", newsletter="accept")
+    result = client.lambda_.invoke("sync_on_stream", {"Records": stream_records(env)})
+    assert result.payload == {"synced": 0, "failed": 0}
+    sweep = client.lambda_.invoke("sync_sweep", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    assert sweep.payload == {"synced": 0, "failed": 0}
+    assert [row["sync_status"] for row in sync.status_rows(ledger)] == ["pending"]
+    assert issued.subject == sync.status_rows(ledger)[0]["subject"]
