@@ -57,3 +57,7 @@ def test_two_hundred_decisions_survive_a_flaky_act(act_sim, act_env, monkeypatch
         assert per_contact[contact["id"]] == 2, email
     assert sum(per_contact[c["id"]] for c in contacts.values()) == 200
     assert report.failed > 0  # the faults really happened
+    with act_sim.lock:
+        statuses = Counter(status for _, _, status in act_sim.requests)
+    print(f"\nchaos: {sum(statuses.values())} Act! calls, statuses {dict(statuses)}, "
+          f"push attempts failed {report.failed}, synced {report.synced}")
