@@ -30,7 +30,8 @@ from chalicelib.settings import ActSettings
 
 _TOKEN_REFRESH = 30 * 60  # Act! publishes no lifetime; one install saw 65 minutes
 _RETRYABLE = {429, 500, 502, 503, 504}
-_MAX_WAIT = 30.0
+_MAX_WAIT = 30.0  # longest single wait inside one call; longer Retry-After: give up, come back
+_MAX_TOTAL_WAIT = 60.0  # all waits of one call together
 _LOW_REMAINING = 3
 _POOL = urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
 _TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
@@ -56,9 +57,12 @@ class ActBadRequest(ActError):
 class ActUnavailable(ActError):
     """Act! did not answer usefully after the retries; ``ambiguous`` if a write may have landed."""
 
-    def __init__(self, message: str, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, ambiguous: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
+        #: Act! asked us to come back later than we can wait in one call (seconds).
+        self.retry_after = retry_after
 
 
 def odata_string(value: str) -> str:
@@ -180,19 +184,19 @@ class ActClient:
         query = ("?" + urlencode(params, doseq=True, quote_via=quote)) if params else ""
         data = json.dumps(body).encode("utf-8") if body is not None else None
         safe_to_repeat = method in ("GET", "PUT", "PATCH", "DELETE")
-        reauthorised = False
+        reauthorised, waited = False, 0.0
         for attempt in range(self.config.max_retries + 1):
-            token = self._token()
-            headers = {"Authorization": f"Bearer {token}", "Act-Database-Name": self.config.database,
-                       "Accept": "application/json"}
-            if data is not None:
-                headers["Content-Type"] = "application/json"
             try:
+                token = self._token()
+                headers = {"Authorization": f"Bearer {token}",
+                           "Act-Database-Name": self.config.database, "Accept": "application/json"}
+                if data is not None:
+                    headers["Content-Type"] = "application/json"
                 response = self._send(method, path + query, headers, data)
             except ActUnavailable as exc:
                 if (exc.ambiguous and not safe_to_repeat) or attempt == self.config.max_retries:
                     raise
-                self._backoff(attempt, None)
+                waited += self._backoff(attempt, None, waited)
                 continue
             if response.status == 401 and not reauthorised:
                 self._forget_token(token)
@@ -200,19 +204,26 @@ class ActClient:
                 continue
             if response.status in _RETRYABLE and attempt < self.config.max_retries and (
                     safe_to_repeat or response.status == 429):
-                self._backoff(attempt, response)
+                waited += self._backoff(attempt, response, waited)
                 continue
             self._pace(response)
             return self._result(method, path, response)
         raise ActUnavailable(f"Act! {method} {path} kept failing after "
                              f"{self.config.max_retries + 1} attempts")
 
-    def _backoff(self, attempt: int, response: urllib3.BaseHTTPResponse | None) -> None:
+    def _backoff(self, attempt: int, response: urllib3.BaseHTTPResponse | None,
+                 waited: float) -> float:
+        """Wait before a retry; give up (with Act!'s delay) when told to wait too long."""
         told = _reset_delay(response.headers, time.time()) if response is not None else None
         delay = told if told is not None else random.uniform(0, min(_MAX_WAIT, 0.2 * 2 ** attempt))
+        if delay > _MAX_WAIT or waited + delay > _MAX_TOTAL_WAIT:
+            raise ActUnavailable(f"Act! asks to wait {delay:.0f}s (HTTP "
+                                 f"{getattr(response, 'status', '-')}); retrying later",
+                                 retry_after=delay)
         log("act_retry", attempt=attempt + 1, status=getattr(response, "status", None),
-            wait=round(min(delay, _MAX_WAIT), 3))
-        self.sleep(min(delay, _MAX_WAIT))
+            wait=round(delay, 3))
+        self.sleep(delay)
+        return delay
 
     def _pace(self, response: urllib3.BaseHTTPResponse) -> None:
         """Slow down before Act! has to say 429."""
@@ -252,10 +263,14 @@ class ActClient:
     def system(self) -> dict[str, Any]:
         """``GET /api/system`` (anonymous): API version and culture; the health probe."""
         response = self._send("GET", "/api/system", {"Accept": "application/json"})
-        if response.status != 200:
-            raise ActUnavailable(f"Act! /api/system answered HTTP {response.status}; is "
-                                 f"ACT_API_URL ({self.config.api_url}) right?")
-        return json.loads(response.data)
+        try:
+            if response.status == 200:
+                return json.loads(response.data)
+        except ValueError:
+            pass
+        raise ActUnavailable(f"Act! /api/system answered HTTP {response.status} without its JSON; "
+                             f"is ACT_API_URL ({self.config.api_url}) the API address ending in "
+                             "/act.web.api?")
 
     def contact_fields(self) -> list[dict[str, Any]]:
         return collection(self.request("GET", "/api/metadata/contact/fields"))

@@ -174,8 +174,15 @@ def cmd_sync_drain(args: argparse.Namespace) -> int:
     pusher = get_pusher(settings)
     rounds = 0
     while True:
-        keys = sync.all_keys(pusher.ledger) if args.all else sync.due_keys(pusher.ledger)
-        report = sync.drain(pusher, keys, limit=args.limit)
+        try:
+            keys = sync.all_keys(pusher.ledger) if args.all else sync.due_keys(pusher.ledger)
+        except OptinProofError as exc:
+            if not args.interval:
+                raise
+            print(f"error: {exc}; trying again in {args.interval:g}s", file=sys.stderr)
+            time.sleep(args.interval)
+            continue
+        report = sync.drain(pusher, keys, limit=args.limit, force=args.all)
         rounds += 1
         print(f"synced {report.synced}, failed {report.failed}, held {report.held}, "
               f"skipped {report.skipped}")

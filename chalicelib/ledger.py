@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
@@ -20,6 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import proof
+from chalicelib.clock import iso, utcnow
 from chalicelib.errors import Contention, RequiredItemMissing, StoreUnavailable
 from chalicelib.logs import log
 
@@ -235,6 +237,38 @@ class Ledger:
             "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
             UpdateExpression=expression, ConditionExpression=condition,
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+
+    # -- a per-person lock for pushes to Act! (decisions never overwrite this item) -----
+
+    def acquire_lock(self, subject: str, owner: str, seconds: int) -> bool:
+        """Take the subject's sync lock if free or expired; False when someone holds it."""
+        now = utcnow()
+        return self._conditional(
+            "put_item", TableName=self.table,
+            Item=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK", "owner": owner,
+                          "until": iso(now + timedelta(seconds=seconds)),
+                          "expires_at": int(now.timestamp()) + seconds + 3600}),
+            ConditionExpression="attribute_not_exists(pk) OR #until < :now",
+            ExpressionAttributeNames={"#until": "until"},
+            ExpressionAttributeValues=to_item({":now": iso(now)}))
+
+    def renew_lock(self, subject: str, owner: str, seconds: int) -> bool:
+        """Extend our lock; False if it expired and someone else took it."""
+        now = utcnow()
+        return self._conditional(
+            "update_item", TableName=self.table,
+            Key=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK"}),
+            UpdateExpression="SET #until = :until", ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
+            ExpressionAttributeValues=to_item({":until": iso(now + timedelta(seconds=seconds)),
+                                               ":me": owner}))
+
+    def release_lock(self, subject: str, owner: str) -> None:
+        self._conditional(
+            "delete_item", TableName=self.table,
+            Key=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK"}),
+            ConditionExpression="#owner = :me", ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=to_item({":me": owner}))
 
     def set_profile_fields(self, subject: str, fields: dict[str, Any]) -> None:
         """Cache facts on an existing profile (e.g. Act! contact ids); no-op if erased."""

@@ -3,8 +3,9 @@
 Each purpose state carries its own sync bookkeeping, written in the same transaction
 as the decision (``sync_status = pending`` and a place in the pending-sync index).
 Two drivers push it: the DynamoDB stream (fast path) and a scheduled sweep of the
-index (safety net). Whoever gets there first takes a short lease on the state, so
-the two never push the same decision at once.
+index (safety net). Pushes for one person are serialised by a lock item (renewed
+before every write to Act!), so the two never push the same person at once, and an
+older decision can never land after a newer one.
 
 A push is idempotent: the contact's consent fields are PATCHed to the decision's
 values (and read back, because Act! sometimes answers 200 and stores nothing), and
@@ -16,12 +17,13 @@ decision replaces the pending one: the older is then never pushed.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable
 
 from chalicelib import actfields
-from chalicelib.act import ActClient, ActError, ActNotFound
+from chalicelib.act import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.errors import ConfigError, OptinProofError
 from chalicelib.ledger import SYNC_HOLD, SYNC_SHARDS, Ledger, subject_pk, sync_shard
@@ -29,7 +31,12 @@ from chalicelib.logs import log
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 
-LEASE_SECONDS = 120
+#: A push for one person holds its lock this long, renewed before every write to Act!;
+#: longer than any single Act! request can take (ACT_TIMEOUT and capped waits).
+LEASE_SECONDS = 180
+#: After a write whose fate is unknown (timeout, 5xx), wait this long before looking
+#: for it: it may still land.
+_AMBIGUOUS_WAIT = 60.0
 _BACKOFF_BASE = 5.0
 _BACKOFF_MAX = 3600.0
 VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
@@ -66,6 +73,7 @@ class Pusher:
     settings: Settings
     _keys: dict[tuple[str, str], str] | None = None
     _history_type: int | None = None
+    _lock: tuple[str, str] | None = None
 
     def keys(self) -> dict[tuple[str, str], str]:
         if self._keys is None:
@@ -86,31 +94,57 @@ class Pusher:
 
     # -- one decision ------------------------------------------------------------------
 
-    def push(self, pk: str, sk: str) -> tuple[str, str]:
-        """Push one purpose state if it still needs it; returns ``(outcome, error)``."""
+    def push(self, pk: str, sk: str, force: bool = False, _again: bool = True) -> tuple[str, str]:
+        """Push one purpose state if it still needs it; returns ``(outcome, error)``.
+
+        Pushes for one person are serialised by a lock item that decisions never
+        overwrite, and everything is re-read under it: a newer decision waits for an
+        older push to finish, then goes out with fresh values (never the reverse).
+        Without ``force`` a state in backoff (``sync_due`` later) is left alone.
+        """
         state = self.ledger.get(pk, sk)
-        if not state or state.get("sync_status") not in ("pending", "failed"):
+        if not _needs_push(state, force):
             return "skipped", ""
-        event_id, now = state["event_id"], now_iso()
-        if not self.ledger.update_state(
-                pk, sk, event_id, {"sync_lease_until": iso(utcnow() + timedelta(seconds=LEASE_SECONDS))},
-                extra_condition="attribute_not_exists(sync_lease_until) OR sync_lease_until < :now",
-                extra_values={":now": now}):
+        subject, owner = state["subject"], uuid.uuid4().hex
+        if not self.ledger.acquire_lock(subject, owner, LEASE_SECONDS):
+            return "skipped", ""  # another push for this person runs; it stays pending
+        self._lock = (subject, owner)
+        try:
+            state = self.ledger.get(pk, sk)
+            if not _needs_push(state, force):
+                return "skipped", ""
+            outcome, error, superseded = self._push_locked(pk, sk, state)
+        except _LockLost:
+            log("sync_lock_lost", level="warning", subject=subject)
             return "skipped", ""
+        finally:
+            self._lock = None
+            self.ledger.release_lock(subject, owner)
+        if superseded and _again:  # a newer decision arrived meanwhile: push it now
+            return self.push(pk, sk, force=True, _again=False)
+        return outcome, error
+
+    def _push_locked(self, pk: str, sk: str, state: dict[str, Any]) -> tuple[str, str, bool]:
+        event_id = state["event_id"]
         try:
             contact_ids = self._push_state(state)
         except _Hold as hold:
             self._finish(pk, sk, event_id, hold.status, str(hold))
             log("sync_held", level="warning", subject=state["subject"], purpose=state["purpose"],
                 status=hold.status)
-            return "held", str(hold)
+            return "held", str(hold), False
         except (ActError, ConfigError) as exc:
-            return self._failed(pk, sk, state, exc)
+            return (*self._failed(pk, sk, state, exc), False)
         if not self._finish(pk, sk, event_id, "synced", "", contact_ids):
-            self._requeue_newer(pk, sk)
+            return "synced", "", True
         log("sync_done", subject=state["subject"], purpose=state["purpose"], event_id=event_id,
             contacts=len(contact_ids))
-        return "synced", ""
+        return "synced", "", False
+
+    def _keep_lock(self) -> None:
+        """Before each write to Act!: still ours? Else stop, the new holder carries on."""
+        if self._lock and not self.ledger.renew_lock(*self._lock, LEASE_SECONDS):
+            raise _LockLost()
 
     def _push_state(self, state: dict[str, Any]) -> list[str]:
         subject = state["subject"]
@@ -124,23 +158,31 @@ class Pusher:
         return [contact["id"] for contact in contacts]
 
     def _contacts(self, subject: str, profile: dict[str, Any]) -> list[dict[str, Any]]:
-        cached = profile.get("act_contact_ids") or []
-        if cached:
-            found = []
-            for contact_id in cached:
-                try:
-                    found.append(self.client.contact(contact_id))
-                except ActNotFound:
-                    log("act_contact_missing", level="warning", subject=subject, contact_id=contact_id)
-            if found:
-                return found
-            raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
+        """Every Act! contact with the person's address, plus those found before.
+
+        Searched afresh on each push, so a contact added later (or a duplicate) gets
+        the consent too; a cached contact that now answers 404 is dropped and logged.
+        """
+        cached = list(profile.get("act_contact_ids") or [])
         found = self.client.contacts_by_email(profile["email"])
+        known = {contact["id"] for contact in found}
+        for contact_id in cached:
+            if contact_id in known:
+                continue
+            try:
+                found.append(self.client.contact(contact_id))
+            except ActNotFound:
+                log("act_contact_missing", level="warning", subject=subject, contact_id=contact_id)
+        if not found and cached:
+            raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
         if not found and self.settings.act.create_contacts:
+            self._keep_lock()
             found = [self.client.create_contact({"emailAddress": profile["email"]})]
         if not found:
-            raise _Hold("no_contact", f"no Act! contact has this address and ACT_CREATE_CONTACTS is off")
-        self.ledger.set_profile_fields(subject, {"act_contact_ids": [c["id"] for c in found]})
+            raise _Hold("no_contact", "no Act! contact has this address and ACT_CREATE_CONTACTS is off")
+        ids = [contact["id"] for contact in found]
+        if ids != cached:
+            self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
         return found
 
     def _values(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +233,7 @@ class Pusher:
             body["aemOptOut"] = opt_out
         if not body:
             return
+        self._keep_lock()
         self.client.patch_contact(contact["id"], body)
         stored = self.client.contact(contact["id"])
         stored_fields = stored.get("customFields") or {}
@@ -207,6 +250,7 @@ class Pusher:
         title = purpose.text(self.catalogue.default_locale).title if purpose else state["purpose"]
         verb = VERBS.get(state["state"], state["state"])
         channel = state.get("channel") or "unknown channel"
+        self._keep_lock()
         self.client.post_history({
             "contacts": [{"id": contact_id}],
             "regarding": f"Consent {verb}: {title}",
@@ -220,43 +264,46 @@ class Pusher:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _requeue_newer(self, pk: str, sk: str) -> None:
-        """A newer decision landed while we pushed an older one: push the newer again.
-
-        Its own push may have finished before our older PATCH reached Act!; re-pushing
-        makes the newest values the last ones written.
-        """
-        state = self.ledger.get(pk, sk)
-        if state and state.get("sync_status") == "synced":
-            self.ledger.update_state(pk, sk, state["event_id"], {
-                "sync_status": "pending", "sync_shard": sync_shard(state["subject"]),
-                "sync_due": now_iso()})
-        log("sync_superseded", subject=state.get("subject") if state else None)
-
     def _finish(self, pk: str, sk: str, event_id: str, status: str, error: str,
                 contact_ids: list[str] | None = None) -> bool:
         fields: dict[str, Any] = {"sync_status": status, "sync_error": error or "-",
                                   "synced_at" if status == "synced" else "sync_checked_at": now_iso()}
         if contact_ids is not None:
             fields["act_contact_ids"] = contact_ids
-        remove: tuple[str, ...] = ("sync_lease_until", "sync_shard", "sync_due")
+        remove: tuple[str, ...] = ("sync_shard", "sync_due")
         if status != "synced":  # held: stays listed by `sync status`, never swept
             fields.update({"sync_shard": SYNC_HOLD, "sync_due": now_iso()})
-            remove = ("sync_lease_until",)
+            remove = ()
         return self.ledger.update_state(pk, sk, event_id, fields, remove)
 
     def _failed(self, pk: str, sk: str, state: dict[str, Any], exc: Exception) -> tuple[str, str]:
         attempts = int(state.get("sync_attempts", 0)) + 1
         delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+        if isinstance(exc, ActUnavailable):
+            if exc.ambiguous:  # a write may still land: search for it only once it has
+                delay = max(delay, _AMBIGUOUS_WAIT)
+            delay = max(delay, exc.retry_after or 0)
+        if isinstance(exc, (ActBadRequest, ConfigError)):
+            self._keys = None  # fields may have been renamed in Act!: map them again
         status = "failed" if attempts >= self.settings.sync_max_attempts else "pending"
         self.ledger.update_state(pk, sk, state["event_id"], {
             "sync_status": status, "sync_attempts": attempts, "sync_error": str(exc)[:500],
             "sync_due": iso(utcnow() + timedelta(seconds=delay)), "sync_shard": sync_shard(state["subject"]),
-        }, ("sync_lease_until",))
+        })
         log("sync_alert" if status == "failed" else "sync_retry",
             level="error" if status == "failed" else "warning", subject=state["subject"],
             purpose=state["purpose"], attempts=attempts, error=str(exc)[:300])
         return "failed", str(exc)
+
+
+class _LockLost(Exception):
+    """Our per-person lock expired and another push took it over."""
+
+
+def _needs_push(state: dict[str, Any] | None, force: bool) -> bool:
+    if not state or state.get("sync_status") not in ("pending", "failed"):
+        return False
+    return force or str(state.get("sync_due", "")) <= now_iso()
 
 
 class _Hold(Exception):
@@ -280,14 +327,18 @@ def _newer(current: Any, ours: str) -> bool:
         return False
 
 
-def drain(pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = None) -> DrainReport:
-    """Push each given purpose state; never raises for one state's failure."""
+def drain(pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = None,
+          force: bool = False) -> DrainReport:
+    """Push each given purpose state; never raises for one state's failure.
+
+    ``force`` pushes states still waiting for their backoff (``sync drain --all``).
+    """
     report = DrainReport()
     for count, (pk, sk) in enumerate(keys):
         if limit is not None and count >= limit:
             break
         try:
-            outcome, error = pusher.push(pk, sk)
+            outcome, error = pusher.push(pk, sk, force=force)
         except OptinProofError as exc:  # e.g. DynamoDB briefly unavailable: the sweep retries
             log("sync_push_error", level="error", pk=pk, sk=sk, error=str(exc)[:300])
             outcome, error = "failed", str(exc)

@@ -43,7 +43,7 @@ def contact_by_email(sim: Any, email: str) -> dict[str, Any]:
 def drain_all(pusher: Any, rounds: int = 30) -> sync.DrainReport:
     total = sync.DrainReport()
     for _ in range(rounds):
-        report = sync.drain(pusher, sync.all_keys(pusher.ledger))
+        report = sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
         for name in ("synced", "failed", "held", "skipped"):
             setattr(total, name, getattr(total, name) + getattr(report, name))
         total.errors += report.errors
@@ -151,7 +151,7 @@ def test_contact_deleted_in_act_is_recorded_not_retried(act_sim, pusher):
 def test_silently_ignored_patch_is_detected_and_retried(act_sim, pusher):
     act_sim.set_faults(ignore_patch=True)
     decide("demo@example.com", newsletter="accept")
-    report = sync.drain(pusher, sync.all_keys(pusher.ledger))
+    report = sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
     assert report.failed == 1 and "did not store it" in report.errors[0]
     row = sync.status_rows(pusher.ledger)[0]
     assert row["sync_status"] == "pending" and row["attempts"] == 1
@@ -169,7 +169,7 @@ def test_after_max_attempts_a_sync_is_failed_and_still_retried(act_sim, pusher, 
     act_sim.set_faults(error_rate=1.0, kinds=("500",))
     decide("demo@example.com", newsletter="accept")
     for _ in range(2):
-        sync.drain(slow_pusher, sync.all_keys(slow_pusher.ledger))
+        sync.drain(slow_pusher, sync.all_keys(slow_pusher.ledger), force=True)
     row = sync.status_rows(slow_pusher.ledger)[0]
     assert row["sync_status"] == "failed" and row["attempts"] == 2 and "500" in row["error"]
     assert '"event": "sync_alert"' in capsys.readouterr().out
