@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.act import ActClient
+from chalicelib.act import ActAuthError, ActClient
 from chalicelib.errors import ConfigError
 from chalicelib.purposes import Catalogue
 
@@ -127,7 +127,11 @@ def setup(client: ActClient, catalogue: Catalogue) -> list[str]:
             done.append(f"ok       {result.wanted.display_name}")
         elif result.key is None:
             role = ROLES[result.wanted.role]
-            client.create_contact_field(result.wanted.display_name, role.create_type, role.length)
+            try:
+                client.create_contact_field(result.wanted.display_name, role.create_type, role.length)
+            except ActAuthError as exc:
+                raise ActAuthError(f"{exc} Creating fields needs the Act! 'Define Fields' "
+                                   "permission: run `act setup` once as an Act! administrator.") from exc
             done.append(f"created  {result.wanted.display_name} ({role.create_type})")
         else:
             done.append(f"CONFLICT {result.wanted.display_name}: {result.problem} — fix it in Act!")
