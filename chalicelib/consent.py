@@ -88,8 +88,8 @@ def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: 
                 "event_id": new_event_id(), "kind": "link_issued", "at": at,
                 "link_id": link_id, "link_kind": kind, "purposes": purposes,
                 "channel": channel, "link_expires_at": iso(expires),
-                "accept_language": ctx.accept_language,
-            }, {"ip": ctx.ip, "user_agent": ctx.user_agent})],
+            }, {"ip": ctx.ip, "user_agent": ctx.user_agent,
+                "accept_language": ctx.accept_language})],
             puts=[{
                 "pk": f"LINK#{link_id}", "sk": "LINK", "link_id": link_id, "kind": kind,
                 "subject": subject, "purposes": purposes, "channel": channel,
@@ -200,8 +200,9 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
                 "purpose_version": catalogue.get(purpose).version, "text_sha256": sha,
                 "locale": locale, "previous_state": current.get("state"),
                 "link_id": link.link_id, "link_kind": link.kind,
-                "channel": record.get("channel"), "accept_language": ctx.accept_language,
-            }, {"ip": ctx.ip, "user_agent": ctx.user_agent}))
+                "channel": record.get("channel"),
+            }, {"ip": ctx.ip, "user_agent": ctx.user_agent,
+                "accept_language": ctx.accept_language}))
             plan.puts.append({
                 "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), "purpose": purpose,
                 "subject": snap.subject, "state": state, "decided_at": at,

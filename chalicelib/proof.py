@@ -4,7 +4,8 @@ Each event commits to its predecessor (``prev_hash``), so removing, inserting or
 editing an event breaks every later hash: anyone holding the events can verify the
 chain with this module alone.
 
-Erasure must remove IP and user agent without breaking the chain. So those fields
+Erasure must remove IP, user agent and Accept-Language (together they single a
+person out) without breaking the chain. So those fields
 are not hashed directly: the event hashes ``personal_hash``, the SHA-256 of the
 personal fields plus a random per-event salt (the salt stops anyone guessing an IP
 from its hash). Erasure deletes the personal fields and the salt, keeps
@@ -24,7 +25,7 @@ from typing import Any, Iterable
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64
 #: Fields that identify a person and are erased; committed to via ``personal_hash``.
-PERSONAL_FIELDS = ("ip", "user_agent")
+PERSONAL_FIELDS = ("ip", "user_agent", "accept_language")
 _NOT_HASHED = frozenset((*PERSONAL_FIELDS, "personal_salt", "hash"))
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

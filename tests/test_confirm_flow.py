@@ -86,6 +86,9 @@ def test_submitting_records_one_complete_event_per_purpose(client, mint, ledger,
         assert event["locale"] == "en"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["at"])
         parse_iso(event["at"])
+        erased = {k: v for k, v in event.items()
+                  if k not in ("ip", "user_agent", "accept_language", "personal_salt")}
+        assert proof.event_hash(erased) == event["hash"]  # erasable without breaking the chain
     assert proof.verify_chain(issued.subject, events).ok
 
     snap = ledger.snapshot(issued.subject)
