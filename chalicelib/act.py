@@ -80,13 +80,20 @@ def collection(payload: Any) -> list[dict[str, Any]]:
 
 
 def _error_message(response: urllib3.BaseHTTPResponse) -> str:
-    try:
-        body = json.loads(response.data or b"{}")
-    except ValueError:
+    body = _json_or_none(response.data) if response.data else {}
+    if body is None:
         return (response.data or b"")[:200].decode("utf-8", "replace")
     if isinstance(body, dict):
         return str(body.get("exceptionMessage") or body.get("message") or body)[:300]
     return str(body)[:300]
+
+
+def _json_or_none(data: bytes | None) -> Any:
+    """Parsed JSON, or None for a body that is not JSON (e.g. an HTML error page)."""
+    try:
+        return json.loads(data or b"")
+    except ValueError:
+        return None
 
 
 def _reset_delay(headers: Any, now: float) -> float | None:
@@ -263,11 +270,9 @@ class ActClient:
     def system(self) -> dict[str, Any]:
         """``GET /api/system`` (anonymous): API version and culture; the health probe."""
         response = self._send("GET", "/api/system", {"Accept": "application/json"})
-        try:
-            if response.status == 200:
-                return json.loads(response.data)
-        except ValueError:
-            pass
+        info = _json_or_none(response.data) if response.status == 200 else None
+        if isinstance(info, dict):
+            return info
         raise ActUnavailable(f"Act! /api/system answered HTTP {response.status} without its JSON; "
                              f"is ACT_API_URL ({self.config.api_url}) the API address ending in "
                              "/act.web.api?")

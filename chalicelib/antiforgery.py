@@ -8,10 +8,9 @@ render; a POST without it, or with one for another link, is refused. It expires
 from __future__ import annotations
 
 import hashlib
+from typing import Mapping
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
-
-from typing import Mapping
 
 from chalicelib.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
 from chalicelib.settings import Settings

@@ -10,27 +10,11 @@ the Act! sync) also relies on what is derived from them, so the audit checks tha
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from typing import Any
 
 from chalicelib import proof
-from chalicelib.ledger import Ledger, subject_pk, to_item
+from chalicelib.ledger import Ledger, subject_pk
 from chalicelib.purposes import canonical_text
-
-
-def subjects(ledger: Ledger) -> Iterator[str]:
-    """Every subject with a chain head, a profile or a first event (paged scan, once each)."""
-    seen: set[str] = set()
-    for item in ledger._paged("scan", {  # noqa: SLF001 - the ledger's own paging
-        "TableName": ledger.table, "ProjectionExpression": "pk, sk",
-        "FilterExpression": "begins_with(pk, :subj) AND (sk = :chain OR sk = :profile "
-                            "OR begins_with(sk, :event))",
-        "ExpressionAttributeValues": to_item({":subj": "SUBJ#", ":chain": "CHAIN",
-                                              ":profile": "PROFILE", ":event": "EVENT#"}),
-    }):
-        subject = item["pk"].removeprefix("SUBJ#")
-        if subject not in seen:
-            seen.add(subject)
-            yield subject
 
 
 def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str:

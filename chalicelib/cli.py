@@ -92,7 +92,7 @@ def cmd_chain_verify(args: argparse.Namespace) -> int:
     elif args.subject:
         subjects = [args.subject]
     else:
-        subjects = audit.subjects(ledger)
+        subjects = ledger.subjects()
     checked = broken = 0
     for subject in subjects:
         report = audit.verify_subject(ledger, subject)

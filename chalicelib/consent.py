@@ -125,9 +125,9 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
 
 def states(ledger: Ledger, link: links.Link) -> list[PurposeState]:
     """The current state of each purpose the link asks about, in the link's order."""
-    snap = ledger.snapshot(link.subject)
+    _, current = ledger.current(link.subject)
     return [
-        PurposeState(p, snap.states.get(p, {}).get("state"), snap.states.get(p, {}).get("decided_at"))
+        PurposeState(p, current.get(p, {}).get("state"), current.get(p, {}).get("decided_at"))
         for p in link.purposes
     ]
 

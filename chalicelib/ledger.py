@@ -177,20 +177,39 @@ class Ledger:
         ``PROFILE`` and ``PURPOSE#...`` sort after ``EVENT#...``, so one range query
         from "P" fetches them without touching the (many) events.
         """
-        pk = subject_pk(subject)
-        chain = self.get(pk, "CHAIN") or {}
+        chain = self.get(subject_pk(subject), "CHAIN") or {}
+        profile, states = self.current(subject)
+        return Snapshot(subject, int(chain.get("seq", 0)),
+                        chain.get("head_hash", proof.GENESIS_HASH), states, profile)
+
+    def current(self, subject: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        """Profile and purpose states in one consistent query (what pages show)."""
         profile, states = None, {}
         for item in self._paged("query", {
             "TableName": self.table, "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND sk >= :from",
-            "ExpressionAttributeValues": to_item({":pk": pk, ":from": "P"}),
+            "ExpressionAttributeValues": to_item({":pk": subject_pk(subject), ":from": "P"}),
         }):
             if item["sk"] == "PROFILE":
                 profile = item
             elif item["sk"].startswith("PURPOSE#"):
                 states[item["purpose"]] = item
-        return Snapshot(subject, int(chain.get("seq", 0)),
-                        chain.get("head_hash", proof.GENESIS_HASH), states, profile)
+        return profile, states
+
+    def subjects(self) -> Iterator[str]:
+        """Every subject with a chain head, a profile or events (paged scan, once each)."""
+        seen: set[str] = set()
+        for item in self._paged("scan", {
+            "TableName": self.table, "ProjectionExpression": "pk, sk",
+            "FilterExpression": "begins_with(pk, :subj) AND (sk = :chain OR sk = :profile "
+                                "OR begins_with(sk, :event))",
+            "ExpressionAttributeValues": to_item({":subj": "SUBJ#", ":chain": "CHAIN",
+                                                  ":profile": "PROFILE", ":event": "EVENT#"}),
+        }):
+            subject = item["pk"].removeprefix("SUBJ#")
+            if subject not in seen:
+                seen.add(subject)
+                yield subject
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 OptinProof local stack is up.
 
   App (chalice local)     {base_url}            health: {base_url}/health
-  DynamoDB Local          {dynamodb.endpoint}   table: optinproof-local (data in .local/dynamodb)
+  DynamoDB Local          {dynamodb.endpoint}   table: optinproof-local (data in {os.path.relpath(STATE_DIR / 'dynamodb', ROOT)})
   Act! simulator          {act.base_url.removesuffix('/act.web.api')}/   contacts, consent fields, histories
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
   Sync sweep              every 2 s, log in .local/sync.log
