@@ -11,12 +11,15 @@ from typing import Any, Callable
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import antiforgery, consent, formdata, sync, views
-from chalicelib.errors import ConfigError, OptinProofError
-from chalicelib.i18n import negotiate
+from chalicelib import antiforgery, consent, formdata, links, outbox, signup, sync, views
+from chalicelib.errors import (
+    BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, UnknownForm,
+)
+from chalicelib.i18n import negotiate, translations
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
-from chalicelib.resources import get_catalogue, get_ledger, get_pusher
+from chalicelib.purposes import Form
+from chalicelib.resources import get_catalogue, get_ledger, get_postman, get_pusher, get_signups
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="optinproof")
@@ -56,9 +59,11 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
             return _respond(view(**params))
         except OptinProofError as exc:
             log("request_refused", route=app.current_request.path, error=type(exc).__name__)
+            quoted = views.quote_token(token)
+            renew = f"{quoted}/renew" if app.current_request.path.startswith("/c/") else None
             try:
-                return _respond(views.error_page(exc, get_catalogue(), _locale(),
-                                                 views.quote_token(token)))
+                return _respond(views.error_page(exc, get_catalogue(), _locale(), quoted,
+                                                 get_settings(), renew))
             except OptinProofError:  # the catalogue itself is broken: still no bare 500
                 return _respond(views.bare_error_page(503))
         except Exception as exc:  # noqa: BLE001 - a person must get a page, never a stack trace
@@ -102,7 +107,237 @@ def confirm_decide(token: str) -> Page:
     log("decisions_recorded", subject=link.subject, link_id=link.link_id,
         changed=[item.purpose for item in result if item.changed])
     return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
-                              unchanged=not any(item.changed for item in result))
+                              unchanged=not any(item.changed for item in result),
+                              continue_url=views.continue_url(catalogue, record.get("channel")))
+
+
+@app.route("/c/{token}/renew", methods=["POST"], content_types=FORM_TYPES)
+@html_page
+def confirm_renew(token: str) -> Page:
+    """"Send me a new link" from an expired or superseded link's page."""
+    request = app.current_request
+    settings = get_settings()
+    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    antiforgery.check_origin(request.headers)
+    link = links.verify_signature(settings, "confirm", token)
+    antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
+    locale = _locale(fields.get("lang"))
+    outcome = get_signups().renew(token, locale, _request_context())
+    _deliver(outcome.mail_id)
+    return views.signup_done_page(get_catalogue(), locale, title=views.RENEWED_TITLE,
+                                  renewal=True)
+
+
+# -- withdrawal: one click, from the mail or from the page ------------------------------
+
+@app.route("/u/{token}", methods=["GET", "HEAD"])
+@html_page
+def withdraw_show(token: str) -> Page:
+    """The withdraw page: one button. GET never withdraws (mail scanners open links)."""
+    ledger = get_ledger()
+    link, _ = consent.open_link(ledger, get_settings(), "withdraw", token)
+    return views.withdraw_page(get_catalogue(), _locale(), views.quote_token(token),
+                               consent.states(ledger, link))
+
+
+@app.route("/u/{token}", methods=["POST"], content_types=FORM_TYPES)
+@html_page
+def withdraw_post(token: str) -> Page:
+    """Withdraw at once: our button, or a mail client's RFC 8058 one-click POST.
+
+    No form token: the signed link is the credential, and a mail client's POST
+    carries nothing else (``List-Unsubscribe=One-Click``).
+    """
+    request = app.current_request
+    body = request.raw_body or b""
+    if len(body) > formdata.MAX_FORM_BYTES:
+        raise formdata.PayloadTooLarge("This request is too large.")
+    ledger, catalogue = get_ledger(), get_catalogue()
+    link, record = consent.open_link(ledger, get_settings(), "withdraw", token)
+    one_click = b"List-Unsubscribe=One-Click" in body
+    fields = {} if one_click else formdata.parse_form(body, request.headers.get("content-type"))
+    locale = _locale(fields.get("lang"))
+    result = consent.withdraw(ledger, catalogue, link, record, locale, _request_context(),
+                              "one_click" if one_click else "page")
+    log("withdrawn", subject=link.subject, link_id=link.link_id, one_click=one_click,
+        changed=[item.purpose for item in result if item.changed])
+    return views.withdraw_page(catalogue, locale, views.quote_token(token), result, done=True)
+
+
+# -- signup forms: iframe, plain HTML form, or a script posting JSON --------------------
+
+SIGNUP_TYPES = [*FORM_TYPES]
+
+
+def _form(form_id: str) -> Form:
+    form = get_catalogue().forms.get(form_id)
+    if form is None:
+        raise UnknownForm(f"There is no signup form {form_id!r}.")
+    return form
+
+
+def _cors(form: Form | None) -> dict[str, str]:
+    """CORS headers for a request from one of the form's websites (none for others)."""
+    origin = (app.current_request.headers.get("origin") or "").rstrip("/").lower()
+    headers = {"Vary": "Origin"}
+    if form is not None and form.allows(origin):
+        headers.update({"Access-Control-Allow-Origin": origin,
+                        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                        "Access-Control-Allow-Headers": "Content-Type",
+                        "Access-Control-Max-Age": "600"})
+    return headers
+
+
+def _json(data: dict[str, Any], status: int = 200, form: Form | None = None) -> Response:
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store",
+               "X-Content-Type-Options": "nosniff", **_cors(form)}
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, headers=headers)
+
+
+def _json_error(exc: Exception, form: Form | None) -> Response:
+    code = "".join(f"_{c.lower()}" if c.isupper() else c for c in type(exc).__name__).lstrip("_")
+    if isinstance(exc, UnknownForm):
+        return _json({"error": code, "message": str(exc)}, 400, form)
+    return _json({"error": code, "message": str(exc)}, error_status(exc), form)
+
+
+def _signup_locale(form: Form, explicit: str | None = None) -> str:
+    query = (app.current_request.query_params or {}).get("lang")
+    return _locale(explicit or query or form.locale)
+
+
+def _deliver(mail_id: str | None) -> None:
+    """Send a queued mail now; a failure is recorded and retried by the sweep."""
+    if not mail_id:
+        return
+    try:
+        get_postman().deliver(mail_id)
+    except OptinProofError as exc:  # the outbox keeps it; the sweep tries again
+        log("mail_deferred", level="warning", mail_id=mail_id, error=type(exc).__name__,
+            detail=str(exc)[:300])
+
+
+@app.route("/signup/{form_id}", methods=["GET", "HEAD"])
+@html_page
+def signup_form(form_id: str) -> Page:
+    """The embeddable form (iframe). Framable only by the form's allowed origins."""
+    form = _form(form_id)
+    started = signup.start_token(get_settings(), form.id, app.current_request.headers.get("referer"))
+    return views.signup_page(get_catalogue(), form, _signup_locale(form), form.id, started)
+
+
+@app.route("/signup/{form_id}/form.json", methods=["GET"])
+def signup_form_json(form_id: str) -> Response:
+    """What a script needs to build the form: purposes, texts, a start token (CORS)."""
+    try:
+        form = _form(form_id)
+        locale = _signup_locale(form)
+        catalogue = get_catalogue()
+        return _json({
+            "form": form.id, "locale": locale, "ask_name": form.ask_name,
+            "controller": {"name": catalogue.controller.name,
+                           "privacy_policy_url": catalogue.controller.privacy_policy_url},
+            "purposes": views.purpose_views(catalogue, form.purposes, locale),
+            "started": signup.start_token(get_settings(), form.id,
+                                          app.current_request.headers.get("referer")),
+            "honeypot": signup.HONEYPOT,
+        }, form=form)
+    except OptinProofError as exc:
+        return _json_error(exc, None)
+
+
+@app.route("/signup/{form_id}", methods=["OPTIONS"])
+def signup_preflight(form_id: str) -> Response:
+    """CORS preflight: allowed only for the form's own websites."""
+    form = get_catalogue().forms.get(form_id)
+    headers = _cors(form)
+    status = 204 if "Access-Control-Allow-Origin" in headers else 403
+    return Response("", status_code=status, headers=headers)
+
+
+@app.route("/signup/{form_id}", methods=["POST"], content_types=SIGNUP_TYPES)
+def signup_submit(form_id: str) -> Response:
+    """Record a signup and send the confirmation mail; one neutral answer for all."""
+    request = app.current_request
+    as_json = formdata.media_type(request.headers.get("content-type")) == formdata.JSON_TYPE
+    form = None  # type: Form | None  (no annotations on locals: Chalice's analyzer trips)
+    fields = {}  # type: dict[str, str]
+    try:
+        form = _form(form_id)
+        signup.check_origin(form, request.headers)
+        referer = request.headers.get("referer") or request.headers.get("origin")
+        if as_json:
+            submission = signup.from_json(formdata.parse_json(request.raw_body,
+                                          request.headers.get("content-type")), referer)
+        else:
+            fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+            submission = signup.from_form(fields, referer)
+        locale = _signup_locale(form, submission.locale)
+        outcome = get_signups().submit(form, submission, locale, _request_context())
+    except OptinProofError as exc:
+        log("signup_refused", form=form_id, error=type(exc).__name__)
+        return _signup_error(exc, form, fields, as_json)
+    except Exception as exc:  # noqa: BLE001 - an answer, never a stack trace
+        log("request_failed", level="error", route=request.path, error=type(exc).__name__,
+            detail=str(exc)[:300])
+        if as_json:
+            return _json({"error": "internal", "message": "Something went wrong on our side; "
+                          "nothing was recorded. Please try again later."}, 500, form)
+        return _respond(views.bare_error_page(500))
+    _deliver(outcome.mail_id)
+    return _signup_answer(form, locale, as_json, fields.get("embed"))
+
+
+def _signup_answer(form: Form, locale: str, as_json: bool, embed: str | None) -> Response:
+    """The same answer whatever happened: new, pending, known, throttled or a bot."""
+    if as_json:
+        message = translations(locale).gettext(views.SIGNUP_ANSWER)
+        return _json({"status": "ok", "message": message}, 200, form)
+    if form.redirect_after_submit and embed != "iframe":
+        return Response("", status_code=303, headers={
+            "Location": form.redirect_after_submit, "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer"})
+    back = f"{form.id}?lang={locale}" if embed == "iframe" else None
+    page = views.signup_done_page(get_catalogue(), locale, back)
+    return _respond(Page(page.body, page.status, _framable(page.headers, form)))
+
+
+def _framable(headers: dict[str, str], form: Form) -> dict[str, str]:
+    """The signup pages stay framable by the form's websites (and only them)."""
+    ancestors = " ".join(form.allowed_origins) or "'none'"
+    policy = headers["Content-Security-Policy"].replace("frame-ancestors 'none'",
+                                                        f"frame-ancestors {ancestors}")
+    result = {**headers, "Content-Security-Policy": policy}
+    if form.allowed_origins:
+        result.pop("X-Frame-Options", None)
+    return result
+
+
+def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str],
+                  as_json: bool) -> Response:
+    if as_json:
+        return _json_error(exc, form)
+    catalogue = get_catalogue()
+    if form is not None and isinstance(exc, (BadInput, InvalidEmail)) \
+            and not isinstance(exc, (formdata.PayloadTooLarge, formdata.UnsupportedType)) \
+            and error_status(exc) == 400:
+        locale = _signup_locale(form, fields.get("lang"))
+        values = {"email": fields.get("email", ""), "name": fields.get("name", ""),
+                  "purposes": tuple(k.removeprefix("purpose.") for k in fields
+                                    if k.startswith("purpose."))}
+        # Keep the form's original start time, unless that is what expired.
+        started = fields.get(signup.TOKEN_FIELD)
+        if not started or isinstance(exc, FormExpired):
+            started = signup.start_token(get_settings(), form.id, None)
+        return _respond(views.signup_page(catalogue, form, locale, form.id, started,
+                                          fields.get("embed") or "html", values,
+                                          views.signup_error(exc, locale), 400))
+    locale = _locale(fields.get("lang"))
+    page = views.error_page(exc, catalogue, locale, "")
+    status = 400 if isinstance(exc, UnknownForm) else page.status
+    # Inside the form's iframe the reason must show, not a blocked frame.
+    headers = _framable(page.headers, form) if form is not None else page.headers
+    return _respond(Page(page.body, status, headers))
 
 
 @app.route("/health", methods=["GET"])
@@ -148,6 +383,19 @@ def sync_on_stream(event: Any) -> dict[str, Any]:
     log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)
     return {"synced": report.synced, "failed": report.failed}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def mail_sweep(event: Any) -> dict[str, Any]:
+    """Send mails whose first try failed, with backoff (the outbox's safety net)."""
+    if get_settings().mail.transport == "none":
+        return {"sent": 0}
+    results = outbox.sweep(get_postman())
+    counts = {status: sum(1 for r in results if r.status == status)
+              for status in ("sent", "retry", "failed", "skipped")}
+    if results:
+        log("mail_sweep", **counts)
+    return counts
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

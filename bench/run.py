@@ -3,7 +3,8 @@
     make bench            (or: .venv/bin/python -m bench.run --n 300)
 
 Floors: a raw HMAC-SHA256 for link signing/verifying, a raw boto3 ``put_item`` for a
-recorded decision, a bare Jinja2 render for the page. Timings are medians in ms on
+recorded decision, a signup and a throttle hit, a bare Jinja2 render for the page and
+the mail; a signup's mail goes through a real SMTP sink on loopback. Timings are medians in ms on
 DynamoDB Local started for the run; the ratio column is the cost over the floor.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import hashlib
 import hmac
 import os
+import smtplib
 import statistics
 import time
 import uuid
@@ -19,11 +21,13 @@ from typing import Callable
 
 from jinja2 import Template
 
-from chalicelib import consent, links, schema, views
+from chalicelib import consent, links, mail, schema, signup, views
 from chalicelib.consent import PurposeState, RequestContext
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger, get_postman, get_signups
 from chalicelib.settings import get_settings
+from chalicelib.throttle import Throttle
 from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.mailsink import MailSink
 
 
 def median_ms(func: Callable[[int], object], n: int) -> float:
@@ -35,15 +39,24 @@ def median_ms(func: Callable[[int], object], n: int) -> float:
     return statistics.median(samples)
 
 
+def raw_smtp(port: int, message: object) -> None:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local") as client:
+        client.send_message(message)  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="iterations per measurement")
     n = parser.parse_args().n
-    with DynamoDBLocal() as dynamodb:
+    with DynamoDBLocal() as dynamodb, MailSink() as sink:
         os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
                            "CONSENT_TABLE": f"bench-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48})
+                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
+                           "PUBLIC_BASE_URL": "http://127.0.0.1:8000", "MAIL_TRANSPORT": "smtp",
+                           "MAIL_FROM": "Bench <bench@example.eu>", "MAIL_SMTP_HOST": "127.0.0.1",
+                           "MAIL_SMTP_PORT": str(sink.smtp_port), "MAIL_SMTP_SECURITY": "none",
+                           "THROTTLE_SIGNUPS_PER_IP": "1000000/1h"})
         settings, client = get_settings(), dynamodb_client()
         schema.create_table(client, settings.consent_table)
         ledger, catalogue = get_ledger(), get_catalogue()
@@ -56,6 +69,17 @@ def main() -> None:
         ctx = RequestContext("127.0.0.1", "bench", "en")
         page_states = [PurposeState(p, None, None) for p in ("newsletter", "promotions", "events")]
         page_template = Template("<p>{{ x }}</p>" * 50)
+        signups, postman, throttle = get_signups(), get_postman(), Throttle(ledger)
+        form = catalogue.forms["website"]
+        outcomes: list[signup.Outcome] = []
+
+        sample = mail.compose(settings, catalogue, "confirm", "en", "raw@example.eu",
+                              ("newsletter",), {"confirm_url": "u", "withdraw_url": "w"}).message
+
+        def submit(i: int) -> None:
+            outcomes.append(signups.submit(form, signup.Submission(
+                f"s{i}@example.eu", ("newsletter", "events")), "en", ctx))
+
         rows = [
             ("raw HMAC-SHA256 (floor)", median_ms(
                 lambda i: hmac.new(key, f"payload{i}".encode(), hashlib.sha256).digest(), n)),
@@ -71,17 +95,27 @@ def main() -> None:
             ("consent.decide (1 purpose)", median_ms(
                 lambda i: consent.decide(ledger, catalogue, records[i][0], records[i][1],
                                          {"newsletter": "accept"}, "en", shown, ctx), n)),
+            ("signup.submit (2 purposes: 5 events, 2 links, outbox)", median_ms(submit, n)),
+            ("throttle hit (read + conditional put)", median_ms(
+                lambda i: throttle.hit("bench", f"k{i}", settings.mail.per_address), n)),
+            ("raw smtplib send to the same sink (floor)", median_ms(
+                lambda i: raw_smtp(sink.smtp_port, sample), n)),
+            ("mail sent to SMTP sink + mail_sent event", median_ms(
+                lambda i: postman.deliver(outcomes[i].mail_id or ""), n)),
             ("bare Jinja2 render (floor)", median_ms(lambda i: page_template.render(x=i), n)),
             ("confirm page render (3 purposes, fr)", median_ms(lambda i: views.confirm_page(
                 settings, catalogue, "fr", "token", "link-id", page_states), n)),
+            ("mail compose (confirm, 2 purposes, fr)", median_ms(lambda i: mail.compose(
+                settings, catalogue, "confirm", "fr", f"m{i}@example.eu",
+                ("newsletter", "events"), {"confirm_url": "u", "withdraw_url": "w"}), n)),
         ]
-    floors = {"links": rows[0][1], "consent": rows[3][1], "page": rows[6][1]}
-    print(f"{'operation':<42} {'median ms':>10} {'x floor':>8}")
-    for name, value in rows:
-        floor = floors["links"] if name.startswith("links") else (
-            floors["consent"] if name.startswith("consent") else floors["page"])
+    floors = {"links": rows[0][1], "store": rows[3][1], "smtp": rows[8][1], "page": rows[10][1]}
+    print(f"{'operation':<54} {'median ms':>10} {'x floor':>8}")
+    for index, (name, value) in enumerate(rows):
+        floor = (floors["links"] if index < 3 else floors["store"] if index < 8
+                 else floors["smtp"] if index < 10 else floors["page"])
         ratio = "" if "floor" in name else f"{value / floor:8.1f}"
-        print(f"{name:<42} {value:>10.3f} {ratio:>8}")
+        print(f"{name:<54} {value:>10.3f} {ratio:>8}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ the Act! sync) also relies on what is derived from them, so the audit checks tha
 - a chain head exists whenever events do, and agrees with the last event;
 - every purpose state is the result of that purpose's last event (a hand-edited state
   would otherwise be pushed to Act! and shown to the person);
-- every wording an event cites is stored, and still hashes to its version.
+- every wording an event cites is stored, and still hashes to its version, and so is
+  every mail template version a ``mail_sent`` event cites.
 """
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from typing import Any
 
 from chalicelib import proof
 from chalicelib.ledger import Ledger, subject_pk
+from chalicelib.mail import Template
 from chalicelib.purposes import canonical_text
+
+#: The events that set a purpose's state (a ``requested`` event names a purpose too,
+#: but only asks).
+DECISIONS = ("accepted", "refused", "withdrawn")
 
 
 def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str:
     last: dict[str, dict[str, Any]] = {}
     for event in events:
-        if event.get("purpose"):
+        if event.get("purpose") and event.get("kind") in DECISIONS:
             last[event["purpose"]] = event
     for purpose, state in states.items():
         event = last.get(purpose)
@@ -49,6 +55,19 @@ def _text_problem(ledger: Ledger, events: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _template_problem(ledger: Ledger, events: list[dict[str, Any]]) -> str:
+    for sha in sorted({e["template_version"] for e in events if e.get("template_version")}):
+        stored = ledger.get(f"MAILTPL#{sha}", "MAILTPL")
+        if stored is None:
+            return f"the mail template {sha[:12]}… cited by an event is not stored"
+        actual = Template(stored.get("mail_kind", ""), stored.get("locale", ""),
+                          stored.get("subject", ""), stored.get("text", ""),
+                          stored.get("html", "")).sha256
+        if actual != sha:
+            return f"the stored mail template {sha[:12]}… was altered"
+    return ""
+
+
 def verify_subject(ledger: Ledger, subject: str) -> proof.ChainReport:
     """The chain, its head, the purpose states and the cited wordings of one subject."""
     pk = subject_pk(subject)
@@ -63,7 +82,8 @@ def verify_subject(ledger: Ledger, subject: str) -> proof.ChainReport:
         return proof.ChainReport(subject, 0, False, None, f"an event cannot be read: {exc}")
     if not report.ok:
         return report
-    problem = _state_problem(events, ledger.snapshot(subject).states) or _text_problem(ledger, events)
+    problem = (_state_problem(events, ledger.snapshot(subject).states)
+               or _text_problem(ledger, events) or _template_problem(ledger, events))
     if problem:
         return proof.ChainReport(subject, report.events, False, None, problem)
     return report

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import actfields, audit, consent, proof, schema, sync
+from chalicelib import actfields, audit, consent, embed, mail, outbox, proof, schema, sync
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.resources import (
-    dynamodb_client, get_act_client, get_catalogue, get_ledger, get_pusher,
+    dynamodb_client, get_act_client, get_catalogue, get_ledger, get_postman, get_pusher,
 )
 from chalicelib.purposes import load_catalogue
 from chalicelib.settings import catalogue_path, get_settings
@@ -201,6 +202,95 @@ def cmd_sync_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_status(args: argparse.Namespace) -> int:
+    rows = outbox.outbox_rows(get_ledger())
+    if args.json:
+        _print(rows, True)
+        return 0
+    if not rows:
+        print("the outbox is empty: every mail was sent")
+        return 0
+    for row in rows:
+        print(f"{row['status']:<7} {row['mail_id']} {row['mail_kind']:<8} "
+              f"{(row['subject'] or '')[:12]}…  attempts {row['attempts']}  "
+              f"queued {row['queued_at']}  next {row.get('sync_due') or '-'}  "
+              f"{row.get('last_error') or ''}")
+    return 0
+
+
+def cmd_mail_sweep(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if settings.mail.transport == "none":
+        raise OptinProofError("MAIL_TRANSPORT is none: there is nothing to send.")
+    while True:
+        try:
+            results = outbox.sweep(get_postman(settings), limit=args.limit,
+                                   include_later=args.all)
+        except OptinProofError as exc:
+            if not args.interval:
+                raise
+            print(f"error: {exc}; trying again in {args.interval:g}s", file=sys.stderr)
+            results = []
+        counts = {status: sum(1 for r in results if r.status == status)
+                  for status in ("sent", "retry", "failed", "skipped")}
+        if results or not args.interval:
+            print(", ".join(f"{n} {status}" for status, n in counts.items()))
+            for result in results:
+                if result.status in ("retry", "failed"):
+                    print(f"  {result.mail_id}: {result.detail}")
+        if not args.interval:
+            return 1 if counts["failed"] or counts["retry"] else 0
+        time.sleep(args.interval)
+
+
+def cmd_mail_preview(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    catalogue = get_catalogue(settings)
+    purposes = tuple(args.purpose or catalogue.purposes)
+    template = mail.render_template(settings, catalogue, args.kind, args.locale, purposes,
+                                    has_name=args.with_name)
+    if args.json:
+        _print({"template_version": template.sha256, **mail.template_record(template)}, True)
+        return 0
+    print(f"template version {template.sha256}")
+    print(f"Subject: {template.subject}\n")
+    print(template.html if args.html else template.text)
+    return 0
+
+
+def cmd_forms_list(args: argparse.Namespace) -> int:
+    catalogue = load_catalogue(catalogue_path())
+    rows = [{"id": f.id, "purposes": list(f.purposes), "allowed_origins": list(f.allowed_origins),
+             "locale": f.locale, "ask_name": f.ask_name, "min_fill_seconds": f.min_fill_seconds,
+             "allow_plain_html": f.allow_plain_html,
+             "redirect_after_submit": f.redirect_after_submit,
+             "redirect_after_confirm": f.redirect_after_confirm}
+            for f in catalogue.forms.values()]
+    if args.json:
+        _print(rows, True)
+        return 0
+    if not rows:
+        print("no [[forms]] in the catalogue")
+    for row in rows:
+        print(f"{row['id']:<16} purposes {', '.join(row['purposes'])}; embeddable on "
+              f"{', '.join(row['allowed_origins']) or 'no other website'}")
+    return 0
+
+
+def cmd_forms_snippet(args: argparse.Namespace) -> int:
+    catalogue = load_catalogue(catalogue_path())
+    form = catalogue.forms.get(args.form)
+    if form is None:
+        raise OptinProofError(f"no form {args.form!r} in the catalogue; known: "
+                              f"{', '.join(catalogue.forms) or 'none'}")
+    base = (args.base_url or os.environ.get("PUBLIC_BASE_URL", "")).rstrip("/")
+    if not base:
+        raise OptinProofError("PUBLIC_BASE_URL is not set (or pass --base-url): the address "
+                              "of the app, e.g. https://consent.example.eu")
+    print(embed.snippet(args.kind, base, form, catalogue, args.lang))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli",
@@ -304,6 +394,56 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--status", action="append", choices=["no_contact", "contact_deleted"],
                        help="only these (repeatable; default: both)")
     retry.set_defaults(func=cmd_sync_retry, status=None)
+
+    mail_group = groups.add_parser("mail", help="see, send and preview OptinProof's own mails")
+    mail_cmds = mail_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    mail_status = mail_cmds.add_parser(
+        "status", help="list mails waiting in the outbox (queued for a retry, or failed)",
+        description="Mails whose first try failed wait in the outbox with their last error: "
+                    "queued ones are retried with backoff, failed ones gave up (permanent "
+                    "refusal, or MAIL_MAX_ATTEMPTS rounds).")
+    mail_status.add_argument("--json", action="store_true", help="print JSON")
+    mail_status.set_defaults(func=cmd_mail_status)
+    mail_sweep = mail_cmds.add_parser(
+        "sweep", help="send the queued mails that are due (--all: due or not)",
+        description="Send outbox mails now: the local stand-in for the scheduled mail sweep. "
+                    "Exit 1 if any failed again.")
+    mail_sweep.add_argument("--all", action="store_true", help="also those waiting for backoff")
+    mail_sweep.add_argument("--limit", type=int, default=200, help="at most this many per round")
+    mail_sweep.add_argument("--interval", type=float, help="repeat every N seconds until stopped")
+    mail_sweep.set_defaults(func=cmd_mail_sweep)
+    preview = mail_cmds.add_parser(
+        "preview", help="print a mail template as sent, with markers for links and name",
+        description="Render a mail template for review, with ⟦markers⟧ where each person's "
+                    "links and name go, and print its template version (what mail_sent "
+                    "events cite).")
+    preview.add_argument("--kind", choices=list(mail.MAIL_KINDS), default="confirm",
+                         help="confirm (default) or already (already subscribed)")
+    preview.add_argument("--locale", choices=["en", "fr"], default="en", help="language")
+    preview.add_argument("--purpose", action="append",
+                         help="purposes listed in the mail (default: all); repeatable")
+    preview.add_argument("--with-name", action="store_true", help="the variant with a name")
+    preview.add_argument("--html", action="store_true", help="print the HTML part")
+    preview.add_argument("--json", action="store_true", help="print JSON (both parts)")
+    preview.set_defaults(func=cmd_mail_preview)
+
+    forms = groups.add_parser("forms", help="list signup forms, print their embed code")
+    forms_cmds = forms.add_subparsers(dest="command", required=True, metavar="ACTION")
+    forms_list = forms_cmds.add_parser("list", help="the catalogue's signup forms",
+                                       description="List the [[forms]] of the catalogue.")
+    forms_list.add_argument("--json", action="store_true", help="print JSON")
+    forms_list.set_defaults(func=cmd_forms_list)
+    snippet = forms_cmds.add_parser(
+        "snippet", help="print copy-paste code that embeds a form on a website",
+        description="Print embed code for one form: an <iframe> (any site; fill-time check "
+                    "included), a plain HTML <form> (no script; needs allow_plain_html), or "
+                    "a script posting JSON (CORS limited to the form's allowed_origins).")
+    snippet.add_argument("--form", required=True, help="form id from the catalogue")
+    snippet.add_argument("--kind", choices=list(embed.KINDS), default="iframe",
+                         help="iframe (default), html or script")
+    snippet.add_argument("--lang", choices=["en", "fr"], help="form language")
+    snippet.add_argument("--base-url", help="public base URL (default: $PUBLIC_BASE_URL)")
+    snippet.set_defaults(func=cmd_forms_snippet)
     return parser
 
 

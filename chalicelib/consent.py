@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib import links
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import (
-    BadInput, LinkPurposeRetired, LinkRevoked, LinkTampered, NoChoice, RequiredItemMissing,
+    BadInput, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, NoChoice,
+    RequiredItemMissing,
     TextChanged,
 )
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
@@ -36,6 +37,11 @@ class RequestContext:
     ip: str | None = None
     user_agent: str | None = None
     accept_language: str | None = None
+
+    def personal(self) -> dict[str, Any]:
+        """The fields an event commits by hash only (erasable without breaking the chain)."""
+        return {"ip": self.ip, "user_agent": self.user_agent,
+                "accept_language": self.accept_language}
 
 
 @dataclass(frozen=True)
@@ -69,39 +75,99 @@ def _check_purposes(catalogue: Catalogue, purposes: list[str] | tuple[str, ...])
     return unique
 
 
+@dataclass
+class LinkDraft:
+    """A link about to be issued: the token, and what recording it writes."""
+
+    issued: IssuedLink
+    event: Draft
+    record: dict[str, Any]
+    purposes: list[str]
+
+
+def draft_link(settings: Settings, subject: str, kind: str, purposes: list[str], channel: str,
+               at: str, ctx: RequestContext, **extra: Any) -> LinkDraft:
+    """Mint a link and draft its ``link_issued`` event and ``LINK#`` record (not written)."""
+    token, link_id = links.mint(settings, kind, subject, purposes)
+    expires = utcnow() + timedelta(seconds=settings.link_max_age[kind])
+    event = Draft({
+        "event_id": new_event_id(), "kind": "link_issued", "at": at, "link_id": link_id,
+        "link_kind": kind, "purposes": purposes, "channel": channel,
+        "link_expires_at": iso(expires), **extra,
+    }, ctx.personal())
+    record = {
+        "pk": f"LINK#{link_id}", "sk": "LINK", "link_id": link_id, "kind": kind,
+        "subject": subject, "purposes": purposes, "channel": channel,
+        "issued_at": at, "link_expires_at": iso(expires),
+        "expires_at": int((expires + _LINK_RECORD_GRACE).timestamp()),
+    }
+    return LinkDraft(IssuedLink(token, link_id, subject, iso(expires)), event, record, purposes)
+
+
+def supersede(snap: Snapshot, new: LinkDraft, at: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+    """Which live confirm links the new one replaces, the new live-link map, the updates.
+
+    A newer confirm link replaces an older one when it asks about every purpose the
+    older one did: then there are never two live links for the same request. Links
+    about other purposes stay live (a campaign link is not killed by a signup for
+    another purpose).
+    """
+    live = dict((snap.profile or {}).get("live_links") or {})
+    now = at
+    replaced, kept = [], {}
+    for link_id, info in live.items():
+        if info.get("expires", "") <= now:
+            continue
+        if set(info.get("purposes", [])) <= set(new.purposes):
+            replaced.append(link_id)
+        else:
+            kept[link_id] = info
+    kept[new.issued.link_id] = {"purposes": new.purposes, "expires": new.issued.expires_at}
+    grace = int((utcnow() + _LINK_RECORD_GRACE).timestamp())
+    updates = [(f"LINK#{link_id}", "LINK",
+                {"superseded_by": new.issued.link_id, "superseded_at": at}, grace)
+               for link_id in replaced]
+    return replaced, kept, updates
+
+
+def pending_expiry(snap: Snapshot, draft: LinkDraft) -> int | None:
+    """When a never-confirmed person's profile (address, name) disappears by itself.
+
+    Someone who never answered leaves only the proof events, which hold no address;
+    once any decision is recorded the profile stays (``decide`` removes the expiry).
+    """
+    if snap.states:
+        return None
+    return max(draft.record["expires_at"], int((snap.profile or {}).get("expires_at") or 0))
+
+
 def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: str,
                purposes: list[str], kind: str = "confirm", channel: str = "cli",
                locale: str | None = None, ctx: RequestContext | None = None) -> IssuedLink:
-    """Mint a signed link and record its issuance (event, link record, profile)."""
+    """Mint a signed link and record its issuance (event, link record, profile).
+
+    A confirm link supersedes the person's older confirm links it covers.
+    """
     purposes = _check_purposes(catalogue, purposes)
     address = normalise_email(email)
     subject = subject_key(settings.subject_pepper, address)
-    token, link_id = links.mint(settings, kind, subject, purposes)
-    issued = utcnow()
-    expires = issued + timedelta(seconds=settings.link_max_age[kind])
     ctx = ctx or RequestContext()
+    at = now_iso()
+    draft = draft_link(settings, subject, kind, purposes, channel, at, ctx)
 
     def build(snap: Snapshot) -> Plan:
-        at = now_iso()
-        return Plan(
-            events=[Draft({
-                "event_id": new_event_id(), "kind": "link_issued", "at": at,
-                "link_id": link_id, "link_kind": kind, "purposes": purposes,
-                "channel": channel, "link_expires_at": iso(expires),
-            }, {"ip": ctx.ip, "user_agent": ctx.user_agent,
-                "accept_language": ctx.accept_language})],
-            puts=[{
-                "pk": f"LINK#{link_id}", "sk": "LINK", "link_id": link_id, "kind": kind,
-                "subject": subject, "purposes": purposes, "channel": channel,
-                "issued_at": at, "link_expires_at": iso(expires),
-                "expires_at": int((expires + _LINK_RECORD_GRACE).timestamp()),
-            }],
-            profile={"email": address, "locale": locale or (snap.profile or {}).get("locale"),
-                     "updated_at": at},
-        )
+        profile = {"email": address, "locale": locale or (snap.profile or {}).get("locale"),
+                   "updated_at": at}
+        plan = Plan(events=[draft.event], puts=[draft.record], profile=profile)
+        if kind == "confirm":
+            replaced, live, plan.updates = supersede(snap, draft, at)
+            draft.event.body["supersedes"] = replaced
+            profile["live_links"] = live
+            profile["expires_at"] = pending_expiry(snap, draft)
+        return plan
 
     ledger.commit(subject, build)
-    return IssuedLink(token, link_id, subject, iso(expires))
+    return draft.issued
 
 
 def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
@@ -116,10 +182,13 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
         raise LinkPurposeRetired("This link asks about a purpose that is no longer offered.",
                                  link_id=link.link_id)
     record = ledger.link(link.link_id)
-    if record is None:
+    if record is None or "subject" not in record:
         raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
     if record.get("subject") != link.subject or record.get("kind") != kind:
         raise LinkTampered("This link does not match our records.", link_id=link.link_id)
+    if record.get("superseded_by"):
+        raise LinkSuperseded("A newer link was sent to you; use the most recent e-mail.",
+                             link_id=link.link_id, superseded_at=record.get("superseded_at"))
     return link, record
 
 
@@ -181,37 +250,68 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
                                       "text": text.text,
                                       "purpose_version": catalogue.get(purpose).version})
 
+    def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
+        decision, sha = decisions[purpose], catalogue.get(purpose).text(locale).sha256
+        if _unchanged(current, decision, link.link_id, sha):
+            return None
+        return {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
+
+    return _record(ledger, catalogue, link, record, list(decisions), locale, ctx, change)
+
+
+def withdraw(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
+             locale: str, ctx: RequestContext, method: str) -> list[PurposeState]:
+    """Withdraw every purpose of a withdraw link at once: no choice, no second step.
+
+    Accepted becomes withdrawn; a purpose never accepted is recorded as refused (the
+    person said no to being asked); already refused or withdrawn stays as it is.
+    ``method`` says how (``one_click`` from the mail client, ``page`` from our button).
+    """
+    purposes = [p for p in link.purposes if p in catalogue.purposes]
+
+    def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
+        if current.get("state") in ("refused", "withdrawn"):
+            return None
+        return {"state": _new_state(current.get("state"), "refused"), "method": method}
+
+    return _record(ledger, catalogue, link, record, purposes, locale, ctx, change)
+
+
+def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
+            purposes: list[str], locale: str, ctx: RequestContext,
+            change: Callable[[str, dict[str, Any]], dict[str, Any] | None]) -> list[PurposeState]:
+    """Append one event and one new state per purpose ``change`` says changed, atomically."""
+
     def build(snap: Snapshot) -> Plan:
         if snap.profile is None:
             raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
         # The link must still be on record when the decision is written (not revoked
         # between opening it and committing): checked inside the transaction.
         plan, at, seq = Plan(checks=[(f"LINK#{link.link_id}", "LINK")]), now_iso(), snap.seq
-        for purpose, decision in decisions.items():
+        for purpose in purposes:
             current = snap.states.get(purpose, {})
-            sha = catalogue.get(purpose).text(locale).sha256
-            if _unchanged(current, decision, link.link_id, sha):
+            changed = change(purpose, current)
+            if changed is None:
                 continue
             seq += 1
-            state = _new_state(current.get("state"), decision)
-            event_id = new_event_id()
+            event_id, state = new_event_id(), changed["state"]
+            common = {"purpose": purpose, "purpose_version": catalogue.get(purpose).version,
+                      "text_sha256": changed.get("text_sha256"), "locale": locale,
+                      "link_id": link.link_id, "channel": record.get("channel")}
             plan.events.append(Draft({
-                "event_id": event_id, "kind": state, "at": at, "purpose": purpose,
-                "purpose_version": catalogue.get(purpose).version, "text_sha256": sha,
-                "locale": locale, "previous_state": current.get("state"),
-                "link_id": link.link_id, "link_kind": link.kind,
-                "channel": record.get("channel"),
-            }, {"ip": ctx.ip, "user_agent": ctx.user_agent,
-                "accept_language": ctx.accept_language}))
+                "event_id": event_id, "kind": state, "at": at, **common,
+                "previous_state": current.get("state"), "link_kind": link.kind,
+                "method": changed.get("method"),
+            }, ctx.personal()))
             plan.puts.append({
-                "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), "purpose": purpose,
+                "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), **common,
                 "subject": snap.subject, "state": state, "decided_at": at,
-                "event_id": event_id, "event_seq": seq, "link_id": link.link_id,
-                "channel": record.get("channel"), "text_sha256": sha, "locale": locale,
-                "purpose_version": catalogue.get(purpose).version,
+                "event_id": event_id, "event_seq": seq,
                 "sync_status": "pending", "sync_attempts": 0,
                 "sync_shard": sync_shard(snap.subject), "sync_due": at,
             })
+        if plan.events:  # a person who decided keeps their profile: no more expiry
+            plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
         return plan
 
     try:

@@ -107,3 +107,34 @@ class Contention(StoreUnavailable):
 
 class RequiredItemMissing(OptinProofError):
     """A write was refused because an item it depends on (e.g. a link record) is gone."""
+
+
+class LinkSuperseded(LinkError):
+    """A newer link for the same purposes was sent to the same person."""
+
+    reason = "superseded"
+
+    def __init__(self, message: str, link_id: str | None = None,
+                 superseded_at: str | None = None) -> None:
+        super().__init__(message, link_id)
+        self.superseded_at = superseded_at
+
+
+class UnknownForm(BadInput):
+    """A signup for a form id the catalogue does not define."""
+
+
+class MailError(OptinProofError):
+    """A mail could not be handed to the transport. ``permanent``: retrying cannot help."""
+
+    permanent = False
+
+
+class MailTemporaryFailure(MailError):
+    """The transport is down, busy or throttling us: try again later."""
+
+
+class MailPermanentFailure(MailError):
+    """The transport refused this mail for good (bad recipient, sender not verified)."""
+
+    permanent = True

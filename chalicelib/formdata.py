@@ -1,6 +1,8 @@
-"""Reading form posts safely: size limit, content type, one value per field."""
+"""Reading form and JSON posts safely: size limit, content type, one value per field."""
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import parse_qsl
 
 from chalicelib.errors import BadInput
@@ -18,14 +20,28 @@ class UnsupportedType(BadInput):
     """Body not form-encoded; mapped to HTTP 415."""
 
 
-def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
-    """Decode an ``application/x-www-form-urlencoded`` body into a dict of strings."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media != FORM_TYPE:
-        raise UnsupportedType(f"Send this form as {FORM_TYPE}, not {media or 'an empty type'}.")
+JSON_TYPE = "application/json"
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json; charset=utf-8`` → ``application/json``."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _checked_body(body: bytes | None, content_type: str | None, expected: str) -> bytes:
+    """The body, if it has the expected type and fits the size limit."""
+    media = media_type(content_type)
+    if media != expected:
+        raise UnsupportedType(f"Send this as {expected}, not {media or 'an empty type'}.")
     body = body or b""
     if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"This form is too large (over {MAX_FORM_BYTES // 1024} KB).")
+        raise PayloadTooLarge(f"This request is too large (over {MAX_FORM_BYTES // 1024} KB).")
+    return body
+
+
+def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
+    """Decode an ``application/x-www-form-urlencoded`` body into a dict of strings."""
+    body = _checked_body(body, content_type, FORM_TYPE)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
                           max_num_fields=MAX_FIELDS)
@@ -37,3 +53,15 @@ def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
             raise BadInput(f"The field {name!r} was sent twice.")
         fields[name] = value
     return fields
+
+
+def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
+    """Decode a JSON object body (same size limit as forms); BadInput says what is wrong."""
+    body = _checked_body(body, content_type, JSON_TYPE)
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"The body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise BadInput("The body must be a JSON object.")
+    return data

@@ -32,7 +32,7 @@ PENDING_SYNC_INDEX = "pending-sync"
 SYNC_HOLD = "SYNC#HOLD"
 _MAX_ATTEMPTS = 40
 _SERIALIZER = TypeSerializer()
-_STORED_TEXTS: set[tuple[str, str]] = set()
+_STORED_TEXTS: set[tuple[str, str, str]] = set()
 _DESERIALIZER = TypeDeserializer()
 
 
@@ -114,9 +114,16 @@ class Plan:
     profile: dict[str, Any] | None = None
     #: Items that must exist for the write to happen (checked in the transaction).
     checks: list[tuple[str, str]] = field(default_factory=list)
+    #: Attributes to set on other items: ``(pk, sk, fields, ttl)``; an item that is gone
+    #: is recreated as a stub expiring at ``ttl`` (epoch seconds), never an error.
+    updates: list[tuple[str, str, dict[str, Any], int]] = field(default_factory=list)
+    #: Items to delete (e.g. a sent mail's outbox entry).
+    deletes: list[tuple[str, str]] = field(default_factory=list)
+    #: Profile attributes to remove (e.g. the expiry of a pending request once decided).
+    profile_remove: tuple[str, ...] = ()
 
     def empty(self) -> bool:
-        return not (self.events or self.puts or self.profile)
+        return not (self.events or self.puts or self.profile or self.updates or self.deletes)
 
 
 class Ledger:
@@ -211,6 +218,13 @@ class Ledger:
                 seen.add(subject)
                 yield subject
 
+    def scan_items(self, pk_prefix: str, sk: str) -> Iterator[dict[str, Any]]:
+        """Every item of one kind (e.g. outbox mails): a paged scan, for operator commands."""
+        return self._paged("scan", {
+            "TableName": self.table, "FilterExpression": "begins_with(pk, :prefix) AND sk = :sk",
+            "ExpressionAttributeValues": to_item({":prefix": pk_prefix, ":sk": sk}),
+        })
+
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""
         for item in self.query(subject_pk(subject), "EVENT#"):
@@ -289,6 +303,17 @@ class Ledger:
             ConditionExpression="#owner = :me", ExpressionAttributeNames={"#owner": "owner"},
             ExpressionAttributeValues=to_item({":me": owner}))
 
+    def claim(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
+        """Lease an existing work item (e.g. a mail to send) so only one worker handles it."""
+        now = utcnow()
+        return self._conditional(
+            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression="SET claimed_by = :me, claimed_until = :until",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(claimed_until) "
+                                "OR claimed_until < :now)",
+            ExpressionAttributeValues=to_item({
+                ":me": owner, ":until": iso(now + timedelta(seconds=seconds)), ":now": iso(now)}))
+
     def set_profile_fields(self, subject: str, fields: dict[str, Any]) -> None:
         """Cache facts on an existing profile (e.g. Act! contact ids); no-op if erased."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -300,19 +325,37 @@ class Ledger:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
-    def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
-        """Keep the exact wording of a text version, for evidence. Idempotent.
+    def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
+        """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.
 
-        Content-addressed, so the same text always makes the same item; written before
-        any event that cites it, and once per container per table.
+        Optimistic concurrency for small counters (e.g. throttles): False when another
+        writer got there first, so the caller re-reads and decides again.
         """
-        if (self.table, text_sha256) in _STORED_TEXTS:
+        condition = ("attribute_not_exists(pk)" if expected_version == 0
+                     else "version = :expected")
+        extra = {} if expected_version == 0 else {
+            "ExpressionAttributeValues": to_item({":expected": expected_version})}
+        return self._conditional(
+            "put_item", TableName=self.table, ConditionExpression=condition,
+            Item=to_item({**item, "version": expected_version + 1}), **extra)
+
+    def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
+        """Keep the exact wording of a purpose text version, for evidence. Idempotent."""
+        self.put_content("TEXT", text_sha256, data)
+
+    def put_content(self, kind: str, sha256: str, data: dict[str, Any]) -> None:
+        """Keep a content-addressed item (``<kind>#<sha256>``) for evidence. Idempotent.
+
+        The same content always makes the same item; written before any event that
+        cites it, and once per container per table. First writer wins: a stored
+        wording is never replaced.
+        """
+        if (self.table, kind, sha256) in _STORED_TEXTS:
             return
-        # First writer wins: a stored wording is never replaced.
         self._conditional("put_item", TableName=self.table,
                           ConditionExpression="attribute_not_exists(pk)",
-                          Item=to_item({"pk": f"TEXT#{text_sha256}", "sk": "TEXT", **data}))
-        _STORED_TEXTS.add((self.table, text_sha256))
+                          Item=to_item({"pk": f"{kind}#{sha256}", "sk": kind, **data}))
+        _STORED_TEXTS.add((self.table, kind, sha256))
 
     # -- the one write path --------------------------------------------------------
 
@@ -371,8 +414,13 @@ class Ledger:
             }})
         for item in plan.puts:
             request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        for item_pk, item_sk, fields, ttl in plan.updates:
+            request.append({"Update": self._stub_safe_update(item_pk, item_sk, fields, ttl)})
+        for item_pk, item_sk in plan.deletes:
+            request.append({"Delete": {"TableName": self.table,
+                                       "Key": to_item({"pk": item_pk, "sk": item_sk})}})
         if plan.profile is not None:
-            request.append({"Update": self._profile_update(pk, plan.profile)})
+            request.append({"Update": self._profile_update(pk, plan.profile, plan.profile_remove)})
         if sealed or plan.puts:
             for check_pk, check_sk in plan.checks:
                 request.append({"ConditionCheck": {
@@ -380,15 +428,32 @@ class Ledger:
                     "ConditionExpression": "attribute_exists(pk)"}})
         return sealed, request
 
-    def _profile_update(self, pk: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _profile_update(self, pk: str, fields: dict[str, Any],
+                        remove: tuple[str, ...] = ()) -> dict[str, Any]:
         fields = {name: value for name, value in fields.items() if value is not None}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
+        names.update({f"#r{i}": name for i, name in enumerate(remove)})
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
         sets.append("created_at = if_not_exists(created_at, :created)")
         values[":created"] = fields.get("updated_at")
+        expression = "SET " + ", ".join(sets)
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         return {
             "TableName": self.table, "Key": to_item({"pk": pk, "sk": "PROFILE"}),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+        }
+
+    def _stub_safe_update(self, pk: str, sk: str, fields: dict[str, Any], ttl: int) -> dict[str, Any]:
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
+        sets.append("expires_at = if_not_exists(expires_at, :ttl)")
+        values[":ttl"] = ttl
+        return {
+            "TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
             "UpdateExpression": "SET " + ", ".join(sets),
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
         }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 
 from chalicelib import errors, formdata
 from chalicelib.i18n import format_moment, translations
@@ -45,7 +45,8 @@ def environment(locale: str) -> Environment:
     """One Jinja2 environment per locale, with its translations installed."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=select_autoescape(["html", "xml", "txt"], default=True),
+        # Plain-text mails are not HTML: escaping "&" there would corrupt addresses.
+        autoescape=lambda name: not (name or "").endswith(".txt"),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True, lstrip_blocks=True,
     )
@@ -55,14 +56,15 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def security_headers(frame_ancestors: str = "'none'", personal: bool = True) -> dict[str, str]:
+def security_headers(frame_ancestors: str = "'none'", personal: bool = True,
+                     form_action: str = "'self'") -> dict[str, str]:
     """Headers for every HTML page; ``personal`` pages are never stored by caches."""
     _, style_source = stylesheet()
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": (
             f"default-src 'none'; style-src {style_source}; img-src 'self' data:; "
-            f"form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+            f"form-action {form_action}; base-uri 'none'; frame-ancestors {frame_ancestors}"
         ),
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
@@ -76,12 +78,16 @@ def security_headers(frame_ancestors: str = "'none'", personal: bool = True) -> 
     return headers
 
 
-def render(template: str, locale: str, status: int = 200, **context: Any) -> Page:
-    """Render ``template`` in ``locale`` with the shared page context."""
+def render(template: str, locale: str, status: int = 200, frame_ancestors: str = "'none'",
+           form_action: str = "'self'", **context: Any) -> Page:
+    """Render ``template`` in ``locale`` with the shared page context.
+
+    Only the embeddable signup form passes ``frame_ancestors`` (its allowed origins).
+    """
     css, _ = stylesheet()
     body = environment(locale).get_template(template).render(
         locale=locale, stylesheet=css, **context)
-    return Page(body, status, security_headers())
+    return Page(body, status, security_headers(frame_ancestors, form_action=form_action))
 
 
 #: The status code of each error a page can report; one place, first match wins.
@@ -92,6 +98,8 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.LinkExpired, 410),
     (errors.LinkPurposeRetired, 410),
     (errors.LinkRevoked, 410),
+    (errors.LinkSuperseded, 410),
+    (errors.UnknownForm, 404),
     (errors.LinkError, 400),
     (errors.FormExpired, 400),
     (errors.TextChanged, 409),

@@ -11,10 +11,10 @@ import hashlib
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.errors import CatalogueError
 
@@ -58,6 +58,30 @@ class Controller:
 
 
 @dataclass(frozen=True)
+class Form:
+    """An embeddable signup form: which purposes it offers and where it may live.
+
+    ``allowed_origins`` are the websites that may frame it (``frame-ancestors``),
+    post to it from their own pages, and call it from a script (CORS).
+    """
+
+    id: str
+    purposes: tuple[str, ...]
+    allowed_origins: tuple[str, ...] = ()
+    locale: str | None = None
+    ask_name: bool = False
+    redirect_after_submit: str | None = None
+    redirect_after_confirm: str | None = None
+    min_fill_seconds: int = 3
+    allow_plain_html: bool = True
+    heading: dict[str, str] = field(default_factory=dict)
+
+    def allows(self, origin: str | None) -> bool:
+        """Whether ``origin`` (an Origin header value) is one of this form's websites."""
+        return bool(origin) and origin.rstrip("/").lower() in self.allowed_origins
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """The loaded, validated catalogue."""
 
@@ -66,6 +90,7 @@ class Catalogue:
     default_locale: str
     purposes: dict[str, Purpose]
     source: str
+    forms: dict[str, Form] = field(default_factory=dict)
 
     def get(self, purpose_id: str) -> Purpose:
         """The purpose, or ``KeyError`` for an id not in the catalogue."""
@@ -91,20 +116,26 @@ def text_sha256(title: str, text: str) -> str:
 
 
 class _Locator:
-    """Finds the line of the n-th ``[[purposes]]`` table, for error messages."""
+    """Finds the line of the n-th ``[[purposes]]`` (or ``[[forms]]``) table, for errors."""
 
-    def __init__(self, source: str, raw: str) -> None:
+    def __init__(self, source: str, raw: str, table: str = "purposes") -> None:
         self.source = source
+        self.raw = raw
+        self.table = table
         self.lines = [
             number for number, line in enumerate(raw.splitlines(), start=1)
-            if re.match(r"\s*\[\[\s*purposes\s*\]\]", line)
+            if re.match(rf"\s*\[\[\s*{table}\s*\]\]", line)
         ]
+
+    def of(self, table: str) -> "_Locator":
+        """The same file, locating another array of tables."""
+        return _Locator(self.source, self.raw, table)
 
     def where(self, index: int | None, field: str) -> str:
         if index is None:
             return f"{self.source}: {field}"
         line = f" line {self.lines[index]}" if index < len(self.lines) else ""
-        return f"{self.source}{line} (purposes[{index}]): {field}"
+        return f"{self.source}{line} ({self.table}[{index}]): {field}"
 
 
 def _string(table: dict[str, Any], key: str, where: str) -> str:
@@ -148,7 +179,10 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
 
 
 _PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act"}
-_TOP_KEYS = {"locales", "default_locale", "controller", "purposes"}
+_TOP_KEYS = {"locales", "default_locale", "controller", "purposes", "forms"}
+_FORM_KEYS = {"id", "purposes", "allowed_origins", "locale", "ask_name", "redirect_after_submit",
+              "redirect_after_confirm", "min_fill_seconds", "allow_plain_html", "heading"}
+_ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
 
 
 def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator) -> Purpose:
@@ -191,6 +225,106 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
     )
 
 
+def _optional_url(table: dict[str, Any], key: str, where: Callable[[str], str]) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise CatalogueError(where(f"{key} must be an http(s) URL"))
+    return value
+
+
+def _flag(table: dict[str, Any], key: str, default: bool, where: Callable[[str], str]) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise CatalogueError(where(f"{key} must be true or false"))
+    return value
+
+
+def _origins(table: dict[str, Any], where: Callable[[str], str]) -> tuple[str, ...]:
+    origins = table.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise CatalogueError(where("allowed_origins must be a list of strings"))
+    cleaned = []
+    for origin in origins:
+        value = origin.strip().rstrip("/").lower()
+        if not _ORIGIN_PATTERN.fullmatch(value):
+            raise CatalogueError(where(
+                f"allowed_origins: {origin!r} is not an origin; write scheme and host only, "
+                "e.g. \"https://www.example.com\" (no path, no wildcard)"))
+        cleaned.append(value)
+    return tuple(dict.fromkeys(cleaned))
+
+
+def _form_purposes(table: dict[str, Any], known: dict[str, Purpose],
+                   where: Callable[[str], str]) -> tuple[str, ...]:
+    purposes = table.get("purposes")
+    if not isinstance(purposes, list) or not purposes \
+            or not all(isinstance(p, str) for p in purposes):
+        raise CatalogueError(where("purposes must be a non-empty list of purpose ids"))
+    unknown = [p for p in purposes if p not in known]
+    if unknown:
+        raise CatalogueError(where(f"purposes: unknown purpose(s) {', '.join(unknown)} "
+                                   f"(known: {', '.join(known)})"))
+    if len(set(purposes)) != len(purposes):
+        raise CatalogueError(where("purposes lists a purpose twice"))
+    return tuple(purposes)
+
+
+def _form(table: Any, index: int, locales: tuple[str, ...], known: dict[str, Purpose],
+          locate: _Locator) -> Form:
+    def where(message: str) -> str:
+        return locate.where(index, message)
+
+    if not isinstance(table, dict):
+        raise CatalogueError(where("must be a table"))
+    unknown = sorted(set(table) - _FORM_KEYS)
+    if unknown:
+        raise CatalogueError(where(f"unknown key(s) {', '.join(unknown)} "
+                                   f"(allowed: {', '.join(sorted(_FORM_KEYS))})"))
+    form_id = table.get("id")
+    if not isinstance(form_id, str) or not _ID_PATTERN.fullmatch(form_id):
+        raise CatalogueError(where(
+            f"id {form_id!r} must be lower-case letters, digits, '-' or '_' "
+            "(at most 40, starting with a letter)"))
+    locale = table.get("locale")
+    if locale is not None and locale not in locales:
+        raise CatalogueError(where(f"locale {locale!r} is not in locales ({', '.join(locales)})"))
+    fill = table.get("min_fill_seconds", 3)
+    if not isinstance(fill, int) or isinstance(fill, bool) or not 0 <= fill <= 600:
+        raise CatalogueError(where("min_fill_seconds must be a whole number from 0 to 600"))
+    heading = table.get("heading", {})
+    if not isinstance(heading, dict) or not all(
+            isinstance(v, str) and v.strip() for v in heading.values()):
+        raise CatalogueError(where("heading must be a table of locale = non-empty text"))
+    stray = sorted(set(heading) - set(locales))
+    if stray:
+        raise CatalogueError(where(f"heading: {', '.join(stray)} is not in locales"))
+    return Form(
+        id=form_id, purposes=_form_purposes(table, known, where),
+        allowed_origins=_origins(table, where), locale=locale,
+        ask_name=_flag(table, "ask_name", False, where),
+        redirect_after_submit=_optional_url(table, "redirect_after_submit", where),
+        redirect_after_confirm=_optional_url(table, "redirect_after_confirm", where),
+        min_fill_seconds=fill, allow_plain_html=_flag(table, "allow_plain_html", True, where),
+        heading={k: v.strip() for k, v in heading.items()},
+    )
+
+
+def _forms(data: dict[str, Any], locales: tuple[str, ...], purposes: dict[str, Purpose],
+           locate: _Locator) -> dict[str, Form]:
+    tables = data.get("forms", [])
+    if not isinstance(tables, list):
+        raise CatalogueError(locate.where(None, "forms must be [[forms]] tables"))
+    forms: dict[str, Form] = {}
+    for index, table in enumerate(tables):
+        form = _form(table, index, locales, purposes, locate)
+        if form.id in forms:
+            raise CatalogueError(locate.where(index, f"id {form.id!r} is used by another form"))
+        forms[form.id] = form
+    return forms
+
+
 def parse_catalogue(raw: str, source: str) -> Catalogue:
     """Parse and validate catalogue text; raises :class:`CatalogueError`."""
     try:
@@ -216,7 +350,8 @@ def parse_catalogue(raw: str, source: str) -> Catalogue:
                 index, f"id {purpose.id!r} duplicates purposes[{first_index[purpose.id]}]"))
         purposes[purpose.id] = purpose
         first_index[purpose.id] = index
-    return Catalogue(controller, locales, default, purposes, source)
+    forms = _forms(data, locales, purposes, locate.of("forms"))
+    return Catalogue(controller, locales, default, purposes, source, forms)
 
 
 @lru_cache(maxsize=4)

@@ -15,6 +15,8 @@ from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from chalicelib.act import ActClient
+    from chalicelib.outbox import Postman
+    from chalicelib.signup import Signups
     from chalicelib.sync import Pusher
 
 
@@ -74,3 +76,21 @@ def get_catalogue(settings: Settings | None = None) -> Catalogue:
     """The purpose catalogue (re-read when its file changes)."""
     settings = settings or get_settings()
     return load_catalogue(settings.catalogue_path)
+
+
+def get_postman(settings: Settings | None = None) -> "Postman":
+    """Who sends the mails, with the configured transport."""
+    from chalicelib.outbox import Postman
+    from chalicelib.transports import get_transport
+
+    settings = settings or get_settings()
+    return Postman(get_ledger(settings), settings, get_catalogue(settings),
+                   get_transport(settings.mail, settings.aws_region))
+
+
+def get_signups(settings: Settings | None = None) -> "Signups":
+    """The signup rules on the configured table."""
+    from chalicelib.signup import Signups
+
+    settings = settings or get_settings()
+    return Signups(get_ledger(settings), settings, get_catalogue(settings))

@@ -37,6 +37,10 @@ _ENV_NAMES = (
     "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEOUT",
     "ACT_CREATE_CONTACTS", "ACT_HISTORY_TYPE", "ACT_STATUS_VALUES", "ACT_AEM_OPT_OUT",
     "ACT_AEM_CLEAR_ON_ACCEPT", "ACT_MAX_RETRIES", "SYNC_MAX_ATTEMPTS",
+    "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_REPLY_TO", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
+    "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
+    "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
+    "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -62,6 +66,49 @@ class ActSettings:
 
 _STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
 
+MAIL_TRANSPORTS = ("none", "smtp", "ses")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` hits in any ``seconds``-long window (a throttle)."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count} per {_human_seconds(self.seconds)}"
+
+
+def _human_seconds(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """How OptinProof sends its own mails. See the README's mail section."""
+
+    transport: str = "none"
+    sender: str = ""
+    reply_to: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+    ses_region: str | None = None
+    ses_endpoint: str | None = None
+    ses_configuration_set: str | None = None
+    max_attempts: int = 6
+    already_subscribed: bool = False
+    per_address: Limit = Limit(3, 86400)
+    per_ip: Limit = Limit(20, 3600)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -79,6 +126,7 @@ class Settings:
     dynamodb_timeout: float = 5.0
     act: ActSettings | None = None
     sync_max_attempts: int = 8
+    mail: MailSettings = field(default_factory=MailSettings)
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -181,6 +229,62 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
     )
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_limit(text: str, name: str) -> Limit:
+    """``3/24h`` → 3 hits in any 24 hours.
+
+    A zero count is refused: a throttle of 0 would silently stop every signup, which
+    nobody means.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*([smhd])\s*", text or "")
+    if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        raise ConfigError(f"{name}={text!r} is not a limit: write a count, a slash and a "
+                          "window, e.g. 3/24h or 20/1h (units s, m, h, d).")
+    return Limit(int(match.group(1)), int(match.group(2)) * _UNITS[match.group(3)])
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: choose one of {', '.join(choices)}.")
+    return value
+
+
+def mail_settings(env: dict[str, str], public_base_url: str) -> MailSettings:
+    """The mail transport and its throttles; checks what the chosen transport needs."""
+    transport = _choice(env, "MAIL_TRANSPORT", MAIL_TRANSPORTS, "none")
+    sender = env.get("MAIL_FROM", "").strip()
+    if transport != "none":
+        if not sender or "@" not in sender:
+            raise ConfigError(f"MAIL_TRANSPORT={transport} needs MAIL_FROM, the sender address "
+                              "(e.g. 'Example Outdoor <consent@example-outdoor.eu>').")
+        if not public_base_url:
+            raise ConfigError(f"MAIL_TRANSPORT={transport} needs PUBLIC_BASE_URL: mails carry "
+                              "absolute links (e.g. https://consent.example-outdoor.eu).")
+    if transport == "smtp" and not env.get("MAIL_SMTP_HOST", "").strip():
+        raise ConfigError("MAIL_TRANSPORT=smtp needs MAIL_SMTP_HOST (and usually MAIL_SMTP_PORT).")
+    return MailSettings(
+        transport=transport, sender=sender,
+        reply_to=env.get("MAIL_REPLY_TO", "").strip() or None,
+        smtp_host=env.get("MAIL_SMTP_HOST", "").strip() or "127.0.0.1",
+        smtp_port=int(_number(env, "MAIL_SMTP_PORT", 25, int)),
+        smtp_security=_choice(env, "MAIL_SMTP_SECURITY", SMTP_SECURITY, "starttls"),
+        smtp_username=env.get("MAIL_SMTP_USERNAME", "").strip() or None,
+        smtp_password=env.get("MAIL_SMTP_PASSWORD") or None,
+        timeout=_number(env, "MAIL_TIMEOUT", 10.0),
+        ses_region=env.get("MAIL_SES_REGION", "").strip() or None,
+        ses_endpoint=env.get("MAIL_SES_ENDPOINT", "").strip() or None,
+        ses_configuration_set=env.get("MAIL_SES_CONFIGURATION_SET", "").strip() or None,
+        max_attempts=int(_number(env, "MAIL_MAX_ATTEMPTS", 6, int)),
+        already_subscribed=_flag(env, "MAIL_ALREADY_SUBSCRIBED", False),
+        per_address=parse_limit(env.get("THROTTLE_MAILS_PER_ADDRESS", "3/24h"),
+                                "THROTTLE_MAILS_PER_ADDRESS"),
+        per_ip=parse_limit(env.get("THROTTLE_SIGNUPS_PER_IP", "20/1h"), "THROTTLE_SIGNUPS_PER_IP"),
+    )
+
+
 def load_settings(env: dict[str, str]) -> Settings:
     """Build and validate settings from a mapping of environment variables."""
     pepper = _required_secret(env, "SUBJECT_PEPPER")
@@ -193,13 +297,14 @@ def load_settings(env: dict[str, str]) -> Settings:
         )
         for kind in LINK_KINDS
     }
+    base_url = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
     return Settings(
         consent_table=env.get("CONSENT_TABLE", "optinproof").strip() or "optinproof",
         dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT", "").strip() or None,
         aws_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-1"),
         link_secret_keys=_secret_keys(env),
         subject_pepper=pepper,
-        public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+        public_base_url=base_url,
         catalogue_path=catalogue_path(env),
         link_max_age=max_age,
         form_token_max_age=parse_duration(
@@ -208,6 +313,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         dynamodb_timeout=_number(env, "DYNAMODB_TIMEOUT", 5.0),
         act=act_settings(env),
         sync_max_attempts=int(_number(env, "SYNC_MAX_ATTEMPTS", 8, int)),
+        mail=mail_settings(env, base_url),
     )
 
 

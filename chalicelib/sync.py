@@ -177,7 +177,11 @@ class Pusher:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
         if not found and self.settings.act.create_contacts:
             self._keep_lock()
-            found = [self.client.create_contact({"emailAddress": profile["email"]})]
+            # The name a signup form collected, so the new contact is not anonymous.
+            fields = {"emailAddress": profile["email"]}
+            if profile.get("name"):
+                fields["firstName"] = profile["name"]
+            found = [self.client.create_contact(fields)]
         if not found:
             raise _Hold("no_contact", "no Act! contact has this address and ACT_CREATE_CONTACTS is off")
         ids = [contact["id"] for contact in found]

@@ -7,13 +7,13 @@ so the wording and the status of each failure live in one place.
 from __future__ import annotations
 
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from chalicelib import antiforgery, errors, formdata
+from chalicelib import antiforgery, errors, formdata, signup
 from chalicelib.consent import PurposeState
 from chalicelib.i18n import translations
 from chalicelib.pages import Page, error_status, render, security_headers
-from chalicelib.purposes import Catalogue
+from chalicelib.purposes import Catalogue, Form
 from chalicelib.settings import Settings
 
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
@@ -48,7 +48,13 @@ LINK_ERRORS: dict[str, tuple[str, str, str]] = {
     "revoked": (N_("This link is no longer valid"), N_(
         "We no longer hold a record of this link: it was withdrawn or the data it "
         "referred to was erased."), ""),
+    "superseded": (N_("A newer link was sent to you"), N_(
+        "We sent you a newer e-mail with a new link, which replaces this one."), N_(
+        "Please use the link in the most recent e-mail from us.")),
 }
+
+#: Link errors after which the person may ask for a fresh link by e-mail.
+RENEWABLE = ("expired", "superseded")
 
 PAGE_ERRORS: dict[type[Exception], tuple[str, str]] = {
     errors.FormTokenMissing: (N_("We could not read your answer"), N_(
@@ -69,6 +75,9 @@ PAGE_ERRORS: dict[type[Exception], tuple[str, str]] = {
         "try again in a minute.")),
     errors.TextChanged: (N_("The wording has changed"), ""),
     errors.FormExpired: (N_("Please make your choice again"), ""),
+    errors.UnknownForm: (N_("This form does not exist"), N_(
+        "There is no signup form at this address. If a website sent you here, please "
+        "tell its owner.")),
     errors.BadInput: (N_("We could not read your answer"), ""),
 }
 
@@ -108,7 +117,8 @@ def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
 
 def confirm_page(settings: Settings, catalogue: Catalogue, locale: str, path: str,
                  link_id: str, purpose_states: list[PurposeState], status: int = 200,
-                 error: str | None = None, unchanged: bool = False) -> Page:
+                 error: str | None = None, unchanged: bool = False,
+                 continue_url: str | None = None) -> Page:
     """The confirmation page: each purpose, its text, its state, Accept / Refuse."""
     _ = _gettext(locale)
     purposes, recorded = [], []
@@ -124,23 +134,41 @@ def confirm_page(settings: Settings, catalogue: Catalogue, locale: str, path: st
         action=path, form_token=antiforgery.issue(settings, link_id), purposes=purposes,
         recorded=recorded, recorded_at=recorded[0]["decided_at"] if recorded else None,
         unchanged=unchanged and not recorded, error=error,
-        **_common(catalogue, locale),
+        continue_url=continue_url if recorded else None, **_common(catalogue, locale),
     )
 
 
-def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, path: str) -> Page:
-    """Why a link cannot be used, and how to get a new one. Nothing was written."""
+def continue_url(catalogue: Catalogue, channel: str | None) -> str | None:
+    """Where a person who signed up through a form may go after deciding, if it says."""
+    if not channel or not channel.startswith("form:"):
+        return None
+    form = catalogue.forms.get(channel.removeprefix("form:"))
+    return form.redirect_after_confirm if form else None
+
+
+def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, path: str,
+                    settings: Settings | None = None, renew_path: str | None = None) -> Page:
+    """Why a link cannot be used, and how to get a new one. Nothing was written.
+
+    An expired or superseded link is still authentic, so its page offers to mail a
+    new link (``renew_path``); any other failure names the controller's address.
+    """
     _ = _gettext(locale)
     title, explanation, advice = LINK_ERRORS.get(exc.reason, LINK_ERRORS["tampered"])
+    renew = renew_path if (renew_path and settings and exc.link_id
+                           and exc.reason in RENEWABLE) else None
     return render("link_error.html", locale, status=error_status(exc), page_title=_(title),
                   explanation=_(explanation), advice=_(advice) if advice else "",
-                  reason=exc.reason, **_common(catalogue, locale))
+                  reason=exc.reason, renew_action=renew,
+                  form_token=antiforgery.issue(settings, exc.link_id) if renew else None,
+                  **_common(catalogue, locale))
 
 
-def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str) -> Page:
+def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str,
+               settings: Settings | None = None, renew_path: str | None = None) -> Page:
     """Any other failure, as a page with a status and a reason a person can act on."""
     if isinstance(exc, errors.LinkError):
-        return link_error_page(exc, catalogue, locale, path)
+        return link_error_page(exc, catalogue, locale, path, settings, renew_path)
     _ = _gettext(locale)
     title, explanation = N_("Something went wrong"), ""
     for kind, (kind_title, kind_explanation) in PAGE_ERRORS.items():
@@ -172,3 +200,82 @@ def bare_error_page(status: int) -> Page:
     body = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>"
             f"</head><body><main><h1>{status}</h1><p>{message}</p></main></body></html>")
     return Page(body, status, security_headers())
+
+
+# -- signup forms ----------------------------------------------------------------------
+
+#: The JSON answer to every signup (same words as the page: no enumeration).
+SIGNUP_ANSWER = N_("Check your inbox: if this address can receive our mail, a message is on "
+                   "its way. Nothing counts as agreed until you confirm.")
+
+RENEWED_TITLE = N_("A new link is on its way")
+
+SIGNUP_ERRORS: dict[type[Exception], str] = {
+    errors.InvalidEmail: N_("Please enter a valid e-mail address, such as name@example.com."),
+    errors.FormExpired: N_("This form was open for a long time; please send it again."),
+}
+
+
+def signup_error(exc: Exception, locale: str) -> str:
+    """The message shown above the signup form; the domain's own words otherwise."""
+    _ = _gettext(locale)
+    for kind, message in SIGNUP_ERRORS.items():
+        if isinstance(exc, kind):
+            return _(message)
+    if isinstance(exc, signup.NoPurpose):
+        return _(N_("Tick at least one of the choices, then send the form."))
+    return str(exc)
+
+
+def purpose_views(catalogue: Catalogue, purposes: tuple[str, ...], locale: str) -> list[dict[str, str]]:
+    """Each purpose as a form shows it: id, title, full text, and its text version."""
+    views = []
+    for purpose in purposes:
+        text = catalogue.get(purpose).text(locale)
+        views.append({"id": purpose, "title": text.title, "text": text.text,
+                      "sha256": text.sha256})
+    return views
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def signup_page(catalogue: Catalogue, form: Form, locale: str, action: str, started: str,
+                embed: str = "iframe", values: dict[str, Any] | None = None,
+                error: str | None = None, status: int = 200) -> Page:
+    """The embeddable form: framable only by the form's own websites."""
+    _ = _gettext(locale)
+    ancestors = " ".join(form.allowed_origins) or "'none'"
+    form_action = "'self'" + (f" {_origin_of(form.redirect_after_submit)}"
+                              if form.redirect_after_submit else "")
+    page = render(
+        "signup.html", locale, status=status, frame_ancestors=ancestors, form_action=form_action,
+        page_title=form.heading.get(locale) or _("Stay in touch"), form=form, action=action,
+        started=started, embed=embed, honeypot=signup.HONEYPOT, error=error,
+        purposes=purpose_views(catalogue, form.purposes, locale),
+        values={"email": "", "name": "", "purposes": (), **(values or {})},
+        **_common(catalogue, locale))
+    return page
+
+
+def signup_done_page(catalogue: Catalogue, locale: str, back_href: str | None = None,
+                     title: str = N_("Thank you"), renewal: bool = False) -> Page:
+    """The one answer every signup (or new-link request) gets, whatever happened behind it."""
+    return render("signup_done.html", locale, page_title=_gettext(locale)(title),
+                  back_href=back_href, renewal=renewal, **_common(catalogue, locale))
+
+
+def withdraw_page(catalogue: Catalogue, locale: str, path: str,
+                  purpose_states: list[PurposeState], done: bool = False) -> Page:
+    """One button that withdraws everything the link names; after it, what was recorded."""
+    _ = _gettext(locale)
+    purposes = [{"id": item.purpose, "title": catalogue.get(item.purpose).text(locale).title,
+                 "state": item.state, "decided_at": item.decided_at}
+                for item in purpose_states if item.purpose in catalogue.purposes]
+    recorded = [item for item in purpose_states if item.changed]
+    return render("withdraw.html", locale, page_title=_("Withdraw your consent"),
+                  action=path, purposes=purposes, recorded=recorded,
+                  recorded_at=recorded[0].decided_at if recorded else None,
+                  unchanged=done and not recorded, **_common(catalogue, locale))

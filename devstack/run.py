@@ -1,26 +1,31 @@
 """``make run``: the whole local stack, with the URLs to open.
 
 Starts DynamoDB Local (data kept in .local/dynamodb) and creates the table, starts the
-Act! simulator (demo contacts) and creates the consent fields there, runs the sync
-sweep every 2 seconds, mints a demo confirmation link, and serves the app with
-``chalice local``. Ctrl-C stops it all.
+Act! simulator (demo contacts) and creates the consent fields there, starts a mail
+sink (SMTP on loopback, mails viewable in the browser, kept in .local/mail) with a
+demo page that embeds the signup form from another origin, runs the sync and mail
+sweeps, mints a demo confirmation link, and serves the app with ``chalice local``.
+Ctrl-C stops it all.
 Local secrets are generated once into .local/dev.env; ``source .local/dev.env`` gives
 a shell the same configuration for the CLI.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 from devstack.act_simulator import ActSimulator
 from devstack.dynamodb_local import ROOT, DynamoDBLocal, ServiceError, local_aws_environment
+from devstack.mailsink import MailSink
 
 #: Where the local stack keeps its data, logs and secrets (tests point it elsewhere).
 STATE_DIR = Path(os.environ.get("OPTINPROOF_STATE_DIR", ROOT / ".local"))
@@ -43,10 +48,60 @@ def local_secrets() -> dict[str, str]:
     return values
 
 
+DEMO_FORM = "local-demo"
+
+
+def local_catalogue(demo_origin: str) -> Path:
+    """catalogue.toml plus a form the demo page (another origin) may embed.
+
+    Written at each start: edits to catalogue.toml show after restarting ``make run``.
+    """
+    shipped = (ROOT / "catalogue.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(shipped)
+    purposes = [p["id"] for p in data.get("purposes", [])]
+    if any(form.get("id") == DEMO_FORM for form in data.get("forms", [])):
+        raise ServiceError(f"catalogue.toml already defines a form {DEMO_FORM!r}; rename it")
+    path = STATE_DIR / "catalogue.toml"
+    path.write_text(shipped + f"""
+
+# Added by `make run` (not in catalogue.toml): the demo embed page's form.
+[[forms]]
+id = "{DEMO_FORM}"
+purposes = {json.dumps(purposes)}
+allowed_origins = ["{demo_origin}"]
+ask_name = true
+min_fill_seconds = 2
+heading.en = "Hear from us (local demo)"
+heading.fr = "Restons en contact (démo locale)"
+""", encoding="utf-8")
+    return path
+
+
+def demo_page(base_url: str) -> str:
+    """A page of another website embedding the form three ways (served by the mail sink)."""
+    from chalicelib import embed
+    from chalicelib.purposes import load_catalogue
+
+    catalogue = load_catalogue(STATE_DIR / "catalogue.toml")
+    form = catalogue.forms[DEMO_FORM]
+    parts = [(kind, embed.snippet(kind, base_url, form, catalogue)) for kind in embed.KINDS]
+    sections = "".join(f"<section><h2>Embedded as: {kind}</h2>\n{code}\n</section>\n"
+                       for kind, code in parts)
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Example Outdoor — a website embedding the signup form</title>"
+            "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;"
+            "padding:0 1rem}section{border:1px dashed #888;padding:1rem;margin:1.5rem 0}"
+            "</style></head><body><h1>Example Outdoor (demo website on another origin)</h1>"
+            "<p>The same form, embedded the three ways the README describes. Mails arrive in "
+            "<a href=\"/\">the local mailbox</a>.</p>" + sections + "</body></html>")
+
+
 def write_env_file(env: dict[str, str]) -> None:
     names = ["CONSENT_TABLE", "DYNAMODB_ENDPOINT", "PUBLIC_BASE_URL", "LINK_SECRET_KEYS",
              "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-             "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD"]
+             "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "CONSENT_CATALOGUE",
+             "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
+             "MAIL_SMTP_SECURITY"]
     lines = ["# Local stack configuration, written by `make run`. Use: source .local/dev.env"]
     lines += [f"export {name}='{env[name]}'" for name in names]
     ENV_FILE.write_text("\n".join(lines) + "\n")
@@ -84,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="port of DynamoDB Local (default: $DYNAMODB_PORT or 8001)")
     parser.add_argument("--act-port", type=int, default=int(os.environ.get("ACT_PORT", "8002")),
                         help="port of the Act! simulator (default: $ACT_PORT or 8002)")
+    parser.add_argument("--mail-port", type=int, default=int(os.environ.get("MAIL_PORT", "8003")),
+                        help="port of the mailbox page and demo website (default: $MAIL_PORT "
+                             "or 8003)")
+    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("SMTP_PORT", "8025")),
+                        help="port of the local SMTP sink (default: $SMTP_PORT or 8025)")
     args = parser.parse_args(argv)
 
     base_url = f"http://127.0.0.1:{args.port}"
@@ -103,19 +163,38 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb.stop()
         print(f"error: the Act! simulator cannot listen on port {args.act_port}: {exc}", file=sys.stderr)
         return 1
+    sink = MailSink(smtp_port=args.smtp_port, http_port=args.mail_port,
+                    folder=STATE_DIR / "mail")
+    try:
+        sink.start()
+        catalogue = local_catalogue(sink.http_url)
+    except (OSError, ServiceError) as exc:
+        sink.stop()
+        act.stop()
+        dynamodb.stop()
+        print(f"error: the mail sink cannot start: {exc}", file=sys.stderr)
+        return 1
     env = {**os.environ, **local_aws_environment(), **local_secrets(),
            "CONSENT_TABLE": "optinproof-local", "DYNAMODB_ENDPOINT": dynamodb.endpoint,
            "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1",
            "ACT_API_URL": act.base_url, "ACT_DATABASE": ACT_DATABASE, "ACT_USERNAME": ACT_USER,
-           "ACT_PASSWORD": ACT_PASSWORD}
+           "ACT_PASSWORD": ACT_PASSWORD,
+           "CONSENT_CATALOGUE": str(catalogue),
+           "MAIL_TRANSPORT": "smtp", "MAIL_FROM": "Example Outdoor <consent@example-outdoor.eu>",
+           "MAIL_SMTP_HOST": "127.0.0.1", "MAIL_SMTP_PORT": str(sink.smtp_port),
+           "MAIL_SMTP_SECURITY": "none"}
     write_env_file(env)
-    app = sweeper = None
+    sink.add_page("/embed-demo", demo_page(base_url))
+    app = sweeper = mailer = None
     try:
         cli(env, "table", "create")
         cli(env, "act", "setup")
         sweeper = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "sync", "drain",
                                     "--interval", "2"], cwd=ROOT, env=env,
                                    stdout=open(STATE_DIR / "sync.log", "ab"), stderr=subprocess.STDOUT)
+        mailer = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "mail", "sweep",
+                                   "--interval", "5"], cwd=ROOT, env=env,
+                                  stdout=open(STATE_DIR / "mail.log", "ab"), stderr=subprocess.STDOUT)
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -130,7 +209,13 @@ OptinProof local stack is up.
   DynamoDB Local          {dynamodb.endpoint}   table: optinproof-local (data in {os.path.relpath(STATE_DIR / 'dynamodb', ROOT)})
   Act! simulator          {act.base_url.removesuffix('/act.web.api')}/   contacts, consent fields, histories
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
-  Sync sweep              every 2 s, log in .local/sync.log
+  Mailbox (SMTP sink)     {sink.http_url}/   SMTP on 127.0.0.1:{sink.smtp_port}, mails kept in .local/mail
+  Sync and mail sweeps    every 2 s / 5 s, logs in .local/sync.log and .local/mail.log
+
+  Signup form             {base_url}/signup/website          (the catalogue's form, full page)
+  Embedded on a website   {sink.http_url}/embed-demo    (iframe, plain HTML and script embeds)
+  Try the whole loop: fill the form on the demo website, open the mail in the mailbox,
+  follow its link, decide, and see the Act! simulator's contact change.
 
   Demo confirmation link for {DEMO_EMAIL}, open it in a browser:
   {demo}
@@ -147,10 +232,11 @@ OptinProof local stack is up.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for process in (app, sweeper):
+        for process in (app, sweeper, mailer):
             if process and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
+        sink.stop()
         act.stop()
         dynamodb.stop()
 

@@ -53,6 +53,9 @@ def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for name in ("CONSENT_CATALOGUE", "FORM_TOKEN_MAX_AGE", "DYNAMODB_TIMEOUT",
                  "LINK_MAX_AGE_CONFIRM", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith(("MAIL_", "THROTTLE_")):
+            monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     schema.create_table(dynamodb_client(), values["CONSENT_TABLE"])
@@ -118,6 +121,9 @@ def live_server(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     original_class = type(app)  # create_local_server re-bases the app's class; undo it after
     server = create_local_server(app, config, "127.0.0.1", port)
+    # socketserver listens with a backlog of 5: twenty simultaneous clients on a busy
+    # machine then see "connection reset". Listening again raises the backlog.
+    server.server.socket.listen(128)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
@@ -181,3 +187,64 @@ def pusher(act_env: dict[str, str]) -> Any:
     made = Pusher(get_ledger(), client, get_catalogue(), settings)
     made.waits = waits  # type: ignore[attr-defined]
     return made
+
+
+# -- mail and signup forms ----------------------------------------------------------------
+
+SHOP = "https://shop.example"
+
+#: Forms for tests: no minimum fill time unless a test asks for one.
+TEST_FORMS = f"""
+[[forms]]
+id = "website"
+purposes = ["newsletter", "promotions", "events"]
+allowed_origins = ["{SHOP}"]
+ask_name = true
+min_fill_seconds = 0
+
+[[forms]]
+id = "strict"
+purposes = ["newsletter"]
+allowed_origins = ["{SHOP}"]
+min_fill_seconds = 30
+allow_plain_html = false
+
+[[forms]]
+id = "redirecting"
+purposes = ["newsletter"]
+allowed_origins = ["{SHOP}"]
+min_fill_seconds = 0
+redirect_after_submit = "{SHOP}/thanks"
+"""
+
+
+@pytest.fixture(scope="session")
+def mail_sink_server() -> Iterator[Any]:
+    from devstack.mailsink import MailSink
+
+    with MailSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def mail_sink(mail_sink_server: Any) -> Any:
+    """The session's SMTP sink, emptied and accepting mail."""
+    mail_sink_server.clear()
+    mail_sink_server.set_failure(None)
+    return mail_sink_server
+
+
+@pytest.fixture
+def mail_env(env: dict[str, str], mail_sink: Any, monkeypatch: pytest.MonkeyPatch,
+             tmp_path: Path) -> dict[str, str]:
+    """The app sending through the SMTP sink, with the test forms in its catalogue."""
+    shipped = (ROOT / "catalogue.toml").read_text(encoding="utf-8")
+    catalogue_file = tmp_path / "catalogue.toml"
+    catalogue_file.write_text(shipped.split("[[forms]]")[0] + TEST_FORMS, encoding="utf-8")
+    values = {"MAIL_TRANSPORT": "smtp", "MAIL_SMTP_HOST": "127.0.0.1",
+              "MAIL_SMTP_PORT": str(mail_sink.smtp_port), "MAIL_SMTP_SECURITY": "none",
+              "MAIL_FROM": "Example Outdoor <consent@example-outdoor.eu>",
+              "CONSENT_CATALOGUE": str(catalogue_file), "MAIL_TIMEOUT": "2"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return {**env, **values}

@@ -190,3 +190,51 @@ def test_cli_reports_an_unreachable_store_in_one_line(env):
                                                 "DYNAMODB_TIMEOUT": "0.5"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "DYNAMODB_ENDPOINT" in result.stderr
+
+
+# -- mail and forms ------------------------------------------------------------------------
+
+def test_forms_list_and_snippets(mail_env):
+    listed = run_cli("forms", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {row["id"] for row in json.loads(listed.stdout)} == {"website", "strict", "redirecting"}
+    for kind, marker in (("iframe", "<iframe src=\"https://c.example/signup/website?lang=fr\""),
+                         ("html", 'action="https://c.example/signup/website"'),
+                         ("script", 'fetch(base + "/signup/" + formId + "/form.json?lang="')):
+        result = run_cli("forms", "snippet", "--form", "website", "--kind", kind, "--lang", "fr",
+                         "--base-url", "https://c.example")
+        assert result.returncode == 0, result.stderr
+        assert marker in result.stdout
+    french = run_cli("forms", "snippet", "--form", "website", "--kind", "html", "--lang", "fr",
+                     "--base-url", "https://c.example").stdout
+    assert "Lettre d&#x27;information mensuelle" in french or "Lettre d&#39;information" in french
+    unknown = run_cli("forms", "snippet", "--form", "nope", "--base-url", "https://c.example")
+    assert unknown.returncode == 2 and "no form 'nope'" in unknown.stderr
+
+
+def test_mail_preview_prints_the_template_version(mail_env):
+    result = run_cli("mail", "preview", "--kind", "confirm", "--locale", "fr", "--purpose",
+                     "newsletter", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["template_version"]) == 64 and "\u27e6confirm_url\u27e7" in data["text"]
+    assert data["locale"] == "fr"
+
+
+def test_mail_status_and_sweep_after_a_failure(mail_env, client, mail_sink):
+    from urllib.parse import urlencode
+
+    mail_sink.set_failure("tempfail")
+    response = client.http.post("/signup/website", body=urlencode(
+        {"email": "cli@example.eu", "purpose.newsletter": "yes"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200
+    status = run_cli("mail", "status")
+    assert status.returncode == 0 and "queued" in status.stdout and "451" in status.stdout
+    due = run_cli("mail", "sweep")
+    assert due.returncode == 0 and "0 sent" in due.stdout  # still in its backoff
+    mail_sink.set_failure(None)
+    swept = run_cli("mail", "sweep", "--all")
+    assert swept.returncode == 0 and "1 sent" in swept.stdout, swept.stdout + swept.stderr
+    mail_sink.wait_for("cli@example.eu")
+    assert "outbox is empty" in run_cli("mail", "status").stdout

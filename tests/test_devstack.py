@@ -19,12 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_local_stack_prints_a_working_demo_link(tmp_path):
     port, ddb_port, act_port = free_port(), free_port(), free_port()
+    mail_port, smtp_port = free_port(), free_port()
     env = {**os.environ, "OPTINPROOF_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     for name in ("CONSENT_TABLE", "DYNAMODB_ENDPOINT", "LINK_SECRET_KEYS", "SUBJECT_PEPPER"):
         env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.run", "--port", str(port), "--dynamodb-port", str(ddb_port),
-         "--act-port", str(act_port)],
+         "--act-port", str(act_port), "--mail-port", str(mail_port),
+         "--smtp-port", str(smtp_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = ""
     try:
@@ -42,11 +44,19 @@ def test_local_stack_prints_a_working_demo_link(tmp_path):
         assert "LINK_SECRET_KEYS" in (tmp_path / "dev.env").read_text()
         view = urllib3.request("GET", f"http://127.0.0.1:{act_port}/", timeout=10)
         assert view.status == 200 and "demo@example.com" in view.data.decode()
+        demo_site = urllib3.request("GET", f"http://127.0.0.1:{mail_port}/embed-demo", timeout=10)
+        assert f'src="http://127.0.0.1:{port}/signup/local-demo' in demo_site.data.decode()
+        framed = urllib3.request("GET", f"http://127.0.0.1:{port}/signup/local-demo", timeout=10)
+        assert framed.status == 200
+        assert f"frame-ancestors http://127.0.0.1:{mail_port}" in \
+            framed.headers["Content-Security-Policy"]
+        mailbox = urllib3.request("GET", f"http://127.0.0.1:{mail_port}/", timeout=10)
+        assert mailbox.status == 200
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
     time.sleep(0.5)
-    for probe in (port, ddb_port, act_port):
+    for probe in (port, ddb_port, act_port, mail_port):
         with pytest.raises(urllib3.exceptions.HTTPError):  # nothing listens any more
             urllib3.request("GET", f"http://127.0.0.1:{probe}/", timeout=1, retries=False)

@@ -53,7 +53,8 @@ def extracted() -> dict[tuple[Any, str | None], list[str]]:
     """Every translatable message of chalicelib/ and templates/, with where it occurs."""
     with (ROOT / "babel.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config, "babel.cfg")
-    assert method_map == [("chalicelib/**.py", "python"), ("templates/**.html", "jinja2")], \
+    assert method_map == [("chalicelib/**.py", "python"), ("templates/**.html", "jinja2"),
+                          ("templates/**.txt", "jinja2")], \
         "babel.cfg changed: check that this test still extracts what `make translations` does"
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     found: dict[tuple[Any, str | None], list[str]] = {}
@@ -72,7 +73,8 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def _translated(catalog: Catalog) -> dict[tuple[Any, str | None], tuple[str, ...]]:
     """id -> translation for every message that has one (fuzzy ones are not compiled)."""
-    return {(message.id, message.context): _as_tuple(message.string) for message in catalog
+    return {(_as_tuple(message.id), message.context): _as_tuple(message.string)
+            for message in catalog
             if message.id and not message.fuzzy and all(_as_tuple(message.string))}
 
 
