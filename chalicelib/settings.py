@@ -41,6 +41,7 @@ _ENV_NAMES = (
     "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
+    "SIGNUP_MIN_RESPONSE",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -127,6 +128,9 @@ class Settings:
     act: ActSettings | None = None
     sync_max_attempts: int = 8
     mail: MailSettings = field(default_factory=MailSettings)
+    #: Every signup answer takes at least this long (seconds), so timing does not tell
+    #: a new address (a mail is sent) from a known one or a dropped bot (nothing is).
+    signup_min_response: float = 0.4
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -191,6 +195,18 @@ def _number(env: dict[str, str], name: str, default: float, kind: type = float) 
         raise ConfigError(f"{name}={value!r} is not a number.") from exc
     if number <= 0:
         raise ConfigError(f"{name} must be positive.")
+    return number
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    """A duration in seconds that may be zero (e.g. to switch a delay off in tests)."""
+    value = env.get(name, "").strip()
+    try:
+        number = float(value) if value else default
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds.") from exc
+    if not 0 <= number <= 10:
+        raise ConfigError(f"{name} must be between 0 and 10 seconds.")
     return number
 
 
@@ -314,6 +330,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         act=act_settings(env),
         sync_max_attempts=int(_number(env, "SYNC_MAX_ATTEMPTS", 8, int)),
         mail=mail_settings(env, base_url),
+        signup_min_response=_seconds(env, "SIGNUP_MIN_RESPONSE", 0.4),
     )
 
 

@@ -474,3 +474,20 @@ def test_audit_catches_an_altered_mail_template(mail_env, client, mail_sink, led
                               ExpressionAttributeValues={":t": {"S": "We never asked."}})
     report = audit.verify_subject(ledger, subject_key(PEPPER, "tpl@example.eu"))
     assert not report.ok and "mail template" in report.reason
+
+
+def test_every_signup_answer_takes_the_same_minimum_time(mail_env, client, mail_sink,
+                                                         monkeypatch):
+    """Timing must not tell a new address (a mail is sent) from a dropped bot (nothing)."""
+    import time
+
+    monkeypatch.setenv("SIGNUP_MIN_RESPONSE", "0.5")
+    fields = signup_fields(client, email="timed@example.eu")
+    bot = {**signup_fields(client, email="bot@example.eu"), "fax_number": "x"}
+    durations = []
+    for body in (fields, bot):
+        start = time.monotonic()
+        assert post_form(client, "website", body).status_code == 200
+        durations.append(time.monotonic() - start)
+    assert all(d >= 0.5 for d in durations), durations
+    assert abs(durations[0] - durations[1]) < 0.2, durations
