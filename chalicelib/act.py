@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -312,3 +312,32 @@ class ActClient:
 
     def post_history(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/History", body=body)
+
+    # -- reading many contacts (campaigns) ------------------------------------------------
+
+    def groups_named(self, name: str) -> list[dict[str, Any]]:
+        """Groups whose name is ``name`` (case-insensitive), to pick a campaign's audience."""
+        found = collection(self.request("GET", "/api/groups", params={
+            "$filter": f"name eq {odata_string(name)}", "$top": "20"}))
+        return [g for g in found if str(g.get("name") or "").casefold() == name.casefold()]
+
+    def iter_contacts(self, odata_filter: str | None = None, group_id: str | None = None,
+                      page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every contact of the database, of a group, or matching an OData ``$filter``.
+
+        Act! gives no next link and no total: pages of ``$top`` advance with ``$skip``
+        until a short page, ordered by ``id`` so that paging is stable.
+        """
+        path = (f"/api/groups/{quote(group_id, safe='')}/associated-contacts" if group_id
+                else "/api/contacts")
+        skip = 0
+        while True:
+            params = {"$top": str(page_size), "$skip": str(skip), "$orderby": "id",
+                      "$select": "id,emailAddress,firstName,lastName,edited"}
+            if odata_filter:
+                params["$filter"] = odata_filter
+            page = collection(self.request("GET", path, params=params))
+            yield from page
+            if len(page) < page_size:
+                return
+            skip += page_size

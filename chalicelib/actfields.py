@@ -136,3 +136,31 @@ def setup(client: ActClient, catalogue: Catalogue) -> list[str]:
         else:
             done.append(f"CONFLICT {result.wanted.display_name}: {result.problem} — fix it in Act!")
     return done
+
+
+#: The contact field that carries a campaign's personal link for Act! emarketing merges.
+LINK_ROLE = Role("confirmation link", TEXT_TYPES + ("Memo", "Url"), "Memo", None, True)
+_LINK_MIN_LENGTH = 400  # a signed link with several purposes, plus the base URL
+
+
+def link_field_key(client: ActClient, display_name: str, create: bool = False) -> str:
+    """The ``customFields`` key of the campaign link field; created when asked and missing."""
+    columns = _by_name(client.contact_fields())
+    column = columns.get(display_name.strip().casefold())
+    if column is None and create:
+        try:
+            client.create_contact_field(display_name.strip(), LINK_ROLE.create_type)
+        except ActAuthError as exc:
+            raise ActAuthError(f"{exc} Creating fields needs the Act! 'Define Fields' "
+                               "permission: create it once as an Act! administrator.") from exc
+        column = _by_name(client.contact_fields()).get(display_name.strip().casefold())
+    if column is None:
+        raise ConfigError(f"Act! has no contact field {display_name!r} for the links: create it "
+                          "(a Memo or URL field), or pass --create-link-field.")
+    act_type = str(column.get("type") or column.get("dataType") or "")
+    length = column.get("length")
+    if act_type not in LINK_ROLE.accepted_types or (
+            act_type in TEXT_TYPES and isinstance(length, int) and 0 < length < _LINK_MIN_LENGTH):
+        raise ConfigError(f"Act! field {display_name!r} ({act_type}, length {length}) cannot hold "
+                          f"a link: use a Memo or URL field, or text of {_LINK_MIN_LENGTH}+ characters.")
+    return str(column.get("columnName") or column.get("name") or "").lower()

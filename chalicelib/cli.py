@@ -15,7 +15,9 @@ from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import actfields, audit, consent, embed, mail, outbox, proof, schema, sync
+from chalicelib import (
+    actfields, audit, campaigns, consent, embed, mail, outbox, proof, schema, sync,
+)
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.resources import (
@@ -291,6 +293,124 @@ def cmd_forms_snippet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer(verb: str) -> Callable[[campaigns.Progress], None]:
+    """A progress line on stderr: rewritten in place on a terminal, every 2 s otherwise."""
+    last = [0.0]
+    tty = sys.stderr.isatty()
+
+    def show(progress: campaigns.Progress) -> None:
+        now = time.monotonic()
+        final = progress.processed == progress.total
+        if not final and now - last[0] < (0.2 if tty else 2.0):
+            return
+        last[0] = now
+        line = progress.line(verb)
+        print(("\r" + line.ljust(110)) if tty else line, end="\n" if final or not tty else "",
+              file=sys.stderr, flush=True)
+    return show
+
+
+def _runner(campaign: campaigns.Campaign, round_no: int = 1,
+            create_field: bool = False) -> campaigns.Runner:
+    settings = get_settings()
+    ledger, catalogue = get_ledger(settings), get_catalogue(settings)
+    client = get_act_client(settings) if settings.act else None
+    if client is None and campaign.delivery == "act-field":
+        raise OptinProofError("Delivery act-field needs Act! (ACT_API_URL and friends).")
+    key = actfields.link_field_key(client, campaign.link_field or "", create=create_field) \
+        if campaign.delivery == "act-field" else None
+    postman = get_postman(settings) if campaign.delivery == "mail" else None
+    return campaigns.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
+
+
+def _run_campaign(runner: campaigns.Runner, args: argparse.Namespace,
+                  only: set[str] | None = None) -> int:
+    if runner.client is None:
+        raise OptinProofError("Reading the audience needs Act! (ACT_API_URL and friends).")
+    print(f"reading the audience of {runner.campaign.id} from Act!…", file=sys.stderr)
+    contacts = campaigns.audience(runner.client, runner.campaign)
+    if only is not None:
+        contacts = [c for c in contacts if c.id in only]
+    verb = {"act-field": "written", "mail": "mailed", "csv": "exported"}[runner.campaign.delivery]
+    progress = runner.run(contacts, concurrency=args.concurrency,
+                          on_progress=_progress_printer(verb))
+    if runner.campaign.delivery == "csv" and args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as out:
+            rows = campaigns.export_csv(runner, out)
+        print(f"{rows} link(s) written to {args.csv}")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(progress.skipped.items())) or "none"
+    print(f"{progress.total} contacts: {progress.delivered} {verb} now, {progress.already} "
+          f"done before, skipped {skipped}, {progress.failed} failed")
+    for error in progress.errors[:10]:
+        print(f"  {error}")
+    if progress.failed:
+        print("run the same command again to retry the failed ones (nothing is sent twice)")
+    return 1 if progress.failed else 0
+
+
+def cmd_campaign_start(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    audience, value = ("group", args.group) if args.group else (
+        ("filter", args.filter) if args.filter else ("all", None))
+    campaign = campaigns.define(get_ledger(settings), settings, get_catalogue(settings), args.id,
+                                args.purpose, audience, value, args.delivery, args.locale,
+                                args.link_field)
+    return _run_campaign(_runner(campaign, create_field=args.create_link_field), args)
+
+
+def cmd_campaign_run(args: argparse.Namespace) -> int:
+    campaign = campaigns.load(get_ledger(), args.id)
+    return _run_campaign(_runner(campaign), args)
+
+
+def cmd_campaign_remind(args: argparse.Namespace) -> int:
+    ledger = get_ledger()
+    campaign = campaigns.load(ledger, args.id)
+    silent = campaigns.report(ledger, campaign).no_answer
+    if not silent:
+        print("everybody answered (or bounced): nobody to remind")
+        return 0
+    round_no = 1 + max(int(item.get("round", 1)) for item in silent)
+    print(f"reminding {len(silent)} contact(s) (round {round_no})", file=sys.stderr)
+    return _run_campaign(_runner(campaign, round_no), args, {i["contact_id"] for i in silent})
+
+
+def cmd_campaign_report(args: argparse.Namespace) -> int:
+    ledger = get_ledger()
+    campaign = campaigns.load(ledger, args.id)
+    result = campaigns.report(ledger, campaign)
+    if args.no_answer_csv:
+        runner = _runner(campaign) if campaign.delivery == "act-field" and get_settings().act \
+            else campaigns.Runner(ledger, get_settings(), get_catalogue(), None, campaign)
+        wanted = {i["contact_id"] for i in result.no_answer}
+        with open(args.no_answer_csv, "w", newline="", encoding="utf-8") as out:
+            rows = campaigns.export_csv(runner, out, only=lambda i: i["contact_id"] in wanted)
+        print(f"{rows} contact(s) without an answer written to {args.no_answer_csv}",
+              file=sys.stderr)
+    if args.json:
+        _print(result.as_dict(), True)
+        return 0
+    print(f"campaign {campaign.id}: {', '.join(campaign.purposes)} by {campaign.delivery}")
+    print(f"  {'purpose':<16}{'sent':>7}{'accepted':>10}{'refused':>9}{'withdrawn':>11}"
+          f"{'no answer':>11}{'bounced':>9}")
+    for purpose, row in result.purposes.items():
+        print(f"  {purpose:<16}{row['sent']:>7}{row['accepted']:>10}{row['refused']:>9}"
+              f"{row['withdrawn']:>11}{row['no_answer']:>11}{row['bounced']:>9}")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items())) or "none"
+    print(f"  skipped: {skipped}; failed: {result.failed}; minted, not delivered yet: "
+          f"{result.undelivered}")
+    return 0
+
+
+def cmd_campaign_export(args: argparse.Namespace) -> int:
+    campaign = campaigns.load(get_ledger(), args.id)
+    runner = campaigns.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
+    with open(args.csv, "w", newline="", encoding="utf-8") as out:
+        rows = campaigns.export_csv(runner, out)
+    print(f"{rows} link(s) written to {args.csv}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli",
@@ -444,6 +564,66 @@ def build_parser() -> argparse.ArgumentParser:
     snippet.add_argument("--lang", choices=["en", "fr"], help="form language")
     snippet.add_argument("--base-url", help="public base URL (default: $PUBLIC_BASE_URL)")
     snippet.set_defaults(func=cmd_forms_snippet)
+
+    campaign = groups.add_parser("campaign", help="re-permission campaigns for Act! contacts")
+    campaign_cmds = campaign.add_subparsers(dest="command", required=True, metavar="ACTION")
+    start = campaign_cmds.add_parser(
+        "start", help="define a campaign and run it: one confirmation link per contact",
+        description="Record a campaign (id, purposes, audience, delivery) and run it: read the "
+                    "contacts from Act!, mint one signed link each, and deliver it by writing it "
+                    "into an Act! contact field (for an Act! emarketing merge), by mail, or to a "
+                    "CSV file. Contacts without an address, a second contact with the same "
+                    "address, erased addresses and people who already accepted every purpose are "
+                    "skipped and counted. Interrupted or failed, run `campaign run` to finish: "
+                    "nothing is delivered twice.")
+    start.add_argument("--id", required=True, help="campaign id, e.g. repermission-2026-12")
+    start.add_argument("--purpose", action="append", required=True,
+                       help="a purpose id from the catalogue; repeat for several")
+    who = start.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="every contact of the Act! database")
+    who.add_argument("--group", help="the contacts of this Act! group (its name)")
+    who.add_argument("--filter", help="an OData $filter, e.g. \"businessAddress/country eq 'France'\"")
+    start.add_argument("--delivery", choices=list(campaigns.DELIVERIES), required=True,
+                       help="act-field: write the link into --link-field; mail: we send it; "
+                            "csv: export to --csv")
+    start.add_argument("--link-field", help="Act! contact field (display name) for the link")
+    start.add_argument("--create-link-field", action="store_true",
+                       help="create --link-field in Act! if missing (needs 'Define Fields')")
+    start.add_argument("--locale", choices=["en", "fr"], help="language of pages and mails")
+    start.add_argument("--csv", help="file for the links (csv delivery)")
+    start.add_argument("--concurrency", type=int, default=8,
+                       help="contacts handled at once (default 8); Act! 429s slow it down")
+    start.set_defaults(func=cmd_campaign_start)
+    run = campaign_cmds.add_parser(
+        "run", help="resume a campaign: deliver what is left or failed, nothing twice",
+        description="Run a recorded campaign again: contacts already done are skipped, failed "
+                    "and new contacts of the audience are handled.")
+    run.add_argument("--id", required=True, help="campaign id")
+    run.add_argument("--csv", help="file for the links (csv delivery)")
+    run.add_argument("--concurrency", type=int, default=8, help="contacts at once (default 8)")
+    run.set_defaults(func=cmd_campaign_run)
+    remind = campaign_cmds.add_parser(
+        "remind", help="send a new link to the contacts who did not answer",
+        description="A reminder round of the same campaign: every contact that answered "
+                    "nothing (and did not bounce) gets a new link, which replaces the old one; "
+                    "events carry the campaign id and the round.")
+    remind.add_argument("--id", required=True, help="campaign id")
+    remind.add_argument("--csv", help="file for the links (csv delivery)")
+    remind.add_argument("--concurrency", type=int, default=8, help="contacts at once (default 8)")
+    remind.set_defaults(func=cmd_campaign_remind)
+    report = campaign_cmds.add_parser(
+        "report", help="per purpose: sent, accepted, refused, withdrawn, no answer, bounced",
+        description="Count what the campaign's contacts answered through its links.")
+    report.add_argument("--id", required=True, help="campaign id")
+    report.add_argument("--no-answer-csv", help="also write the contacts without an answer")
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.set_defaults(func=cmd_campaign_report)
+    export = campaign_cmds.add_parser(
+        "export", help="write contact id, address, first name and link of every delivered contact",
+        description="CSV of the campaign's links (re-signed from their recorded link ids).")
+    export.add_argument("--id", required=True, help="campaign id")
+    export.add_argument("--csv", required=True, help="output file")
+    export.set_defaults(func=cmd_campaign_export)
     return parser
 
 

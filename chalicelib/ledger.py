@@ -325,6 +325,14 @@ class Ledger:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
+    def put(self, item: dict[str, Any], only_new: bool = False) -> bool:
+        """Write a bookkeeping item (never an event); with ``only_new``, False if it exists."""
+        if not only_new:
+            self._call("put_item", TableName=self.table, Item=to_item(item))
+            return True
+        return self._conditional("put_item", TableName=self.table, Item=to_item(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+
     def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
         """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.
 

@@ -204,8 +204,27 @@ class Request:
     events: list[Draft]
 
 
-def _plan(request: Request, snap: Snapshot, address: str, name: str | None, locale: str,
-          at: str) -> Plan:
+def draft_request(settings: Settings, subject: str, purposes: list[str], ask: bool, channel: str,
+                  locale: str, ctx: RequestContext, at: str, **extra: Any) -> Request:
+    """Draft the links and the mail of one request (nothing written yet).
+
+    ``ask``: a confirmation link (and mail) for ``purposes``; otherwise only the
+    withdraw link of an "already subscribed" mail. ``extra`` goes on the confirm
+    link's ``link_issued`` event (e.g. the campaign id).
+    """
+    confirm = draft_link(settings, subject, "confirm", purposes, channel, at, ctx,
+                         **extra) if ask else None
+    withdraw = draft_link(settings, subject, "withdraw", purposes, channel, at, ctx)
+    order = MailOrder(new_mail_id(), subject, "confirm" if ask else "already", locale,
+                      tuple(purposes), withdraw.issued.link_id,
+                      confirm.issued.link_id if confirm else None, channel) \
+        if settings.mail.transport != "none" else None
+    return Request(confirm, withdraw, order, [])
+
+
+def plan_request(request: Request, snap: Snapshot, address: str, name: str | None, locale: str,
+                 at: str) -> Plan:
+    """The one transaction of a request: events, link records, supersede, outbox, profile."""
     plan = Plan(events=[*request.events, request.withdraw.event],
                 puts=[request.withdraw.record])
     profile: dict[str, Any] = {"email": address, "locale": locale, "updated_at": at}
@@ -232,10 +251,6 @@ class Signups:
         self.settings = settings
         self.catalogue = catalogue
         self.throttle = Throttle(ledger)
-
-    @property
-    def sends_mail(self) -> bool:
-        return self.settings.mail.transport != "none"
 
     def _throttled(self, ctx: RequestContext, address: str) -> str:
         pepper, mail = self.settings.subject_pepper, self.settings.mail
@@ -267,15 +282,15 @@ class Signups:
         def build(snap: Snapshot) -> Plan:
             accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
             to_ask = [p for p in purposes if p not in accepted]
-            request = self._request(subject, to_ask or list(purposes), bool(to_ask), channel,
-                                    locale, ctx, at)
+            request = draft_request(self.settings, subject, to_ask or list(purposes),
+                                    bool(to_ask), channel, locale, ctx, at)
             request.events = [self._requested(p, snap, locale, submission, form, page_url,
                                               request.confirm, ctx, at) for p in purposes]
             if not to_ask and not self.settings.mail.already_subscribed:
                 request.order = None
             outcome.update(status="requested" if to_ask else "already",
                            mail_id=request.order.mail_id if request.order else None)
-            return _plan(request, snap, address, submission.name, locale, at)
+            return plan_request(request, snap, address, submission.name, locale, at)
 
         self.ledger.commit(subject, build)
         log("signup_recorded", form=form.id, subject=subject, outcome=outcome["status"],
@@ -285,18 +300,6 @@ class Signups:
     def _dropped(self, form: Form, reason: str) -> Outcome:
         log("signup_dropped", level="warning", form=form.id, reason=reason)
         return Outcome("dropped", reason)
-
-    def _request(self, subject: str, purposes: list[str], ask: bool, channel: str, locale: str,
-                 ctx: RequestContext, at: str, **extra: Any) -> Request:
-        """Draft the links and the mail of one request (nothing written yet)."""
-        confirm = draft_link(self.settings, subject, "confirm", purposes, channel, at, ctx,
-                             **extra) if ask else None
-        withdraw = draft_link(self.settings, subject, "withdraw", purposes, channel, at, ctx)
-        order = MailOrder(new_mail_id(), subject, "confirm" if ask else "already", locale,
-                          tuple(purposes), withdraw.issued.link_id,
-                          confirm.issued.link_id if confirm else None, channel) \
-            if self.sends_mail else None
-        return Request(confirm, withdraw, order, [])
 
     def _requested(self, purpose: str, snap: Snapshot, locale: str, submission: Submission,
                    form: Form, page_url: str | None, confirm: LinkDraft | None,
@@ -342,10 +345,10 @@ class Signups:
         outcome: dict[str, Any] = {}
 
         def build(snap: Snapshot) -> Plan:
-            request = self._request(link.subject, purposes, True, channel, locale, ctx, at,
-                                    renewed_from=link.link_id)
+            request = draft_request(self.settings, link.subject, purposes, True, channel,
+                                    locale, ctx, at, renewed_from=link.link_id)
             outcome["mail_id"] = request.order.mail_id if request.order else None
-            return _plan(request, snap, profile["email"], None, locale, at)
+            return plan_request(request, snap, profile["email"], None, locale, at)
 
         self.ledger.commit(link.subject, build)
         log("link_renewed", subject=link.subject, old_link_id=link.link_id,

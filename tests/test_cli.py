@@ -238,3 +238,24 @@ def test_mail_status_and_sweep_after_a_failure(mail_env, client, mail_sink):
     assert swept.returncode == 0 and "1 sent" in swept.stdout, swept.stdout + swept.stderr
     mail_sink.wait_for("cli@example.eu")
     assert "outbox is empty" in run_cli("mail", "status").stdout
+
+
+def test_campaign_start_report_and_csv_from_the_cli(act_env, act_sim, tmp_path):
+    for i in range(3):
+        act_sim.add_contact(firstName=f"Cli{i}", emailAddress=f"cli{i}@example.eu")
+    act_sim.add_group("CLI people", [c["id"] for c in act_sim.contacts.values()
+                                     if (c.get("emailAddress") or "").startswith("cli")])
+    out = tmp_path / "links.csv"
+    started = run_cli("campaign", "start", "--id", "cli-camp", "--purpose", "newsletter",
+                      "--group", "CLI people", "--delivery", "csv", "--csv", str(out))
+    assert started.returncode == 0, started.stderr
+    assert "3 contacts: 3 exported now" in started.stdout
+    assert "3/3 contacts" in started.stderr
+    assert len(out.read_text().splitlines()) == 4
+    again = run_cli("campaign", "run", "--id", "cli-camp")
+    assert again.returncode == 0 and "0 exported now, 3 done before" in again.stdout
+    report = run_cli("campaign", "report", "--id", "cli-camp", "--json")
+    assert json.loads(report.stdout)["purposes"]["newsletter"]["no_answer"] == 3
+    field = run_cli("campaign", "start", "--id", "field-camp", "--purpose", "newsletter",
+                    "--all", "--delivery", "act-field", "--link-field", "Nope Field")
+    assert field.returncode == 2 and "no contact field 'Nope Field'" in field.stderr

@@ -1,0 +1,186 @@
+"""Re-permission campaigns against the Act! simulator and DynamoDB Local.
+
+A campaign of 1,000 contacts with injected Act! failures must end with exactly one
+link per reachable contact, counts that add up, and a resumed run that finishes the
+rest without delivering anything twice.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from chalicelib import actfields, campaigns
+from chalicelib.act import ActClient
+from chalicelib.errors import BadInput
+from chalicelib.resources import get_catalogue, get_ledger, get_postman
+from chalicelib.settings import get_settings
+from chalicelib.subjects import subject_key
+from tests.conftest import PEPPER, form_fields
+
+LINK_FIELD = "OptinProof Link"
+
+
+def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "all",
+                value: str | None = None, purposes: tuple[str, ...] = ("newsletter", "events"),
+                round_no: int = 1) -> campaigns.Runner:
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    # The client's waits (backoff, Retry-After) are not slept here: faults stay fast.
+    client = ActClient(settings.act, sleep=lambda seconds: None) if settings.act else None
+    campaign = campaigns.define(ledger, settings, catalogue, campaign_id, list(purposes),
+                                audience, value, delivery,
+                                link_field=LINK_FIELD if delivery == "act-field" else None)
+    key = actfields.link_field_key(client, LINK_FIELD, create=True) \
+        if delivery == "act-field" else None
+    postman = get_postman() if delivery == "mail" else None
+    return campaigns.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
+
+
+def add_contacts(act_sim: Any, count: int, prefix: str = "c") -> list[str]:
+    return [act_sim.add_contact(firstName=f"P{i}", lastName="Test",
+                                emailAddress=f"{prefix}{i}@example.eu")["id"]
+            for i in range(count)]
+
+
+def link_of(act_sim: Any, contact_id: str) -> str | None:
+    key = next(f["columnName"].lower() for f in act_sim.fields
+               if f.get("displayName") == LINK_FIELD or f.get("name") == LINK_FIELD)
+    return (act_sim.contacts[contact_id].get("customFields") or {}).get(key)
+
+
+def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_sim):
+    ids = add_contacts(act_sim, 1000)
+    act_sim.add_contact(firstName="No", lastName="Mail")  # no address: skipped
+    act_sim.add_contact(firstName="Twin", lastName="A", emailAddress="C5@Example.eu")  # duplicate
+    runner = make_runner("spring-2027")
+    contacts = campaigns.audience(runner.client, runner.campaign)
+    assert len(contacts) >= 1002
+
+    act_sim.set_faults(error_rate=0.3, kinds=("500", "429", "503"), rng_seed=7)
+    first = runner.run(contacts, concurrency=8)
+    act_sim.set_faults()
+    assert first.processed == len(contacts)
+    second = runner.run(contacts, concurrency=8)  # resume: only what failed or is left
+    third = runner.run(contacts, concurrency=8)
+    assert third.delivered == 0 and third.failed == 0, third.errors
+
+    reachable = {c.email.casefold() for c in contacts if c.email}  # the c5 twin counts once
+    assert first.delivered + second.delivered == len(reachable)
+    items = {i["contact_id"]: i for i in campaigns.contact_items(get_ledger(), "spring-2027")}
+    done = [i for i in items.values() if i["status"] == campaigns.DONE]
+    skipped = {i["reason"] for i in items.values() if i["status"] == campaigns.SKIPPED}
+    assert "no_address" in skipped and "duplicate_address" in skipped
+    for contact_id in ids:
+        if items[contact_id]["status"] == campaigns.DONE:
+            assert link_of(act_sim, contact_id), contact_id
+    # exactly one link per reachable contact: one confirm link_issued with this campaign each
+    ledger = get_ledger()
+    for item in done[:50]:
+        issued = [e for e in ledger.events(item["subject"])
+                  if e["kind"] == "link_issued" and e.get("campaign_id") == "spring-2027"]
+        written = [e for e in ledger.events(item["subject"]) if e["kind"] == "link_written"]
+        assert len(issued) == 1 and len(written) == 1
+    print(f"\ncampaign: 1000 contacts, run 1 {first.line('written')}; "
+          f"run 2 {second.line('written')}")
+
+
+def test_the_written_link_opens_the_page_and_the_answer_is_reported(act_env, act_sim, client):
+    [contact_id] = add_contacts(act_sim, 1, prefix="answer")
+    runner = make_runner("report-me")
+    runner.run(campaigns.audience(runner.client, runner.campaign))
+    url = link_of(act_sim, contact_id)
+    assert url and url.startswith("http://testserver/c/")
+    path = url.removeprefix("http://testserver")
+    page = client.http.get(path)
+    assert page.status_code == 200
+    fields = form_fields(page.body.decode())
+    fields.update({"decision.newsletter": "accept", "decision.events": "refuse"})
+    client.http.post(path, body=urlencode(fields),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    result = campaigns.report(get_ledger(), runner.campaign)
+    assert result.purposes["newsletter"]["accepted"] == 1
+    assert result.purposes["events"]["refused"] == 1
+    others = result.purposes["newsletter"]["no_answer"]
+    assert result.purposes["newsletter"]["sent"] == others + 1
+    assert all(i["contact_id"] != contact_id for i in result.no_answer)
+
+
+def test_group_and_filter_audiences(act_env, act_sim):
+    ids = add_contacts(act_sim, 5, prefix="grp")
+    act_sim.add_group("Winter fair", ids[:2])
+    by_group = make_runner("group-camp", audience="group", value="Winter fair")
+    assert {c.id for c in campaigns.audience(by_group.client, by_group.campaign)} == set(ids[:2])
+    by_filter = make_runner("filter-camp", audience="filter",
+                            value="emailAddress eq 'grp3@example.eu'")
+    assert [c.email for c in campaigns.audience(by_filter.client, by_filter.campaign)] == \
+        ["grp3@example.eu"]
+    with pytest.raises(BadInput, match="0 group"):
+        campaigns.audience(by_group.client, campaigns.Campaign(
+            "x-camp", ("newsletter",), "group", "Nope", "csv", "en"))
+
+
+def test_mail_delivery_sends_once_even_when_run_twice(act_env, mail_env, act_sim, mail_sink):
+    add_contacts(act_sim, 3, prefix="mailed")
+    runner = make_runner("by-mail", delivery="mail")
+    contacts = [c for c in campaigns.audience(runner.client, runner.campaign)
+                if (c.email or "").startswith("mailed")]
+    assert runner.run(contacts).delivered == 3
+    assert runner.run(contacts).delivered == 0
+    mails = mail_sink.wait_for(count=3)
+    assert len([m for m in mails if m.rcpt_tos[0].startswith("mailed")]) == 3
+    assert "Hello P0," in next(m for m in mails if "mailed0" in m.rcpt_tos[0]).text()
+
+
+def test_csv_delivery_and_export(act_env, act_sim):
+    add_contacts(act_sim, 3, prefix="csv")
+    runner = make_runner("by-csv", delivery="csv")
+    contacts = [c for c in campaigns.audience(runner.client, runner.campaign)
+                if (c.email or "").startswith("csv")]
+    runner.run(contacts)
+    out = io.StringIO()
+    assert campaigns.export_csv(runner, out) == 3
+    rows = out.getvalue().splitlines()
+    assert rows[0] == "act_contact_id,email,first_name,link"
+    assert all(re.search(r",http://testserver/c/\S+$", row) for row in rows[1:])
+
+
+def test_reminder_reaches_only_who_did_not_answer(act_env, act_sim, client):
+    ids = add_contacts(act_sim, 2, prefix="rem")
+    runner = make_runner("remind-me")
+    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id in ids]
+    runner.run(contacts)
+    first_link = link_of(act_sim, ids[0]).removeprefix("http://testserver")
+    page = client.http.get(first_link)
+    fields = {**form_fields(page.body.decode()), "decision.newsletter": "accept"}
+    client.http.post(first_link, body=urlencode(fields),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    silent = {i["contact_id"] for i in campaigns.report(get_ledger(), runner.campaign).no_answer}
+    assert silent == {ids[1]}
+    old_link = link_of(act_sim, ids[1])
+    reminder = make_runner("remind-me", round_no=2)
+    progress = reminder.run([c for c in contacts if c.id in silent])
+    assert progress.delivered == 1
+    assert link_of(act_sim, ids[1]) != old_link
+    assert client.http.get(old_link.removeprefix("http://testserver")).status_code == 410
+    subject = subject_key(PEPPER, "rem1@example.eu")
+    rounds = [e.get("round") for e in get_ledger().events(subject) if e["kind"] == "link_written"]
+    assert rounds == [1, 2]
+
+
+def test_bad_campaign_definitions_are_refused(act_env):
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    for args, message in [
+        (("Bad Id", ["newsletter"], "all", None, "csv"), "Campaign id"),
+        (("ok-id", ["lottery"], "all", None, "csv"), "unknown: lottery"),
+        (("ok-id", ["newsletter"], "group", None, "csv"), "audience"),
+        (("ok-id", ["newsletter"], "all", None, "fax"), "Delivery"),
+        (("ok-id", ["newsletter"], "all", None, "act-field"), "link-field"),
+    ]:
+        with pytest.raises(BadInput, match=message):
+            campaigns.define(ledger, settings, catalogue, *args)
+    campaigns.define(ledger, settings, catalogue, "same-id", ["newsletter"], "all", None, "csv")
+    with pytest.raises(BadInput, match="already exists"):
+        campaigns.define(ledger, settings, catalogue, "same-id", ["events"], "all", None, "csv")
