@@ -14,7 +14,8 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import antiforgery, consent, formdata, links, outbox, signup, sync, views
 from chalicelib.errors import (
-    BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, UnknownForm,
+    BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, StoreUnavailable,
+    UnknownForm,
 )
 from chalicelib.i18n import negotiate, translations
 from chalicelib.logs import log
@@ -61,7 +62,8 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
         except OptinProofError as exc:
             log("request_refused", route=app.current_request.path, error=type(exc).__name__)
             quoted = views.quote_token(token)
-            renew = f"{quoted}/renew" if app.current_request.path.startswith("/c/") else None
+            renew = f"{quoted}/renew" if app.current_request.path.startswith("/c/") \
+                and consent.renewable(get_ledger(), exc) else None
             try:
                 return _respond(views.error_page(exc, get_catalogue(), _locale(), quoted,
                                                  get_settings(), renew))
@@ -157,8 +159,9 @@ def withdraw_post(token: str) -> Page:
         raise formdata.PayloadTooLarge("This request is too large.")
     ledger, catalogue = get_ledger(), get_catalogue()
     link, record = consent.open_link(ledger, get_settings(), "withdraw", token)
-    one_click = b"List-Unsubscribe=One-Click" in body
-    fields = {} if one_click else formdata.parse_form(body, request.headers.get("content-type"))
+    content_type = request.headers.get("content-type")
+    one_click = formdata.is_one_click(body, content_type)
+    fields = {} if one_click else formdata.parse_form(body, content_type)
     locale = _locale(fields.get("lang"))
     result = consent.withdraw(ledger, catalogue, link, record, locale, _request_context(),
                               "one_click" if one_click else "page")
@@ -198,10 +201,13 @@ def _json(data: dict[str, Any], status: int = 200, form: Form | None = None) -> 
 
 
 def _json_error(exc: Exception, form: Form | None) -> Response:
+    status = 400 if isinstance(exc, UnknownForm) else error_status(exc)
+    if status >= 500:  # our side: say so, never our internals
+        code = "store_unavailable" if isinstance(exc, StoreUnavailable) else "internal"
+        return _json({"error": code, "message": "The service is not available right now; "
+                      "nothing was recorded. Please try again later."}, status, form)
     code = "".join(f"_{c.lower()}" if c.isupper() else c for c in type(exc).__name__).lstrip("_")
-    if isinstance(exc, UnknownForm):
-        return _json({"error": code, "message": str(exc)}, 400, form)
-    return _json({"error": code, "message": str(exc)}, error_status(exc), form)
+    return _json({"error": code, "message": str(exc)}, status, form)
 
 
 def _signup_locale(form: Form, explicit: str | None = None) -> str:
@@ -217,8 +223,8 @@ def _pad(started: float) -> None:
 
 
 def _deliver(mail_id: str | None) -> None:
-    """Send a queued mail now; a failure is recorded and retried by the sweep."""
-    if not mail_id:
+    """With MAIL_DELIVERY=inline, send a queued mail now (else the stream sends it)."""
+    if not mail_id or get_settings().mail.delivery != "inline":
         return
     try:
         get_postman().deliver(mail_id)
@@ -386,15 +392,29 @@ def _pusher_or_none() -> Any:
 
 
 @app.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
-def sync_on_stream(event: Any) -> dict[str, Any]:
-    """Push each decision the table just marked pending; never fails the batch."""
+def on_table_change(event: Any) -> dict[str, Any]:
+    """The table's stream: send new mails, push new decisions to Act!. Never fails the batch.
+
+    Mails leave here rather than inside the signup request, so a request's answer
+    neither waits for the mail nor shows whether one was sent.
+    """
+    images = [record.new_image for record in event]
+    result = {"synced": 0, "failed": 0, "mailed": _send_new_mails(images)}
     pusher = _pusher_or_none()
     if pusher is None:
-        return {"synced": 0, "failed": 0}
-    report = sync.drain(pusher, sync.stream_keys(record.new_image for record in event))
+        return result
+    report = sync.drain(pusher, sync.stream_keys(images))
     log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)
-    return {"synced": report.synced, "failed": report.failed}
+    return {**result, "synced": report.synced, "failed": report.failed}
+
+
+def _send_new_mails(images: list[Any]) -> int:
+    mail_ids = outbox.stream_mail_ids(images)
+    if not mail_ids or get_settings().mail.transport == "none":
+        return 0
+    results = [get_postman().deliver_safely(mail_id) for mail_id in mail_ids]
+    return sum(1 for r in results if r.status == "sent")
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

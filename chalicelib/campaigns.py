@@ -30,7 +30,7 @@ from chalicelib.proof import new_event_id
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 from chalicelib.signup import draft_request, plan_request
-from chalicelib.subjects import normalise_email, subject_key
+from chalicelib.subjects import mail_address, normalise_email, subject_key
 
 DELIVERIES = ("act-field", "mail", "csv")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
@@ -235,10 +235,10 @@ class Runner:
         if not contact.email:
             return self._skip(contact, "no_address")
         try:
-            address = normalise_email(contact.email)
+            address = mail_address(contact.email)
         except InvalidEmail:
             return self._skip(contact, "invalid_address")
-        subject = subject_key(self.settings.subject_pepper, address)
+        subject = subject_key(self.settings.subject_pepper, normalise_email(address))
         if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
             return self._skip(contact, "suppressed")
         owner = {"pk": self.pk, "sk": f"SUBJECT#{subject}", "contact_id": contact.id}

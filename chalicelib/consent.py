@@ -14,7 +14,7 @@ from typing import Any, Callable
 from chalicelib import links
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import (
-    BadInput, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, NoChoice,
+    BadInput, OptinProofError, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, NoChoice,
     RequiredItemMissing,
     TextChanged,
 )
@@ -22,7 +22,7 @@ from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject
 from chalicelib.proof import new_event_id
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
-from chalicelib.subjects import normalise_email, subject_key
+from chalicelib.subjects import mail_address, normalise_email, subject_key
 
 CHOICES = {"accept": "accepted", "refuse": "refused"}
 #: Links outlive their signature by this much in the table, for audit of late clicks.
@@ -149,8 +149,8 @@ def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: 
     A confirm link supersedes the person's older confirm links it covers.
     """
     purposes = _check_purposes(catalogue, purposes)
-    address = normalise_email(email)
-    subject = subject_key(settings.subject_pepper, address)
+    address = mail_address(email)
+    subject = subject_key(settings.subject_pepper, normalise_email(email))
     ctx = ctx or RequestContext()
     at = now_iso()
     draft = draft_link(settings, subject, kind, purposes, channel, at, ctx)
@@ -190,6 +190,18 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
         raise LinkSuperseded("A newer link was sent to you; use the most recent e-mail.",
                              link_id=link.link_id, superseded_at=record.get("superseded_at"))
     return link, record
+
+
+def renewable(ledger: Ledger, exc: Exception) -> bool:
+    """Whether a refused confirm link may ask for a new one: authentic (expired or
+    superseded) and its issuance still on record (so we know whom to write to)."""
+    if getattr(exc, "reason", None) not in ("expired", "superseded") or not getattr(exc, "link_id", None):
+        return False
+    try:
+        record = ledger.link(exc.link_id)  # type: ignore[attr-defined]
+    except OptinProofError:
+        return False
+    return bool(record and "subject" in record)
 
 
 def states(ledger: Ledger, link: links.Link) -> list[PurposeState]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from email.parser import BytesParser
+from email.policy import default
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -65,3 +67,23 @@ def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadInput("The body must be a JSON object.")
     return data
+
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def is_one_click(body: bytes | None, content_type: str | None) -> bool:
+    """An RFC 8058 one-click unsubscribe POST: ``List-Unsubscribe=One-Click``, sent
+    form-encoded or (as the RFC prefers) as ``multipart/form-data``."""
+    body = body or b""
+    media = media_type(content_type)
+    if media == FORM_TYPE:
+        return ONE_CLICK.encode() in body.split(b"&")
+    if media == "multipart/form-data":
+        message = BytesParser(policy=default).parsebytes(
+            b"Content-Type: " + (content_type or "").encode("latin-1", "replace") + b"\r\n\r\n"
+            + body)
+        for part in message.iter_parts() if message.is_multipart() else []:
+            if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
+                return str(part.get_content()).strip() == "One-Click"
+    return False

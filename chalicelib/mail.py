@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import format_datetime, make_msgid, parseaddr
 
+from email_validator import validate_email
+
 from chalicelib.clock import utcnow
 from chalicelib.i18n import translations
 from chalicelib.pages import environment
@@ -114,13 +116,13 @@ def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to
     """
     template = render_template(settings, catalogue, kind, locale, purposes, bool(name))
     values = {**urls, "name": (name or "").strip()}
-    local, _, domain = to.rpartition("@")
-    if local.isascii():
+    checked = validate_email(to, check_deliverability=False)
+    if checked.local_part.isascii():  # the domain in IDNA 2008 form: any relay delivers it
         message = EmailMessage()
-        message["To"] = Address(username=local, domain=domain.encode("idna").decode("ascii"))
+        message["To"] = Address(username=checked.local_part, domain=checked.ascii_domain)
     else:  # an internationalised mailbox name needs SMTPUTF8 end to end
         message = EmailMessage(policy=SMTPUTF8)
-        message["To"] = to
+        message["To"] = f"{checked.local_part}@{checked.domain}"
     message["From"] = settings.mail.sender
     message["Reply-To"] = settings.mail.reply_to or catalogue.controller.contact_email
     message["Subject"] = template.subject

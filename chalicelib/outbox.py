@@ -12,15 +12,18 @@ and our write means one more mail, never a lost one.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from chalicelib import links, mail
 from chalicelib.clock import iso, now_iso, utcnow
-from chalicelib.errors import MailError, MailTemporaryFailure
+from chalicelib.errors import (
+    MailError, MailPermanentFailure, MailTemporaryFailure, OptinProofError,
+)
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.logs import log
 from chalicelib.proof import new_event_id
@@ -34,6 +37,14 @@ BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
 #: Quick tries within one round (the request path must answer fast).
 _TRIES_PER_ROUND = 2
 _CLAIM_SECONDS = 120
+
+
+_ADDRESS = re.compile(r"[^\s@<>()\[\]:;,\"']+@[^\s@<>()\[\]:;,\"']+")
+
+
+def redact(text: str) -> str:
+    """Text with every e-mail address replaced: errors go into events, which are forever."""
+    return _ADDRESS.sub("<address>", text)
 
 
 def mail_pk(mail_id: str) -> str:
@@ -107,6 +118,15 @@ class Postman:
             urls["confirm_url"] = f"{base}/c/{confirm}"
         return urls
 
+    def deliver_safely(self, mail_id: str) -> Delivery:
+        """:meth:`deliver`, but a store failure only skips this mail (the sweep comes back)."""
+        try:
+            return self.deliver(mail_id)
+        except OptinProofError as exc:
+            log("mail_deferred", level="warning", mail_id=mail_id, error=type(exc).__name__,
+                detail=redact(str(exc))[:300])
+            return Delivery(mail_id, "skipped", type(exc).__name__)
+
     def deliver(self, mail_id: str) -> Delivery:
         """One delivery round for one outbox item, if nobody else is on it."""
         owner = secrets.token_hex(8)
@@ -121,12 +141,22 @@ class Postman:
         if not profile or not profile.get("email"):
             self._drop(order, "the person's address is no longer on record")
             return Delivery(mail_id, "skipped", "address erased")
-        composed = mail.compose(self.settings, self.catalogue, order.mail_kind, order.locale,
-                                profile["email"], order.purposes, self.urls(order),
-                                name=profile.get("name"), mail_id=order.mail_id)
+        attempts = int(item.get("attempts", 0)) + 1
+        if order.confirm_link_id:
+            record = self.ledger.link(order.confirm_link_id) or {}
+            if record.get("superseded_by") or "subject" not in record:
+                # A newer mail already carries a newer link: this one would only confuse.
+                self._drop(order, "its link was replaced by a newer one")
+                return Delivery(mail_id, "skipped", "link superseded")
+        try:
+            composed = mail.compose(self.settings, self.catalogue, order.mail_kind, order.locale,
+                                    profile["email"], order.purposes, self.urls(order),
+                                    name=profile.get("name"), mail_id=order.mail_id)
+        except (KeyError, ValueError) as exc:  # e.g. a purpose retired since the request
+            return self._failed(order, item, attempts, MailPermanentFailure(
+                f"The mail cannot be composed any more ({type(exc).__name__}: {exc})."))
         self.ledger.put_content("MAILTPL", composed.template.sha256,
                                 mail.template_record(composed.template))
-        attempts = int(item.get("attempts", 0)) + 1
         try:
             provider_id = self._send(composed)
         except MailError as exc:
@@ -163,9 +193,10 @@ class Postman:
 
     def _failed(self, order: MailOrder, item: dict[str, Any], attempts: int,
                 exc: MailError) -> Delivery:
+        error = redact(str(exc))[:300]  # providers quote the address; the chain must not
         final = exc.permanent or attempts >= self.settings.mail.max_attempts
         due = utcnow() + timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
-        updated = {**item, "attempts": attempts, "last_error": str(exc)[:300],
+        updated = {**item, "attempts": attempts, "last_error": error,
                    "last_attempt_at": now_iso(), "status": "failed" if final else "queued"}
         for lease in ("claimed_by", "claimed_until"):
             updated.pop(lease, None)
@@ -179,20 +210,31 @@ class Postman:
             return Plan(events=[Draft({
                 "event_id": new_event_id(), "kind": "mail_failed", "at": now_iso(),
                 "mail_id": order.mail_id, "mail_kind": order.mail_kind,
-                "transport": self.transport.name, "error": str(exc)[:300],
+                "transport": self.transport.name, "error": error,
                 "permanent": exc.permanent, "attempts": attempts, "will_retry": not final,
                 "channel": order.channel,
             })], puts=[updated])
 
         self.ledger.commit(order.subject, build)
         log("mail_failed", level="warning", subject=order.subject, mail_id=order.mail_id,
-            error=str(exc)[:300], attempts=attempts, will_retry=not final)
-        return Delivery(order.mail_id, "failed" if final else "retry", str(exc)[:300])
+            error=error, attempts=attempts, will_retry=not final)
+        return Delivery(order.mail_id, "failed" if final else "retry", error)
 
     def _drop(self, order: MailOrder, why: str) -> None:
         self.ledger.commit(order.subject, lambda snap: Plan(
             deletes=[(mail_pk(order.mail_id), "MAIL")]))
         log("mail_dropped", subject=order.subject, mail_id=order.mail_id, reason=why)
+
+
+def stream_mail_ids(images: Iterable[dict[str, Any] | None]) -> list[str]:
+    """Outbox items a stream batch just queued for their first try (low-level NewImage)."""
+    found = []
+    for image in images:
+        image = image or {}
+        if image.get("sk", {}).get("S") == "MAIL" and image.get("status", {}).get("S") == "queued" \
+                and image.get("attempts", {}).get("N") == "0":
+            found.append(image["mail_id"]["S"])
+    return list(dict.fromkeys(found))
 
 
 def due_mail_ids(ledger: Ledger, include_later: bool = False) -> Iterator[str]:
@@ -207,7 +249,7 @@ def sweep(postman: Postman, limit: int = 200, include_later: bool = False) -> li
     for mail_id in due_mail_ids(postman.ledger, include_later):
         if len(results) >= limit:
             break
-        results.append(postman.deliver(mail_id))
+        results.append(postman.deliver_safely(mail_id))
     return results
 
 

@@ -41,7 +41,7 @@ _ENV_NAMES = (
     "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
-    "SIGNUP_MIN_RESPONSE",
+    "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -68,6 +68,7 @@ class ActSettings:
 _STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
 
 MAIL_TRANSPORTS = ("none", "smtp", "ses")
+MAIL_DELIVERIES = ("queued", "inline")
 SMTP_SECURITY = ("starttls", "ssl", "none")
 
 
@@ -94,6 +95,9 @@ class MailSettings:
     """How OptinProof sends its own mails. See the README's mail section."""
 
     transport: str = "none"
+    #: queued: sent by the table's stream (and the sweep), never inside a signup request,
+    #: so neither its time nor its failure shows in the answer; inline: sent in the request.
+    delivery: str = "queued"
     sender: str = ""
     reply_to: str | None = None
     smtp_host: str = "127.0.0.1"
@@ -283,6 +287,7 @@ def mail_settings(env: dict[str, str], public_base_url: str) -> MailSettings:
         raise ConfigError("MAIL_TRANSPORT=smtp needs MAIL_SMTP_HOST (and usually MAIL_SMTP_PORT).")
     return MailSettings(
         transport=transport, sender=sender,
+        delivery=_choice(env, "MAIL_DELIVERY", MAIL_DELIVERIES, "queued"),
         reply_to=env.get("MAIL_REPLY_TO", "").strip() or None,
         smtp_host=env.get("MAIL_SMTP_HOST", "").strip() or "127.0.0.1",
         smtp_port=int(_number(env, "MAIL_SMTP_PORT", 25, int)),

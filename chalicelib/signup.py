@@ -13,6 +13,7 @@ nothing about why it was dropped. The reason is logged for operators.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -22,25 +23,37 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from chalicelib import links
 from chalicelib.clock import now_iso, utcnow
 from chalicelib.consent import LinkDraft, RequestContext, draft_link, pending_expiry, supersede
-from chalicelib.errors import BadInput, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked
+from chalicelib.errors import (
+    BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked,
+)
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.logs import log
 from chalicelib.outbox import MailOrder, new_mail_id, outbox_item
 from chalicelib.proof import new_event_id
 from chalicelib.purposes import Catalogue, Form
 from chalicelib.settings import Settings
-from chalicelib.subjects import normalise_email, subject_key
+from chalicelib.subjects import mail_address, normalise_email, subject_key
 from chalicelib.throttle import Throttle, rate_key
 
 #: The honeypot: hidden from people (CSS, aria-hidden, no tab stop), filled by bots.
 HONEYPOT = "fax_number"
 TOKEN_FIELD = "started"
-MAX_NAME = 200
+MAX_NAME = 60
+#: A first name: letters (any script), with inner spaces, hyphens, apostrophes or dots.
+#: No digits, no "://", no line breaks: a stranger must not be able to write a message
+#: of their own into a mail we send to someone else.
+#: (A dot only ends an initial — "J. R." — so "evil.example" is no name.) At most
+#: four words.
+_NAME = re.compile(r"[^\W\d_]+(?:(?:[ '’-]|\. )[^\W\d_]+){0,3}\.?")
 MAX_PAGE_URL = 300
 
 
 class NoPurpose(BadInput):
     """A signup without any purpose ticked."""
+
+
+class BadName(BadInput):
+    """A first name that is not one (digits, links, a paragraph)."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +92,20 @@ def _text(value: Any, name: str, limit: int) -> str:
     return value.strip()
 
 
+def _name(value: Any) -> str | None:
+    name = " ".join(_text(value, "name", 500).split())
+    if not name:
+        return None
+    if len(name) > MAX_NAME or not _NAME.fullmatch(name):
+        raise BadName("Please enter just your first name (letters only).")
+    return name
+
+
 def from_form(fields: Mapping[str, str], page_url: str | None) -> Submission:
     """A form-encoded post: ``email``, ``name``, ``purpose.<id>`` checkboxes, ``text.<id>``."""
     return Submission(
         email=_text(fields.get("email"), "email", 320),
-        name=_text(fields.get("name"), "name", MAX_NAME) or None,
+        name=_name(fields.get("name")),
         purposes=tuple(k.removeprefix("purpose.") for k, v in fields.items()
                        if k.startswith("purpose.") and v),
         texts={k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")},
@@ -102,7 +124,7 @@ def from_json(data: Mapping[str, Any], page_url: str | None) -> Submission:
         raise BadInput("texts must map purpose ids to text versions.")
     return Submission(
         email=_text(data.get("email"), "email", 320),
-        name=_text(data.get("name"), "name", MAX_NAME) or None,
+        name=_name(data.get("name")),
         purposes=tuple(purposes), texts=texts,
         locale=_text(data.get("locale"), "locale", 10) or None,
         honeypot=_text(data.get(HONEYPOT), HONEYPOT, 500),
@@ -142,9 +164,13 @@ def check_origin(form: Form, headers: Mapping[str, str]) -> None:
     """
     origin = (headers.get("origin") or "").rstrip("/").lower()
     host = (headers.get("host") or "").lower()
-    if not origin or origin == "null" or (host and origin.split("://", 1)[-1] == host):
+    site = headers.get("sec-fetch-site")
+    if origin == "null":  # our own page (no-referrer), or a page hiding where it is
+        if site in (None, "same-origin", "none"):
+            return
+    elif not origin or (host and origin.split("://", 1)[-1] == host):
         return
-    if headers.get("sec-fetch-site") == "same-origin" or form.allows(origin):
+    elif site == "same-origin" or form.allows(origin):
         return
     raise CrossSite(f"This form may not be used from {origin}: add it to the form's "
                     "allowed_origins in the catalogue.")
@@ -228,8 +254,10 @@ def plan_request(request: Request, snap: Snapshot, address: str, name: str | Non
     plan = Plan(events=[*request.events, request.withdraw.event],
                 puts=[request.withdraw.record])
     profile: dict[str, Any] = {"email": address, "locale": locale, "updated_at": at}
-    if name and not (snap.profile or {}).get("name"):
-        profile["name"] = name  # a stranger's re-submission cannot rename a person
+    if name and not (snap.profile or {}).get("name") and not snap.states:
+        # Only a request of someone not yet known by their decisions may name them: a
+        # stranger's re-submission can neither rename a person nor name a confirmed one.
+        profile["name"] = name
     if request.confirm is not None:
         replaced, live, plan.updates = supersede(snap, request.confirm, at)
         request.confirm.event.body["supersedes"] = replaced
@@ -253,10 +281,16 @@ class Signups:
         self.throttle = Throttle(ledger)
 
     def _throttled(self, ctx: RequestContext, address: str) -> str:
+        try:
+            return self._count(ctx, address)
+        except Contention:  # a burst on one key: treated like any throttled request
+            return "throttle_contention"
+
+    def _count(self, ctx: RequestContext, address: str) -> str:
         pepper, mail = self.settings.subject_pepper, self.settings.mail
         if ctx.ip and not self.throttle.hit("ip", rate_key(pepper, "ip", ctx.ip), mail.per_ip):
             return "throttled_ip"
-        if not self.throttle.hit("address", rate_key(pepper, "address", address),
+        if not self.throttle.hit("address", rate_key(pepper, "address", normalise_email(address)),
                                  mail.per_address):
             return "throttled_address"
         return ""
@@ -265,14 +299,14 @@ class Signups:
                ctx: RequestContext) -> Outcome:
         """Check and record a signup; BadInput for a body a person must correct."""
         purposes = check_purposes(form, submission)
-        address = normalise_email(submission.email)
+        address = mail_address(submission.email)
         reason, token_page = bot_reason(self.settings, form, submission)
         if reason:
             return self._dropped(form, reason)
         reason = self._throttled(ctx, address)
         if reason:
             return self._dropped(form, reason)
-        subject = subject_key(self.settings.subject_pepper, address)
+        subject = subject_key(self.settings.subject_pepper, normalise_email(address))
         page_url = clean_page_url(token_page or submission.page_url)
         self.store_texts(purposes, locale)
         channel = f"form:{form.id}"

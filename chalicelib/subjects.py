@@ -9,30 +9,46 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
 from chalicelib.errors import InvalidEmail
 
 
-def normalise_email(address: str) -> str:
-    """The one spelling of an address used for keying.
-
-    Syntax is checked by email-validator (no DNS: deliverability is proven by the
-    confirmation mail itself). The domain is IDNA-normalised by the validator; the
-    whole address is NFC-normalised and case-folded, because in practice every
-    mailbox provider treats the local part case-insensitively.
-    """
+def _validated(address: str) -> Any:
     candidate = (address or "").strip()
     if not candidate:
         raise InvalidEmail("An e-mail address is required.")
     if len(candidate) > 320:
         raise InvalidEmail("This e-mail address is too long.")
     try:
-        result = validate_email(candidate, check_deliverability=False)
+        return validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(f"This e-mail address is not valid: {exc}") from exc
-    return unicodedata.normalize("NFC", result.normalized).casefold()
+
+
+def mail_address(address: str) -> str:
+    """The address to write to: the mailbox name as typed (NFC), the domain normalised.
+
+    Never case-folded: folding can change a domain (``faß.de`` is not ``fass.de``) or a
+    mailbox name, and then the confirmation would reach someone else.
+    """
+    result = _validated(address)
+    return unicodedata.normalize("NFC", f"{result.local_part}@{result.domain}")
+
+
+def normalise_email(address: str) -> str:
+    """The one spelling of an address used for keying (never for sending).
+
+    Syntax is checked by email-validator (no DNS: deliverability is proven by the
+    confirmation mail itself). The domain is IDNA-normalised by the validator; the
+    whole address is NFC-normalised and lower-cased, because in practice every
+    mailbox provider treats the local part case-insensitively.
+    """
+    result = _validated(address)
+    # lower(), not casefold(): folding maps "ß" to "ss", and faß.de is not fass.de.
+    return unicodedata.normalize("NFC", f"{result.local_part.lower()}@{result.domain.lower()}")
 
 
 def subject_key(pepper: str, normalised_email: str) -> str:

@@ -7,6 +7,7 @@ e-mail address in a throttle item.
 """
 from __future__ import annotations
 
+import random
 import time
 
 from chalicelib.errors import Contention
@@ -15,7 +16,7 @@ from chalicelib.logs import log
 from chalicelib.settings import Limit
 from chalicelib.subjects import subject_key
 
-_ATTEMPTS = 8
+_ATTEMPTS = 12
 
 
 def rate_key(pepper: str, scope: str, value: str) -> str:
@@ -32,7 +33,7 @@ class Throttle:
     def hit(self, scope: str, key: str, limit: Limit, now: float | None = None) -> bool:
         """Count one hit; False (and nothing counted) when ``limit`` is already reached."""
         pk = f"RATE#{scope}#{key}"
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             at = _millis(now)
             item = self.ledger.get(pk, "RATE") or {}
             hits = [h for h in item.get("hits", []) if h > at - limit.seconds * 1000]
@@ -44,6 +45,7 @@ class Throttle:
             }, int(item.get("version", 0)))
             if written:
                 return True
+            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # spread a burst out
         log("throttle_contention", level="warning", scope=scope)
         raise Contention("Too many simultaneous requests; please try again.")
 

@@ -224,6 +224,8 @@ def signup_error(exc: Exception, locale: str) -> str:
             return _(message)
     if isinstance(exc, signup.NoPurpose):
         return _(N_("Tick at least one of the choices, then send the form."))
+    if isinstance(exc, signup.BadName):
+        return _(N_("Please enter just your first name (letters only)."))
     return str(exc)
 
 

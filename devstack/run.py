@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "--interval", "2"], cwd=ROOT, env=env,
                                    stdout=open(STATE_DIR / "sync.log", "ab"), stderr=subprocess.STDOUT)
         mailer = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "mail", "sweep",
-                                   "--interval", "5"], cwd=ROOT, env=env,
+                                   "--interval", "2"], cwd=ROOT, env=env,
                                   stdout=open(STATE_DIR / "mail.log", "ab"), stderr=subprocess.STDOUT)
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
@@ -210,7 +210,7 @@ OptinProof local stack is up.
   Act! simulator          {act.base_url.removesuffix('/act.web.api')}/   contacts, consent fields, histories
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
   Mailbox (SMTP sink)     {sink.http_url}/   SMTP on 127.0.0.1:{sink.smtp_port}, mails kept in .local/mail
-  Sync and mail sweeps    every 2 s / 5 s, logs in .local/sync.log and .local/mail.log
+  Sync and mail sweeps    every 2 s (chalice local has no table stream), logs in .local/sync.log and .local/mail.log
 
   Signup form             {base_url}/signup/website          (the catalogue's form, full page)
   Embedded on a website   {sink.http_url}/embed-demo    (iframe, plain HTML and script embeds)

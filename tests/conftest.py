@@ -245,7 +245,7 @@ def mail_env(env: dict[str, str], mail_sink: Any, monkeypatch: pytest.MonkeyPatc
               "MAIL_SMTP_PORT": str(mail_sink.smtp_port), "MAIL_SMTP_SECURITY": "none",
               "MAIL_FROM": "Example Outdoor <consent@example-outdoor.eu>",
               "CONSENT_CATALOGUE": str(catalogue_file), "MAIL_TIMEOUT": "2",
-              "SIGNUP_MIN_RESPONSE": "0"}
+              "SIGNUP_MIN_RESPONSE": "0", "MAIL_DELIVERY": "inline"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return {**env, **values}

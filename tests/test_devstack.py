@@ -52,6 +52,22 @@ def test_local_stack_prints_a_working_demo_link(tmp_path):
             framed.headers["Content-Security-Policy"]
         mailbox = urllib3.request("GET", f"http://127.0.0.1:{mail_port}/", timeout=10)
         assert mailbox.status == 200
+        # the loop: a signup on the demo form is mailed by the local sweep
+        started = re.search(r'name="started" value="([^"]+)"', framed.data.decode()).group(1)
+        time.sleep(2.1)  # the demo form's minimum fill time
+        posted = urllib3.request(
+            "POST", f"http://127.0.0.1:{port}/signup/local-demo",
+            body=f"email=loop%40example.eu&purpose.newsletter=yes&started={started}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+        assert posted.status == 200 and "Check your inbox" in posted.data.decode()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            mails = urllib3.request("GET", f"http://127.0.0.1:{mail_port}/api/mails").json()
+            if any("loop@example.eu" in str(m["to"]) for m in mails):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no mail reached the local mailbox: {mails}")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

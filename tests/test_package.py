@@ -99,7 +99,7 @@ def test_sam_template_points_lambda_at_the_app(package_dir: Path):
     functions = {name: resource["Properties"] for name, resource in template["Resources"].items()
                  if resource["Type"] == "AWS::Serverless::Function"}
     handlers = {props["Handler"] for props in functions.values()}
-    assert {"app.app", "app.sync_on_stream", "app.sync_sweep"} <= handlers
+    assert {"app.app", "app.on_table_change", "app.sync_sweep"} <= handlers
     # Chalice deploys the runtime of the Python it runs under (make picks 3.12 first).
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert {props["Runtime"] for props in functions.values()} == {running}

@@ -491,3 +491,118 @@ def test_every_signup_answer_takes_the_same_minimum_time(mail_env, client, mail_
         durations.append(time.monotonic() - start)
     assert all(d >= 0.5 for d in durations), durations
     assert abs(durations[0] - durations[1]) < 0.2, durations
+
+
+def test_queued_delivery_sends_from_the_stream_not_the_request(mail_env, client, mail_sink,
+                                                               monkeypatch):
+    """The default: the answer never waits for the mail; the table's stream sends it."""
+    from tests.test_sync_handlers import stream_records
+
+    monkeypatch.setenv("MAIL_DELIVERY", "queued")
+    sign_up(client, "queued@example.eu")
+    assert not mail_sink.messages, "nothing is sent inside the request"
+    result = client.lambda_.invoke("on_table_change", {"Records": stream_records(mail_env)})
+    assert result.payload["mailed"] == 1
+    [mail] = mail_sink.wait_for("queued@example.eu")
+    assert links_in(mail)["confirm"]
+    again = client.lambda_.invoke("on_table_change", {"Records": stream_records(mail_env)})
+    assert again.payload["mailed"] == 0 and len(mail_sink.messages) == 1
+
+
+def test_a_mail_whose_link_was_replaced_is_not_sent_late(mail_env, client, mail_sink):
+    from chalicelib import outbox
+
+    mail_sink.set_failure("tempfail")
+    sign_up(client, "stale@example.eu")  # queued for a retry
+    mail_sink.set_failure(None)
+    sign_up(client, "stale@example.eu")  # a newer link, mailed at once
+    [fresh] = mail_sink.wait_for("stale@example.eu")
+    results = outbox.sweep(get_postman(), include_later=True)
+    assert [r.status for r in results] == ["skipped"]
+    assert len(mail_sink.messages) == 1 and client.http.get(links_in(fresh)["confirm"]).status_code == 200
+
+
+def test_a_null_origin_from_another_site_is_refused(mail_env, client, table_items):
+    before = table_items()
+    fields = signup_fields(client, email="null@example.eu")
+    refused = post_form(client, "website", fields, Origin="null", **{"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert table_items() == before
+    ours = post_form(client, "website", fields, Origin="null", **{"Sec-Fetch-Site": "same-origin"})
+    assert ours.status_code == 200
+
+
+@pytest.mark.parametrize("typed, delivered", [
+    ("ann@faß.de", "ann@xn--fa-hia.de"),       # not fass.de: another domain
+    ("Ann@Example.EU", "Ann@example.eu"),       # the mailbox name as typed
+    ("ann@ς.gr", "ann@xn--3xa.gr"),             # not σ.gr
+])
+def test_the_mail_goes_to_the_address_typed_not_a_folded_one(mail_env, client, mail_sink,
+                                                              typed, delivered):
+    sign_up(client, typed, purposes=("newsletter",))
+    [mail] = mail_sink.wait_for()
+    assert mail.rcpt_tos == (delivered,)
+    from chalicelib.subjects import normalise_email
+
+    assert normalise_email("ann@faß.de") != normalise_email("ann@fass.de")
+
+
+def test_one_click_withdrawal_as_multipart_form_data(mail_env, client, mail_sink):
+    """RFC 8058 prefers multipart/form-data for the one-click POST."""
+    sign_up(client, "multi@example.eu", purposes=("newsletter",))
+    [mail] = mail_sink.wait_for("multi@example.eu")
+    body = ("--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+            "One-Click\r\n--XyZ--\r\n")
+    response = client.http.post(links_in(mail)["withdraw"], body=body,
+                                headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 200
+    [refused] = events("multi@example.eu", "refused")
+    assert refused["method"] == "one_click"
+
+
+@pytest.mark.parametrize("name", ["Zoë", "Jean-Luc", "O'Brien", "Ana María", "Nguyễn", "李",
+                                  "J. R."])
+def test_real_first_names_are_accepted(mail_env, client, mail_sink, name):
+    sign_up(client, "named@example.eu", purposes=("newsletter",), name=name)
+    [mail] = mail_sink.wait_for("named@example.eu")
+    assert f"Hello {name}," in mail.text()
+
+
+@pytest.mark.parametrize("name", [
+    "Ann.\n\nYour parcel is held. Pay at https://evil.example/pay",
+    "Visit evil.example now", "R2D2", "a" * 61, "<b>Bob</b>"])
+def test_a_name_field_cannot_carry_a_message(mail_env, client, mail_sink, table_items, name):
+    before = table_items()
+    response = post_form(client, "website", signup_fields(client, email="n@example.eu",
+                                                          name=name))
+    assert response.status_code == 400
+    assert "just your first name" in response.body.decode()
+    assert table_items() == before and not mail_sink.messages
+
+
+def test_a_stranger_cannot_name_a_confirmed_person(mail_env, client, mail_sink):
+    sign_up(client, "anon@example.eu", purposes=("newsletter",))
+    [mail] = mail_sink.wait_for("anon@example.eu")
+    decide(client, links_in(mail)["confirm"], newsletter="accept")
+    sign_up(client, "anon@example.eu", purposes=("events",), name="Mallory")
+    profile, _ = get_ledger().current(subject_key(PEPPER, "anon@example.eu"))
+    assert "name" not in profile
+
+
+def test_no_new_link_is_offered_once_the_record_is_gone(mail_env, client, mail_sink, ledger,
+                                                        monkeypatch):
+    import time
+
+    from chalicelib.ledger import to_item
+
+    sign_up(client, "gone@example.eu", purposes=("newsletter",))
+    [mail] = mail_sink.wait_for("gone@example.eu")
+    path = links_in(mail)["confirm"]
+    link_id = events("gone@example.eu", "requested")[0]["link_id"]
+    ledger.client.delete_item(TableName=ledger.table,
+                              Key=to_item({"pk": f"LINK#{link_id}", "sk": "LINK"}))
+    monkeypatch.setenv("LINK_MAX_AGE_CONFIRM", "1s")
+    time.sleep(1.2)
+    page = client.http.get(path)
+    assert page.status_code == 410 and "Send me a new link" not in page.body.decode()
+    assert "privacy@example-outdoor.eu" in page.body.decode()

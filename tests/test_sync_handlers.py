@@ -42,15 +42,15 @@ def test_stream_handler_pushes_the_decision(client, act_env, act_sim, ledger):
     records = stream_records(act_env)
     assert any(r["dynamodb"].get("NewImage", {}).get("sk", {}).get("S") == "PURPOSE#newsletter"
                for r in records)
-    result = client.lambda_.invoke("sync_on_stream", {"Records": records})
-    assert result.payload == {"synced": 1, "failed": 0}
+    result = client.lambda_.invoke("on_table_change", {"Records": records})
+    assert result.payload == {"synced": 1, "failed": 0, "mailed": 0}
     contact = contact_by_email(act_sim, "demo@example.com")
     assert contact["customFields"][field_key(act_sim, "Consent Newsletter")] == "Accepted"
     state = ledger.get(subject_pk(issued.subject), purpose_sk("newsletter"))
     assert state["sync_status"] == "synced"
     # The stream delivers the synced update too (and may redeliver): nothing more happens.
-    again = client.lambda_.invoke("sync_on_stream", {"Records": stream_records(act_env)})
-    assert again.payload == {"synced": 0, "failed": 0}
+    again = client.lambda_.invoke("on_table_change", {"Records": stream_records(act_env)})
+    assert again.payload == {"synced": 0, "failed": 0, "mailed": 0}
     assert len(act_sim.history_for(contact["id"])) == 1
 
 
@@ -69,8 +69,8 @@ def test_handlers_without_act_configured_leave_decisions_pending(client, env, le
     issued = mint("unconfigured@example.eu", "newsletter")
     from tests.test_sync import decide
     decide("unconfigured@example.eu", newsletter="accept")
-    result = client.lambda_.invoke("sync_on_stream", {"Records": stream_records(env)})
-    assert result.payload == {"synced": 0, "failed": 0}
+    result = client.lambda_.invoke("on_table_change", {"Records": stream_records(env)})
+    assert result.payload == {"synced": 0, "failed": 0, "mailed": 0}
     sweep = client.lambda_.invoke("sync_sweep", client.events.generate_cw_event(
         source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert sweep.payload == {"synced": 0, "failed": 0}
