@@ -5,6 +5,7 @@ Read this file to learn the product's surface; the rules live in chalicelib/.
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import os
 import time
@@ -12,7 +13,9 @@ from typing import Any, Callable
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import antiforgery, consent, formdata, links, outbox, signup, sync, views
+from chalicelib import (
+    acthooks, antiforgery, consent, formdata, links, outbox, signup, sync, views, webhooks_out,
+)
 from chalicelib.errors import (
     BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, StoreUnavailable,
     UnknownForm,
@@ -21,7 +24,9 @@ from chalicelib.i18n import negotiate, translations
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
 from chalicelib.purposes import Form
-from chalicelib.resources import get_catalogue, get_ledger, get_postman, get_pusher, get_signups
+from chalicelib.resources import (
+    get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler, get_signups,
+)
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="optinproof")
@@ -102,7 +107,7 @@ def confirm_decide(token: str) -> Page:
     try:
         antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
         result = consent.decide(ledger, catalogue, link, record, choices, locale, shown,
-                                _request_context())
+                                _request_context(), settings.webhook_subscribers)
     except tuple(views.FORM_ERRORS) as exc:
         return views.confirm_page(settings, catalogue, locale, path, link.link_id,
                                   consent.states(ledger, link), status=error_status(exc),
@@ -164,7 +169,8 @@ def withdraw_post(token: str) -> Page:
     fields = {} if one_click else formdata.parse_form(body, content_type)
     locale = _locale(fields.get("lang"))
     result = consent.withdraw(ledger, catalogue, link, record, locale, _request_context(),
-                              "one_click" if one_click else "page")
+                              "one_click" if one_click else "page",
+                              get_settings().webhook_subscribers)
     log("withdrawn", subject=link.subject, link_id=link.link_id, one_click=one_click,
         changed=[item.purpose for item in result if item.changed])
     return views.withdraw_page(catalogue, locale, views.quote_token(token), result, done=True)
@@ -358,6 +364,54 @@ def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str
     return _respond(Page(page.body, status, headers))
 
 
+# -- changes made in Act!: webhook deliveries are hints, reconciled later ----------------
+
+@app.route("/hooks/act/{secret}/{trigger}", methods=["POST"],
+           content_types=["application/json", "text/plain", formdata.FORM_TYPE])
+def act_webhook(secret: str, trigger: str) -> Response:
+    """An Act! webhook delivery: checked, queued as hints, answered at once."""
+    act = get_settings().act
+    path_secret = (act.webhook_path_secret or "") if act else ""
+    if not act or not act.webhook_token or not path_secret \
+            or not hmac.compare_digest(secret.encode(), path_secret.encode()):
+        return _json({"error": "not_found", "message": "Nothing here."}, 404)
+    if not acthooks.authorised(app.current_request.headers.get("authorization"), act.webhook_token):
+        log("act_webhook_refused", level="warning", reason="token")
+        return _json({"error": "unauthorised", "message": "Wrong or missing token."}, 401)
+    try:
+        records = acthooks.parse_delivery(app.current_request.raw_body)
+        queued = acthooks.queue_hints(get_ledger(), records, trigger)
+    except OptinProofError as exc:
+        return _json_error(exc, None)
+    log("act_webhook", trigger=trigger, records=queued)
+    return _json({"queued": queued})
+
+
+def _reconciler_or_none() -> Any:
+    try:
+        return get_reconciler()
+    except ConfigError as exc:
+        log("act_hooks_not_configured", level="warning", detail=str(exc)[:300])
+        return None
+
+
+def _reconcile(contact_ids: list[str]) -> int:
+    if not contact_ids or get_settings().act is None:
+        return 0
+    reconciler = _reconciler_or_none()
+    if reconciler is None:
+        return 0
+    done = 0
+    for contact_id in contact_ids:
+        try:
+            reconciler.process(contact_id)
+            done += 1
+        except OptinProofError as exc:  # the hint stays; the sweep tries again
+            log("act_change_deferred", level="warning", contact_id=contact_id,
+                error=type(exc).__name__, detail=str(exc)[:300])
+    return done
+
+
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     """Configuration loads and the catalogue is valid (no personal data, no table read)."""
@@ -400,6 +454,13 @@ def on_table_change(event: Any) -> dict[str, Any]:
     """
     images = [record.new_image for record in event]
     result = {"synced": 0, "failed": 0, "mailed": _send_new_mails(images)}
+    reconciled = _reconcile(acthooks.stream_hint_ids(images))
+    if reconciled:
+        result["reconciled"] = reconciled
+    hooks = webhooks_out.stream_keys(images)
+    if hooks:
+        dispatcher = webhooks_out.Dispatcher(get_ledger(), get_settings())
+        result["webhooks"] = sum(dispatcher.deliver(*key) == "delivered" for key in hooks)
     pusher = _pusher_or_none()
     if pusher is None:
         return result
@@ -431,11 +492,20 @@ def mail_sweep(event: Any) -> dict[str, Any]:
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
+def webhooks_sweep(event: Any) -> dict[str, Any]:
+    """Retry outbound webhook deliveries that failed, after their backoff."""
+    dispatcher = webhooks_out.Dispatcher(get_ledger(), get_settings())
+    statuses = [dispatcher.deliver(*key) for key in webhooks_out.due_keys(dispatcher.ledger)]
+    return {status: statuses.count(status) for status in set(statuses)}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
 def sync_sweep(event: Any) -> dict[str, Any]:
     """Push every sync that is due: missed stream records, and retries after backoff."""
     pusher = _pusher_or_none()
     if pusher is None:
         return {"synced": 0, "failed": 0}
+    _reconcile(acthooks.Reconciler.pending_in(pusher.ledger))
     report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
     log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)

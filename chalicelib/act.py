@@ -341,3 +341,26 @@ class ActClient:
             if len(page) < page_size:
                 return
             skip += page_size
+
+    # -- webhooks (self-hosted Act! only) and polling (Act! cloud) --------------------------
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return collection(self.request("GET", "/api/webhooks"))
+
+    def register_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/webhooks", body=body)
+
+    def update_webhook(self, webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", f"/api/webhooks/{quote(webhook_id, safe='')}", body=body)
+
+    def edited_since(self, since: str, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Contacts edited after ``since`` (ISO 8601, unquoted as Act! wants), oldest first."""
+        skip = 0
+        while True:
+            page = collection(self.request("GET", "/api/contacts", params={
+                "$filter": f"edited gt {since}", "$orderby": "edited,id", "$top": str(page_size),
+                "$skip": str(skip), "$select": "id,created,edited"}))
+            yield from page
+            if len(page) < page_size:
+                return
+            skip += page_size

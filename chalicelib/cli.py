@@ -16,12 +16,14 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    actfields, audit, campaigns, consent, embed, mail, outbox, proof, schema, sync,
+    acthooks, actfields, audit, campaigns, consent, embed, mail, outbox, proof, schema, sync,
+    webhooks_out,
 )
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.resources import (
     dynamodb_client, get_act_client, get_catalogue, get_ledger, get_postman, get_pusher,
+    get_reconciler,
 )
 from chalicelib.purposes import load_catalogue
 from chalicelib.settings import catalogue_path, get_settings
@@ -151,6 +153,114 @@ def cmd_act_setup(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 1 if any(line.startswith("CONFLICT") for line in lines) else 0
+
+
+def cmd_act_webhooks_register(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    act = settings.act
+    if act is None or not act.webhook_token or not act.webhook_path_secret:
+        raise OptinProofError("Set ACT_WEBHOOK_TOKEN and ACT_WEBHOOK_PATH_SECRET first (each "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+    base = (args.base_url or settings.public_base_url).rstrip("/")
+    if not base:
+        raise OptinProofError("PUBLIC_BASE_URL is not set (or pass --base-url).")
+    client = get_act_client(settings)
+    existing = {hook.get("callbackId"): hook for hook in client.webhooks()}
+    for trigger in ("Created", "Updated"):
+        body = {"monitor": "Contacts", "triggerEvent": trigger,
+                "callbackUrl": f"{base}/hooks/act/{act.webhook_path_secret}/{trigger.lower()}",
+                "callbackId": f"optinproof-contacts-{trigger.lower()}",
+                "callbackToken": act.webhook_token,
+                "description": f"OptinProof: contacts {trigger.lower()} (consent reconciliation)"}
+        hook = existing.get(body["callbackId"])
+        if hook is None:
+            made = client.register_webhook(body)
+            print(f"registered  Contacts.{trigger} -> {base}/hooks/act/…/{trigger.lower()} "
+                  f"(id {made.get('id')})")
+        else:
+            client.update_webhook(hook["id"], body)
+            print(f"updated     Contacts.{trigger} (id {hook['id']}): URL and token refreshed")
+    return 0
+
+
+def cmd_act_webhooks_list(args: argparse.Namespace) -> int:
+    hooks = get_act_client().webhooks()
+    if args.json:
+        _print(hooks, True)
+        return 0
+    for hook in hooks:
+        state = "SUSPENDED" if hook.get("suspended") else "active"
+        print(f"{state:<10} {hook.get('monitor')}.{hook.get('triggerEvent'):<8} "
+              f"{hook.get('callbackId') or '-'}  failed attempts {hook.get('failedAttempts', 0)}  "
+              f"last sent {hook.get('lastNotificationSent') or '-'}")
+    if not hooks:
+        print("no webhook registered (act webhooks register)")
+    return 0
+
+
+def cmd_act_reconcile(args: argparse.Namespace) -> int:
+    reconciler = get_reconciler()
+    pending = reconciler.pending()
+    for contact_id in pending:
+        outcome = reconciler.process(contact_id)
+        print(f"{contact_id}: {', '.join(outcome.actions) or 'nothing to do'}")
+    print(f"{len(pending)} change(s) reconciled")
+    return 0
+
+
+def cmd_act_poll(args: argparse.Namespace) -> int:
+    ledger, reconciler = get_ledger(), get_reconciler()
+    mark = ledger.get("ACTPOLL", "ACTPOLL") or {}
+    since = args.since or mark.get("edited") or time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+    changed = list(reconciler.client.edited_since(since))
+    for record in changed:
+        created_after = str(record.get("created") or "") > since
+        acthooks.queue_hints(ledger, [record], "created" if created_after else "updated")
+    for record in changed:
+        outcome = reconciler.process(record["id"])
+        if outcome.actions:
+            print(f"{record['id']}: {', '.join(outcome.actions)}")
+    if changed:
+        newest = max(str(r.get("edited") or "") for r in changed)
+        ledger.put({"pk": "ACTPOLL", "sk": "ACTPOLL", "edited": newest,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    print(f"{len(changed)} contact(s) edited since {since} reconciled")
+    return 0
+
+
+def cmd_act_drift(args: argparse.Namespace) -> int:
+    rows = acthooks.drift_rows(get_ledger())
+    if args.json:
+        _print(rows, True)
+        return 0
+    for row in rows:
+        print(f"{row['found_at']}  contact {row['contact_id']}  {', '.join(row['purposes'])}  "
+              f"{row['action']}{'  (after an address change)' if row.get('after_address_change') else ''}")
+    print(f"{len(rows)} contact(s) with consent fields edited by hand in Act!")
+    return 0
+
+
+def cmd_webhooks_status(args: argparse.Namespace) -> int:
+    rows = webhooks_out.status_rows(get_ledger())
+    if args.json:
+        _print(rows, True)
+        return 0
+    for row in rows:
+        last = (row.get("log") or [{}])[-1]
+        print(f"{row['status']:<8} {row['pk'].removeprefix('HOOKOUT#')} -> {row['url']}  "
+              f"attempts {row.get('attempts', 0)}  next {row.get('sync_due') or '-'}  "
+              f"last {last.get('status') or last.get('error') or '-'}")
+    print(f"{len(rows)} delivery(ies) not delivered" if rows else "every delivery was delivered")
+    return 0
+
+
+def cmd_webhooks_retry(args: argparse.Namespace) -> int:
+    ledger = get_ledger()
+    dispatcher = webhooks_out.Dispatcher(ledger, get_settings())
+    statuses = [dispatcher.deliver(*key) for key in webhooks_out.due_keys(ledger, include_later=True)]
+    print(", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "nothing to send")
+    return 1 if "pending" in statuses or "failed" in statuses else 0
 
 
 def cmd_sync_status(args: argparse.Namespace) -> int:
@@ -487,6 +597,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create every mapped contact field that Act! lacks, with a suitable type. "
                     "Existing fields are never changed; a field of the wrong type is reported.")
     act_setup.set_defaults(func=cmd_act_setup)
+    hooks = act_cmds.add_parser("webhooks", help="register our endpoint for Act! webhooks",
+                                description="Act! webhooks exist on self-hosted Act! only.")
+    hooks_cmds = hooks.add_subparsers(dest="hooks_command", required=True, metavar="ACTION")
+    register = hooks_cmds.add_parser(
+        "register", help="register (or refresh) Contacts Created and Updated webhooks",
+        description="POST /api/webhooks for Contacts Created and Updated, calling back "
+                    "<base>/hooks/act/<ACT_WEBHOOK_PATH_SECRET>/<trigger> with "
+                    "ACT_WEBHOOK_TOKEN in the Authorization header. Idempotent: existing "
+                    "registrations get the current URL and token.")
+    register.add_argument("--base-url", help="public base URL (default: $PUBLIC_BASE_URL)")
+    register.set_defaults(func=cmd_act_webhooks_register)
+    hooks_list = hooks_cmds.add_parser("list", help="the webhooks registered in Act!",
+                                       description="List registrations, suspended ones first "
+                                                   "to look at (Act! suspends after 3 failures).")
+    hooks_list.add_argument("--json", action="store_true", help="print JSON")
+    hooks_list.set_defaults(func=cmd_act_webhooks_list)
+    reconcile = act_cmds.add_parser(
+        "reconcile", help="reconcile the contacts Act! said changed (queued webhook hints)",
+        description="Re-read each contact a webhook named and act on it (ask a new contact, "
+                    "record an address change, restore or flag hand-edited consent fields).")
+    reconcile.set_defaults(func=cmd_act_reconcile)
+    poll = act_cmds.add_parser(
+        "poll", help="find contacts edited in Act! since the last poll (Act! cloud: no webhooks)",
+        description="GET /api/contacts?$filter=edited gt <since>, then reconcile each. The "
+                    "watermark is kept in the table; the first poll looks back 24 hours.")
+    poll.add_argument("--since", help="ISO 8601 UTC, e.g. 2026-11-01T00:00:00Z")
+    poll.set_defaults(func=cmd_act_poll)
+    drift = act_cmds.add_parser("drift", help="contacts whose consent fields were edited by hand",
+                                description="Drift found by reconciliation, restored or flagged "
+                                            "per ACT_DRIFT.")
+    drift.add_argument("--json", action="store_true", help="print JSON")
+    drift.set_defaults(func=cmd_act_drift)
 
     sync_group = groups.add_parser("sync", help="see and push decisions waiting for Act!")
     sync_cmds = sync_group.add_subparsers(dest="command", required=True, metavar="ACTION")
@@ -564,6 +706,19 @@ def build_parser() -> argparse.ArgumentParser:
     snippet.add_argument("--lang", choices=["en", "fr"], help="form language")
     snippet.add_argument("--base-url", help="public base URL (default: $PUBLIC_BASE_URL)")
     snippet.set_defaults(func=cmd_forms_snippet)
+
+    hooks_out = groups.add_parser("webhooks", help="outbound webhooks: deliveries to subscribers")
+    hooks_out_cmds = hooks_out.add_subparsers(dest="command", required=True, metavar="ACTION")
+    hooks_status = hooks_out_cmds.add_parser(
+        "status", help="deliveries not delivered yet (pending or failed) with their last answer",
+        description="Each decision is POSTed to every WEBHOOK_SUBSCRIBERS URL; failures are "
+                    "retried with backoff (1 min … 6 h), 8 attempts at most.")
+    hooks_status.add_argument("--json", action="store_true", help="print JSON (with the log)")
+    hooks_status.set_defaults(func=cmd_webhooks_status)
+    hooks_retry = hooks_out_cmds.add_parser(
+        "retry", help="try every pending delivery now, ignoring its backoff",
+        description="Send the pending deliveries now. Exit 1 if any is still not delivered.")
+    hooks_retry.set_defaults(func=cmd_webhooks_retry)
 
     campaign = groups.add_parser("campaign", help="re-permission campaigns for Act! contacts")
     campaign_cmds = campaign.add_subparsers(dest="command", required=True, metavar="ACTION")

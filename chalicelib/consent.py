@@ -23,6 +23,7 @@ from chalicelib.proof import new_event_id
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 from chalicelib.subjects import mail_address, normalise_email, subject_key
+from chalicelib.webhooks_out import delivery_items
 
 CHOICES = {"accept": "accepted", "refuse": "refused"}
 #: Links outlive their signature by this much in the table, for audit of late clicks.
@@ -250,7 +251,7 @@ def _unchanged(current: dict[str, Any], decision: str, link_id: str, sha: str) -
 
 def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
            choices: dict[str, str], locale: str, shown: dict[str, str],
-           ctx: RequestContext) -> list[PurposeState]:
+           ctx: RequestContext, subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
     """Record one decision per chosen purpose, atomically; return every purpose's state."""
     decisions = _parse_choices(link, choices)
     if locale not in catalogue.locales:
@@ -268,11 +269,13 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
             return None
         return {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
 
-    return _record(ledger, catalogue, link, record, list(decisions), locale, ctx, change)
+    return _record(ledger, catalogue, link, record, list(decisions), locale, ctx, change,
+                   subscribers)
 
 
 def withdraw(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
-             locale: str, ctx: RequestContext, method: str) -> list[PurposeState]:
+             locale: str, ctx: RequestContext, method: str,
+             subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
     """Withdraw every purpose of a withdraw link at once: no choice, no second step.
 
     Accepted becomes withdrawn; a purpose never accepted is recorded as refused (the
@@ -286,13 +289,18 @@ def withdraw(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dic
             return None
         return {"state": _new_state(current.get("state"), "refused"), "method": method}
 
-    return _record(ledger, catalogue, link, record, purposes, locale, ctx, change)
+    return _record(ledger, catalogue, link, record, purposes, locale, ctx, change, subscribers)
 
 
 def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
             purposes: list[str], locale: str, ctx: RequestContext,
-            change: Callable[[str, dict[str, Any]], dict[str, Any] | None]) -> list[PurposeState]:
-    """Append one event and one new state per purpose ``change`` says changed, atomically."""
+            change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+            subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
+    """Append one event and one new state per purpose ``change`` says changed, atomically.
+
+    With ``subscribers``, each event's outbound webhook deliveries are written in the
+    same transaction (a decision is never recorded without them).
+    """
 
     def build(snap: Snapshot) -> Plan:
         if snap.profile is None:
@@ -324,6 +332,9 @@ def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict
             })
         if plan.events:  # a person who decided keeps their profile: no more expiry
             plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
+            if subscribers:
+                plan.derived = lambda sealed: [item for event in sealed
+                                               for item in delivery_items(event, subscribers)]
         return plan
 
     try:

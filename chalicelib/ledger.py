@@ -121,6 +121,8 @@ class Plan:
     deletes: list[tuple[str, str]] = field(default_factory=list)
     #: Profile attributes to remove (e.g. the expiry of a pending request once decided).
     profile_remove: tuple[str, ...] = ()
+    #: Items made from the sealed events (hashes known), written in the same transaction.
+    derived: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
     def empty(self) -> bool:
         return not (self.events or self.puts or self.profile or self.updates or self.deletes)
@@ -218,12 +220,13 @@ class Ledger:
                 seen.add(subject)
                 yield subject
 
-    def scan_items(self, pk_prefix: str, sk: str) -> Iterator[dict[str, Any]]:
+    def scan_items(self, pk_prefix: str, sk: str | None = None) -> Iterator[dict[str, Any]]:
         """Every item of one kind (e.g. outbox mails): a paged scan, for operator commands."""
-        return self._paged("scan", {
-            "TableName": self.table, "FilterExpression": "begins_with(pk, :prefix) AND sk = :sk",
-            "ExpressionAttributeValues": to_item({":prefix": pk_prefix, ":sk": sk}),
-        })
+        condition, values = "begins_with(pk, :prefix)", {":prefix": pk_prefix}
+        if sk is not None:
+            condition, values[":sk"] = condition + " AND sk = :sk", sk
+        return self._paged("scan", {"TableName": self.table, "FilterExpression": condition,
+                                    "ExpressionAttributeValues": to_item(values)})
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""
@@ -333,6 +336,10 @@ class Ledger:
         return self._conditional("put_item", TableName=self.table, Item=to_item(item),
                                  ConditionExpression="attribute_not_exists(pk)")
 
+    def delete(self, pk: str, sk: str) -> None:
+        """Remove a bookkeeping item (a processed hint); never an event."""
+        self._call("delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}))
+
     def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
         """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.
 
@@ -420,7 +427,8 @@ class Ledger:
                 "Item": to_item({"pk": pk, "sk": event_sk(event["seq"]), **event}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }})
-        for item in plan.puts:
+        derived = plan.derived(sealed) if plan.derived else []
+        for item in [*plan.puts, *derived]:
             request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
         for item_pk, item_sk, fields, ttl in plan.updates:
             request.append({"Update": self._stub_safe_update(item_pk, item_sk, fields, ttl)})

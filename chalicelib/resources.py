@@ -15,6 +15,7 @@ from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from chalicelib.act import ActClient
+    from chalicelib.acthooks import Reconciler
     from chalicelib.outbox import Postman
     from chalicelib.signup import Signups
     from chalicelib.sync import Pusher
@@ -94,3 +95,20 @@ def get_signups(settings: Settings | None = None) -> "Signups":
 
     settings = settings or get_settings()
     return Signups(get_ledger(settings), settings, get_catalogue(settings))
+
+
+def get_reconciler(settings: Settings | None = None) -> "Reconciler":
+    """Reconciles contacts changed in Act! (webhook hints, polling)."""
+    from chalicelib.acthooks import Reconciler
+    from chalicelib.errors import ConfigError
+
+    settings = settings or get_settings()
+    catalogue = get_catalogue(settings)
+    act = settings.act
+    if act is None:
+        raise ConfigError("Act! is not configured: set ACT_API_URL and friends.")
+    unknown = [p for p in act.ask_purposes if p not in catalogue.purposes]
+    if unknown:
+        raise ConfigError(f"ACT_ASK_PURPOSES names unknown purpose(s): {', '.join(unknown)}.")
+    return Reconciler(get_ledger(settings), settings, catalogue, get_act_client(settings),
+                      act.ask_purposes, act.drift, act.ask_new_address)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from chalicelib.errors import ConfigError
 
@@ -37,11 +38,13 @@ _ENV_NAMES = (
     "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEOUT",
     "ACT_CREATE_CONTACTS", "ACT_HISTORY_TYPE", "ACT_STATUS_VALUES", "ACT_AEM_OPT_OUT",
     "ACT_AEM_CLEAR_ON_ACCEPT", "ACT_MAX_RETRIES", "SYNC_MAX_ATTEMPTS",
+    "ACT_WEBHOOK_TOKEN", "ACT_WEBHOOK_PATH_SECRET", "ACT_ASK_PURPOSES", "ACT_ASK_NEW_ADDRESS",
+    "ACT_DRIFT",
     "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_REPLY_TO", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
     "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
-    "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY",
+    "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY", "WEBHOOK_SUBSCRIBERS", "WEBHOOK_SECRET",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -63,6 +66,11 @@ class ActSettings:
     status_values: dict[str, str] = field(default_factory=lambda: dict(_STATUS_DEFAULTS))
     aem_opt_out: bool = True
     aem_clear_on_accept: bool = False
+    webhook_token: str | None = field(default=None, repr=False)
+    webhook_path_secret: str | None = field(default=None, repr=False)
+    ask_purposes: tuple[str, ...] = ()
+    ask_new_address: bool = False
+    drift: str = "restore"
 
 
 _STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
@@ -135,6 +143,9 @@ class Settings:
     #: Every signup answer takes at least this long (seconds), so timing does not tell
     #: a new address (a mail is sent) from a known one or a dropped bot (nothing is).
     signup_min_response: float = 0.4
+    #: Where a signed POST goes for every decision (outbound webhooks).
+    webhook_subscribers: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -214,6 +225,20 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return number
 
 
+def _webhooks(env: dict[str, str]) -> dict[str, Any]:
+    urls = tuple(u.strip() for u in env.get("WEBHOOK_SUBSCRIBERS", "").split(",") if u.strip())
+    for url in urls:
+        loopback = url.startswith(("http://127.0.0.1", "http://localhost"))
+        if not (url.startswith("https://") or loopback):
+            raise ConfigError(f"WEBHOOK_SUBSCRIBERS: {url!r} must be an https:// URL (plain http "
+                              "only for 127.0.0.1/localhost).")
+    secret = _optional_secret(env, "WEBHOOK_SECRET")
+    if urls and not secret:
+        raise ConfigError("WEBHOOK_SUBSCRIBERS is set but WEBHOOK_SECRET is not: subscribers "
+                          "need it to check the signature.")
+    return {"webhook_subscribers": urls, "webhook_secret": secret}
+
+
 def _status_values(env: dict[str, str]) -> dict[str, str]:
     raw = env.get("ACT_STATUS_VALUES", "").strip()
     if not raw:
@@ -223,6 +248,14 @@ def _status_values(env: dict[str, str]) -> dict[str, str]:
         raise ConfigError("ACT_STATUS_VALUES needs three comma-separated words, for accepted, "
                           "refused and withdrawn (e.g. Accepted,Refused,Withdrawn).")
     return dict(zip(("accepted", "refused", "withdrawn"), parts))
+
+
+def _optional_secret(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if value and len(value) < _MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} needs at least {_MIN_SECRET_LENGTH} characters. Generate "
+                          "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return value or None
 
 
 def act_settings(env: dict[str, str]) -> ActSettings | None:
@@ -246,6 +279,12 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
         status_values=_status_values(env),
         aem_opt_out=_flag(env, "ACT_AEM_OPT_OUT", True),
         aem_clear_on_accept=_flag(env, "ACT_AEM_CLEAR_ON_ACCEPT", False),
+        webhook_token=_optional_secret(env, "ACT_WEBHOOK_TOKEN"),
+        webhook_path_secret=_optional_secret(env, "ACT_WEBHOOK_PATH_SECRET"),
+        ask_purposes=tuple(p.strip() for p in env.get("ACT_ASK_PURPOSES", "").split(",")
+                           if p.strip()),
+        ask_new_address=_flag(env, "ACT_ASK_NEW_ADDRESS", False),
+        drift=_choice(env, "ACT_DRIFT", ("restore", "flag"), "restore"),
     )
 
 
@@ -336,6 +375,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         sync_max_attempts=int(_number(env, "SYNC_MAX_ATTEMPTS", 8, int)),
         mail=mail_settings(env, base_url),
         signup_min_response=_seconds(env, "SIGNUP_MIN_RESPONSE", 0.4),
+        **_webhooks(env),
     )
 
 
