@@ -354,13 +354,29 @@ class ActClient:
         return self.request("PUT", f"/api/webhooks/{quote(webhook_id, safe='')}", body=body)
 
     def edited_since(self, since: str, page_size: int = 200) -> Iterator[dict[str, Any]]:
-        """Contacts edited after ``since`` (ISO 8601, unquoted as Act! wants), oldest first."""
-        skip = 0
+        """Contacts edited after ``since`` (ISO 8601, unquoted as Act! wants), oldest first.
+
+        Keyset paging on ``edited`` (``ge`` the last one seen, ids already given at that
+        instant left out), not ``$skip``: our own writes edit contacts during a poll, and
+        with ``$skip`` a contact moving later would shift the pages and hide another.
+        """
+        mark, given, skip = since, set(), 0
+        strict = True
         while True:
+            operator = "gt" if strict else "ge"
             page = collection(self.request("GET", "/api/contacts", params={
-                "$filter": f"edited gt {since}", "$orderby": "edited,id", "$top": str(page_size),
-                "$skip": str(skip), "$select": "id,created,edited"}))
-            yield from page
+                "$filter": f"edited {operator} {mark}", "$orderby": "edited,id",
+                "$top": str(page_size), "$skip": str(skip), "$select": "id,created,edited"}))
+            for contact in page:
+                if str(contact.get("edited")) == mark and contact["id"] in given:
+                    continue
+                yield contact
             if len(page) < page_size:
                 return
-            skip += page_size
+            last = str(page[-1].get("edited"))
+            if last == mark:  # a whole page at one instant: step through it
+                skip += page_size
+            else:
+                skip = 0
+                given = {c["id"] for c in page if str(c.get("edited")) == last}
+            mark, strict = last, False

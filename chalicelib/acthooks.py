@@ -133,7 +133,9 @@ class Reconciler:
             actions = self._vanished(contact_id, seen)
         else:
             actions = self._reconcile(contact, seen, bool(hint.get("created")))
-        self.ledger.delete(f"ACTHINT#{contact_id}", "HINT")
+        if hint and not self.ledger.delete(f"ACTHINT#{contact_id}", "HINT",
+                                           if_equal={"received_at": hint["received_at"]}):
+            log("act_change_again", contact_id=contact_id)  # a newer hint waits its turn
         log("act_change_reconciled", contact_id=contact_id, actions=list(actions))
         return Outcome(contact_id, tuple(actions))
 
@@ -154,16 +156,16 @@ class Reconciler:
                                  {"new_subject": subject})
             actions.append("address_changed")
         states = self.ledger.current(subject)[1] if subject else {}
+        moved = bool(old and old != subject)
+        if moved and self._clear_fields(contact, keep=set(states)):
+            actions.append("fields_cleared")  # nothing of the old person stays on it
         if subject and not states:
-            if old and old != subject:
-                self._clear_fields(contact)
-                actions.append("fields_cleared")
             if self.ask_purposes and (created or (old and old != subject and self.ask_new_address)) \
-                    and self.settings.mail.transport != "none":
-                self._ask(contact, address, subject)
+                    and self.settings.mail.transport != "none" \
+                    and self._ask(contact, address, subject):
                 actions.append("asked")
         elif subject:
-            actions += self._check_drift(contact, subject, states, bool(old and old != subject))
+            actions += self._check_drift(contact, subject, states, moved)
         self.ledger.put({"pk": f"ACTCONTACT#{contact_id}", "sk": "SEEN", "contact_id": contact_id,
                          "subject": subject, "edited": contact.get("edited"), "at": now_iso()})
         return actions
@@ -190,19 +192,26 @@ class Reconciler:
 
         self.ledger.commit(subject, build)
 
-    def _clear_fields(self, contact: dict[str, Any]) -> None:
-        keys = self.keys()
+    def _clear_fields(self, contact: dict[str, Any], keep: set[str]) -> bool:
+        """Empty the consent fields of every purpose not in ``keep``; True if any was set."""
         current = contact.get("customFields") or {}
-        cleared = {key: None for key in keys.values() if current.get(key) not in (None, "")}
+        cleared = {key: None for (purpose, _), key in self.keys().items()
+                   if purpose not in keep and current.get(key) not in (None, "")}
         if cleared:
             self.client.patch_contact(contact["id"], {"customFields": cleared})
+            contact["customFields"] = {**current, **cleared}
+        return bool(cleared)
 
-    def _ask(self, contact: dict[str, Any], address: str, subject: str) -> None:
+    def _ask(self, contact: dict[str, Any], address: str, subject: str) -> bool:
         """Double opt-in for a contact created in Act!: a link, mailed by the outbox."""
         at, locale = now_iso(), self.catalogue.default_locale
         purposes = list(self.ask_purposes)
 
         def build(snap: Snapshot) -> Plan:
+            live = (snap.profile or {}).get("live_links") or {}
+            if snap.states or any(set(purposes) <= set(info.get("purposes", []))
+                                  and info.get("expires", "") > at for info in live.values()):
+                return Plan()  # decided meanwhile, or already asked (another reconciler)
             request = draft_request(self.settings, subject, purposes, True, "act:created",
                                     locale, RequestContext(), at, act_contact_id=contact["id"])
             plan = plan_request(request, snap, address, contact.get("firstName"), locale, at)
@@ -211,7 +220,8 @@ class Reconciler:
                 else [*known, contact["id"]]
             return plan
 
-        self.ledger.commit(subject, build)
+        _, sealed = self.ledger.commit(subject, build)
+        return bool(sealed)
 
     def _check_drift(self, contact: dict[str, Any], subject: str,
                      states: dict[str, dict[str, Any]], moved: bool) -> list[str]:
@@ -230,7 +240,7 @@ class Reconciler:
                          "action": self.drift, "after_address_change": moved})
         log("act_drift", level="warning", contact_id=contact["id"], purposes=drifted,
             action=self.drift)
-        if self.drift == "restore":
+        if self.drift == "restore" or moved:  # after an address change: not a hand edit
             at = now_iso()
             for purpose in drifted:  # the sync writes our values back
                 self.ledger.update_state(subject_pk(subject), purpose_sk(purpose),

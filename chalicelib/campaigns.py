@@ -14,6 +14,7 @@ import csv
 import re
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
@@ -113,6 +114,17 @@ def load(ledger: Ledger, campaign_id: str, missing_ok: bool = False) -> Campaign
                     item.get("link_field"), item.get("created_at", ""))
 
 
+def current_round(ledger: Ledger, campaign: Campaign) -> int:
+    """The campaign's latest round (1, then 2+ for reminders)."""
+    item = ledger.get(f"CAMPAIGN#{campaign.id}", "CAMPAIGN") or {}
+    return int(item.get("round", 1))
+
+
+def set_round(ledger: Ledger, campaign: Campaign, round_no: int) -> None:
+    item = ledger.get(f"CAMPAIGN#{campaign.id}", "CAMPAIGN") or campaign.item()
+    ledger.put({**item, "round": round_no})
+
+
 # -- the audience ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -132,9 +144,12 @@ def audience(client: ActClient, campaign: Campaign) -> list[Contact]:
                            "exactly one is needed.")
         group_id = groups[0]["id"]
     odata_filter = campaign.audience_value if campaign.audience == "filter" else None
-    return [Contact(str(c["id"]), (c.get("emailAddress") or "").strip() or None,
-                    (c.get("firstName") or "").strip() or None)
-            for c in client.iter_contacts(odata_filter=odata_filter, group_id=group_id)]
+    contacts: dict[str, Contact] = {}  # Act! pages by $skip: a contact added meanwhile
+    for c in client.iter_contacts(odata_filter=odata_filter, group_id=group_id):  # shifts
+        contacts.setdefault(str(c["id"]), Contact(    # pages and repeats one: once each
+            str(c["id"]), (c.get("emailAddress") or "").strip() or None,
+            (c.get("firstName") or "").strip() or None))
+    return list(contacts.values())
 
 
 # -- running -------------------------------------------------------------------------------
@@ -158,7 +173,7 @@ class Progress:
             self.processed += 1
             if outcome == DONE:
                 self.delivered += 1
-            elif outcome == "already":
+            elif outcome in ("already", "busy"):
                 self.already += 1
             elif outcome == SKIPPED:
                 self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -193,6 +208,7 @@ class Runner:
         #: 1 for the campaign itself, 2+ for reminders (a new link to who did not answer).
         self.round = round_no
         self.pk = f"CAMPAIGN#{campaign.id}"
+        self.run_id = uuid.uuid4().hex
 
     def run(self, contacts: list[Contact], concurrency: int = 8,
             on_progress: Callable[[Progress], None] | None = None) -> Progress:
@@ -224,14 +240,25 @@ class Runner:
         return progress
 
     def reach(self, contact: Contact) -> tuple[str, str]:
-        """One contact: skip, or mint and deliver its link. Returns (outcome, reason)."""
+        """One contact: skip, or mint and deliver its link. Returns (outcome, reason).
+
+        Under a per-contact lease, so two runs (or one contact listed twice) never
+        handle the same contact at once.
+        """
+        lock = f"LOCK#{contact.id}"
+        if not self.ledger.lease(self.pk, lock, self.run_id, 300):
+            return "busy", ""
+        try:
+            return self._reach(contact)
+        finally:
+            self.ledger.release(self.pk, lock, self.run_id)
+
+    def _reach(self, contact: Contact) -> tuple[str, str]:
         existing = self.ledger.get(self.pk, contact_sk(contact.id))
         done_round = int((existing or {}).get("round", 1))
         if existing and (existing.get("status") == SKIPPED
                          or (existing.get("status") == DONE and done_round >= self.round)):
             return "already", ""
-        if existing and existing.get("status") == "minted" and done_round == self.round:
-            return self._deliver(contact, existing)
         if not contact.email:
             return self._skip(contact, "no_address")
         try:
@@ -239,6 +266,9 @@ class Runner:
         except InvalidEmail:
             return self._skip(contact, "invalid_address")
         subject = subject_key(self.settings.subject_pepper, normalise_email(address))
+        if existing and existing.get("status") == "minted" and done_round == self.round \
+                and existing.get("subject") == subject:
+            return self._deliver(contact, existing)  # the same person's link, not yet delivered
         if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
             return self._skip(contact, "suppressed")
         owner = {"pk": self.pk, "sk": f"SUBJECT#{subject}", "contact_id": contact.id}
@@ -286,7 +316,7 @@ class Runner:
         item = state["item"]
         if campaign.delivery == "mail":
             if self.postman is not None and item.get("mail_id"):
-                self.postman.deliver(item["mail_id"])  # a failure stays in the outbox
+                self.postman.deliver_safely(item["mail_id"])  # a failure stays in the outbox
             return DONE, ""
         return self._deliver(contact, item)
 
@@ -334,12 +364,25 @@ class Runner:
     def _record_failure(self, contact: Contact, error: str) -> None:
         item = self.ledger.get(self.pk, contact_sk(contact.id)) or {
             "pk": self.pk, "sk": contact_sk(contact.id), "contact_id": contact.id}
+        if item.get("status") == DONE and int(item.get("round", 1)) >= self.round:
+            log("campaign_error_after_delivery", level="warning", campaign=self.campaign.id,
+                contact_id=contact.id, error=error[:300])  # delivered: never again
+            return
+        if item.get("status") == DONE:  # a failed reminder: the earlier round stands
+            log("campaign_reminder_failed", level="warning", campaign=self.campaign.id,
+                contact_id=contact.id, error=error[:300])
+            return
         if item.get("status") == "minted":  # keep the link; the next run delivers it
             self.ledger.put({**item, "error": error[:300],
                              "attempts": int(item.get("attempts", 0)) + 1})
             return
         self.ledger.put({**item, "status": FAILED, "error": error[:300],
                          "attempts": int(item.get("attempts", 0)) + 1, "at": now_iso()})
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def contact_items(ledger: Ledger, campaign_id: str) -> Iterable[dict[str, Any]]:
@@ -360,8 +403,8 @@ def export_csv(runner: Runner, out: TextIO, statuses: tuple[str, ...] = (DONE,),
         profile, _ = runner.ledger.current(item["subject"])
         if not profile or not profile.get("email"):
             continue  # erased since
-        writer.writerow([item["contact_id"], profile["email"], profile.get("name") or "",
-                         runner.url(item)])
+        writer.writerow([_cell(item["contact_id"]), _cell(profile["email"]),
+                         _cell(profile.get("name") or ""), runner.url(item)])
         count += 1
     return count
 

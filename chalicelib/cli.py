@@ -185,6 +185,10 @@ def cmd_act_webhooks_register(args: argparse.Namespace) -> int:
 
 def cmd_act_webhooks_list(args: argparse.Namespace) -> int:
     hooks = get_act_client().webhooks()
+    secret = (get_settings().act.webhook_path_secret or "") if get_settings().act else ""
+    for hook in hooks:  # the path secret stays out of terminals and logs
+        if secret and secret in str(hook.get("callbackUrl") or ""):
+            hook["callbackUrl"] = hook["callbackUrl"].replace(secret, "…")
     if args.json:
         _print(hooks, True)
         return 0
@@ -257,6 +261,8 @@ def cmd_webhooks_status(args: argparse.Namespace) -> int:
 
 def cmd_webhooks_retry(args: argparse.Namespace) -> int:
     ledger = get_ledger()
+    if args.failed:
+        print(f"{webhooks_out.requeue_failed(ledger)} failed delivery(ies) queued again")
     dispatcher = webhooks_out.Dispatcher(ledger, get_settings())
     statuses = [dispatcher.deliver(*key) for key in webhooks_out.due_keys(ledger, include_later=True)]
     print(", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "nothing to send")
@@ -474,13 +480,19 @@ def cmd_campaign_run(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_remind(args: argparse.Namespace) -> int:
+    """Round 2 the first time; afterwards the same round again (finishing what failed),
+    unless --new-round asks for another reminder to whoever still has not answered."""
     ledger = get_ledger()
     campaign = campaigns.load(ledger, args.id)
-    silent = campaigns.report(ledger, campaign).no_answer
+    current = campaigns.current_round(ledger, campaign)
+    round_no = current + 1 if current == 1 or args.new_round else current
+    silent = [i for i in campaigns.report(ledger, campaign).no_answer
+              if int(i.get("round", 1)) < round_no]
     if not silent:
-        print("everybody answered (or bounced): nobody to remind")
+        print(f"nobody left to remind in round {round_no} (everybody answered, bounced or was "
+              "reminded); --new-round starts another round")
         return 0
-    round_no = 1 + max(int(item.get("round", 1)) for item in silent)
+    campaigns.set_round(ledger, campaign, round_no)
     print(f"reminding {len(silent)} contact(s) (round {round_no})", file=sys.stderr)
     return _run_campaign(_runner(campaign, round_no), args, {i["contact_id"] for i in silent})
 
@@ -718,6 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
     hooks_retry = hooks_out_cmds.add_parser(
         "retry", help="try every pending delivery now, ignoring its backoff",
         description="Send the pending deliveries now. Exit 1 if any is still not delivered.")
+    hooks_retry.add_argument("--failed", action="store_true",
+                             help="also those that gave up after 8 attempts")
     hooks_retry.set_defaults(func=cmd_webhooks_retry)
 
     campaign = groups.add_parser("campaign", help="re-permission campaigns for Act! contacts")
@@ -761,10 +775,14 @@ def build_parser() -> argparse.ArgumentParser:
         "remind", help="send a new link to the contacts who did not answer",
         description="A reminder round of the same campaign: every contact that answered "
                     "nothing (and did not bounce) gets a new link, which replaces the old one; "
-                    "events carry the campaign id and the round.")
+                    "events carry the campaign id and the round. Run again, it finishes the "
+                    "same round (failed ones) and reminds nobody twice; --new-round starts the "
+                    "next round.")
     remind.add_argument("--id", required=True, help="campaign id")
     remind.add_argument("--csv", help="file for the links (csv delivery)")
     remind.add_argument("--concurrency", type=int, default=8, help="contacts at once (default 8)")
+    remind.add_argument("--new-round", action="store_true",
+                        help="start another round (default: finish the current one)")
     remind.set_defaults(func=cmd_campaign_remind)
     report = campaign_cmds.add_parser(
         "report", help="per purpose: sent, accepted, refused, withdrawn, no answer, bounced",

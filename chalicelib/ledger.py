@@ -278,15 +278,26 @@ class Ledger:
 
     def acquire_lock(self, subject: str, owner: str, seconds: int) -> bool:
         """Take the subject's sync lock if free or expired; False when someone holds it."""
+        return self.lease(subject_pk(subject), "SYNCLOCK", owner, seconds)
+
+    def lease(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
+        """Take a lock item if free or expired; False when someone else holds it."""
         now = utcnow()
         return self._conditional(
             "put_item", TableName=self.table,
-            Item=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK", "owner": owner,
+            Item=to_item({"pk": pk, "sk": sk, "owner": owner,
                           "until": iso(now + timedelta(seconds=seconds)),
                           "expires_at": int(now.timestamp()) + seconds + 3600}),
             ConditionExpression="attribute_not_exists(pk) OR #until < :now",
             ExpressionAttributeNames={"#until": "until"},
             ExpressionAttributeValues=to_item({":now": iso(now)}))
+
+    def release(self, pk: str, sk: str, owner: str) -> None:
+        """Give a lock item back, if it is still ours."""
+        self._conditional(
+            "delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            ConditionExpression="#owner = :me", ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=to_item({":me": owner}))
 
     def renew_lock(self, subject: str, owner: str, seconds: int) -> bool:
         """Extend our lock; False if it expired and someone else took it."""
@@ -300,11 +311,7 @@ class Ledger:
                                                ":me": owner}))
 
     def release_lock(self, subject: str, owner: str) -> None:
-        self._conditional(
-            "delete_item", TableName=self.table,
-            Key=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK"}),
-            ConditionExpression="#owner = :me", ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues=to_item({":me": owner}))
+        self.release(subject_pk(subject), "SYNCLOCK", owner)
 
     def claim(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
         """Lease an existing work item (e.g. a mail to send) so only one worker handles it."""
@@ -336,9 +343,21 @@ class Ledger:
         return self._conditional("put_item", TableName=self.table, Item=to_item(item),
                                  ConditionExpression="attribute_not_exists(pk)")
 
-    def delete(self, pk: str, sk: str) -> None:
-        """Remove a bookkeeping item (a processed hint); never an event."""
-        self._call("delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}))
+    def delete(self, pk: str, sk: str, if_equal: dict[str, Any] | None = None) -> bool:
+        """Remove a bookkeeping item (a processed hint); never an event.
+
+        With ``if_equal``, only while those attributes still hold those values (a newer
+        hint written meanwhile stays); False when it was not deleted.
+        """
+        if not if_equal:
+            self._call("delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}))
+            return True
+        names = {f"#c{i}": name for i, name in enumerate(if_equal)}
+        values = {f":c{i}": value for i, value in enumerate(if_equal.values())}
+        return self._conditional(
+            "delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            ConditionExpression=" AND ".join(f"#c{i} = :c{i}" for i in range(len(if_equal))),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
     def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
         """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.errors import ConfigError
 
@@ -228,8 +229,10 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
 def _webhooks(env: dict[str, str]) -> dict[str, Any]:
     urls = tuple(u.strip() for u in env.get("WEBHOOK_SUBSCRIBERS", "").split(",") if u.strip())
     for url in urls:
-        loopback = url.startswith(("http://127.0.0.1", "http://localhost"))
-        if not (url.startswith("https://") or loopback):
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if parts.username or parts.password or not parts.hostname \
+                or not (parts.scheme == "https" or loopback):
             raise ConfigError(f"WEBHOOK_SUBSCRIBERS: {url!r} must be an https:// URL (plain http "
                               "only for 127.0.0.1/localhost).")
     secret = _optional_secret(env, "WEBHOOK_SECRET")

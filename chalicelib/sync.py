@@ -25,11 +25,12 @@ from typing import Any, Iterable
 from chalicelib import actfields
 from chalicelib.act import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.errors import ConfigError, OptinProofError
+from chalicelib.errors import ConfigError, InvalidEmail, OptinProofError
 from chalicelib.ledger import SYNC_HOLD, SYNC_SHARDS, Ledger, subject_pk, sync_shard
 from chalicelib.logs import log
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
+from chalicelib.subjects import normalise_email
 
 #: A push for one person holds its lock this long, renewed before every write to Act!;
 #: longer than any single Act! request can take (ACT_TIMEOUT and capped waits).
@@ -170,9 +171,15 @@ class Pusher:
             if contact_id in known:
                 continue
             try:
-                found.append(self.client.contact(contact_id))
+                contact = self.client.contact(contact_id)
             except ActNotFound:
                 log("act_contact_missing", level="warning", subject=subject, contact_id=contact_id)
+                continue
+            if _same_address(contact.get("emailAddress"), profile["email"]):
+                found.append(contact)
+            else:  # the contact now has another address: it is no longer this person's
+                log("act_contact_changed_address", level="warning", subject=subject,
+                    contact_id=contact_id)
         if not found and cached:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
         if not found and self.settings.act.create_contacts:
@@ -187,6 +194,10 @@ class Pusher:
         ids = [contact["id"] for contact in found]
         if ids != cached:
             self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
+        for contact in found:  # what reconciliation compares a later address change with
+            self.ledger.put({"pk": f"ACTCONTACT#{contact['id']}", "sk": "SEEN",
+                             "contact_id": contact["id"], "subject": subject,
+                             "edited": contact.get("edited"), "at": now_iso()})
         return found
 
     def _values(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -393,6 +404,13 @@ def requeue_held(ledger: Ledger, statuses: tuple[str, ...] = ("no_contact", "con
                 "sync_shard": sync_shard(state["subject"])}):
             count += 1
     return count
+
+
+def _same_address(value: Any, address: str) -> bool:
+    try:
+        return isinstance(value, str) and normalise_email(value) == normalise_email(address)
+    except InvalidEmail:
+        return False
 
 
 def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:

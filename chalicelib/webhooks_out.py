@@ -51,7 +51,7 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
     if abs(time.time() - stamp) > tolerance:
         return False
     expected = sign(secret, body, stamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    return hmac.compare_digest(expected.encode(), parts.get("v1", "").encode("utf-8", "replace"))
 
 
 def payload(event: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +135,18 @@ def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]
                 and image.get("attempts", {}).get("N") == "0":
             keys.append((image["pk"]["S"], image["sk"]["S"]))
     return keys
+
+
+def requeue_failed(ledger: Ledger) -> int:
+    """Put deliveries that gave up back in the queue (after the subscriber was fixed)."""
+    count = 0
+    for item in ledger.scan_items("HOOKOUT#"):
+        if item.get("status") != "failed":
+            continue
+        ledger.put({**item, "status": "pending", "attempts": 0, "sync_shard": QUEUE,
+                    "sync_due": now_iso()})
+        count += 1
+    return count
 
 
 def due_keys(ledger: Ledger, include_later: bool = False, limit: int = 200) -> list[tuple[str, str]]:

@@ -152,3 +152,49 @@ def test_a_deleted_contact_is_recorded(hooks_env, act_sim):
     assert reconciler.process(contact["id"]).actions == ("contact_gone",)
     kinds = [e["kind"] for e in get_ledger().events(subject_key(PEPPER, "demo@example.com"))]
     assert kinds[-1] == "act_contact_deleted"
+
+
+def test_an_address_change_seen_first_time_still_drops_the_old_consent(hooks_env, act_sim):
+    """The sync remembers what it wrote where, so the very first hint catches a change."""
+    contact = _synced_contact(act_sim, "demo@example.com", newsletter="accept")
+    status_key = field_key(act_sim, "Consent Newsletter")
+    act_sim.contacts[contact["id"]]["emailAddress"] = "someone.else@example.eu"
+    outcome = get_reconciler().process(contact["id"])  # no earlier reconciliation
+    assert "address_changed" in outcome.actions
+    assert not act_sim.contacts[contact["id"]]["customFields"].get(status_key)
+    decide("demo@example.com", newsletter="refuse")  # even before any reconciliation,
+    pusher = get_pusher()                           # the sync checks the address
+    sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
+    assert not act_sim.contacts[contact["id"]]["customFields"].get(status_key)
+
+
+def test_a_change_to_a_known_address_keeps_none_of_the_old_fields(hooks_env, act_sim, monkeypatch):
+    monkeypatch.setenv("ACT_DRIFT", "flag")  # an address change is not a hand edit
+    contact = _synced_contact(act_sim, "demo@example.com", newsletter="accept")
+    decide("bob@example.eu", events="refuse")
+    act_sim.contacts[contact["id"]]["emailAddress"] = "bob@example.eu"
+    outcome = get_reconciler().process(contact["id"])
+    assert "address_changed" in outcome.actions and "fields_cleared" in outcome.actions
+    fields = act_sim.contacts[contact["id"]]["customFields"]
+    assert not fields.get(field_key(act_sim, "Consent Newsletter")), "demo's consent is gone"
+    pusher = get_pusher()
+    sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
+    assert act_sim.contacts[contact["id"]]["customFields"][field_key(act_sim, "Consent Events")] \
+        == "Refused"
+
+
+def test_poll_paging_misses_nothing_edited_meanwhile(hooks_env, act_sim):
+    """Keyset paging: a contact edited during the poll cannot hide another one."""
+    import time
+
+    for i in range(5):
+        act_sim.add_contact(firstName=f"E{i}", emailAddress=f"e{i}@example.eu")
+        time.sleep(0.01)
+    client = get_reconciler().client
+    since = "2000-01-01T00:00:00Z"
+    before = [c["id"] for c in client.edited_since(since, page_size=2)]
+    pages = client.edited_since(since, page_size=2)
+    seen = [next(pages)["id"], next(pages)["id"]]
+    client.patch_contact(seen[0], {"jobTitle": "edited during the poll"})
+    seen += [c["id"] for c in pages]
+    assert not [i for i in before if i not in seen]

@@ -184,3 +184,60 @@ def test_bad_campaign_definitions_are_refused(act_env):
     campaigns.define(ledger, settings, catalogue, "same-id", ["newsletter"], "all", None, "csv")
     with pytest.raises(BadInput, match="already exists"):
         campaigns.define(ledger, settings, catalogue, "same-id", ["events"], "all", None, "csv")
+
+
+def test_a_contact_another_run_is_handling_is_left_alone(act_env, act_sim):
+    [contact_id] = add_contacts(act_sim, 1, prefix="busy")
+    runner = make_runner("busy-camp")
+    [contact] = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    assert get_ledger().lease("CAMPAIGN#busy-camp", f"LOCK#{contact_id}", "another-run", 300)
+    assert runner.reach(contact) == ("busy", "")
+    assert get_ledger().get("CAMPAIGN#busy-camp", f"CONTACT#{contact_id}") is None
+    get_ledger().release("CAMPAIGN#busy-camp", f"LOCK#{contact_id}", "another-run")
+    assert runner.reach(contact) == (campaigns.DONE, "")
+
+
+def test_a_minted_link_is_not_written_once_the_contact_changed_hands(act_env, act_sim, client):
+    [contact_id] = add_contacts(act_sim, 1, prefix="moved")
+    runner = make_runner("moved-camp")
+    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    act_sim.set_faults(error_rate=1.0, kinds=("503",))  # the PATCH fails: link minted only
+    runner.run(contacts)
+    act_sim.set_faults()
+    assert get_ledger().get("CAMPAIGN#moved-camp", f"CONTACT#{contact_id}")["status"] == "minted"
+    act_sim.contacts[contact_id]["emailAddress"] = "new.person@example.eu"
+    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    runner.run(contacts)
+    item = get_ledger().get("CAMPAIGN#moved-camp", f"CONTACT#{contact_id}")
+    assert item["status"] == campaigns.DONE
+    assert item["subject"] == subject_key(PEPPER, "new.person@example.eu")
+    page = client.http.get(link_of(act_sim, contact_id).removeprefix("http://testserver"))
+    assert page.status_code == 200
+
+
+def test_an_error_after_delivery_never_causes_a_second_one(act_env, act_sim):
+    [contact_id] = add_contacts(act_sim, 1, prefix="once")
+    runner = make_runner("once-camp")
+    [contact] = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    assert runner.reach(contact) == (campaigns.DONE, "")
+    runner._record_failure(contact, "StoreUnavailable after the write landed")
+    assert get_ledger().get("CAMPAIGN#once-camp", f"CONTACT#{contact_id}")["status"] == campaigns.DONE
+    assert runner.reach(contact) == ("already", "")
+
+
+def test_remind_twice_reminds_nobody_twice(act_env, act_sim, mail_env, mail_sink):
+    from tests.test_cli import run_cli
+
+    for i in range(2):
+        act_sim.add_contact(firstName=f"R{i}", emailAddress=f"twice{i}@example.eu")
+    act_sim.add_group("Twice", [c["id"] for c in act_sim.contacts.values()
+                                if (c.get("emailAddress") or "").startswith("twice")])
+    started = run_cli("campaign", "start", "--id", "twice-camp", "--purpose", "newsletter",
+                      "--group", "Twice", "--delivery", "mail")
+    assert started.returncode == 0, started.stderr
+    first = run_cli("campaign", "remind", "--id", "twice-camp")
+    assert "reminding 2 contact(s) (round 2)" in first.stderr
+    again = run_cli("campaign", "remind", "--id", "twice-camp")
+    assert "nobody left to remind in round 2" in again.stdout
+    third = run_cli("campaign", "remind", "--id", "twice-camp", "--new-round")
+    assert "(round 3)" in third.stderr

@@ -124,3 +124,33 @@ def test_subscribers_need_https_and_a_secret(env, monkeypatch):
         load_settings({**base, "WEBHOOK_SUBSCRIBERS": "http://example.eu/x", "WEBHOOK_SECRET": SECRET})
     with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):
         load_settings({**base, "WEBHOOK_SUBSCRIBERS": "https://example.eu/x"})
+
+
+def test_failed_deliveries_can_be_queued_again(receiver, client, mint, env):
+    issued = mint("gaveup@example.eu", "newsletter")
+    receiver.status = 500
+    decide_via_page(client, issued.token, newsletter="accept")
+    [item] = list(get_ledger().scan_items("HOOKOUT#"))
+    get_ledger().put({**item, "status": "failed", "attempts": webhooks_out.MAX_ATTEMPTS,
+                      "sync_shard": None, "sync_due": None})
+    receiver.status = 200
+    plain = run_cli("webhooks", "retry")
+    assert "nothing to send" in plain.stdout
+    again = run_cli("webhooks", "retry", "--failed")
+    assert again.returncode == 0 and "1 failed delivery(ies) queued again" in again.stdout
+    assert "1 delivered" in again.stdout
+
+
+@pytest.mark.parametrize("url", ["http://localhost@evil.example/x", "http://localhost.evil.example/",
+                                 "http://127.0.0.1.nip.io/", "ftp://127.0.0.1/"])
+def test_plain_http_only_to_this_machine(env, url):
+    from chalicelib.errors import ConfigError
+    from chalicelib.settings import load_settings
+    import os
+
+    with pytest.raises(ConfigError, match="https"):
+        load_settings({**os.environ, "WEBHOOK_SUBSCRIBERS": url, "WEBHOOK_SECRET": SECRET})
+
+
+def test_a_non_ascii_signature_is_refused_not_an_error():
+    assert not webhooks_out.verify(SECRET, b"{}", "t=1700000000,v1=é")
