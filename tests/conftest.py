@@ -40,7 +40,7 @@ def dynamodb() -> Iterator[DynamoDBLocal]:
 
 
 @pytest.fixture
-def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A complete configuration on a fresh, empty table of DynamoDB Local."""
     values = {
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
@@ -59,7 +59,13 @@ def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     schema.create_table(dynamodb_client(), values["CONSENT_TABLE"])
-    return values
+    yield values
+    # DynamoDB Local keeps every table in memory: hundreds of them slow it down for the
+    # tests that come last, so each test's table goes with the test.
+    try:
+        dynamodb_client().delete_table(TableName=values["CONSENT_TABLE"])
+    except Exception:  # noqa: BLE001 - a test that broke the store must not fail teardown
+        pass
 
 
 @pytest.fixture
