@@ -322,19 +322,7 @@ def _signup_answer(form: Form, locale: str, as_json: bool, embed: str | None) ->
             "Location": form.redirect_after_submit, "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer"})
     back = f"{form.id}?lang={locale}" if embed == "iframe" else None
-    page = views.signup_done_page(get_catalogue(), locale, back)
-    return _respond(Page(page.body, page.status, _framable(page.headers, form)))
-
-
-def _framable(headers: dict[str, str], form: Form) -> dict[str, str]:
-    """The signup pages stay framable by the form's websites (and only them)."""
-    ancestors = " ".join(form.allowed_origins) or "'none'"
-    policy = headers["Content-Security-Policy"].replace("frame-ancestors 'none'",
-                                                        f"frame-ancestors {ancestors}")
-    result = {**headers, "Content-Security-Policy": policy}
-    if form.allowed_origins:
-        result.pop("X-Frame-Options", None)
-    return result
+    return _respond(views.signup_done_page(get_catalogue(), locale, back, form=form))
 
 
 def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str],
@@ -357,11 +345,10 @@ def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str
                                           fields.get("embed") or "html", values,
                                           views.signup_error(exc, locale), 400))
     locale = _locale(fields.get("lang"))
-    page = views.error_page(exc, catalogue, locale, "")
+    page = views.error_page(exc, catalogue, locale, "",
+                            frame_ancestors=views.frame_ancestors(form))
     status = 400 if isinstance(exc, UnknownForm) else page.status
-    # Inside the form's iframe the reason must show, not a blocked frame.
-    headers = _framable(page.headers, form) if form is not None else page.headers
-    return _respond(Page(page.body, status, headers))
+    return _respond(Page(page.body, status, page.headers))
 
 
 # -- changes made in Act!: webhook deliveries are hints, reconciled later ----------------

@@ -7,20 +7,19 @@ render; a POST without it, or with one for another link, is refused. It expires
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Mapping
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from chalicelib.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
+from chalicelib.links import signer
 from chalicelib.settings import Settings
 
 FIELD = "form_token"
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(list(settings.link_secret_keys), salt="optinproof.form",
-                                  signer_kwargs={"digest_method": hashlib.sha256})
+    return signer(settings, "optinproof.form")
 
 
 def issue(settings: Settings, link_id: str) -> str:

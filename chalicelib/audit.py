@@ -11,7 +11,7 @@ the Act! sync) also relies on what is derived from them, so the audit checks tha
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib import proof
 from chalicelib.ledger import Ledger, subject_pk
@@ -43,29 +43,28 @@ def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any
     return ""
 
 
-def _text_problem(ledger: Ledger, events: list[dict[str, Any]]) -> str:
-    for sha in sorted({e["text_sha256"] for e in events if e.get("text_sha256")}):
-        text = ledger.get(f"TEXT#{sha}", "TEXT")
-        if text is None:
-            return f"the wording {sha[:12]}… cited by an event is not stored"
-        actual = hashlib.sha256(canonical_text(text.get("title", ""), text.get("text", ""))
-                                .encode("utf-8")).hexdigest()
-        if actual != sha:
-            return f"the stored wording {sha[:12]}… was altered (it now hashes to {actual[:12]}…)"
-    return ""
-
-
-def _template_problem(ledger: Ledger, events: list[dict[str, Any]]) -> str:
-    for sha in sorted({e["template_version"] for e in events if e.get("template_version")}):
-        stored = ledger.get(f"MAILTPL#{sha}", "MAILTPL")
+def _stored_problem(ledger: Ledger, events: list[dict[str, Any]], field: str, kind: str,
+                    rehash: Callable[[dict[str, Any]], str], what: str) -> str:
+    """Every content-addressed item the events cite (``<kind>#<sha>``) exists and still
+    hashes to its address."""
+    for sha in sorted({e[field] for e in events if e.get(field)}):
+        stored = ledger.get(f"{kind}#{sha}", kind)
         if stored is None:
-            return f"the mail template {sha[:12]}… cited by an event is not stored"
-        actual = Template(stored.get("mail_kind", ""), stored.get("locale", ""),
-                          stored.get("subject", ""), stored.get("text", ""),
-                          stored.get("html", "")).sha256
+            return f"the {what} {sha[:12]}… cited by an event is not stored"
+        actual = rehash(stored)
         if actual != sha:
-            return f"the stored mail template {sha[:12]}… was altered"
+            return f"the stored {what} {sha[:12]}… was altered (it now hashes to {actual[:12]}…)"
     return ""
+
+
+def _wording_sha(stored: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_text(stored.get("title", ""), stored.get("text", ""))
+                          .encode("utf-8")).hexdigest()
+
+
+def _template_sha(stored: dict[str, Any]) -> str:
+    return Template(stored.get("mail_kind", ""), stored.get("locale", ""),
+                    stored.get("subject", ""), stored.get("text", ""), stored.get("html", "")).sha256
 
 
 def verify_subject(ledger: Ledger, subject: str) -> proof.ChainReport:
@@ -83,7 +82,9 @@ def verify_subject(ledger: Ledger, subject: str) -> proof.ChainReport:
     if not report.ok:
         return report
     problem = (_state_problem(events, ledger.snapshot(subject).states)
-               or _text_problem(ledger, events) or _template_problem(ledger, events))
+               or _stored_problem(ledger, events, "text_sha256", "TEXT", _wording_sha, "wording")
+               or _stored_problem(ledger, events, "template_version", "MAILTPL", _template_sha,
+                                  "mail template"))
     if problem:
         return proof.ChainReport(subject, report.events, False, None, problem)
     return report

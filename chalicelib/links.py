@@ -43,14 +43,19 @@ def new_link_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def signer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
+    """The one way we sign tokens: HMAC-SHA256, every listed key accepted, newest signs.
+
+    Each use has its own salt, so a token made for one purpose never passes another.
+    """
+    return URLSafeTimedSerializer(list(settings.link_secret_keys), salt=salt,
+                                  signer_kwargs={"digest_method": hashlib.sha256})
+
+
 def _serializer(settings: Settings, kind: str) -> URLSafeTimedSerializer:
     if kind not in LINK_KINDS:
         raise ValueError(f"unknown link kind {kind!r}; known: {', '.join(LINK_KINDS)}")
-    return URLSafeTimedSerializer(
-        list(settings.link_secret_keys),
-        salt=_SALT_PREFIX + kind,
-        signer_kwargs={"digest_method": hashlib.sha256},
-    )
+    return signer(settings, _SALT_PREFIX + kind)
 
 
 def mint(settings: Settings, kind: str, subject: str, purposes: list[str] | tuple[str, ...],

@@ -12,7 +12,6 @@ nothing about why it was dropped. The reason is logged for operators.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -179,8 +178,7 @@ def check_origin(form: Form, headers: Mapping[str, str]) -> None:
 # -- the form's start token: proves we served the form, and when ------------------------
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(list(settings.link_secret_keys), salt="optinproof.signup",
-                                  signer_kwargs={"digest_method": hashlib.sha256})
+    return links.signer(settings, "optinproof.signup")
 
 
 def start_token(settings: Settings, form_id: str, page_url: str | None) -> str:

@@ -194,7 +194,8 @@ class Pusher:
         ids = [contact["id"] for contact in found]
         if ids != cached:
             self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
-        for contact in found:  # what reconciliation compares a later address change with
+        for contact in (c for c in found if c["id"] not in cached):
+            # what reconciliation compares a later address change with
             self.ledger.put({"pk": f"ACTCONTACT#{contact['id']}", "sk": "SEEN",
                              "contact_id": contact["id"], "subject": subject,
                              "edited": contact.get("edited"), "at": now_iso()})

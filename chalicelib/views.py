@@ -147,7 +147,8 @@ def continue_url(catalogue: Catalogue, channel: str | None) -> str | None:
 
 
 def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, path: str,
-                    settings: Settings | None = None, renew_path: str | None = None) -> Page:
+                    settings: Settings | None = None, renew_path: str | None = None,
+                    frame_ancestors: str = "'none'") -> Page:
     """Why a link cannot be used, and how to get a new one. Nothing was written.
 
     An expired or superseded link is still authentic, so its page offers to mail a
@@ -158,6 +159,7 @@ def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, pa
     renew = renew_path if (renew_path and settings and exc.link_id
                            and exc.reason in RENEWABLE) else None
     return render("link_error.html", locale, status=error_status(exc), page_title=_(title),
+                  frame_ancestors=frame_ancestors,
                   explanation=_(explanation), advice=_(advice) if advice else "",
                   reason=exc.reason, renew_action=renew,
                   form_token=antiforgery.issue(settings, exc.link_id) if renew else None,
@@ -165,10 +167,16 @@ def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, pa
 
 
 def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str,
-               settings: Settings | None = None, renew_path: str | None = None) -> Page:
-    """Any other failure, as a page with a status and a reason a person can act on."""
+               settings: Settings | None = None, renew_path: str | None = None,
+               frame_ancestors: str = "'none'") -> Page:
+    """Any other failure, as a page with a status and a reason a person can act on.
+
+    ``frame_ancestors``: inside a signup form's iframe the reason must show, not a
+    blocked frame.
+    """
     if isinstance(exc, errors.LinkError):
-        return link_error_page(exc, catalogue, locale, path, settings, renew_path)
+        return link_error_page(exc, catalogue, locale, path, settings, renew_path,
+                               frame_ancestors)
     _ = _gettext(locale)
     title, explanation = N_("Something went wrong"), ""
     for kind, (kind_title, kind_explanation) in PAGE_ERRORS.items():
@@ -177,6 +185,7 @@ def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str,
             break
     text = _(explanation) if explanation else _(str(exc))
     return render("error.html", locale, status=error_status(exc), page_title=_(title),
+                  frame_ancestors=frame_ancestors,
                   explanation=text, back_href=path if error_status(exc) < 500 else None,
                   **_common(catalogue, locale))
 
@@ -244,12 +253,17 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def frame_ancestors(form: Form | None) -> str:
+    """Who may frame a form's pages: its websites; nobody for every other page."""
+    return " ".join(form.allowed_origins) if form and form.allowed_origins else "'none'"
+
+
 def signup_page(catalogue: Catalogue, form: Form, locale: str, action: str, started: str,
                 embed: str = "iframe", values: dict[str, Any] | None = None,
                 error: str | None = None, status: int = 200) -> Page:
     """The embeddable form: framable only by the form's own websites."""
     _ = _gettext(locale)
-    ancestors = " ".join(form.allowed_origins) or "'none'"
+    ancestors = frame_ancestors(form)
     form_action = "'self'" + (f" {_origin_of(form.redirect_after_submit)}"
                               if form.redirect_after_submit else "")
     page = render(
@@ -263,9 +277,11 @@ def signup_page(catalogue: Catalogue, form: Form, locale: str, action: str, star
 
 
 def signup_done_page(catalogue: Catalogue, locale: str, back_href: str | None = None,
-                     title: str = N_("Thank you"), renewal: bool = False) -> Page:
+                     title: str = N_("Thank you"), renewal: bool = False,
+                     form: Form | None = None) -> Page:
     """The one answer every signup (or new-link request) gets, whatever happened behind it."""
     return render("signup_done.html", locale, page_title=_gettext(locale)(title),
+                  frame_ancestors=frame_ancestors(form),
                   back_href=back_href, renewal=renewal, **_common(catalogue, locale))
 
 

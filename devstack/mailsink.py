@@ -130,10 +130,11 @@ def _loopback(host: str) -> str:
     """``host`` if it is an IPv4 loopback address: the sink must never listen on a network."""
     host = "127.0.0.1" if host == "localhost" else host
     try:
-        if ipaddress.IPv4Address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
+        loopback = ipaddress.IPv4Address(host).is_loopback
+    except ValueError:  # a name, or not an address at all
+        loopback = False
+    if loopback:
+        return host
     raise ValueError(f"the mail sink only listens on IPv4 loopback (127.0.0.1), not {host!r}")
 
 
