@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import io
 import json
 import os
 import time
@@ -14,7 +15,8 @@ from typing import Any, Callable
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    acthooks, antiforgery, consent, formdata, links, outbox, signup, sync, views, webhooks_out,
+    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, formdata, links, outbox,
+    ses_notices, signup, sns, sync, views, webhooks_out,
 )
 from chalicelib.errors import (
     BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, StoreUnavailable,
@@ -25,7 +27,8 @@ from chalicelib.logs import log
 from chalicelib.pages import Page, error_status
 from chalicelib.purposes import Form
 from chalicelib.resources import (
-    get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler, get_signups,
+    get_act_client, get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler,
+    get_signups, get_sns_verifier,
 )
 from chalicelib.settings import get_settings
 
@@ -200,9 +203,10 @@ def _cors(form: Form | None) -> dict[str, str]:
     return headers
 
 
-def _json(data: dict[str, Any], status: int = 200, form: Form | None = None) -> Response:
+def _json(data: dict[str, Any], status: int = 200, form: Form | None = None,
+          headers: dict[str, str] | None = None) -> Response:
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store",
-               "X-Content-Type-Options": "nosniff", **_cors(form)}
+               "X-Content-Type-Options": "nosniff", **_cors(form), **(headers or {})}
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, headers=headers)
 
 
@@ -399,6 +403,155 @@ def _reconcile(contact_ids: list[str]) -> int:
     return done
 
 
+# -- SES bounces and complaints, through SNS ----------------------------------------------
+
+@app.route("/hooks/ses/{secret}", methods=["POST"],
+           content_types=["text/plain", "application/json"])
+def ses_notification(secret: str) -> Response:
+    """An SNS message about our mails: signature, topic and freshness checked first."""
+    settings = get_settings()
+    if not settings.ses_topics or not hmac.compare_digest(
+            secret.encode(), (settings.ses_path_secret or "").encode()):
+        return _json({"error": "not_found", "message": "Nothing here."}, 404)
+    try:
+        message = sns.parse(app.current_request.raw_body or b"")
+    except sns.SnsRejected as exc:
+        return _json({"error": "bad_request", "message": str(exc)}, 400)
+    try:
+        get_sns_verifier().verify(message)
+        return _json(_sns_message(message))
+    except sns.SnsUnavailable as exc:  # a certificate we could not fetch: SNS retries
+        log("sns_deferred", level="warning", reason=str(exc)[:300])
+        return _json({"error": "unavailable", "message": str(exc)}, 503)
+    except sns.SnsRejected as exc:
+        log("sns_refused", level="warning", reason=str(exc)[:300])
+        return _json({"error": "forbidden", "message": str(exc)}, 403)
+    except OptinProofError as exc:  # a verified message that is no SES notice: 400
+        return _json_error(exc, None)
+
+
+def _sns_message(message: dict[str, Any]) -> dict[str, Any]:
+    if message["Type"] == "SubscriptionConfirmation":
+        sns.confirm_subscription(message, get_sns_verifier().fetch)
+        log("sns_subscribed", topic=message["TopicArn"])
+        return {"subscribed": message["TopicArn"]}
+    if message["Type"] == "UnsubscribeConfirmation":
+        log("sns_unsubscribed", level="warning", topic=message["TopicArn"])
+        return {"unsubscribed": message["TopicArn"]}
+    notice = ses_notices.parse(message["Message"])
+    outcome = ses_notices.apply(get_ledger(), get_settings(), get_catalogue(), notice,
+                                message["MessageId"])
+    return {"kind": notice.kind, "recorded": outcome.recorded, "unknown": outcome.unknown,
+            "duplicate": outcome.duplicate}
+
+
+# -- the admin API: operators with a token from `cli admin token` ----------------------
+
+def admin_api(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Only a valid, unexpired operator token gets through; every call is logged."""
+    @functools.wraps(view)
+    def wrapper(**params: Any) -> Response:
+        request = app.current_request
+        try:
+            operator = admin.verify(get_settings(),
+                                    admin.bearer(request.headers.get("authorization")))
+        except admin.AdminDenied as exc:
+            log("admin_refused", level="warning", route=request.path, reason=str(exc)[:200])
+            challenge = {"WWW-Authenticate": 'Bearer realm="optinproof-admin"'} \
+                if exc.status == 401 else {}
+            return _json({"error": "unauthorised" if exc.status == 401 else "forbidden",
+                          "message": str(exc)}, exc.status, headers=challenge)
+        except OptinProofError as exc:
+            return _json_error(exc, None)
+        log("admin_call", operator=operator.name, method=request.method, route=request.path)
+        try:
+            return view(operator, **params)
+        except OptinProofError as exc:  # operators get the reason, even for configuration
+            return _json({"error": type(exc).__name__, "message": str(exc)}, error_status(exc))
+    return wrapper
+
+
+def _admin_body() -> dict[str, Any]:
+    request = app.current_request
+    if not request.raw_body:
+        return {}
+    return formdata.parse_json(request.raw_body, request.headers.get("content-type"))
+
+
+@app.route("/admin/campaigns", methods=["GET"])
+@admin_api
+def admin_campaigns(operator: admin.Operator) -> Response:
+    """Every campaign with its run state."""
+    return _json({"campaigns": campaign_jobs.listing(get_ledger())})
+
+
+@app.route("/admin/campaigns", methods=["POST"], content_types=["application/json"])
+@admin_api
+def admin_campaign_start(operator: admin.Operator) -> Response:
+    """Define a campaign and schedule it: the campaign sweep works through it."""
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    body = _admin_body()
+    audience, value = campaigns.audience_of(body)
+    campaign = campaigns.define(ledger, settings, catalogue, body.get("id"),
+                                campaigns.purposes_of(body), audience, value,
+                                body.get("delivery"), body.get("locale"), body.get("link_field"))
+    run = campaign_jobs.schedule(ledger, campaign, f"admin:{operator.name}")
+    return _json({"campaign": campaign.public(), "run": run}, 202)
+
+
+@app.route("/admin/campaigns/{campaign_id}", methods=["GET"])
+@admin_api
+def admin_campaign(operator: admin.Operator, campaign_id: str) -> Response:
+    """A campaign, its run state and its report per purpose."""
+    ledger = get_ledger()
+    campaign = campaigns.load(ledger, campaign_id)
+    return _json({"campaign": campaign.public(), "run": campaign_jobs.public_entry(
+        ledger, campaign_id), "report": campaigns.report(ledger, campaign).as_dict()})
+
+
+@app.route("/admin/campaigns/{campaign_id}/run", methods=["POST"],
+           content_types=["application/json"])
+@admin_api
+def admin_campaign_run(operator: admin.Operator, campaign_id: str) -> Response:
+    """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
+    ledger = get_ledger()
+    remind = _admin_body().get("remind", False)
+    if not isinstance(remind, bool):
+        raise BadInput("'remind' must be true or false.")
+    run = campaign_jobs.schedule(ledger, campaigns.load(ledger, campaign_id),
+                                 f"admin:{operator.name}", remind=remind)
+    return _json({"run": run}, 202)
+
+
+@app.route("/admin/campaigns/{campaign_id}/pause", methods=["POST"],
+           content_types=["application/json"])
+@admin_api
+def admin_campaign_pause(operator: admin.Operator, campaign_id: str) -> Response:
+    """Stop the sweep from working on the campaign (resume with /run)."""
+    return _json({"run": campaign_jobs.pause(get_ledger(), campaign_id,
+                                             f"admin:{operator.name}")})
+
+
+@app.route("/admin/campaigns/{campaign_id}/links.csv", methods=["GET"])
+@admin_api
+def admin_campaign_csv(operator: admin.Operator, campaign_id: str) -> Response:
+    """Contact id, address, first name, link: every delivered contact, or ``?only=no-answer``."""
+    ledger = get_ledger()
+    campaign = campaigns.load(ledger, campaign_id)
+    only = (app.current_request.query_params or {}).get("only")
+    if only not in (None, "no-answer"):
+        raise BadInput("'only' can be no-answer (or leave it out for every delivered contact).")
+    out = io.StringIO()
+    rows = campaigns.export_csv(
+        campaigns.Runner(ledger, get_settings(), get_catalogue(), None, campaign), out,
+        only=campaigns.no_answer_filter(ledger, campaign) if only else None)
+    log("admin_export", operator=operator.name, campaign=campaign_id, rows=rows, only=only)
+    return Response(out.getvalue(), headers={
+        "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="{campaign_id}-links.csv"',
+        "X-Content-Type-Options": "nosniff"})
+
+
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     """Configuration loads and the catalogue is valid (no personal data, no table read)."""
@@ -495,6 +648,17 @@ def mail_sweep(event: Any) -> dict[str, Any]:
 def webhooks_sweep(event: Any) -> dict[str, Any]:
     """Retry outbound webhook deliveries that failed, after their backoff."""
     return {"delivered": _deliver_webhooks(webhooks_out.due_keys(get_ledger()))}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def campaign_sweep(event: Any) -> dict[str, Any]:
+    """Work on campaigns started through the admin API, until the Lambda's time is up."""
+    context = getattr(event, "context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    tools = campaign_jobs.Tools(get_settings(), get_catalogue(),
+                                get_act_client() if get_settings().act else None, get_postman)
+    results = campaign_jobs.work(get_ledger(), tools, max(5.0, remaining - 30))
+    return {"campaigns": len(results)}
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -23,7 +23,9 @@ from chalicelib import links
 from chalicelib.act import ActClient, ActError
 from chalicelib.clock import now_iso
 from chalicelib.consent import RequestContext
-from chalicelib.errors import BadInput, ConfigError, InvalidEmail, OptinProofError
+from chalicelib.errors import (
+    BadInput, ConfigError, InvalidEmail, OptinProofError, UnknownCampaign,
+)
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
 from chalicelib.logs import log
 from chalicelib.outbox import Postman
@@ -62,6 +64,9 @@ class Campaign:
                 "audience_value": self.audience_value, "delivery": self.delivery,
                 "locale": self.locale, "link_field": self.link_field,
                 "created_at": self.created_at}
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.item().items() if k not in ("pk", "sk")}
 
 
 def define(ledger: Ledger, settings: Settings, catalogue: Catalogue, campaign_id: str,
@@ -103,12 +108,32 @@ def define(ledger: Ledger, settings: Settings, catalogue: Catalogue, campaign_id
     return campaign
 
 
+def audience_of(body: dict[str, Any]) -> tuple[str, str | None]:
+    """The audience of an admin API request: ``all``, ``{"group": ...}``, ``{"filter": ...}``."""
+    audience = body.get("audience")
+    if audience == "all":
+        return "all", None
+    if isinstance(audience, dict) and len(audience) == 1:
+        (kind, value), = audience.items()
+        if kind in ("group", "filter") and isinstance(value, str) and value.strip():
+            return kind, value.strip()
+    raise BadInput('Choose the audience: "all", {"group": "NAME"} or {"filter": "ODATA"}.')
+
+
+def purposes_of(body: dict[str, Any]) -> list[str]:
+    purposes = body.get("purposes")
+    if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
+        raise BadInput('"purposes" must be a list of purpose ids, e.g. ["newsletter"].')
+    return purposes
+
+
 def load(ledger: Ledger, campaign_id: str, missing_ok: bool = False) -> Campaign | None:
     item = ledger.get(f"CAMPAIGN#{campaign_id}", "CAMPAIGN")
     if item is None:
         if missing_ok:
             return None
-        raise BadInput(f"There is no campaign {campaign_id!r} (create it with campaign start).")
+        raise UnknownCampaign(f"There is no campaign {campaign_id!r} (create it with campaign "
+                              "start).")
     return Campaign(item["campaign_id"], tuple(item["purposes"]), item["audience"],
                     item.get("audience_value"), item["delivery"], item["locale"],
                     item.get("link_field"), item.get("created_at", ""))
@@ -165,6 +190,8 @@ class Progress:
     skipped: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    #: The run reached its deadline before every contact was handled.
+    stopped: bool = False
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -181,6 +208,11 @@ class Progress:
                 self.failed += 1
                 if len(self.errors) < 20:
                     self.errors.append(reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "processed": self.processed, "delivered": self.delivered,
+                "already": self.already, "skipped": dict(self.skipped), "failed": self.failed,
+                "errors": self.errors[:10], "stopped": self.stopped}
 
     def line(self, verb: str) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -211,12 +243,25 @@ class Runner:
         self.run_id = uuid.uuid4().hex
 
     def run(self, contacts: list[Contact], concurrency: int = 8,
-            on_progress: Callable[[Progress], None] | None = None) -> Progress:
-        """Process every contact with bounded concurrency; Act! 429s slow the client down."""
+            on_progress: Callable[[Progress], None] | None = None,
+            deadline: float | None = None) -> Progress:
+        """Process every contact with bounded concurrency; Act! 429s slow the client down.
+
+        Contacts this round already settled are counted from one query, not re-read
+        one by one. With a ``deadline`` (``time.monotonic()`` value) no contact is
+        started after it: the run stops cleanly (``progress.stopped``) and the next
+        one resumes, which is how a Lambda with a time limit works through a big
+        audience.
+        """
+        settled = self.settled()
+        todo = [c for c in contacts if c.id not in settled]
         progress = Progress(total=len(contacts))
+        progress.processed = progress.already = len(contacts) - len(todo)
         stop = threading.Event()
 
         def work(contact: Contact) -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                stop.set()
             if stop.is_set():
                 return
             try:
@@ -230,14 +275,21 @@ class Runner:
 
         try:
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                list(pool.map(work, contacts))
+                list(pool.map(work, todo))
         except KeyboardInterrupt:
             stop.set()
             raise
+        progress.stopped = stop.is_set()
         log("campaign_run", campaign=self.campaign.id, total=progress.total,
             delivered=progress.delivered, already=progress.already,
-            skipped=progress.skipped, failed=progress.failed)
+            skipped=progress.skipped, failed=progress.failed, stopped=progress.stopped)
         return progress
+
+    def settled(self) -> set[str]:
+        """Contact ids this round needs no more: delivered at this round, or skipped."""
+        return {item["contact_id"] for item in contact_items(self.ledger, self.campaign.id)
+                if item.get("status") == SKIPPED
+                or (item.get("status") == DONE and int(item.get("round", 1)) >= self.round)}
 
     def reach(self, contact: Contact) -> tuple[str, str]:
         """One contact: skip, or mint and deliver its link. Returns (outcome, reason).
@@ -432,8 +484,17 @@ class Report:
 
 
 def _bounced(ledger: Ledger, item: dict[str, Any]) -> bool:
+    """SES said the mail bounced, or we gave up sending it."""
+    if item.get("bounced_at"):
+        return True
     mail = ledger.get(f"MAIL#{item['mail_id']}", "MAIL") if item.get("mail_id") else None
     return bool(mail and mail.get("status") == "failed")
+
+
+def no_answer_filter(ledger: Ledger, campaign: Campaign) -> Callable[[dict[str, Any]], bool]:
+    """Keeps the contacts that did not answer (for a reminder sent by another mailer)."""
+    wanted = {item["contact_id"] for item in report(ledger, campaign).no_answer}
+    return lambda item: item["contact_id"] in wanted
 
 
 def report(ledger: Ledger, campaign: Campaign) -> Report:

@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    acthooks, actfields, audit, campaigns, consent, embed, mail, outbox, proof, schema, sync,
-    webhooks_out,
+    acthooks, actfields, admin, audit, campaign_jobs, campaigns, consent, embed, mail, outbox,
+    proof, schema, sync, webhooks_out,
 )
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
@@ -26,7 +26,7 @@ from chalicelib.resources import (
     get_reconciler,
 )
 from chalicelib.purposes import load_catalogue
-from chalicelib.settings import catalogue_path, get_settings
+from chalicelib.settings import catalogue_path, get_settings, parse_duration
 from chalicelib.subjects import normalise_email, subject_key
 
 LINK_ROUTES = {"confirm": "c", "withdraw": "u", "preferences": "p", "rights": "r"}
@@ -426,17 +426,16 @@ def _progress_printer(verb: str) -> Callable[[campaigns.Progress], None]:
     return show
 
 
+def _tools() -> campaign_jobs.Tools:
+    settings = get_settings()
+    return campaign_jobs.Tools(settings, get_catalogue(settings),
+                               get_act_client(settings) if settings.act else None,
+                               lambda: get_postman(settings))
+
+
 def _runner(campaign: campaigns.Campaign, round_no: int = 1,
             create_field: bool = False) -> campaigns.Runner:
-    settings = get_settings()
-    ledger, catalogue = get_ledger(settings), get_catalogue(settings)
-    client = get_act_client(settings) if settings.act else None
-    if client is None and campaign.delivery == "act-field":
-        raise OptinProofError("Delivery act-field needs Act! (ACT_API_URL and friends).")
-    key = actfields.link_field_key(client, campaign.link_field or "", create=create_field) \
-        if campaign.delivery == "act-field" else None
-    postman = get_postman(settings) if campaign.delivery == "mail" else None
-    return campaigns.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
+    return campaign_jobs.runner_for(get_ledger(), _tools(), campaign, round_no, create_field)
 
 
 def _run_campaign(runner: campaigns.Runner, args: argparse.Namespace,
@@ -450,6 +449,8 @@ def _run_campaign(runner: campaigns.Runner, args: argparse.Namespace,
     verb = {"act-field": "written", "mail": "mailed", "csv": "exported"}[runner.campaign.delivery]
     progress = runner.run(contacts, concurrency=args.concurrency,
                           on_progress=_progress_printer(verb))
+    campaign_jobs.note_run(runner.ledger, runner.campaign, progress, runner.round,
+                           f"cli:{os.environ.get('USER') or 'operator'}")
     if runner.campaign.delivery == "csv" and args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as out:
             rows = campaigns.export_csv(runner, out)
@@ -530,6 +531,51 @@ def cmd_campaign_export(args: argparse.Namespace) -> int:
     with open(args.csv, "w", newline="", encoding="utf-8") as out:
         rows = campaigns.export_csv(runner, out)
     print(f"{rows} link(s) written to {args.csv}")
+    return 0
+
+
+def cmd_campaign_list(args: argparse.Namespace) -> int:
+    entries = campaign_jobs.listing(get_ledger())
+    if args.json:
+        _print(entries, True)
+        return 0
+    if not entries:
+        print("no campaign yet (campaign start, or POST /admin/campaigns)")
+    for entry in entries:
+        last = entry.get("last_pass") or {}
+        print(f"{entry['campaign_id']:<32} {entry.get('state', '?'):<16} round "
+              f"{entry.get('round', 1)}  {last.get('processed', 0)}/{last.get('total', 0)} "
+              f"handled, {last.get('failed', 0)} failed  {entry.get('last_error', '')}")
+    return 0
+
+
+def cmd_campaign_work(args: argparse.Namespace) -> int:
+    while True:
+        try:
+            results = campaign_jobs.work(get_ledger(), _tools(), args.budget, args.concurrency)
+        except OptinProofError as exc:
+            if not args.interval:
+                raise
+            print(f"error: {exc}; trying again in {args.interval:g}s", file=sys.stderr)
+            results = []
+        for entry in results:
+            last = entry.get("last_pass") or {}
+            print(f"{entry['campaign_id']}: {entry.get('state')} — {last.get('processed', 0)}/"
+                  f"{last.get('total', 0)} handled, {last.get('delivered', 0)} delivered now, "
+                  f"{last.get('failed', 0)} failed {entry.get('last_error', '')}", flush=True)
+        if not args.interval:
+            return 1 if any(e.get("state") == campaign_jobs.ATTENTION or e.get("last_error")
+                            for e in results) else 0
+        time.sleep(args.interval)
+
+
+def cmd_admin_token(args: argparse.Namespace) -> int:
+    ttl = parse_duration(args.ttl, "--ttl")
+    token = admin.mint(get_settings(), args.operator, ttl)
+    print(token)
+    print(f"valid {args.ttl} for {args.operator}; use: curl -H 'Authorization: Bearer {token}' "
+          f"{get_settings().public_base_url or 'http://127.0.0.1:8000'}/admin/campaigns",
+          file=sys.stderr)
     return 0
 
 
@@ -797,6 +843,38 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--id", required=True, help="campaign id")
     export.add_argument("--csv", required=True, help="output file")
     export.set_defaults(func=cmd_campaign_export)
+    listing = campaign_cmds.add_parser(
+        "list", help="every campaign with its run state (CLI runs and admin API runs)",
+        description="The campaigns and their last run: state (running, paused, finished, "
+                    "needs_attention), round, counts of the last pass.")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_campaign_list)
+    work = campaign_cmds.add_parser(
+        "work", help="work on campaigns started through the admin API (what the schedule does)",
+        description="One pass over every campaign in state running (POST /admin/campaigns): "
+                    "each resumes where it stopped and stops cleanly after --budget seconds. "
+                    "In AWS the campaign_sweep function does this every minute; locally, or to "
+                    "push a campaign on by hand, run this. Exit 1 if a campaign needs attention.")
+    work.add_argument("--budget", type=float, default=240.0,
+                      help="seconds one pass may take (default 240)")
+    work.add_argument("--concurrency", type=int, default=8, help="contacts at once (default 8)")
+    work.add_argument("--interval", type=float, default=0,
+                      help="repeat every N seconds until interrupted (default: once)")
+    work.set_defaults(func=cmd_campaign_work)
+
+    admin_group = groups.add_parser("admin", help="access to the admin API")
+    admin_cmds = admin_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    token = admin_cmds.add_parser(
+        "token", help="mint a short-lived admin API token for an operator",
+        description="Print a bearer token for the admin API (/admin/...), signed with the newest "
+                    "ADMIN_SECRET_KEYS key. Send it as 'Authorization: Bearer <token>'. It "
+                    "expires by itself; removing the key from ADMIN_SECRET_KEYS revokes every "
+                    "token it signed.")
+    token.add_argument("--operator", required=True,
+                       help="who will use it (logged with every call), e.g. alice@example.eu")
+    token.add_argument("--ttl", default="1h",
+                       help="lifetime: 90s, 15m, 1h … at most 12h (default 1h)")
+    token.set_defaults(func=cmd_admin_token)
     return parser
 
 

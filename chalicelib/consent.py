@@ -292,6 +292,86 @@ def withdraw(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dic
     return _record(ledger, catalogue, link, record, purposes, locale, ctx, change, subscribers)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What caused a change: a link (its id and kind) or a notice with no link (a
+    complaint); ``note`` is an event recorded before the changes (e.g. ``complained``)."""
+
+    channel: str | None
+    link_id: str | None = None
+    link_kind: str | None = None
+    note: dict[str, Any] | None = None
+
+
+def _plan_changes(snap: Snapshot, catalogue: Catalogue, origin: Origin, purposes: list[str],
+                  locale: str | None, ctx: RequestContext,
+                  change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+                  subscribers: tuple[str, ...]) -> Plan:
+    """One event and one new state per purpose ``change`` says changed."""
+    plan, at, seq = Plan(), now_iso(), snap.seq
+    if origin.link_id:  # the link must still be on record when the decision is written
+        plan.checks.append((f"LINK#{origin.link_id}", "LINK"))
+    if origin.note:
+        seq += 1
+        plan.events.append(Draft({"event_id": new_event_id(), "at": at,
+                                  "channel": origin.channel, **origin.note}, ctx.personal()))
+    for purpose in purposes:
+        current = snap.states.get(purpose, {})
+        changed = change(purpose, current)
+        if changed is None:
+            continue
+        seq += 1
+        event_id, state = new_event_id(), changed["state"]
+        common = {"purpose": purpose, "purpose_version": catalogue.get(purpose).version,
+                  "text_sha256": changed.get("text_sha256"), "locale": locale,
+                  "link_id": origin.link_id, "channel": origin.channel}
+        plan.events.append(Draft({
+            "event_id": event_id, "kind": state, "at": at, **common,
+            "previous_state": current.get("state"), "link_kind": origin.link_kind,
+            "method": changed.get("method"),
+        }, ctx.personal()))
+        plan.puts.append({
+            "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), **common,
+            "subject": snap.subject, "state": state, "decided_at": at,
+            "event_id": event_id, "event_seq": seq,
+            "sync_status": "pending", "sync_attempts": 0,
+            "sync_shard": sync_shard(snap.subject), "sync_due": at,
+        })
+    if plan.events:  # a person who decided keeps their profile: no more expiry
+        plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
+        if subscribers:
+            plan.derived = lambda sealed: [item for event in sealed
+                                           for item in delivery_items(event, subscribers)]
+    return plan
+
+
+def plan_withdraw_all(snap: Snapshot, catalogue: Catalogue, origin: Origin, method: str,
+                      asked: set[str], subscribers: tuple[str, ...] = (),
+                      ctx: RequestContext = RequestContext()) -> Plan:
+    """Withdraw every purpose of a person with no link (a mail complaint): same rule as
+    a withdraw link. Accepted becomes withdrawn, ``asked``-but-undecided becomes
+    refused, refused and withdrawn stay; ``origin.note`` is recorded first in any case."""
+    def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
+        if current.get("state") in ("refused", "withdrawn"):
+            return None
+        return {"state": _new_state(current.get("state"), "refused"), "method": method}
+
+    purposes = sorted(p for p in {*snap.states, *asked} if p in catalogue.purposes)
+    return _plan_changes(snap, catalogue, origin, purposes, (snap.profile or {}).get("locale"),
+                         ctx, change, subscribers)
+
+
+def asked_purposes(ledger: Ledger, subject: str) -> set[str]:
+    """Every purpose a person was ever asked about (decided or not), from their chain."""
+    asked: set[str] = set()
+    for event in ledger.events(subject):
+        if event.get("kind") == "link_issued":
+            asked.update(event.get("purposes") or ())
+        elif event.get("purpose"):
+            asked.add(event["purpose"])
+    return asked
+
+
 def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
             purposes: list[str], locale: str, ctx: RequestContext,
             change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
@@ -301,41 +381,12 @@ def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict
     With ``subscribers``, each event's outbound webhook deliveries are written in the
     same transaction (a decision is never recorded without them).
     """
+    origin = Origin(record.get("channel"), link.link_id, link.kind)
 
     def build(snap: Snapshot) -> Plan:
         if snap.profile is None:
             raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
-        # The link must still be on record when the decision is written (not revoked
-        # between opening it and committing): checked inside the transaction.
-        plan, at, seq = Plan(checks=[(f"LINK#{link.link_id}", "LINK")]), now_iso(), snap.seq
-        for purpose in purposes:
-            current = snap.states.get(purpose, {})
-            changed = change(purpose, current)
-            if changed is None:
-                continue
-            seq += 1
-            event_id, state = new_event_id(), changed["state"]
-            common = {"purpose": purpose, "purpose_version": catalogue.get(purpose).version,
-                      "text_sha256": changed.get("text_sha256"), "locale": locale,
-                      "link_id": link.link_id, "channel": record.get("channel")}
-            plan.events.append(Draft({
-                "event_id": event_id, "kind": state, "at": at, **common,
-                "previous_state": current.get("state"), "link_kind": link.kind,
-                "method": changed.get("method"),
-            }, ctx.personal()))
-            plan.puts.append({
-                "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), **common,
-                "subject": snap.subject, "state": state, "decided_at": at,
-                "event_id": event_id, "event_seq": seq,
-                "sync_status": "pending", "sync_attempts": 0,
-                "sync_shard": sync_shard(snap.subject), "sync_due": at,
-            })
-        if plan.events:  # a person who decided keeps their profile: no more expiry
-            plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
-            if subscribers:
-                plan.derived = lambda sealed: [item for event in sealed
-                                               for item in delivery_items(event, subscribers)]
-        return plan
+        return _plan_changes(snap, catalogue, origin, purposes, locale, ctx, change, subscribers)
 
     try:
         snap, sealed = ledger.commit(link.subject, build)

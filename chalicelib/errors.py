@@ -120,6 +120,10 @@ class LinkSuperseded(LinkError):
         self.superseded_at = superseded_at
 
 
+class UnknownCampaign(BadInput):
+    """A campaign id nobody recorded."""
+
+
 class UnknownForm(BadInput):
     """A signup for a form id the catalogue does not define."""
 

@@ -141,6 +141,9 @@ class Postman:
         if not profile or not profile.get("email"):
             self._drop(order, "the person's address is no longer on record")
             return Delivery(mail_id, "skipped", "address erased")
+        if profile.get("undeliverable"):
+            self._drop(order, "the address bounced permanently (SES)")
+            return Delivery(mail_id, "skipped", "address undeliverable")
         attempts = int(item.get("attempts", 0)) + 1
         if order.confirm_link_id:
             record = self.ledger.link(order.confirm_link_id) or {}

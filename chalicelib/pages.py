@@ -100,6 +100,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.LinkRevoked, 410),
     (errors.LinkSuperseded, 410),
     (errors.UnknownForm, 404),
+    (errors.UnknownCampaign, 404),
     (errors.LinkError, 400),
     (errors.FormExpired, 400),
     (errors.TextChanged, 409),

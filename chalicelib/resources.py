@@ -112,3 +112,22 @@ def get_reconciler(settings: Settings | None = None) -> "Reconciler":
         raise ConfigError(f"ACT_ASK_PURPOSES names unknown purpose(s): {', '.join(unknown)}.")
     return Reconciler(get_ledger(settings), settings, catalogue, get_act_client(settings),
                       act.ask_purposes, act.drift, act.ask_new_address)
+
+
+#: How certificates and subscription URLs are fetched (HTTPS to sns.*.amazonaws.com).
+#: Tests, which never leave loopback, put their own function here.
+sns_fetch: Any = None
+_SNS_VERIFIERS: dict[tuple[Any, ...], Any] = {}
+
+
+def get_sns_verifier(settings: Settings | None = None) -> Any:
+    """One SNS verifier per container and topic set: it caches the signing certificates."""
+    from chalicelib.sns import Verifier, fetch_https
+
+    settings = settings or get_settings()
+    fetch = sns_fetch or fetch_https
+    key = (settings.ses_topics, fetch)
+    if key not in _SNS_VERIFIERS:
+        _SNS_VERIFIERS.clear()
+        _SNS_VERIFIERS[key] = Verifier(settings.ses_topics, fetch)
+    return _SNS_VERIFIERS[key]

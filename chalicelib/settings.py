@@ -46,6 +46,7 @@ _ENV_NAMES = (
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
     "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY", "WEBHOOK_SUBSCRIBERS", "WEBHOOK_SECRET",
+    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -147,6 +148,11 @@ class Settings:
     #: Where a signed POST goes for every decision (outbound webhooks).
     webhook_subscribers: tuple[str, ...] = ()
     webhook_secret: str | None = field(default=None, repr=False)
+    #: Keys that sign operators' admin tokens (oldest first); empty: admin API disabled.
+    admin_secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: SNS topics whose SES notifications we accept, and the endpoint's path secret.
+    ses_topics: frozenset[str] = frozenset()
+    ses_path_secret: str | None = field(default=None, repr=False)
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -171,19 +177,33 @@ def _required_secret(env: dict[str, str], name: str) -> str:
     return value
 
 
-def _secret_keys(env: dict[str, str]) -> tuple[str, ...]:
-    raw = _required_secret(env, "LINK_SECRET_KEYS")
+def _secret_keys(env: dict[str, str], name: str = "LINK_SECRET_KEYS",
+                 required: bool = True) -> tuple[str, ...]:
+    raw = _required_secret(env, name) if required else env.get(name, "").strip()
     keys = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if not keys:
-        raise ConfigError("LINK_SECRET_KEYS holds no key. Generate one with: "
+    if required and not keys:
+        raise ConfigError(f"{name} holds no key. Generate one with: "
                           "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     for position, key in enumerate(keys, start=1):
         if len(key) < _MIN_SECRET_LENGTH:
             raise ConfigError(
-                f"LINK_SECRET_KEYS: key #{position} has {len(key)} characters; each key "
+                f"{name}: key #{position} has {len(key)} characters; each key "
                 f"needs at least {_MIN_SECRET_LENGTH} (newest key last, comma-separated)."
             )
     return keys
+
+
+def _ses_topics(env: dict[str, str]) -> dict[str, Any]:
+    topics = frozenset(t.strip() for t in env.get("SES_SNS_TOPIC_ARNS", "").split(",") if t.strip())
+    for topic in topics:
+        if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}", topic):
+            raise ConfigError(f"SES_SNS_TOPIC_ARNS: {topic!r} is not an SNS topic ARN "
+                              "(arn:aws:sns:REGION:ACCOUNT:NAME).")
+    secret = _optional_secret(env, "SES_SNS_PATH_SECRET")
+    if topics and not secret:
+        raise ConfigError("SES_SNS_TOPIC_ARNS is set but SES_SNS_PATH_SECRET is not: the SNS "
+                          "subscription URL needs it (/hooks/ses/<secret>).")
+    return {"ses_topics": topics, "ses_path_secret": secret}
 
 
 def catalogue_path(env: dict[str, str] | None = None) -> Path:
@@ -379,6 +399,8 @@ def load_settings(env: dict[str, str]) -> Settings:
         mail=mail_settings(env, base_url),
         signup_min_response=_seconds(env, "SIGNUP_MIN_RESPONSE", 0.4),
         **_webhooks(env),
+        admin_secret_keys=_secret_keys(env, "ADMIN_SECRET_KEYS", required=False),
+        **_ses_topics(env),
     )
 
 

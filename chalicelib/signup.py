@@ -322,7 +322,10 @@ class Signups:
                 request.order = None
             outcome.update(status="requested" if to_ask else "already",
                            mail_id=request.order.mail_id if request.order else None)
-            return plan_request(request, snap, address, submission.name, locale, at)
+            plan = plan_request(request, snap, address, submission.name, locale, at)
+            # Someone typed the address again: a past permanent bounce no longer stops mail.
+            plan.profile_remove = ("undeliverable",)
+            return plan
 
         self.ledger.commit(subject, build)
         log("signup_recorded", form=form.id, subject=subject, outcome=outcome["status"],

@@ -45,6 +45,7 @@ def local_secrets() -> dict[str, str]:
                 values[name] = value.strip("'\"")
     values.setdefault("LINK_SECRET_KEYS", secrets.token_urlsafe(48))
     values.setdefault("SUBJECT_PEPPER", secrets.token_urlsafe(48))
+    values.setdefault("ADMIN_SECRET_KEYS", secrets.token_urlsafe(48))
     return values
 
 
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
            "MAIL_SMTP_SECURITY": "none"}
     write_env_file(env)
     sink.add_page("/embed-demo", demo_page(base_url))
-    app = sweeper = mailer = None
+    app = sweeper = mailer = campaigner = None
     try:
         cli(env, "table", "create")
         cli(env, "act", "setup")
@@ -195,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         mailer = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "mail", "sweep",
                                    "--interval", "2"], cwd=ROOT, env=env,
                                   stdout=open(STATE_DIR / "mail.log", "ab"), stderr=subprocess.STDOUT)
+        campaigner = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "campaign", "work",
+                                       "--interval", "5", "--budget", "30"], cwd=ROOT, env=env,
+                                      stdout=open(STATE_DIR / "campaigns.log", "ab"),
+                                      stderr=subprocess.STDOUT)
+        admin_token = cli(env, "admin", "token", "--operator", "local-operator", "--ttl", "12h")
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -211,6 +217,9 @@ OptinProof local stack is up.
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
   Mailbox (SMTP sink)     {sink.http_url}/   SMTP on 127.0.0.1:{sink.smtp_port}, mails kept in .local/mail
   Sync and mail sweeps    every 2 s (chalice local has no table stream), logs in .local/sync.log and .local/mail.log
+  Campaign worker         every 5 s (campaigns started with POST /admin/campaigns), log in .local/campaigns.log
+
+  Admin API token (12 h): curl -H "Authorization: Bearer {admin_token}" {base_url}/admin/campaigns
 
   Signup form             {base_url}/signup/website          (the catalogue's form, full page)
   Embedded on a website   {sink.http_url}/embed-demo    (iframe, plain HTML and script embeds)
@@ -232,7 +241,7 @@ OptinProof local stack is up.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for process in (app, sweeper, mailer):
+        for process in (app, sweeper, mailer, campaigner):
             if process and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)

@@ -1,0 +1,96 @@
+"""Who may call the admin API: operators holding a short-lived token the CLI signed.
+
+Why signed tokens rather than IAM authorisation or API Gateway API keys:
+- they work the same in Lambda, under ``chalice local`` and in tests, so the check
+  that protects production is the one the test suite exercises;
+- an operator gets one with a single command (``cli admin token``) from the machine
+  that already holds the deployment secrets, and it expires by itself (at most
+  12 hours); API Gateway API keys never expire and are meant for metering, not
+  for authentication;
+- every call is logged with the operator's name written into the token;
+- rotating ``ADMIN_SECRET_KEYS`` (newest last) revokes every token signed by a
+  removed key at once.
+
+The keys are their own secret (not the link keys): a leaked link key must never
+open the admin API. No key set means the admin API is off (403), not open.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from chalicelib.errors import OptinProofError
+from chalicelib.settings import Settings
+
+_SALT = "optinproof.admin"
+MAX_TTL = 12 * 3600
+DEFAULT_TTL = 3600
+_OPERATOR = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+class AdminDenied(OptinProofError):
+    """An admin call without a valid token (401), or with the admin API off (403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The person an admin token was minted for."""
+
+    name: str
+    token_id: str
+    expires_at: int
+
+
+def _serializer(settings: Settings) -> URLSafeSerializer:
+    if not settings.admin_secret_keys:
+        raise AdminDenied("The admin API is off: set ADMIN_SECRET_KEYS to turn it on.", 403)
+    return URLSafeSerializer(list(settings.admin_secret_keys), salt=_SALT,
+                             signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def mint(settings: Settings, operator: str, ttl: int = DEFAULT_TTL,
+         now: float | None = None) -> str:
+    """A bearer token for ``operator``, valid ``ttl`` seconds (at most 12 hours)."""
+    if not _OPERATOR.fullmatch(operator or ""):
+        raise AdminDenied("Name the operator with 1-64 letters, digits, '.', '_', '@' or '-'.",
+                          400)
+    if not 0 < ttl <= MAX_TTL:
+        raise AdminDenied(f"An admin token lives between 1 second and {MAX_TTL // 3600} hours.",
+                          400)
+    expires = int((now if now is not None else time.time()) + ttl)
+    return _serializer(settings).dumps({"op": operator, "exp": expires,
+                                        "jti": secrets.token_urlsafe(9)})
+
+
+def bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer ...`` header."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AdminDenied("Send an admin token: Authorization: Bearer <token> "
+                          "(mint one with: python -m chalicelib.cli admin token).")
+    return token.strip()
+
+
+def verify(settings: Settings, token: str, now: float | None = None) -> Operator:
+    """The operator of a valid, unexpired token; AdminDenied otherwise."""
+    serializer = _serializer(settings)
+    try:
+        payload = serializer.loads(token)
+    except BadData as exc:
+        raise AdminDenied("This admin token is not valid (altered, or its key was "
+                          "retired).") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int) \
+            or not isinstance(payload.get("op"), str):
+        raise AdminDenied("This admin token is not one we issue.")
+    if payload["exp"] <= (now if now is not None else time.time()):
+        raise AdminDenied("This admin token has expired; mint a new one.")
+    return Operator(payload["op"], str(payload.get("jti", "")), payload["exp"])
