@@ -15,22 +15,24 @@ from typing import Any, Callable
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, formdata, links, outbox,
-    ses_notices, signup, sns, sync, views, webhooks_out,
+    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, erasure, evidence, formdata,
+    links,
+    outbox, receipts, rights, ses_notices, signup, sns, sync, views, webhooks_out,
 )
 from chalicelib.errors import (
-    BadInput, ConfigError, FormExpired, InvalidEmail, OptinProofError, StoreUnavailable,
-    UnknownForm,
+    BadInput, ConfigError, FormExpired, InvalidEmail, NoChoice, OptinProofError,
+    StoreUnavailable, UnknownForm,
 )
 from chalicelib.i18n import negotiate, translations
 from chalicelib.logs import log
-from chalicelib.pages import Page, error_status
+from chalicelib.pages import Page, error_status, security_headers
 from chalicelib.purposes import Form
 from chalicelib.resources import (
     get_act_client, get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler,
     get_signups, get_sns_verifier,
 )
 from chalicelib.settings import get_settings
+from chalicelib.subjects import subject_of_address
 
 app = Chalice(app_name="optinproof")
 
@@ -177,6 +179,165 @@ def withdraw_post(token: str) -> Page:
     log("withdrawn", subject=link.subject, link_id=link.link_id, one_click=one_click,
         changed=[item.purpose for item in result if item.changed])
     return views.withdraw_page(catalogue, locale, views.quote_token(token), result, done=True)
+
+
+# -- preferences and the data-subject rights ---------------------------------------------
+
+@app.route("/p/{token}", methods=["GET", "HEAD"])
+@html_page
+def preferences_show(token: str) -> Page:
+    """Every purpose with its current state and date; change any of them."""
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    link, _ = consent.open_link(ledger, settings, "preferences", token)
+    link = rights.offered(link, catalogue)
+    return views.confirm_page(settings, catalogue, _locale(), f"/p/{views.quote_token(token)}",
+                              link.link_id, consent.states(ledger, link),
+                              title=views.PREFERENCES_TITLE)
+
+
+@app.route("/p/{token}", methods=["POST"], content_types=FORM_TYPES)
+@html_page
+def preferences_save(token: str) -> Page:
+    """Record each changed choice of the preferences page (each change is an event)."""
+    request = app.current_request
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    link, record = consent.open_link(ledger, settings, "preferences", token)
+    link = rights.offered(link, catalogue)
+    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    locale, path = _locale(fields.get("lang")), f"/p/{views.quote_token(token)}"
+    antiforgery.check_origin(request.headers)
+    choices = {k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")}
+    shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
+    try:
+        antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
+        result = consent.decide(ledger, catalogue, link, record, choices, locale, shown,
+                                _request_context(), settings.webhook_subscribers)
+    except tuple(views.FORM_ERRORS) as exc:
+        return views.confirm_page(settings, catalogue, locale, path, link.link_id,
+                                  consent.states(ledger, link), status=error_status(exc),
+                                  error=views.form_error(exc, locale),
+                                  title=views.PREFERENCES_TITLE)
+    log("preferences_recorded", subject=link.subject, link_id=link.link_id,
+        changed=[item.purpose for item in result if item.changed])
+    return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
+                              unchanged=not any(item.changed for item in result),
+                              title=views.PREFERENCES_TITLE)
+
+
+@app.route("/rights", methods=["GET", "HEAD"])
+@html_page
+def rights_form() -> Page:
+    """The public page where a person asks for a link to their data."""
+    return views.rights_request_page(get_catalogue(), _locale())
+
+
+@app.route("/rights", methods=["POST"], content_types=FORM_TYPES)
+@html_page
+def rights_ask() -> Page:
+    """Mail a rights link if we hold data about the address; the same answer in any case."""
+    started = time.monotonic()
+    request = app.current_request
+    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    locale = _locale(fields.get("lang"))
+    antiforgery.check_origin(request.headers)
+    email = (fields.get("email") or "").strip()
+    try:
+        outcome = rights.request_access(get_ledger(), get_settings(), get_catalogue(), email,
+                                        locale, _request_context())
+    except InvalidEmail as exc:
+        return views.rights_request_page(get_catalogue(), locale, error=views.signup_error(
+            exc, locale), email=email[:320], status=400)
+    _deliver(outcome.mail_id)
+    _pad(started)
+    return views.rights_request_page(get_catalogue(), locale, done=True)
+
+
+def _rights_link(token: str) -> tuple[links.Link, dict[str, Any]]:
+    return consent.open_link(get_ledger(), get_settings(), "rights", token)
+
+
+@app.route("/r/{token}", methods=["GET", "HEAD"])
+@html_page
+def rights_report(token: str) -> Page:
+    """What we hold about the person and why: readable, printable, with its downloads."""
+    settings, catalogue = get_settings(), get_catalogue()
+    link, record = _rights_link(token)
+    locale = _locale()
+    data = rights.export(get_ledger(), settings, catalogue, link.subject, locale)
+    base = f"/r/{views.quote_token(token)}"
+    return views.rights_report_page(catalogue, locale, data, {
+        "export": f"{base}/export.json", "erase": f"{base}/erase",
+        "receipt": f"{base}/receipt.json" if data["purposes"] else None,
+        "preferences": rights.preferences_href(get_ledger(), settings, link, record)})
+
+
+@app.route("/r/{token}/export.json", methods=["GET"])
+@html_page
+def rights_export(token: str) -> Response:
+    """The same as a JSON file (schemas/subject-export.v1.json)."""
+    link, _ = _rights_link(token)
+    data = rights.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
+    log("rights_exported", subject=link.subject, link_id=link.link_id)
+    return Page(json.dumps(data, ensure_ascii=False, indent=2), 200, {
+        "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Content-Disposition": 'attachment; filename="my-data.json"'})
+
+
+@app.route("/r/{token}/receipt.json", methods=["GET"])
+@html_page
+def rights_receipt(token: str) -> Page:
+    """A Kantara consent receipt of the person's current consents, signed (JWS)."""
+    link, _ = _rights_link(token)
+    settings = get_settings()
+    receipt = receipts.for_subject(get_ledger(), get_catalogue(), link.subject, _locale())
+    return Page(json.dumps(receipts.document(settings, receipt), ensure_ascii=False, indent=2),
+                200, {"Content-Type": "application/json; charset=utf-8",
+                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                      "Referrer-Policy": "no-referrer",
+                      "Content-Disposition": 'attachment; filename="consent-receipt.json"'})
+
+
+@app.route("/r/{token}/erase", methods=["GET", "HEAD"])
+@html_page
+def erase_show(token: str) -> Page:
+    """Erasure asks for one explicit confirmation (GET never erases)."""
+    link, _ = _rights_link(token)
+    quoted = views.quote_token(token)
+    return views.erase_page(get_settings(), get_catalogue(), _locale(), link.link_id,
+                            f"/r/{quoted}/erase", f"/r/{quoted}", get_settings().erasure_act)
+
+
+@app.route("/r/{token}/erase", methods=["POST"], content_types=FORM_TYPES)
+@html_page
+def erase_confirm(token: str) -> Page:
+    """Erase everything that identifies the person; the rights link dies with it."""
+    request = app.current_request
+    settings, catalogue = get_settings(), get_catalogue()
+    link, _ = _rights_link(token)
+    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    locale, quoted = _locale(fields.get("lang")), views.quote_token(token)
+    antiforgery.check_origin(request.headers)
+    try:
+        antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
+        if fields.get("confirm") != "yes":
+            raise NoChoice(views.erase_unticked(locale))
+    except tuple(views.FORM_ERRORS) as exc:
+        return views.erase_page(settings, catalogue, locale, link.link_id, f"/r/{quoted}/erase",
+                                f"/r/{quoted}", settings.erasure_act, status=400,
+                                error=str(exc) if isinstance(exc, NoChoice)
+                                else views.form_error(exc, locale))
+    done = erasure.erase(get_ledger(), catalogue, link.subject, "rights_page",
+                         settings.erasure_act, _act_client_or_none())
+    return views.erase_page(settings, catalogue, locale, link.link_id, "", "",
+                            settings.erasure_act, done=True, erased_at=done.erased_at)
+
+
+def _act_client_or_none() -> Any:
+    try:
+        return get_act_client() if get_settings().act else None
+    except ConfigError:
+        return None
 
 
 # -- signup forms: iframe, plain HTML form, or a script posting JSON --------------------
@@ -550,6 +711,45 @@ def admin_campaign_csv(operator: admin.Operator, campaign_id: str) -> Response:
         "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="{campaign_id}-links.csv"',
         "X-Content-Type-Options": "nosniff"})
+
+
+@app.route("/admin/evidence", methods=["GET"])
+@admin_api
+def admin_evidence(operator: admin.Operator) -> Response:
+    """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read."""
+    params = app.current_request.query_params or {}
+    settings, ledger = get_settings(), get_ledger()
+    subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
+    if params.get("format", "json") not in ("json", "html"):
+        raise BadInput("format is json or html.")
+    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+        return _json({"error": "not_found", "message": "Nothing is held about this person."},
+                     404)
+    data = evidence.pack(ledger, settings, get_catalogue(), subject)
+    log("admin_evidence", operator=operator.name, subject=subject)
+    if params.get("format") == "html":
+        return Response(evidence.html(data, data["subject"].get("locale") or "en"), headers={
+            **security_headers(), "Content-Disposition": "inline"})
+    return _json(data)
+
+
+@app.route("/admin/erasures", methods=["POST"], content_types=["application/json"])
+@admin_api
+def admin_erase(operator: admin.Operator) -> Response:
+    """Erase one person (``{"email": ...}`` or ``{"subject": ...}``), as `cli erase` does."""
+    body, settings, ledger = _admin_body(), get_settings(), get_ledger()
+    subject = body.get("subject") or subject_of_address(settings, str(body.get("email") or ""))
+    act_mode = body.get("act") or settings.erasure_act
+    if act_mode not in erasure.ACT_MODES:
+        raise BadInput(f"act is one of {', '.join(erasure.ACT_MODES)}.")
+    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+        return _json({"error": "not_found", "message": "Nothing is held about this person."},
+                     404)
+    done = erasure.erase(ledger, get_catalogue(), subject, f"admin:{operator.name}", act_mode,
+                         _act_client_or_none())
+    return _json({"subject": subject, "erased_at": done.erased_at, "already": done.already,
+                  "events_stripped": done.events_stripped, "links_revoked": done.links_revoked,
+                  "act": done.act})
 
 
 @app.route("/health", methods=["GET"])

@@ -302,6 +302,9 @@ class ActClient:
     def patch_contact(self, contact_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"/api/contacts/{quote(contact_id, safe='')}", body=body)
 
+    def delete_contact(self, contact_id: str) -> None:
+        self.request("DELETE", f"/api/contacts/{quote(contact_id, safe='')}")
+
     def history_types(self) -> list[dict[str, Any]]:
         return collection(self.request("GET", "/api/history-types"))
 

@@ -206,6 +206,9 @@ class Reconciler:
         """Double opt-in for a contact created in Act!: a link, mailed by the outbox."""
         at, locale = now_iso(), self.catalogue.default_locale
         purposes = list(self.ask_purposes)
+        if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
+            log("act_ask_skipped", subject=subject, reason="erased")  # no silent re-adding
+            return False
 
         def build(snap: Snapshot) -> Plan:
             live = (snap.profile or {}).get("live_links") or {}

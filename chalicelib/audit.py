@@ -26,7 +26,9 @@ DECISIONS = ("accepted", "refused", "withdrawn")
 def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str:
     last: dict[str, dict[str, Any]] = {}
     for event in events:
-        if event.get("purpose") and event.get("kind") in DECISIONS:
+        if event.get("kind") == "erased":  # erasure ends every state; a new one starts afresh
+            last.clear()
+        elif event.get("purpose") and event.get("kind") in DECISIONS:
             last[event["purpose"]] = event
     for purpose, state in states.items():
         event = last.get(purpose)

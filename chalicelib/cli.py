@@ -11,13 +11,15 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    acthooks, actfields, admin, audit, campaign_jobs, campaigns, consent, embed, mail, outbox,
-    proof, schema, sync, webhooks_out,
+    acthooks, actfields, admin, audit, campaign_jobs, campaigns, consent, embed, erasure, evidence,
+    mail,
+    outbox, proof, schema, sync, webhooks_out,
 )
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
@@ -569,6 +571,61 @@ def cmd_campaign_work(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def _subject_arg(args: argparse.Namespace) -> str:
+    if getattr(args, "subject", None):
+        return args.subject
+    return subject_key(get_settings().subject_pepper, normalise_email(args.email))
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger, subject = get_ledger(settings), _subject_arg(args)
+    profile, states = ledger.current(subject)
+    held = profile is not None or states or erasure.tombstone(ledger, subject) \
+        or ledger.get(f"SUBJ#{subject}", "CHAIN")
+    if not held:
+        print(f"nothing is held about {args.email or subject}", file=sys.stderr)
+        return 1
+    if not args.yes:
+        print(f"would erase subject {subject} (Act!: {args.act or settings.erasure_act}); "
+              "run again with --yes to do it", file=sys.stderr)
+        return 2
+    client = get_act_client(settings) if settings.act else None
+    done = erasure.erase(ledger, get_catalogue(settings), subject,
+                         f"cli:{os.environ.get('USER') or 'operator'}",
+                         args.act or settings.erasure_act, client)
+    verdict = audit.verify_subject(ledger, subject)
+    print(f"{'already erased' if done.already else 'erased'} {subject} at {done.erased_at}: "
+          f"{done.links_revoked} link(s) revoked, personal fields removed from "
+          f"{done.events_stripped} event(s); Act!: "
+          f"{', '.join(f'{k} {v}' for k, v in done.act.items()) or 'nothing to do'}; "
+          f"chain {'verifies' if verdict.ok else 'BROKEN: ' + verdict.reason}")
+    failed = any(v.startswith(("failed", "pending")) for v in done.act.values())
+    return 1 if failed or not verdict.ok else 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger, subject = get_ledger(settings), _subject_arg(args)
+    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+        print(f"nothing is held about {args.email or subject}", file=sys.stderr)
+        return 1
+    catalogue = get_catalogue(settings)
+    data = evidence.pack(ledger, settings, catalogue, subject)
+    locale = args.locale or data["subject"].get("locale") or catalogue.default_locale
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"evidence-{subject[:12]}"
+    stem.with_suffix(".json").write_text(json.dumps(data, ensure_ascii=False, indent=2),
+                                         encoding="utf-8")
+    stem.with_suffix(".html").write_text(evidence.html(data, locale), encoding="utf-8")
+    check = data["evidence"]["verification"]
+    print(f"{stem}.json\n{stem}.html")
+    print(f"{len(data['events'])} events; chain "
+          f"{'verifies' if check['ok'] else 'BROKEN: ' + str(check['reason'])}", file=sys.stderr)
+    return 0 if check["ok"] else 1
+
+
 def cmd_admin_token(args: argparse.Namespace) -> int:
     ttl = parse_duration(args.ttl, "--ttl")
     token = admin.mint(get_settings(), args.operator, ttl)
@@ -861,6 +918,36 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--interval", type=float, default=0,
                       help="repeat every N seconds until interrupted (default: once)")
     work.set_defaults(func=cmd_campaign_work)
+
+    erase = groups.add_parser(
+        "erase", help="erase a person's personal data (GDPR art. 17), keep the proof",
+        description="Remove the address, name, language, IP addresses and user agents of one "
+                    "person from the table, end their consent states and links, leave a "
+                    "tombstone under the keyed hash of the address, and clear or delete their "
+                    "Act! contact (ERASURE_ACT or --act). The events stay, without personal "
+                    "data, and their chain still verifies. Idempotent: run again to finish an "
+                    "Act! step that failed.")
+    who_erase = erase.add_mutually_exclusive_group(required=True)
+    who_erase.add_argument("--email", help="the person's address")
+    who_erase.add_argument("--subject", help="the subject key (64 hex characters)")
+    erase.add_argument("--act", choices=list(erasure.ACT_MODES),
+                       help="Act! contact: clear the consent fields, delete it, or keep it "
+                            "(default: ERASURE_ACT, clear)")
+    erase.add_argument("--yes", action="store_true", help="really erase (no undo)")
+    erase.set_defaults(func=cmd_erase)
+
+    evidence_cmd = groups.add_parser(
+        "evidence", help="the evidence pack for one person: JSON + printable HTML",
+        description="Write evidence-<key>.json (the subject export, schema v1, plus the mail "
+                    "template versions, the forms and campaigns involved, and the verification "
+                    "result) and evidence-<key>.html (the same, readable and printable). Exit 1 "
+                    "if nothing is held or the chain does not verify.")
+    who_evidence = evidence_cmd.add_mutually_exclusive_group(required=True)
+    who_evidence.add_argument("--email", help="the person's address")
+    who_evidence.add_argument("--subject", help="the subject key (64 hex characters)")
+    evidence_cmd.add_argument("--out", default=".", help="directory for the two files (default .)")
+    evidence_cmd.add_argument("--locale", choices=["en", "fr"], help="language of the HTML")
+    evidence_cmd.set_defaults(func=cmd_evidence)
 
     admin_group = groups.add_parser("admin", help="access to the admin API")
     admin_cmds = admin_group.add_subparsers(dest="command", required=True, metavar="ACTION")

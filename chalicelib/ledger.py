@@ -359,6 +359,15 @@ class Ledger:
             ConditionExpression=" AND ".join(f"#c{i} = :c{i}" for i in range(len(if_equal))),
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
+    def remove_attributes(self, pk: str, sk: str, names: tuple[str, ...]) -> None:
+        """Erasure only: drop personal attributes from an item that exists (an event keeps
+        its commitment to them, so its hash still verifies)."""
+        aliases = {f"#r{i}": name for i, name in enumerate(names)}
+        self._conditional("update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+                          UpdateExpression="REMOVE " + ", ".join(aliases),
+                          ConditionExpression="attribute_exists(pk)",
+                          ExpressionAttributeNames=aliases)
+
     def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
         """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.
 

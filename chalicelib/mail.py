@@ -25,7 +25,7 @@ from chalicelib.pages import environment
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 
-MAIL_KINDS = ("confirm", "already")
+MAIL_KINDS = ("confirm", "already", "rights")
 
 
 def N_(message: str) -> str:
@@ -36,10 +36,11 @@ def N_(message: str) -> str:
 SUBJECTS = {
     "confirm": N_("Please confirm your choices for %(controller)s"),
     "already": N_("You are already subscribed to %(controller)s"),
+    "rights": N_("Your data held by %(controller)s"),
 }
 
 #: The personal parts of a mail, replaced by markers in the template version.
-MARKED = ("confirm_url", "withdraw_url", "name")
+MARKED = ("confirm_url", "withdraw_url", "rights_url", "name")
 
 
 def _marker(name: str) -> str:
@@ -85,6 +86,7 @@ def render_template(settings: Settings, catalogue: Catalogue, kind: str, locale:
         # Never promise more time than the link has: whole days, or whole hours below one.
         "days": settings.link_max_age["confirm"] // 86400,
         "hours": max(1, settings.link_max_age["confirm"] // 3600),
+        "rights_hours": max(1, settings.link_max_age["rights"] // 3600),
         **{name: _marker(name) for name in MARKED},
     }
     subject = translations(locale).gettext(SUBJECTS[kind]) % {"controller": catalogue.controller.name}

@@ -67,6 +67,8 @@ class MailOrder:
     withdraw_link_id: str
     confirm_link_id: str | None = None
     channel: str | None = None
+    #: A data-rights mail carries a rights link instead of a withdraw link.
+    rights_link_id: str | None = None
 
 
 def outbox_item(order: MailOrder, at: str, expires: int) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def outbox_item(order: MailOrder, at: str, expires: int) -> dict[str, Any]:
         "subject": order.subject, "mail_kind": order.mail_kind, "locale": order.locale,
         "purposes": list(order.purposes), "withdraw_link_id": order.withdraw_link_id,
         "confirm_link_id": order.confirm_link_id, "channel": order.channel,
-        "status": "queued", "attempts": 0, "queued_at": at,
+        "rights_link_id": order.rights_link_id, "status": "queued", "attempts": 0, "queued_at": at,
         "sync_shard": OUTBOX_SHARD, "sync_due": at, "expires_at": expires,
     }
 
@@ -84,7 +86,7 @@ def outbox_item(order: MailOrder, at: str, expires: int) -> dict[str, Any]:
 def _order(item: dict[str, Any]) -> MailOrder:
     return MailOrder(item["mail_id"], item["subject"], item["mail_kind"], item["locale"],
                      tuple(item["purposes"]), item["withdraw_link_id"],
-                     item.get("confirm_link_id"), item.get("channel"))
+                     item.get("confirm_link_id"), item.get("channel"), item.get("rights_link_id"))
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,15 @@ class Postman:
 
     def urls(self, order: MailOrder) -> dict[str, str]:
         """Fresh tokens for the order's recorded link ids (the tokens are never stored)."""
-        base = self.settings.public_base_url
-        withdraw, _ = links.mint(self.settings, "withdraw", order.subject, order.purposes,
-                                 order.withdraw_link_id)
-        urls = {"withdraw_url": f"{base}/u/{withdraw}"}
+        base, urls = self.settings.public_base_url, {}
+        if order.withdraw_link_id:
+            withdraw, _ = links.mint(self.settings, "withdraw", order.subject, order.purposes,
+                                     order.withdraw_link_id)
+            urls["withdraw_url"] = f"{base}/u/{withdraw}"
+        if order.rights_link_id:
+            rights, _ = links.mint(self.settings, "rights", order.subject, (),
+                                   order.rights_link_id)
+            urls["rights_url"] = f"{base}/r/{rights}"
         if order.confirm_link_id:
             confirm, _ = links.mint(self.settings, "confirm", order.subject, order.purposes,
                                     order.confirm_link_id)
@@ -188,7 +195,8 @@ class Postman:
                 "message_id": composed.message_id, "provider_message_id": provider_id,
                 "transport": self.transport.name, "template_version": composed.template.sha256,
                 "locale": order.locale, "purposes": list(order.purposes),
-                "link_ids": [i for i in (order.confirm_link_id, order.withdraw_link_id) if i],
+                "link_ids": [i for i in (order.confirm_link_id, order.withdraw_link_id,
+                                         order.rights_link_id) if i],
                 "channel": order.channel, "attempts": attempts,
             })], deletes=[(mail_pk(order.mail_id), "MAIL")])
 

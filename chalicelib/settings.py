@@ -46,7 +46,7 @@ _ENV_NAMES = (
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
     "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY", "WEBHOOK_SUBSCRIBERS", "WEBHOOK_SECRET",
-    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET",
+    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET", "ERASURE_ACT",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -153,6 +153,9 @@ class Settings:
     #: SNS topics whose SES notifications we accept, and the endpoint's path secret.
     ses_topics: frozenset[str] = frozenset()
     ses_path_secret: str | None = field(default=None, repr=False)
+    #: What erasure does to the person's Act! contacts: clear the consent fields,
+    #: delete the contact, or keep it.
+    erasure_act: str = "clear"
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -400,6 +403,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         signup_min_response=_seconds(env, "SIGNUP_MIN_RESPONSE", 0.4),
         **_webhooks(env),
         admin_secret_keys=_secret_keys(env, "ADMIN_SECRET_KEYS", required=False),
+        erasure_act=_choice(env, "ERASURE_ACT", ("clear", "delete", "keep"), "clear"),
         **_ses_topics(env),
     )
 

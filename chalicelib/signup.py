@@ -25,7 +25,7 @@ from chalicelib.consent import LinkDraft, RequestContext, draft_link, pending_ex
 from chalicelib.errors import (
     BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked,
 )
-from chalicelib.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
 from chalicelib.logs import log
 from chalicelib.outbox import MailOrder, new_mail_id, outbox_item
 from chalicelib.proof import new_event_id
@@ -310,6 +310,7 @@ class Signups:
         channel = f"form:{form.id}"
         at = now_iso()
         outcome: dict[str, Any] = {}
+        erased = (self.ledger.get(subject_pk(subject), "TOMBSTONE") or {}).get("erased_at")
 
         def build(snap: Snapshot) -> Plan:
             accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
@@ -318,6 +319,8 @@ class Signups:
                                     bool(to_ask), channel, locale, ctx, at)
             request.events = [self._requested(p, snap, locale, submission, form, page_url,
                                               request.confirm, ctx, at) for p in purposes]
+            for event in request.events:  # a fresh start after an erasure, said in the proof
+                event.body["after_erasure"] = erased
             if not to_ask and not self.settings.mail.already_subscribed:
                 request.order = None
             outcome.update(status="requested" if to_ask else "already",

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError, validate_email
 
 from chalicelib.errors import InvalidEmail
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 
 def _validated(address: str) -> Any:
@@ -56,3 +59,8 @@ def subject_key(pepper: str, normalised_email: str) -> str:
     return hmac.new(
         pepper.encode("utf-8"), normalised_email.encode("utf-8"), hashlib.sha256
     ).hexdigest()
+
+
+def subject_of_address(settings: Settings, email: str) -> str:
+    """The subject key of a typed address; InvalidEmail if it is not one."""
+    return subject_key(settings.subject_pepper, normalise_email(mail_address(email)))

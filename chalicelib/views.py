@@ -118,7 +118,8 @@ def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
 def confirm_page(settings: Settings, catalogue: Catalogue, locale: str, path: str,
                  link_id: str, purpose_states: list[PurposeState], status: int = 200,
                  error: str | None = None, unchanged: bool = False,
-                 continue_url: str | None = None) -> Page:
+                 continue_url: str | None = None,
+                 title: str = N_("Your consent choices")) -> Page:
     """The confirmation page: each purpose, its text, its state, Accept / Refuse."""
     _ = _gettext(locale)
     purposes, recorded = [], []
@@ -130,7 +131,7 @@ def confirm_page(settings: Settings, catalogue: Catalogue, locale: str, path: st
         if item.changed:
             recorded.append(view)
     return render(
-        "confirm.html", locale, status=status, page_title=_("Your consent choices"),
+        "confirm.html", locale, status=status, page_title=_(title),
         action=path, form_token=antiforgery.issue(settings, link_id), purposes=purposes,
         recorded=recorded, recorded_at=recorded[0]["decided_at"] if recorded else None,
         unchanged=unchanged and not recorded, error=error,
@@ -297,3 +298,58 @@ def withdraw_page(catalogue: Catalogue, locale: str, path: str,
                   action=path, purposes=purposes, recorded=recorded,
                   recorded_at=recorded[0].decided_at if recorded else None,
                   unchanged=done and not recorded, **_common(catalogue, locale))
+
+
+# -- data-subject rights -------------------------------------------------------------------
+
+PREFERENCES_TITLE = N_("Your preferences")
+
+
+def rights_request_page(catalogue: Catalogue, locale: str, done: bool = False,
+                        error: str | None = None, email: str | None = None,
+                        status: int = 200) -> Page:
+    """The public page where a person asks for a link to their data (same answer for all)."""
+    return render("rights_request.html", locale, status=status,
+                  page_title=_gettext(locale)("Your data"), action="/rights", done=done,
+                  error=error, email=email, **_common(catalogue, locale))
+
+
+def rights_report_page(catalogue: Catalogue, locale: str, data: dict[str, Any],
+                       hrefs: dict[str, str | None]) -> Page:
+    """What we hold about the person and why, printable; the export's own content."""
+    _ = _gettext(locale)
+    return render("rights_report.html", locale, page_title=_("The data we hold about you"),
+                  generated_at=data["generated_at"], subject=data["subject"],
+                  purposes=data["purposes"], texts=data["texts"], events=data["events"],
+                  chain=data["chain"], retention=data["retention"],
+                  export_href=hrefs["export"], receipt_href=hrefs.get("receipt"),
+                  preferences_href=hrefs.get("preferences"), erase_href=hrefs["erase"],
+                  **_common(catalogue, locale))
+
+
+ERASE_UNTICKED = N_("Tick the box to confirm that you want your data erased.")
+
+
+def erase_unticked(locale: str) -> str:
+    return _gettext(locale)(ERASE_UNTICKED)
+
+
+ERASE_ACT_NOTES = {
+    "clear": N_("Your consent choices will also be removed from our customer records."),
+    "delete": N_("Your entry in our customer records will also be deleted."),
+    "keep": "",
+}
+
+
+def erase_page(settings: Settings, catalogue: Catalogue, locale: str, link_id: str,
+               action: str, back_href: str, act_mode: str, done: bool = False,
+               erased_at: str | None = None, error: str | None = None,
+               status: int = 200) -> Page:
+    """Ask for erasure with one explicit confirmation; then say what was done."""
+    _ = _gettext(locale)
+    note = ERASE_ACT_NOTES.get(act_mode, "")
+    return render("erase.html", locale, status=status, page_title=_("Erase my data"),
+                  action=action, back_href=back_href, done=done, erased_at=erased_at,
+                  error=error, act_note=_(note) if note else "",
+                  form_token=None if done else antiforgery.issue(settings, link_id),
+                  **_common(catalogue, locale))

@@ -495,6 +495,7 @@ def test_every_signup_answer_takes_the_same_minimum_time(mail_env, client, mail_
     assert all(d >= 0.5 for d in durations), durations
 
 
+@pytest.mark.stream
 def test_queued_delivery_sends_from_the_stream_not_the_request(mail_env, client, mail_sink,
                                                                monkeypatch):
     """The default: the answer never waits for the mail; the table's stream sends it."""

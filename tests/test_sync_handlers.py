@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from chalicelib.ledger import purpose_sk, subject_pk
 from tests.test_sync import contact_by_email, decide, field_key
+
+pytestmark = pytest.mark.stream
 
 
 def stream_records(env: dict[str, str]) -> list[dict[str, Any]]:

@@ -63,6 +63,7 @@ def decide_via_page(client: Any, token: str, **choices: str) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.stream
 def test_each_decision_is_posted_signed_from_the_stream(receiver, client, mint, env, ledger):
     issued = mint("hook@example.eu", "newsletter", "events")
     decide_via_page(client, issued.token, newsletter="accept", events="refuse")
@@ -85,6 +86,7 @@ def test_each_decision_is_posted_signed_from_the_stream(receiver, client, mint, 
     assert again.payload.get("webhooks", 0) == 0 and len(receiver.calls) == 2
 
 
+@pytest.mark.stream
 def test_a_failing_subscriber_is_retried_with_backoff_and_logged(receiver, client, mint, env):
     issued = mint("flaky@example.eu", "newsletter")
     receiver.status = 500

@@ -1,0 +1,163 @@
+"""Erasure (GDPR art. 17): remove every personal datum of a subject, keep the proof.
+
+What goes: the profile (address, name, language, Act! contact ids), every purpose
+state, every link of the person (so no old link opens anything), and from every event
+the IP address, user agent and Accept-Language with their salt. What stays: the
+events themselves, which hold no address or name and commit to the erased fields by
+hash only, so the chain still verifies (see ``chalicelib/proof.py``); and a
+``TOMBSTONE`` under the keyed hash of the address recording that and when an erasure
+happened, so a campaign or an Act! re-import cannot silently re-add the person, and a
+new signup of the address starts a fresh double opt-in that notes the tombstone.
+
+Keeping pseudonymous proof events is the controller's legal-claims exception (art.
+17(3)(e)): without an address they point at nobody unless the address is typed again.
+
+Erasing twice is harmless: a second run finishes what a first one could not (events
+not yet stripped, an Act! contact not yet cleared) and changes nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import actfields
+from chalicelib.act import ActClient, ActError, ActNotFound
+from chalicelib.clock import now_iso
+from chalicelib.errors import ConfigError
+from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, event_sk, purpose_sk, subject_pk
+from chalicelib.logs import log
+from chalicelib.proof import PERSONAL_FIELDS, new_event_id
+from chalicelib.purposes import Catalogue
+
+ACT_MODES = ("clear", "delete", "keep")
+_STRIPPED = (*PERSONAL_FIELDS, "personal_salt")
+#: Items one transaction may touch besides the event, chain head and tombstone.
+_BATCH = 90
+
+
+@dataclass
+class Erasure:
+    """What an erasure did (for the person's page, the CLI and the logs)."""
+
+    subject: str
+    erased_at: str
+    already: bool = False
+    events_stripped: int = 0
+    links_revoked: int = 0
+    act: dict[str, str] = field(default_factory=dict)
+
+
+def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
+          act_mode: str, client: ActClient | None = None) -> Erasure:
+    """Erase one subject; idempotent. ``act_mode``: clear the Act! consent fields,
+    delete the contact, or keep it as it is."""
+    if act_mode not in ACT_MODES:
+        raise ConfigError(f"ERASURE_ACT={act_mode!r}: choose one of {', '.join(ACT_MODES)}.")
+    pk = subject_pk(subject)
+    tombstone = ledger.get(pk, "TOMBSTONE")
+    profile, states = ledger.current(subject)
+    link_ids = _link_ids(ledger, subject)
+    contact_ids = sorted({*((profile or {}).get("act_contact_ids") or []),
+                          *((tombstone or {}).get("act_contact_ids") or [])})
+    already = tombstone is not None and profile is None and not states
+    at = (tombstone or {}).get("erased_at") or now_iso()
+    if not already:
+        at = now_iso()
+        _commit_erasure(ledger, subject, requested_by, act_mode, contact_ids, at, link_ids)
+    result = Erasure(subject, at, already)
+    result.links_revoked = _revoke(ledger, link_ids)
+    result.events_stripped = _strip_events(ledger, subject)
+    result.act = _act(ledger, catalogue, subject, contact_ids, act_mode, client)
+    log("erased", subject=subject, by=requested_by, already=already,
+        events_stripped=result.events_stripped, act=result.act)
+    return result
+
+
+def _link_ids(ledger: Ledger, subject: str) -> list[str]:
+    return sorted({e["link_id"] for e in ledger.events(subject)
+                   if e.get("kind") == "link_issued" and e.get("link_id")})
+
+
+def _commit_erasure(ledger: Ledger, subject: str, requested_by: str, act_mode: str,
+                    contact_ids: list[str], at: str, link_ids: list[str]) -> None:
+    """One transaction: the ``erased`` event, profile and states gone, the tombstone."""
+    pk = subject_pk(subject)
+
+    def build(snap: Snapshot) -> Plan:
+        tombstone = {"pk": pk, "sk": "TOMBSTONE", "subject": subject, "erased_at": at,
+                     "requested_by": requested_by, "act_mode": act_mode,
+                     "act_contact_ids": contact_ids, "act_status": "pending" if contact_ids
+                     and act_mode != "keep" else "none"}
+        deletes = [(pk, purpose_sk(p)) for p in snap.states]
+        if snap.profile is not None:
+            deletes.append((pk, "PROFILE"))
+        return Plan(events=[Draft({
+            "event_id": new_event_id(), "kind": "erased", "at": at, "channel": requested_by,
+            "purposes": sorted(snap.states), "links_revoked": len(link_ids),
+            "act_mode": act_mode, "act_contacts": len(contact_ids)})],
+            puts=[tombstone], deletes=deletes[:_BATCH])
+
+    ledger.commit(subject, build)
+
+
+def _revoke(ledger: Ledger, link_ids: list[str]) -> int:
+    """Delete the person's link records: every old link says it is no longer valid."""
+    revoked = 0
+    for link_id in link_ids:
+        if ledger.get(f"LINK#{link_id}", "LINK") is not None:
+            ledger.delete(f"LINK#{link_id}", "LINK")
+            revoked += 1
+    return revoked
+
+
+def _strip_events(ledger: Ledger, subject: str) -> int:
+    """Remove IP, user agent, Accept-Language and their salt from every event."""
+    stripped = 0
+    for event in ledger.events(subject):
+        if any(name in event for name in _STRIPPED):
+            ledger.remove_attributes(subject_pk(subject), event_sk(event["seq"]), _STRIPPED)
+            stripped += 1
+    return stripped
+
+
+def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[str],
+         act_mode: str, client: ActClient | None) -> dict[str, str]:
+    """Clear or delete the person's Act! contacts; the outcome is kept on the tombstone."""
+    if act_mode == "keep" or not contact_ids:
+        return {}
+    done = tombstone(ledger, subject) or {}
+    if done.get("act_status") == "done":
+        return dict(done.get("act_outcome") or {})
+    if client is None:
+        outcome = {cid: "pending: Act! is not configured" for cid in contact_ids}
+        _note_act(ledger, subject, outcome)
+        return outcome
+    outcome = {}
+    keys = list(actfields.resolve(client, catalogue).values()) if act_mode == "clear" else []
+    for contact_id in contact_ids:
+        try:
+            if act_mode == "delete":
+                client.delete_contact(contact_id)
+                outcome[contact_id] = "deleted"
+            else:
+                client.patch_contact(contact_id, {"customFields": {k: None for k in keys}})
+                outcome[contact_id] = "cleared"
+        except ActNotFound:
+            outcome[contact_id] = "gone"
+        except ActError as exc:
+            outcome[contact_id] = f"failed: {str(exc)[:200]}"
+    _note_act(ledger, subject, outcome)
+    return outcome
+
+
+def _note_act(ledger: Ledger, subject: str, outcome: dict[str, str]) -> None:
+    tombstone = ledger.get(subject_pk(subject), "TOMBSTONE")
+    if tombstone is None:
+        return
+    done = all(not v.startswith(("failed", "pending")) for v in outcome.values())
+    ledger.put({**tombstone, "act_status": "done" if done else "failed",
+                "act_outcome": outcome, "act_checked_at": now_iso()})
+
+
+def tombstone(ledger: Ledger, subject: str) -> dict[str, Any] | None:
+    return ledger.get(subject_pk(subject), "TOMBSTONE")
