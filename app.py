@@ -119,6 +119,8 @@ def confirm_decide(token: str) -> Page:
                                   error=views.form_error(exc, locale))
     log("decisions_recorded", subject=link.subject, link_id=link.link_id,
         changed=[item.purpose for item in result if item.changed])
+    _receipt_after(link.subject, locale, record.get("channel"),
+                   any(item.changed for item in result))
     return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
                               unchanged=not any(item.changed for item in result),
                               continue_url=views.continue_url(catalogue, record.get("channel")))
@@ -178,6 +180,8 @@ def withdraw_post(token: str) -> Page:
                               get_settings().webhook_subscribers)
     log("withdrawn", subject=link.subject, link_id=link.link_id, one_click=one_click,
         changed=[item.purpose for item in result if item.changed])
+    _receipt_after(link.subject, locale, record.get("channel"),
+                   any(item.changed for item in result))
     return views.withdraw_page(catalogue, locale, views.quote_token(token), result, done=True)
 
 
@@ -219,6 +223,7 @@ def preferences_save(token: str) -> Page:
                                   title=views.PREFERENCES_TITLE)
     log("preferences_recorded", subject=link.subject, link_id=link.link_id,
         changed=[item.purpose for item in result if item.changed])
+    _receipt_after(link.subject, locale, "preferences", any(item.changed for item in result))
     return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
                               unchanged=not any(item.changed for item in result),
                               title=views.PREFERENCES_TITLE)
@@ -391,6 +396,18 @@ def _pad(started: float) -> None:
     remaining = get_settings().signup_min_response - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
+
+
+def _receipt_after(subject: str, locale: str, channel: str | None, changed: bool) -> None:
+    """With RECEIPT_MAIL, a consent receipt follows each change (the decision stands alone
+    if queuing it fails: the receipt can always be downloaded from the rights page)."""
+    settings = get_settings()
+    if not changed or not settings.receipt_mail or settings.mail.transport == "none":
+        return
+    try:
+        _deliver(outbox.queue_receipt(get_ledger(), settings, subject, locale, channel))
+    except OptinProofError as exc:
+        log("receipt_not_queued", level="warning", subject=subject, error=type(exc).__name__)
 
 
 def _deliver(mail_id: str | None) -> None:

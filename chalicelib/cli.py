@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    acthooks, actfields, admin, audit, campaign_jobs, campaigns, consent, embed, erasure, evidence,
+    acthooks, actfields, admin, audit, breach, campaign_jobs, campaigns, consent, embed, erasure, evidence,
     mail,
     outbox, proof, schema, sync, webhooks_out,
 )
@@ -29,6 +29,7 @@ from chalicelib.resources import (
 )
 from chalicelib.purposes import load_catalogue
 from chalicelib.settings import catalogue_path, get_settings, parse_duration
+from chalicelib.transports import get_transport
 from chalicelib.subjects import normalise_email, subject_key
 
 LINK_ROUTES = {"confirm": "c", "withdraw": "u", "preferences": "p", "rights": "r"}
@@ -626,6 +627,47 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0 if check["ok"] else 1
 
 
+def cmd_breach_notify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ledger, catalogue = get_ledger(settings), get_catalogue(settings)
+    notice = breach.load_notice(args.id, Path(args.notice_dir), catalogue, args.aware_at)
+    selected = breach.select(ledger, settings, catalogue, breach.Selection(
+        purpose=args.purpose, states=tuple(args.state or ("accepted",)),
+        addresses=breach.read_addresses(Path(args.addresses)) if args.addresses else None,
+        since=breach.parse_moment(args.since, "--since") if args.since else None))
+    if selected.unknown or selected.invalid_lines:
+        print(f"{selected.unknown} listed address(es) we hold nothing about; lines that are no "
+              f"address: {selected.invalid_lines[:20] or 'none'}", file=sys.stderr)
+    if args.dry_run:
+        _print(breach.survey(ledger, args.id, selected.subjects), args.json)
+        return 0
+    progress = breach.notify(ledger, settings, catalogue,
+                             get_transport(settings.mail, settings.aws_region), notice,
+                             selected.subjects, args.rate, _progress_printer("notified"),
+                             operator=f"cli:{os.environ.get('USER') or 'operator'}")
+    unreachable = ", ".join(f"{n} {why}" for why, n in sorted(progress.unreachable.items()))
+    print(f"{progress.total} people: {progress.notified} notified now, {progress.before} before, "
+          f"unreachable {unreachable or 'none'}, {progress.failed} failed (retried by the next "
+          f"run), {progress.permanent} refused for good, {progress.busy} busy")
+    for error in progress.errors[:10]:
+        print(f"  {error}")
+    return 1 if progress.failed or progress.busy else 0
+
+
+def cmd_breach_report(args: argparse.Namespace) -> int:
+    _print(breach.report(get_ledger(), args.id).as_dict(), args.json)
+    return 0
+
+
+def cmd_breach_preview(args: argparse.Namespace) -> int:
+    catalogue = get_catalogue()
+    notice = breach.load_notice(args.id, Path(args.notice_dir), catalogue)
+    template = breach.preview(catalogue, notice, args.locale or catalogue.default_locale)
+    print(f"Subject: {template.subject}\n")
+    print(template.html if args.html else template.text)
+    return 0
+
+
 def cmd_admin_token(args: argparse.Namespace) -> int:
     ttl = parse_duration(args.ttl, "--ttl")
     token = admin.mint(get_settings(), args.operator, ttl)
@@ -948,6 +990,43 @@ def build_parser() -> argparse.ArgumentParser:
     evidence_cmd.add_argument("--out", default=".", help="directory for the two files (default .)")
     evidence_cmd.add_argument("--locale", choices=["en", "fr"], help="language of the HTML")
     evidence_cmd.set_defaults(func=cmd_evidence)
+
+    breach_group = groups.add_parser("breach", help="personal-data breach notices (GDPR art. 34)")
+    breach_cmds = breach_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    notify = breach_cmds.add_parser(
+        "notify", help="mail the notice to every affected person still reachable",
+        description="Mails notice.<locale>.txt (first line may be 'Subject: ...') to each "
+                    "selected person with an address on record, in their language (else the "
+                    "catalogue's default), and records a breach_notified event per person. Run "
+                    "it again to resume: nobody is mailed twice; failures are retried.")
+    notify.add_argument("--id", required=True, help="breach id, e.g. breach-2026-12-crm-export")
+    notify.add_argument("--notice-dir", required=True,
+                        help="directory holding notice.en.txt, notice.fr.txt, ...")
+    notify.add_argument("--purpose", help="only people holding this purpose in --state")
+    notify.add_argument("--state", action="append", choices=list(breach.STATES),
+                        help="with --purpose: the states that count (default accepted; repeat)")
+    notify.add_argument("--addresses", help="only the addresses in this file (one per line)")
+    notify.add_argument("--since", help="only people recorded or updated since (ISO date/time)")
+    notify.add_argument("--aware-at", help="when the controller learned of the breach (ISO); "
+                                           "the report shows the hours since")
+    notify.add_argument("--rate", type=float, default=10.0, help="mails per second (default 10)")
+    notify.add_argument("--dry-run", action="store_true", help="count, send nothing")
+    notify.add_argument("--json", action="store_true", help="--dry-run counts as JSON")
+    notify.set_defaults(func=cmd_breach_notify)
+    breach_report = breach_cmds.add_parser(
+        "report", help="who was notified, when, and how long after awareness",
+        description="Counts of a breach notice and the first/last notification times.")
+    breach_report.add_argument("--id", required=True, help="breach id")
+    breach_report.add_argument("--json", action="store_true", help="print JSON")
+    breach_report.set_defaults(func=cmd_breach_report)
+    breach_preview = breach_cmds.add_parser(
+        "preview", help="print the notice mail as it will be sent",
+        description="Render the notice mail of one language without sending anything.")
+    breach_preview.add_argument("--id", required=True, help="breach id")
+    breach_preview.add_argument("--notice-dir", required=True, help="directory of notice.*.txt")
+    breach_preview.add_argument("--locale", choices=["en", "fr"], help="language")
+    breach_preview.add_argument("--html", action="store_true", help="the HTML part")
+    breach_preview.set_defaults(func=cmd_breach_preview)
 
     admin_group = groups.add_parser("admin", help="access to the admin API")
     admin_cmds = admin_group.add_subparsers(dest="command", required=True, metavar="ACTION")

@@ -25,7 +25,7 @@ from chalicelib.pages import environment
 from chalicelib.purposes import Catalogue
 from chalicelib.settings import Settings
 
-MAIL_KINDS = ("confirm", "already", "rights")
+MAIL_KINDS = ("confirm", "already", "rights", "receipt")
 
 
 def N_(message: str) -> str:
@@ -37,6 +37,7 @@ SUBJECTS = {
     "confirm": N_("Please confirm your choices for %(controller)s"),
     "already": N_("You are already subscribed to %(controller)s"),
     "rights": N_("Your data held by %(controller)s"),
+    "receipt": N_("Your consent receipt from %(controller)s"),
 }
 
 #: The personal parts of a mail, replaced by markers in the template version.
@@ -108,16 +109,9 @@ def _sender_domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "optinproof.local"
 
 
-def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to: str,
-            purposes: tuple[str, ...], urls: dict[str, str], name: str | None = None,
-            mail_id: str | None = None) -> Composed:
-    """Build the message: text and HTML parts, and the headers mail clients rely on.
-
-    ``List-Unsubscribe`` + ``List-Unsubscribe-Post`` (RFC 8058) let the mail client
-    offer one-click withdrawal; its POST goes to the withdraw link.
-    """
-    template = render_template(settings, catalogue, kind, locale, purposes, bool(name))
-    values = {**urls, "name": (name or "").strip()}
+def envelope(settings: Settings, catalogue: Catalogue, to: str, subject: str,
+             mail_id: str | None) -> tuple[EmailMessage, str]:
+    """A message with the headers every mail of ours carries; returns it and its Message-ID."""
     checked = validate_email(to, check_deliverability=False)
     if checked.local_part.isascii():  # the domain in IDNA 2008 form: any relay delivers it
         message = EmailMessage()
@@ -127,16 +121,34 @@ def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to
         message["To"] = f"{checked.local_part}@{checked.domain}"
     message["From"] = settings.mail.sender
     message["Reply-To"] = settings.mail.reply_to or catalogue.controller.contact_email
-    message["Subject"] = template.subject
+    message["Subject"] = subject
     message["Date"] = format_datetime(utcnow())
     message_id = make_msgid(idstring=mail_id, domain=_sender_domain(settings.mail.sender))
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
+    return message, message_id
+
+
+def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to: str,
+            purposes: tuple[str, ...], urls: dict[str, str], name: str | None = None,
+            mail_id: str | None = None,
+            attachment: tuple[str, bytes] | None = None) -> Composed:
+    """Build the message: text and HTML parts, and the headers mail clients rely on.
+
+    ``List-Unsubscribe`` + ``List-Unsubscribe-Post`` (RFC 8058) let the mail client
+    offer one-click withdrawal; its POST goes to the withdraw link.
+    """
+    template = render_template(settings, catalogue, kind, locale, purposes, bool(name))
+    values = {**urls, "name": (name or "").strip()}
+    message, message_id = envelope(settings, catalogue, to, template.subject, mail_id)
     if urls.get("withdraw_url"):
         message["List-Unsubscribe"] = f"<{urls['withdraw_url']}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(_fill(template.text, values, escape=False))
     message.add_alternative(_fill(template.html, values, escape=True), subtype="html")
+    if attachment is not None:  # e.g. the consent receipt: JSON, named, not inline
+        filename, data = attachment
+        message.add_attachment(data, maintype="application", subtype="json", filename=filename)
     message["Content-Language"] = locale  # after the body: set_content resets Content-*
     return Composed(message, message_id, template)
 

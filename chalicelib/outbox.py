@@ -12,6 +12,7 @@ and our write means one more mail, never a lost one.
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Iterable, Iterator
 
-from chalicelib import links, mail
+from chalicelib import links, mail, receipts
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import (
     MailError, MailPermanentFailure, MailTemporaryFailure, OptinProofError,
@@ -159,9 +160,14 @@ class Postman:
                 self._drop(order, "its link was replaced by a newer one")
                 return Delivery(mail_id, "skipped", "link superseded")
         try:
+            attachment, receipt_id = self._receipt(order)
             composed = mail.compose(self.settings, self.catalogue, order.mail_kind, order.locale,
                                     profile["email"], order.purposes, self.urls(order),
-                                    name=profile.get("name"), mail_id=order.mail_id)
+                                    name=profile.get("name"), mail_id=order.mail_id,
+                                    attachment=attachment)
+        except receipts.NothingToReceipt:
+            self._drop(order, "no consent to put in a receipt any more")
+            return Delivery(mail_id, "skipped", "nothing to receipt")
         except (KeyError, ValueError) as exc:  # e.g. a purpose retired since the request
             return self._failed(order, item, attempts, MailPermanentFailure(
                 f"The mail cannot be composed any more ({type(exc).__name__}: {exc})."))
@@ -171,7 +177,7 @@ class Postman:
             provider_id = self._send(composed)
         except MailError as exc:
             return self._failed(order, item, attempts, exc)
-        self._record_sent(order, composed, provider_id, attempts)
+        self._record_sent(order, composed, provider_id, attempts, receipt_id)
         log("mail_sent", subject=order.subject, mail_id=order.mail_id, kind=order.mail_kind,
             transport=self.transport.name, attempts=attempts)
         return Delivery(mail_id, "sent")
@@ -186,8 +192,17 @@ class Postman:
                 time.sleep(0.3 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def _receipt(self, order: MailOrder) -> tuple[tuple[str, bytes] | None, str | None]:
+        """A receipt mail carries the signed receipt of the consents in force when sent."""
+        if order.mail_kind != "receipt":
+            return None, None
+        receipt = receipts.for_subject(self.ledger, self.catalogue, order.subject, order.locale)
+        document = receipts.document(self.settings, receipt)
+        data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+        return ("consent-receipt.json", data), receipt["consentReceiptID"]
+
     def _record_sent(self, order: MailOrder, composed: mail.Composed, provider_id: str,
-                     attempts: int) -> None:
+                     attempts: int, receipt_id: str | None = None) -> None:
         def build(snap: Snapshot) -> Plan:
             return Plan(events=[Draft({
                 "event_id": new_event_id(), "kind": "mail_sent", "at": now_iso(),
@@ -197,7 +212,7 @@ class Postman:
                 "locale": order.locale, "purposes": list(order.purposes),
                 "link_ids": [i for i in (order.confirm_link_id, order.withdraw_link_id,
                                          order.rights_link_id) if i],
-                "channel": order.channel, "attempts": attempts,
+                "channel": order.channel, "attempts": attempts, "receipt_id": receipt_id,
             })], deletes=[(mail_pk(order.mail_id), "MAIL")])
 
         self.ledger.commit(order.subject, build)
@@ -235,6 +250,27 @@ class Postman:
         self.ledger.commit(order.subject, lambda snap: Plan(
             deletes=[(mail_pk(order.mail_id), "MAIL")]))
         log("mail_dropped", subject=order.subject, mail_id=order.mail_id, reason=why)
+
+
+def queue_receipt(ledger: Ledger, settings: Settings, subject: str, locale: str,
+                  channel: str | None) -> str | None:
+    """Queue a consent-receipt mail after a change of choices (``RECEIPT_MAIL``).
+
+    The receipt itself is built when the mail leaves, from the consents then in force,
+    so a burst of changes never mails a stale one. Returns the mail id, or None when
+    the person has no address on record (nothing to send to).
+    """
+    at, mail_id = now_iso(), new_mail_id()
+
+    def build(snap: Snapshot) -> Plan:
+        if not (snap.profile or {}).get("email") or not snap.states:
+            return Plan()
+        order = MailOrder(mail_id, subject, "receipt", locale, tuple(sorted(snap.states)), "",
+                          channel=channel)
+        return Plan(puts=[outbox_item(order, at, int(time.time()) + 30 * 86400)])
+
+    _, _ = ledger.commit(subject, build)
+    return mail_id if ledger.get(mail_pk(mail_id), "MAIL") else None
 
 
 def stream_mail_ids(images: Iterable[dict[str, Any] | None]) -> list[str]:

@@ -46,7 +46,7 @@ _ENV_NAMES = (
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
     "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
     "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY", "WEBHOOK_SUBSCRIBERS", "WEBHOOK_SECRET",
-    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET", "ERASURE_ACT",
+    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET", "ERASURE_ACT", "RECEIPT_MAIL",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -156,6 +156,8 @@ class Settings:
     #: What erasure does to the person's Act! contacts: clear the consent fields,
     #: delete the contact, or keep it.
     erasure_act: str = "clear"
+    #: Mail the person a signed consent receipt after each change of their choices.
+    receipt_mail: bool = False
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -404,6 +406,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         **_webhooks(env),
         admin_secret_keys=_secret_keys(env, "ADMIN_SECRET_KEYS", required=False),
         erasure_act=_choice(env, "ERASURE_ACT", ("clear", "delete", "keep"), "clear"),
+        receipt_mail=_flag(env, "RECEIPT_MAIL", False),
         **_ses_topics(env),
     )
 

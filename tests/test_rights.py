@@ -323,3 +323,29 @@ def test_consent_receipt_download_verifies(person, client):
     assert [p["id"] for p in accepted] == ["newsletter"]
     schema = json.loads((ROOT / "schemas" / "consent-receipt.v1.json").read_text())
     jsonschema.validate(verified, schema)
+
+
+def test_receipt_mailed_after_each_change_when_configured(mail_env, client, mail_sink,
+                                                          monkeypatch):
+    from chalicelib import receipts
+
+    monkeypatch.setenv("RECEIPT_MAIL", "true")
+    confirmed(client, mail_sink, "rec@example.eu")  # accept newsletter, refuse events
+    mails = [m for m in mail_sink.messages if "receipt" in m.subject.lower()]
+    assert len(mails) == 1
+    attachment = next(part for part in mails[0].message.iter_attachments())
+    assert attachment.get_filename() == "consent-receipt.json"
+    document = json.loads(attachment.get_content())
+    assert receipts.verify(get_settings(), document["jws"])["piiPrincipalId"] == "rec@example.eu"
+    sent = [e for e in get_ledger().events(key("rec@example.eu")) if e["kind"] == "mail_sent"
+            and e["mail_kind"] == "receipt"]
+    assert sent[0]["receipt_id"] == document["receipt"]["consentReceiptID"]
+    # a click that changes nothing mails nothing
+    page = links_in(next(m for m in mail_sink.messages if "/c/" in m.text()))["confirm"]
+    decide(client, page, newsletter="accept", events="refuse")
+    assert len([m for m in mail_sink.messages if "receipt" in m.subject.lower()]) == 1
+
+
+def test_no_receipt_mail_by_default(mail_env, client, mail_sink):
+    confirmed(client, mail_sink, "norec@example.eu")
+    assert not [m for m in mail_sink.messages if "receipt" in m.subject.lower()]
