@@ -7,13 +7,14 @@ PIP_OK := $(VENV)/.deps-installed
 NPM_OK := node_modules/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test deps bench translations clean help
+.PHONY: run test deps bench translations clean help deploy
 
 help:
 	@echo "make run    - start DynamoDB Local + the app (chalice local) and print the URLs"
 	@echo "make test   - install what is needed and run the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make translations - extract and compile the page translations (Babel)"
+	@echo "make deploy STAGE=prod SENDER_DOMAIN=example.eu - infra create, then chalice deploy"
 
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -43,6 +44,12 @@ translations: deps
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o locales/messages.pot --no-location --omit-header .
 	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching
 	$(VENV)/bin/pybabel compile -d locales
+
+deploy: deps
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod SENDER_DOMAIN=example.eu" >&2; exit 2; }
+	$(PY) -m chalicelib.cli infra create --stage $(STAGE) $(if $(SENDER_DOMAIN),--sender-domain $(SENDER_DOMAIN),--no-ses)
+	CONSENT_TABLE_STREAM_ARN=$$($(PY) -m chalicelib.cli infra create --stage $(STAGE) --no-secrets --no-ses | sed -n 's/^stream //p') \
+	  $(VENV)/bin/chalice deploy --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -17,9 +17,8 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    acthooks, actfields, admin, audit, breach, campaign_jobs, campaigns, consent, embed, erasure, evidence,
-    mail,
-    outbox, proof, schema, sync, webhooks_out,
+    acthooks, actfields, admin, audit, breach, campaign_jobs, campaigns, consent, embed, erasure,
+    evidence, infra, mail, outbox, proof, schema, ssm_secrets, sync, webhooks_out,
 )
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
@@ -668,6 +667,70 @@ def cmd_breach_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aws(service: str, args: argparse.Namespace) -> Any:
+    """A boto3 client for the operator's account (no app secrets needed yet)."""
+    import boto3
+
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise OptinProofError("Name the AWS region: --region eu-west-1 (or AWS_REGION).")
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT") if service == "dynamodb" else None
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint)
+
+
+def cmd_infra_create(args: argparse.Namespace) -> int:
+    done, outputs = infra.create(
+        args.stage, args.sender_domain, _aws("dynamodb", args),
+        None if args.no_secrets else _aws("ssm", args),
+        None if args.no_ses or not args.sender_domain else _aws("sesv2", args))
+    for line in done:
+        print(line)
+    print(f"table {outputs['table']}\nstream {outputs['stream_arn']}")
+    print(f"next: export CONSENT_TABLE_STREAM_ARN={outputs['stream_arn']} && "
+          f"chalice deploy --stage {args.stage}", file=sys.stderr)
+    return 0
+
+
+def cmd_infra_template(args: argparse.Namespace) -> int:
+    text = json.dumps(infra.template(args.stage, args.sender_domain), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}; use: chalice package --stage {args.stage} --merge-template "
+              f"{args.out} out/", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_infra_policy(args: argparse.Namespace) -> int:
+    text = json.dumps(infra.policy(args.stage, args.sender_domain), indent=2) + "\n"
+    if args.write:
+        target = Path(".chalice") / f"policy-{args.stage}.json"
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_secrets_init(args: argparse.Namespace) -> int:
+    for line in infra.init_secrets(_aws("ssm", args), args.stage):
+        print(line)
+    return 0
+
+
+def cmd_secrets_set(args: argparse.Namespace) -> int:
+    value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else \
+        __import__("getpass").getpass(f"{args.name}: ")
+    print(f"stored {infra.set_secret(_aws('ssm', args), args.stage, args.name, value)}")
+    return 0
+
+
+def cmd_secrets_list(args: argparse.Namespace) -> int:
+    _print(infra.list_secrets(_aws("ssm", args), args.stage), args.json)
+    return 0
+
+
 def cmd_admin_token(args: argparse.Namespace) -> int:
     ttl = parse_duration(args.ttl, "--ttl")
     token = admin.mint(get_settings(), args.operator, ttl)
@@ -1027,6 +1090,67 @@ def build_parser() -> argparse.ArgumentParser:
     breach_preview.add_argument("--locale", choices=["en", "fr"], help="language")
     breach_preview.add_argument("--html", action="store_true", help="the HTML part")
     breach_preview.set_defaults(func=cmd_breach_preview)
+
+    infra_group = groups.add_parser("infra", help="AWS infrastructure chalice deploy does not create")
+    infra_cmds = infra_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+
+    def stage_args(sub: argparse.ArgumentParser, domain: bool = False) -> None:
+        sub.add_argument("--stage", required=True, help="dev or prod (as in .chalice/config.json)")
+        sub.add_argument("--region", help="AWS region (default: AWS_REGION)")
+        if domain:
+            sub.add_argument("--sender-domain", help="the domain of MAIL_FROM, e.g. example.eu")
+
+    create = infra_cmds.add_parser(
+        "create", help="create the table, SES identity and secrets of a stage (idempotent)",
+        description="Create what is missing, never change what exists: the consent table "
+                    "(optinproof-<stage>: pending-sync index, TTL, stream, encryption, "
+                    "point-in-time recovery), the SES identity of --sender-domain (prints the "
+                    "DKIM records to add), and the generated secrets as SSM SecureString "
+                    "parameters under /optinproof/<stage>/. Prints the stream ARN for "
+                    "chalice deploy.")
+    stage_args(create, domain=True)
+    create.add_argument("--no-secrets", action="store_true", help="skip SSM")
+    create.add_argument("--no-ses", action="store_true", help="skip the SES identity")
+    create.set_defaults(func=cmd_infra_create)
+    cfn = infra_cmds.add_parser(
+        "template", help="CloudFormation for chalice package --merge-template",
+        description="The table and SES identity as CloudFormation, and the stream handler "
+                    "wired to the table's stream ARN (secrets: use `secrets init`).")
+    cfn.add_argument("--stage", required=True, help="dev or prod")
+    cfn.add_argument("--sender-domain", required=True, help="the domain of MAIL_FROM")
+    cfn.add_argument("--out", help="file to write (default: standard output)")
+    cfn.set_defaults(func=cmd_infra_template)
+    pol = infra_cmds.add_parser(
+        "policy", help="the stage's least-privilege IAM policy",
+        description="Print (or --write to .chalice/policy-<stage>.json) the IAM policy of the "
+                    "stage's functions: only its table, index and stream, its SES identity, its "
+                    "SSM parameters, its logs.")
+    pol.add_argument("--stage", required=True, help="dev or prod")
+    pol.add_argument("--sender-domain", required=True, help="the domain of MAIL_FROM")
+    pol.add_argument("--write", action="store_true", help="write .chalice/policy-<stage>.json")
+    pol.set_defaults(func=cmd_infra_policy)
+
+    secrets_group = groups.add_parser("secrets", help="the stage's secrets in SSM Parameter Store")
+    secrets_cmds = secrets_group.add_subparsers(dest="command", required=True, metavar="ACTION")
+    init = secrets_cmds.add_parser(
+        "init", help="generate the missing generated secrets (never overwrites)",
+        description="LINK_SECRET_KEYS, SUBJECT_PEPPER, ADMIN_SECRET_KEYS and the webhook "
+                    "secrets, as SecureString parameters under /optinproof/<stage>/.")
+    stage_args(init)
+    init.set_defaults(func=cmd_secrets_init)
+    put = secrets_cmds.add_parser(
+        "set", help="store one secret, read from standard input (e.g. ACT_PASSWORD)",
+        description="Store or replace one secret (a SecureString). The value is read from "
+                    "standard input, or asked for without echo on a terminal. Rotating link "
+                    "keys: set LINK_SECRET_KEYS to 'old,new' (newest last).")
+    stage_args(put)
+    put.add_argument("name", choices=list(ssm_secrets.SECRET_NAMES), help="which secret")
+    put.set_defaults(func=cmd_secrets_set)
+    lst = secrets_cmds.add_parser("list", help="names and dates of the stage's secrets",
+                                  description="Never prints a value.")
+    stage_args(lst)
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    lst.set_defaults(func=cmd_secrets_list)
 
     admin_group = groups.add_parser("admin", help="access to the admin API")
     admin_cmds = admin_group.add_subparsers(dest="command", required=True, metavar="ACTION")

@@ -417,6 +417,10 @@ def _cached(items: tuple[tuple[str, str], ...]) -> Settings:
 
 
 def get_settings() -> Settings:
-    """Settings for the current environment, validated once per distinct environment."""
-    relevant = tuple((name, os.environ[name]) for name in _ENV_NAMES if name in os.environ)
+    """Settings for the current environment (with the stage's SSM secrets in AWS),
+    validated once per distinct environment."""
+    from chalicelib.ssm_secrets import environment
+
+    env = environment()
+    relevant = tuple((name, env[name]) for name in _ENV_NAMES if name in env)
     return _cached(relevant)
