@@ -91,7 +91,9 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
 def confirm_show(token: str) -> Page:
     """The confirmation page. Renders only: GET and HEAD never change anything."""
     settings, ledger = get_settings(), get_ledger()
-    link, _ = consent.open_link(ledger, settings, "confirm", token, get_catalogue())
+    link, record = consent.open_link(ledger, settings, "confirm", token, get_catalogue())
+    if app.current_request.method == "GET":
+        consent.note_opened(ledger, record)
     return views.confirm_page(settings, get_catalogue(), _locale(), views.quote_token(token),
                               link.link_id, consent.states(ledger, link))
 
@@ -332,10 +334,19 @@ def erase_confirm(token: str) -> Page:
                                 f"/r/{quoted}", settings.erasure_act, status=400,
                                 error=str(exc) if isinstance(exc, NoChoice)
                                 else views.form_error(exc, locale))
-    done = erasure.erase(get_ledger(), catalogue, link.subject, "rights_page",
-                         settings.erasure_act, _act_client_or_none())
+    done = _erase(link.subject, "rights_page", settings.erasure_act)
     return views.erase_page(settings, catalogue, locale, link.link_id, "", "",
                             settings.erasure_act, done=True, erased_at=done.erased_at)
+
+
+def _erase(subject: str, requested_by: str, act_mode: str) -> erasure.Erasure:
+    """Erase with Act! in the loop: unsent decisions pushed first, then cleared there."""
+    settings, pusher = get_settings(), _pusher_or_none()
+    return erasure.erase(get_ledger(), get_catalogue(), subject, requested_by, act_mode,
+                         _act_client_or_none(),
+                         aem_opt_out=settings.act.aem_opt_out if settings.act else True,
+                         push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
+                         if pusher else None)
 
 
 def _act_client_or_none() -> Any:
@@ -762,8 +773,7 @@ def admin_erase(operator: admin.Operator) -> Response:
     if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
         return _json({"error": "not_found", "message": "Nothing is held about this person."},
                      404)
-    done = erasure.erase(ledger, get_catalogue(), subject, f"admin:{operator.name}", act_mode,
-                         _act_client_or_none())
+    done = _erase(subject, f"admin:{operator.name}", act_mode)
     return _json({"subject": subject, "erased_at": done.erased_at, "already": done.already,
                   "events_stripped": done.events_stripped, "links_revoked": done.links_revoked,
                   "act": done.act})
@@ -885,6 +895,9 @@ def sync_sweep(event: Any) -> dict[str, Any]:
     if pusher is None:
         return {"synced": 0, "failed": 0}
     _reconcile(acthooks.Reconciler.pending_in(pusher.ledger))
+    settings = get_settings()
+    erasure.retry_act(pusher.ledger, get_catalogue(), pusher.client, settings.erasure_act,
+                      settings.act.aem_opt_out if settings.act else True)
     report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
     log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
         skipped=report.skipped)

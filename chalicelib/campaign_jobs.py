@@ -28,6 +28,8 @@ INDEX_PK = "CAMPAIGNS"
 RUNNING, PAUSED, FINISHED, ATTENTION = "running", "paused", "finished", "needs_attention"
 #: A pass holds its campaign this long at most (longer than any Lambda runs).
 _LEASE_SECONDS = 960
+#: How often a pass looks whether someone paused its campaign.
+PAUSE_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,23 +160,40 @@ def _pass(ledger: Ledger, tools: Tools, entry: dict[str, Any], deadline: float,
             raise ConfigError("Reading the audience needs Act! (ACT_API_URL and friends).")
         contacts = campaigns.audience(tools.client, campaign)
         if round_no > 1:
-            wanted = silent_contacts(ledger, campaign, round_no) | runner.settled()
+            unfinished = {i["contact_id"] for i in campaigns.contact_items(ledger, campaign.id)
+                          if i.get("status") == "minted" and int(i.get("round", 1)) == round_no}
+            wanted = silent_contacts(ledger, campaign, round_no) | runner.settled() | unfinished
             contacts = [c for c in contacts if c.id in wanted]
-        progress = runner.run(contacts, concurrency=concurrency, deadline=deadline)
+        progress = runner.run(contacts, concurrency=concurrency, deadline=deadline,
+                              should_stop=_paused_check(ledger, campaign_id))
     except OptinProofError as exc:  # Act! down, config missing: said on the entry, tried again
         log("campaign_pass_failed", level="warning", campaign=campaign_id,
             error=type(exc).__name__, detail=str(exc)[:300])
         return _record(ledger, campaign_id, {"last_error": str(exc)[:300]})
     state = RUNNING if progress.stopped else (ATTENTION if progress.failed else FINISHED)
     return _record(ledger, campaign_id, {"last_pass": progress.as_dict(), "last_error": None},
-                   state)
+                   state, (entry.get("requested_at"), entry.get("round")))
+
+
+def _paused_check(ledger: Ledger, campaign_id: str) -> Callable[[], bool]:
+    """Whether someone paused the campaign (read at most every PAUSE_CHECK_SECONDS)."""
+    last = {"at": -1e9, "stop": False}
+
+    def check() -> bool:
+        if time.monotonic() - last["at"] >= PAUSE_CHECK_SECONDS:
+            last["at"] = time.monotonic()
+            last["stop"] = (index_entry(ledger, campaign_id) or {}).get("state") != RUNNING
+        return bool(last["stop"])
+    return check
 
 
 def _record(ledger: Ledger, campaign_id: str, fields: dict[str, Any],
-            state: str | None = None) -> dict[str, Any]:
-    """Write a pass's outcome, unless someone paused the campaign meanwhile."""
+            state: str | None = None, started: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """Write a pass's outcome. The state changes only if nobody paused the campaign or
+    asked for another run (a reminder) while the pass worked: that request stands."""
     entry = index_entry(ledger, campaign_id) or {}
-    if state and entry.get("state") == RUNNING:
+    unchanged = started is None or (entry.get("requested_at"), entry.get("round")) == started
+    if state and entry.get("state") == RUNNING and unchanged:
         entry["state"] = state
     entry.update({k: v for k, v in fields.items() if v is not None}, last_pass_at=now_iso())
     if fields.get("last_error") is None:

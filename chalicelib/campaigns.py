@@ -73,6 +73,10 @@ def define(ledger: Ledger, settings: Settings, catalogue: Catalogue, campaign_id
            purposes: list[str], audience: str, audience_value: str | None, delivery: str,
            locale: str | None = None, link_field: str | None = None) -> Campaign:
     """Validate and record a campaign; an existing id with other settings is refused."""
+    for name, value in (("id", campaign_id), ("delivery", delivery), ("locale", locale),
+                        ("link_field", link_field), ("audience", audience_value)):
+        if value is not None and not isinstance(value, str):
+            raise BadInput(f"The campaign's {name} must be text.")
     if not _ID.fullmatch(campaign_id or ""):
         raise BadInput(f"Campaign id {campaign_id!r}: use 3-48 lower-case letters, digits or "
                        "'-' (e.g. repermission-2026-12).")
@@ -244,7 +248,8 @@ class Runner:
 
     def run(self, contacts: list[Contact], concurrency: int = 8,
             on_progress: Callable[[Progress], None] | None = None,
-            deadline: float | None = None) -> Progress:
+            deadline: float | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Progress:
         """Process every contact with bounded concurrency; Act! 429s slow the client down.
 
         Contacts this round already settled are counted from one query, not re-read
@@ -260,7 +265,8 @@ class Runner:
         stop = threading.Event()
 
         def work(contact: Contact) -> None:
-            if deadline is not None and time.monotonic() > deadline:
+            if (deadline is not None and time.monotonic() > deadline) \
+                    or (should_stop is not None and should_stop()):
                 stop.set()
             if stop.is_set():
                 return
@@ -323,6 +329,8 @@ class Runner:
             return self._deliver(contact, existing)  # the same person's link, not yet delivered
         if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
             return self._skip(contact, "suppressed")
+        if (self.ledger.current(subject)[0] or {}).get("complained_at"):
+            return self._skip(contact, "complained")  # marked our mail as spam: never again
         owner = {"pk": self.pk, "sk": f"SUBJECT#{subject}", "contact_id": contact.id}
         if not self.ledger.put(owner, only_new=True):
             first = self.ledger.get(self.pk, f"SUBJECT#{subject}") or {}
@@ -515,12 +523,15 @@ def report(ledger: Ledger, campaign: Campaign) -> Report:
         if status != DONE:
             undelivered += 1
             continue
-        _, states = ledger.current(item["subject"])
-        bounced, answered = _bounced(ledger, item), False
+        profile, states = ledger.current(item["subject"])
+        bounced, answered = _bounced(ledger, item), bool((profile or {}).get("complained_at"))
         for purpose in campaign.purposes:
             counts[purpose]["sent"] += 1
             state = states.get(purpose) or {}
-            if state.get("channel") == campaign.channel and state.get("state") in ANSWERS:
+            # A no is a no whichever way it came (a complaint, a withdraw link): such a
+            # person is never reminded.
+            if state.get("state") in ANSWERS and (state.get("channel") == campaign.channel
+                                                  or state.get("state") != "accepted"):
                 counts[purpose][state["state"]] += 1
                 answered = True
             elif bounced:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
-from chalicelib import links
+from chalicelib import links, stats
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import (
     BadInput, OptinProofError, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, NoChoice,
@@ -193,6 +193,18 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
     return link, record
 
 
+def note_opened(ledger: Ledger, record: dict[str, Any]) -> None:
+    """Count the first opening of a campaign or form link's page (the funnel's step
+    between "sent" and "decided"). Mail scanners open links too: it is an upper bound."""
+    if record.get("opened_at") or not stats.opened(record.get("channel")):
+        return
+    try:
+        if ledger.set_once(f"LINK#{record['link_id']}", "LINK", "opened_at", now_iso()):
+            ledger.add_counters(stats.opened(record.get("channel")))
+    except OptinProofError:  # a count, never a reason to refuse the page
+        return
+
+
 def renewable(ledger: Ledger, exc: Exception) -> bool:
     """Whether a refused confirm link may ask for a new one: authentic (expired or
     superseded) and its issuance still on record (so we know whom to write to)."""
@@ -365,8 +377,8 @@ def asked_purposes(ledger: Ledger, subject: str) -> set[str]:
     """Every purpose a person was ever asked about (decided or not), from their chain."""
     asked: set[str] = set()
     for event in ledger.events(subject):
-        if event.get("kind") == "link_issued":
-            asked.update(event.get("purposes") or ())
+        if event.get("kind") == "link_issued" and event.get("link_kind") == "confirm":
+            asked.update(event.get("purposes") or ())  # not a preferences page's list
         elif event.get("purpose"):
             asked.add(event["purpose"])
     return asked

@@ -17,13 +17,16 @@ not yet stripped, an Act! contact not yet cleared) and changes nothing else.
 """
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Callable
 
 from chalicelib import actfields
 from chalicelib.act import ActClient, ActError, ActNotFound
-from chalicelib.clock import now_iso
-from chalicelib.errors import ConfigError
+from chalicelib.clock import iso, now_iso, utcnow
+from chalicelib.errors import ConfigError, Contention, OptinProofError
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, event_sk, purpose_sk, subject_pk
 from chalicelib.logs import log
 from chalicelib.proof import PERSONAL_FIELDS, new_event_id
@@ -33,6 +36,9 @@ ACT_MODES = ("clear", "delete", "keep")
 _STRIPPED = (*PERSONAL_FIELDS, "personal_salt")
 #: Items one transaction may touch besides the event, chain head and tombstone.
 _BATCH = 90
+#: Tombstones whose Act! step must be tried again, in the pending-sync index.
+ACT_RETRY_SHARD = "ERASE#ACT"
+_LOCK_SECONDS = 120
 
 
 @dataclass
@@ -48,11 +54,47 @@ class Erasure:
 
 
 def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
-          act_mode: str, client: ActClient | None = None) -> Erasure:
+          act_mode: str, client: ActClient | None = None, aem_opt_out: bool = True,
+          push_pending: Callable[[str, str], Any] | None = None,
+          lock_wait: float = 15.0) -> Erasure:
     """Erase one subject; idempotent. ``act_mode``: clear the Act! consent fields,
-    delete the contact, or keep it as it is."""
+    delete the contact, or keep it as it is.
+
+    Decisions not yet in Act! are pushed first (``push_pending``), so erasure never
+    swallows a withdrawal; then the person's sync lock is held to the end, so no push
+    that started earlier can write consent back into Act! after the erasure.
+    """
     if act_mode not in ACT_MODES:
         raise ConfigError(f"ERASURE_ACT={act_mode!r}: choose one of {', '.join(ACT_MODES)}.")
+    pk = subject_pk(subject)
+    if push_pending is not None:
+        for purpose, state in ledger.current(subject)[1].items():
+            if state.get("sync_status") not in (None, "synced"):
+                try:
+                    push_pending(pk, f"PURPOSE#{purpose}")
+                except OptinProofError as exc:  # Act! down: the tombstone records the rest
+                    log("erase_push_failed", level="warning", subject=subject,
+                        error=type(exc).__name__)
+    owner = uuid.uuid4().hex
+    _take_lock(ledger, subject, owner, lock_wait)
+    try:
+        return _erase_locked(ledger, catalogue, subject, requested_by, act_mode, client,
+                             aem_opt_out)
+    finally:
+        ledger.release_lock(subject, owner)
+
+
+def _take_lock(ledger: Ledger, subject: str, owner: str, wait: float = 15.0) -> None:
+    deadline = time.monotonic() + wait
+    while not ledger.acquire_lock(subject, owner, _LOCK_SECONDS):
+        if time.monotonic() > deadline:
+            raise Contention("This person's data is being sent to Act! right now; nothing "
+                             "was erased. Please try again in a minute.")
+        time.sleep(0.2)
+
+
+def _erase_locked(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
+                  act_mode: str, client: ActClient | None, aem_opt_out: bool) -> Erasure:
     pk = subject_pk(subject)
     tombstone = ledger.get(pk, "TOMBSTONE")
     profile, states = ledger.current(subject)
@@ -67,7 +109,7 @@ def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
     result = Erasure(subject, at, already)
     result.links_revoked = _revoke(ledger, link_ids)
     result.events_stripped = _strip_events(ledger, subject)
-    result.act = _act(ledger, catalogue, subject, contact_ids, act_mode, client)
+    result.act = _act(ledger, catalogue, subject, contact_ids, act_mode, client, aem_opt_out)
     log("erased", subject=subject, by=requested_by, already=already,
         events_stripped=result.events_stripped, act=result.act)
     return result
@@ -121,9 +163,13 @@ def _strip_events(ledger: Ledger, subject: str) -> int:
 
 
 def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[str],
-         act_mode: str, client: ActClient | None) -> dict[str, str]:
-    """Clear or delete the person's Act! contacts; the outcome is kept on the tombstone."""
-    if act_mode == "keep" or not contact_ids:
+         act_mode: str, client: ActClient | None, aem_opt_out: bool) -> dict[str, str]:
+    """Clear or delete the person's Act! contacts; the outcome is kept on the tombstone.
+
+    ``keep`` still switches Act! e-marketing off (``aemOptOut``) when configured: an
+    erased person holds no consent, so Act! must not keep mailing them.
+    """
+    if not contact_ids or (act_mode == "keep" and not aem_opt_out):
         return {}
     done = tombstone(ledger, subject) or {}
     if done.get("act_status") == "done":
@@ -132,31 +178,65 @@ def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[s
         outcome = {cid: "pending: Act! is not configured" for cid in contact_ids}
         _note_act(ledger, subject, outcome)
         return outcome
-    outcome = {}
-    keys = list(actfields.resolve(client, catalogue).values()) if act_mode == "clear" else []
-    for contact_id in contact_ids:
-        try:
-            if act_mode == "delete":
-                client.delete_contact(contact_id)
-                outcome[contact_id] = "deleted"
-            else:
-                client.patch_contact(contact_id, {"customFields": {k: None for k in keys}})
-                outcome[contact_id] = "cleared"
-        except ActNotFound:
-            outcome[contact_id] = "gone"
-        except ActError as exc:
-            outcome[contact_id] = f"failed: {str(exc)[:200]}"
+    try:
+        keys = list(actfields.resolve(client, catalogue).values()) if act_mode == "clear" \
+            else []
+    except (ActError, ConfigError) as exc:
+        outcome = {cid: f"failed: {str(exc)[:200]}" for cid in contact_ids}
+        _note_act(ledger, subject, outcome)
+        return outcome
+    outcome = {cid: _act_one(client, cid, act_mode, keys, aem_opt_out) for cid in contact_ids}
     _note_act(ledger, subject, outcome)
     return outcome
 
 
+def _act_one(client: ActClient, contact_id: str, act_mode: str, keys: list[str],
+             aem_opt_out: bool) -> str:
+    body: dict[str, Any] = {"aemOptOut": True} if aem_opt_out else {}
+    try:
+        if act_mode == "delete":
+            client.delete_contact(contact_id)
+            return "deleted"
+        if act_mode == "clear":
+            body["customFields"] = {k: None for k in keys}
+        client.patch_contact(contact_id, body)
+        return "cleared" if act_mode == "clear" else "opted out"
+    except ActNotFound:
+        return "gone"
+    except ActError as exc:
+        return f"failed: {str(exc)[:200]}"
+
+
 def _note_act(ledger: Ledger, subject: str, outcome: dict[str, str]) -> None:
-    tombstone = ledger.get(subject_pk(subject), "TOMBSTONE")
-    if tombstone is None:
+    """Record the Act! outcome; a failed one waits in the index for the sweep's retry."""
+    item = ledger.get(subject_pk(subject), "TOMBSTONE")
+    if item is None:
         return
     done = all(not v.startswith(("failed", "pending")) for v in outcome.values())
-    ledger.put({**tombstone, "act_status": "done" if done else "failed",
-                "act_outcome": outcome, "act_checked_at": now_iso()})
+    item.update(act_status="done" if done else "failed", act_outcome=outcome,
+                act_checked_at=now_iso())
+    if done:
+        item.pop("sync_shard", None)
+        item.pop("sync_due", None)
+    else:
+        item.update(sync_shard=ACT_RETRY_SHARD,
+                    sync_due=iso(utcnow() + timedelta(minutes=10)))
+    ledger.put(item)
+
+
+def retry_act(ledger: Ledger, catalogue: Catalogue, client: ActClient | None, act_mode: str,
+              aem_opt_out: bool, limit: int = 50) -> int:
+    """The sweep's retry of Act! steps that failed (Act! down during an erasure)."""
+    retried = 0
+    for pk, _sk in ledger.sync_keys([ACT_RETRY_SHARD], due_before=now_iso()):
+        if retried >= limit:
+            break
+        item = ledger.get(pk, "TOMBSTONE") or {}
+        subject = pk.removeprefix("SUBJ#")
+        _act(ledger, catalogue, subject, list(item.get("act_contact_ids") or []),
+             item.get("act_mode") or act_mode, client, aem_opt_out)
+        retried += 1
+    return retried
 
 
 def tombstone(ledger: Ledger, subject: str) -> dict[str, Any] | None:

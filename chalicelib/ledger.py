@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import proof
+from chalicelib import proof, stats
 from chalicelib.clock import iso, utcnow
 from chalicelib.errors import Contention, RequiredItemMissing, StoreUnavailable
 from chalicelib.logs import log
@@ -455,6 +455,12 @@ class Ledger:
                 "Item": to_item({"pk": pk, "sk": event_sk(event["seq"]), **event}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }})
+        counters, newly_asked = stats.deltas(snap.states, snap.profile, sealed)
+        if newly_asked:  # remembered, so a person asked twice is pending once
+            known = list((snap.profile or {}).get("asked") or [])
+            plan.profile = {**(plan.profile or {}), "asked": [*known, *newly_asked]}
+        request.extend({"Update": self._counter_update(pk_, sk_, fields)}
+                       for (pk_, sk_), fields in counters.items())
         derived = plan.derived(sealed) if plan.derived else []
         for item in [*plan.puts, *derived]:
             request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
@@ -471,6 +477,26 @@ class Ledger:
                     "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
                     "ConditionExpression": "attribute_exists(pk)"}})
         return sealed, request
+
+    def _counter_update(self, pk: str, sk: str, fields: dict[str, int]) -> dict[str, Any]:
+        names = {f"#c{i}": name for i, name in enumerate(fields)}
+        values = {f":c{i}": delta for i, delta in enumerate(fields.values())}
+        return {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(fields))),
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values)}
+
+    def set_once(self, pk: str, sk: str, name: str, value: Any) -> bool:
+        """Set an attribute of an existing item unless it is set; True if this call set it."""
+        return self._conditional(
+            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression="SET #n = :v",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#n)",
+            ExpressionAttributeNames={"#n": name}, ExpressionAttributeValues=to_item({":v": value}))
+
+    def add_counters(self, counters: dict[tuple[str, str], dict[str, int]]) -> None:
+        """Counter changes outside a commit (a page opened, a sync done, an expiry)."""
+        for (pk, sk), fields in counters.items():
+            self._call("update_item", **self._counter_update(pk, sk, fields))
 
     def _profile_update(self, pk: str, fields: dict[str, Any],
                         remove: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -265,8 +265,8 @@ def queue_receipt(ledger: Ledger, settings: Settings, subject: str, locale: str,
     def build(snap: Snapshot) -> Plan:
         if not (snap.profile or {}).get("email") or not snap.states:
             return Plan()
-        order = MailOrder(mail_id, subject, "receipt", locale, tuple(sorted(snap.states)), "",
-                          channel=channel)
+        # No purposes named: the receipt (built at sending) says which, retired ones too.
+        order = MailOrder(mail_id, subject, "receipt", locale, (), "", channel=channel)
         return Plan(puts=[outbox_item(order, at, int(time.time()) + 30 * 86400)])
 
     _, _ = ledger.commit(subject, build)

@@ -157,6 +157,7 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
             if note.get("bounce_type") == "Permanent":
                 remember["undeliverable"] = {"at": at, "reason": "permanent bounce"}
         else:
+            remember["complained_at"] = at  # campaigns never ask this person again
             plan = consent.plan_withdraw_all(snap, catalogue, consent.Origin("ses", note=note),
                                              "complaint", asked, settings.webhook_subscribers)
         plan.profile = {**(plan.profile or {}), **remember}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable
 
-from chalicelib import actfields
+from chalicelib import actfields, stats
 from chalicelib.act import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.errors import ConfigError, InvalidEmail, OptinProofError
@@ -140,7 +140,17 @@ class Pusher:
             return "synced", "", True
         log("sync_done", subject=state["subject"], purpose=state["purpose"], event_id=event_id,
             contacts=len(contact_ids))
+        self._count_synced(state)
         return "synced", "", False
+
+    def _count_synced(self, state: dict[str, Any]) -> None:
+        """The campaign funnel's last step; a counter, so a failure only loses a count."""
+        counters = stats.synced(state.get("channel"))
+        if counters:
+            try:
+                self.ledger.add_counters(counters)
+            except OptinProofError as exc:
+                log("stats_not_counted", level="warning", error=type(exc).__name__)
 
     def _keep_lock(self) -> None:
         """Before each write to Act!: still ours? Else stop, the new holder carries on."""
