@@ -39,6 +39,7 @@ test: deps
 
 bench: deps
 	$(PY) -m bench.run
+	$(PY) -m bench.dashboard
 
 translations: deps
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o locales/messages.pot --no-location --omit-header .

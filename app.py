@@ -8,16 +8,18 @@ import functools
 import hmac
 import io
 import json
+import re
 import os
 import time
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, erasure, evidence, formdata,
-    links,
-    outbox, receipts, rights, ses_notices, signup, sns, sync, views, webhooks_out,
+    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, dashboard, erasure, evidence,
+    formdata, links, outbox, receipts, rights, ses_notices, signup, sns, stats, sync, views,
+    webhooks_out,
 )
 from chalicelib.errors import (
     BadInput, ConfigError, FormExpired, InvalidEmail, NoChoice, OptinProofError,
@@ -641,9 +643,9 @@ def admin_api(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(**params: Any) -> Response:
         request = app.current_request
-        try:
-            operator = admin.verify(get_settings(),
-                                    admin.bearer(request.headers.get("authorization")))
+        try:  # a browser session cookie only reads (GET); changes need the bearer token
+            operator = admin.authenticate(get_settings(), dict(request.headers),
+                                          allow_cookie=request.method == "GET")
         except admin.AdminDenied as exc:
             log("admin_refused", level="warning", route=request.path, reason=str(exc)[:200])
             challenge = {"WWW-Authenticate": 'Bearer realm="optinproof-admin"'} \
@@ -665,6 +667,105 @@ def _admin_body() -> dict[str, Any]:
     if not request.raw_body:
         return {}
     return formdata.parse_json(request.raw_body, request.headers.get("content-type"))
+
+
+def admin_page(view: Callable[..., Page]) -> Callable[..., Response]:
+    """A dashboard page: the session cookie (or a bearer token); a form POST also needs
+    its form token and to come from our own page. Refusals are pages, not JSON."""
+    @functools.wraps(view)
+    def wrapper(**params: Any) -> Response:
+        request, settings = app.current_request, get_settings()
+        locale = _locale()
+        try:
+            operator = admin.authenticate(settings, dict(request.headers), True)
+        except admin.AdminDenied as exc:
+            log("admin_refused", level="warning", route=request.path, reason=str(exc)[:200])
+            return _respond(views.admin_denied_page(get_catalogue(), locale, exc.status))
+        log("admin_call", operator=operator.name, method=request.method, route=request.path)
+        try:
+            if request.method == "POST":
+                fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+                antiforgery.check_origin(request.headers)
+                antiforgery.check(settings, f"admin:{operator.token_id}",
+                                  fields.get(antiforgery.FIELD))
+                params["fields"] = fields
+            return _respond(view(operator, locale, **params))
+        except OptinProofError as exc:
+            return _respond(views.error_page(exc, get_catalogue(), locale, "", settings, None))
+    return wrapper
+
+
+@app.route("/admin/login", methods=["GET"])
+def admin_login() -> Response:
+    """Open a link from `cli admin link`: a session cookie, then the dashboard."""
+    token = (app.current_request.query_params or {}).get("token", "")
+    try:
+        operator = admin.verify(get_settings(), token)
+    except admin.AdminDenied as exc:
+        log("admin_refused", level="warning", route="/admin/login", reason=str(exc)[:200])
+        return _respond(views.admin_denied_page(get_catalogue(), _locale(), exc.status))
+    log("admin_login", operator=operator.name)
+    return Response("", status_code=303, headers={
+        "Location": "/admin/dashboard", "Set-Cookie": admin.session_cookie(token, operator),
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@app.route("/admin/logout", methods=["POST"], content_types=FORM_TYPES)
+@admin_page
+def admin_logout(operator: admin.Operator, locale: str, fields: dict[str, str]) -> Page:
+    page = views.admin_denied_page(get_catalogue(), locale, 401, signed_out=True)
+    return Page(page.body, 200, {**page.headers, "Set-Cookie": admin.cleared_cookie()})
+
+
+@app.route("/admin/dashboard", methods=["GET"])
+@admin_page
+def admin_dashboard(operator: admin.Operator, locale: str) -> Page:
+    """Counts per purpose, decisions over time, campaign funnels, forms, syncs, erasures."""
+    params = app.current_request.query_params or {}
+    ledger, catalogue = get_ledger(), get_catalogue()
+    chosen = dashboard.filters(params, catalogue, ledger)
+    data = dashboard.data(ledger, catalogue, chosen, locale)
+    table = params.get("table")
+    if params.get("format") == "csv":
+        if table not in dashboard.TABLES:
+            raise BadInput(f"table is one of {', '.join(dashboard.TABLES)}.")
+        return Page(dashboard.csv_table(data[table]), 200, {
+            "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="{table}.csv"'})
+    return views.dashboard_page(get_settings(), catalogue, locale, data, chosen, operator,
+                                params.get("notice"))
+
+
+@app.route("/admin/syncs/retry", methods=["POST"], content_types=FORM_TYPES)
+@admin_page
+def admin_sync_retry(operator: admin.Operator, locale: str, fields: dict[str, str]) -> Page:
+    """The dashboard's "retry now": push one decision to Act! at once."""
+    subject, _, purpose = (fields.get("key") or "").partition("|")
+    if not re.fullmatch(r"[0-9a-f]{64}", subject) or purpose not in get_catalogue().purposes:
+        raise BadInput("This sync is not one we know.")
+    pusher = _pusher_or_none()
+    if pusher is None:
+        raise ConfigError("Act! is not configured: nothing can be retried.")
+    outcome, error = pusher.push(f"SUBJ#{subject}", f"PURPOSE#{purpose}", force=True)
+    log("admin_sync_retry", operator=operator.name, purpose=purpose, outcome=outcome)
+    notice = f"{purpose}: {outcome}" + (f" ({error[:120]})" if error else "")
+    return Page("", 303, {"Location": f"/admin/dashboard?{urlencode({'notice': notice})}",
+                          "Cache-Control": "no-store"})
+
+
+@app.route("/admin/lookup", methods=["GET"])
+@admin_page
+def admin_lookup(operator: admin.Operator, locale: str) -> Page:
+    """One person by exact address: their evidence pack (nothing listed, nothing guessed)."""
+    email = (app.current_request.query_params or {}).get("email", "")
+    subject = subject_of_address(get_settings(), email)
+    ledger = get_ledger()
+    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+        raise BadInput("Nothing is held about this address.")
+    data = evidence.pack(ledger, get_settings(), get_catalogue(), subject)
+    log("admin_lookup", operator=operator.name, subject=subject)
+    return Page(evidence.html(data, locale), 200, security_headers())
 
 
 @app.route("/admin/campaigns", methods=["GET"])
@@ -821,6 +922,7 @@ def on_table_change(event: Any) -> dict[str, Any]:
     """
     images = [record.new_image for record in event]
     result = {"synced": 0, "failed": 0}
+    _count_expiries(event)
     pusher = _pusher_or_none()
     if pusher is not None:  # decisions to Act! first: the most important work of the batch
         report = sync.drain(pusher, sync.stream_keys(images))
@@ -835,6 +937,25 @@ def on_table_change(event: Any) -> dict[str, Any]:
     if delivered:
         result["webhooks"] = delivered
     return result
+
+
+def _count_expiries(event: Any) -> None:
+    """A never-decided person's profile removed by TTL: the dashboard's "expired"."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    for record in event:
+        raw = getattr(record, "_event_dict", {})
+        removed_by_ttl = (raw.get("userIdentity") or {}).get("principalId") == \
+            "dynamodb.amazonaws.com"
+        old = record.old_image or {}
+        if record.event_name != "REMOVE" or not removed_by_ttl \
+                or old.get("sk", {}).get("S") != "PROFILE":
+            continue
+        image = {k: TypeDeserializer().deserialize(v) for k, v in old.items()}
+        try:
+            get_ledger().add_counters(stats.expired(image))
+        except OptinProofError as exc:  # a count, never a reason to fail the batch
+            log("stats_not_counted", level="warning", error=type(exc).__name__)
 
 
 def _deliver_webhooks(keys: list[tuple[str, str]]) -> int:

@@ -94,3 +94,41 @@ def verify(settings: Settings, token: str, now: float | None = None) -> Operator
     if payload["exp"] <= (now if now is not None else time.time()):
         raise AdminDenied("This admin token has expired; mint a new one.")
     return Operator(payload["op"], str(payload.get("jti", "")), payload["exp"])
+
+
+# -- the dashboard in a browser: a signed link sets a session cookie ----------------------
+
+COOKIE = "optinproof_admin"
+
+
+def token_from(headers: dict[str, str], allow_cookie: bool) -> str:
+    """The bearer token, or (for pages) the session cookie's token."""
+    if headers.get("authorization"):
+        return bearer(headers.get("authorization"))
+    if allow_cookie:
+        for part in (headers.get("cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE and value:
+                return value
+    return bearer(None)
+
+
+def session_cookie(token: str, operator: Operator, now: float | None = None) -> str:
+    """The Set-Cookie value of a browser session: HttpOnly, Secure, SameSite=Strict, /admin."""
+    max_age = max(0, operator.expires_at - int(now if now is not None else time.time()))
+    return (f"{COOKIE}={token}; Path=/admin; Max-Age={max_age}; HttpOnly; Secure; "
+            "SameSite=Strict")
+
+
+def cleared_cookie() -> str:
+    return f"{COOKIE}=; Path=/admin; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+
+
+def login_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/admin/login?token={token}"
+
+
+def authenticate(settings: Settings, headers: dict[str, str], allow_cookie: bool) -> Operator:
+    """The operator of a request: the admin API must be on (403), the token valid (401)."""
+    _serializer(settings)
+    return verify(settings, token_from(headers, allow_cookie))

@@ -745,6 +745,14 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_link(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    base = args.base_url or settings.public_base_url or "http://127.0.0.1:8000"
+    token = admin.mint(settings, args.operator, parse_duration(args.ttl, "--ttl"))
+    print(admin.login_url(base, token))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.cli",
@@ -1169,6 +1177,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", default="1h",
                        help="lifetime: 90s, 15m, 1h … at most 12h (default 1h)")
     token.set_defaults(func=cmd_admin_token)
+    link = admin_cmds.add_parser(
+        "link", help="a sign-in link to the dashboard for an operator's browser",
+        description="Print a link that signs a browser in to the dashboard (/admin/dashboard) "
+                    "for --ttl (default 8h, at most 12h): opening it sets an HttpOnly, Secure, "
+                    "SameSite=Strict cookie. Send it only to the operator it names.")
+    link.add_argument("--operator", required=True, help="who will use it (logged)")
+    link.add_argument("--ttl", default="8h", help="how long the session lasts (default 8h)")
+    link.add_argument("--base-url", help="the app's address (default: PUBLIC_BASE_URL)")
+    link.set_defaults(func=cmd_admin_link)
     return parser
 
 

@@ -133,11 +133,15 @@ def _commit_erasure(ledger: Ledger, subject: str, requested_by: str, act_mode: s
         deletes = [(pk, purpose_sk(p)) for p in snap.states]
         if snap.profile is not None:
             deletes.append((pk, "PROFILE"))
+        # The dashboard's erasure log: when, and which way; nobody named.
+        logged = {"pk": f"ERASURES#{at[:7]}", "sk": f"{at}#{uuid.uuid4().hex[:8]}",
+                  "erased_at": at, "requested_by": requested_by.split(":", 1)[0],
+                  "act_mode": act_mode}
         return Plan(events=[Draft({
             "event_id": new_event_id(), "kind": "erased", "at": at, "channel": requested_by,
             "purposes": sorted(snap.states), "links_revoked": len(link_ids),
             "act_mode": act_mode, "act_contacts": len(contact_ids)})],
-            puts=[tombstone], deletes=deletes[:_BATCH])
+            puts=[tombstone, logged], deletes=deletes[:_BATCH])
 
     ledger.commit(subject, build)
 

@@ -170,6 +170,13 @@ class Ledger:
         }
         return self._paged("query", kwargs)
 
+    def query_between(self, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+        """Items of partition ``pk`` whose sort key is between ``low`` and ``high``."""
+        return self._paged("query", {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": to_item({":pk": pk, ":low": low, ":high": high})})
+
     def _paged(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a query or scan, following ``LastEvaluatedKey``."""
         while True:

@@ -9,8 +9,10 @@ a page reads a handful of items whatever the table's size:
   ``pending`` (asked, never decided) and ``expired`` (asked, never decided, forgotten
   when their confirmation link expired);
 - ``STATS#DAY#<purpose>`` / ``<yyyy-mm-dd>#…``: decisions per day and kind;
-- ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, decisions, syncs to Act!;
-- ``STATS#FORM#<id>``: signups, and first decisions through the form's links.
+- ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, people who answered and who
+  confirmed (accepted a first purpose), decisions per kind, syncs to Act!;
+- ``STATS#FORM#<id>``: signups, people who answered and who confirmed through the
+  form's links.
 
 Each counter is split over a few shards (a random one per write) so concurrent
 transactions rarely touch the same item; a reader sums the shards. The module only
@@ -27,8 +29,8 @@ STATES = ("accepted", "refused", "withdrawn")
 Delta = dict[tuple[str, str], dict[str, int]]
 
 
-def _shard() -> int:
-    return random.randrange(SHARDS)
+def _shard() -> str:
+    return f"S{random.randrange(SHARDS)}"
 
 
 def _channel_scope(channel: str | None) -> str | None:
@@ -48,9 +50,13 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
     out: Delta = defaultdict(lambda: defaultdict(int))
     asked = set((profile or {}).get("asked") or [])
     decided = {p for p, s in states.items() if s.get("state")}
+    had_answered = bool(decided)
+    had_accepted = any(s.get("state") == "accepted" for s in states.values())
+    answered_in: set[str] = set()
+    accepted_in: set[str] = set()
     newly_asked: list[str] = []
     signup_forms: set[str] = set()
-    shard = str(_shard())
+    shard = _shard()
 
     def add(pk: str, name: str, delta: int = 1, sk: str = shard) -> None:
         out[(pk, sk)][name] += delta
@@ -75,8 +81,9 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
             add(f"STATS#DAY#{purpose}", kind, sk=f"{event['at'][:10]}#{shard}")
             if scope:
                 add(f"STATS#{scope}", kind)
-                if before is None:
-                    add(f"STATS#{scope}", f"first_{kind}")
+                answered_in.add(scope)
+                if kind == "accepted":
+                    accepted_in.add(scope)
         elif kind in ("link_written", "link_exported") and scope:
             add(f"STATS#{scope}", "sent")
         elif kind == "mail_sent" and scope and scope.startswith("CAMPAIGN#") \
@@ -93,6 +100,11 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
     for form_id in signup_forms:
         if form_id:
             add(f"STATS#FORM#{form_id}", "signups")
+    # People, not decisions: a person's first answer, and their first acceptance.
+    for scope in answered_in if not had_answered else ():
+        add(f"STATS#{scope}", "answered")
+    for scope in accepted_in if not had_accepted else ():
+        add(f"STATS#{scope}", "confirmed")
     return {key: dict(values) for key, values in out.items() if any(values.values())}, \
         newly_asked
 
@@ -107,7 +119,7 @@ def _ask(purpose: str, asked: set[str], decided: set[str], newly: list[str], add
 def expired(profile_image: dict[str, Any]) -> Delta:
     """A never-decided person's profile removed by TTL: their asks expired."""
     out: Delta = defaultdict(lambda: defaultdict(int))
-    shard = str(_shard())
+    shard = _shard()
     for purpose in profile_image.get("asked") or ():
         out[(f"STATS#PURPOSE#{purpose}", shard)]["pending"] -= 1
         out[(f"STATS#PURPOSE#{purpose}", shard)]["expired"] += 1
@@ -117,13 +129,13 @@ def expired(profile_image: dict[str, Any]) -> Delta:
 def synced(channel: str | None) -> Delta:
     """A decision of a campaign reached Act!."""
     scope = _channel_scope(channel)
-    return {(f"STATS#{scope}", str(_shard())): {"synced": 1}} if scope else {}
+    return {(f"STATS#{scope}", _shard()): {"synced": 1}} if scope else {}
 
 
 def opened(channel: str | None) -> Delta:
     """A campaign or form link's page opened for the first time."""
     scope = _channel_scope(channel)
-    return {(f"STATS#{scope}", str(_shard())): {"opened": 1}} if scope else {}
+    return {(f"STATS#{scope}", _shard()): {"opened": 1}} if scope else {}
 
 
 def total(items: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, int]:

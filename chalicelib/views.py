@@ -353,3 +353,35 @@ def erase_page(settings: Settings, catalogue: Catalogue, locale: str, link_id: s
                   error=error, act_note=_(note) if note else "",
                   form_token=None if done else antiforgery.issue(settings, link_id),
                   **_common(catalogue, locale))
+
+
+# -- the operators' dashboard ----------------------------------------------------------------
+
+def admin_denied_page(catalogue: Catalogue, locale: str, status: int,
+                      signed_out: bool = False) -> Page:
+    """No valid session: say how to get one, show nothing else."""
+    _ = _gettext(locale)
+    return render("admin_denied.html", locale, status=status,
+                  page_title=_("Signed out") if signed_out else _("Sign-in needed"),
+                  signed_out=signed_out, disabled=status == 403, **_common(catalogue, locale))
+
+
+def dashboard_page(settings: Settings, catalogue: Catalogue, locale: str,
+                   data: dict[str, Any], chosen: Any, operator: Any,
+                   notice: str | None = None) -> Page:
+    """The dashboard: every table with its CSV link, the chart with its table."""
+    from chalicelib import dashboard
+    from urllib.parse import urlencode
+
+    _ = _gettext(locale)
+    query = chosen.query()
+    return render("admin_dashboard.html", locale, page_title=_("Consent dashboard"),
+                  data=data, chosen=chosen, operator=operator.name, notice=notice,
+                  chart=dashboard.chart(data["timeline"]),
+                  csv_href={t: "?" + urlencode({**query, "format": "csv", "table": t})
+                            for t in dashboard.TABLES},
+                  form_token=antiforgery.issue(settings, f"admin:{operator.token_id}"),
+                  campaigns=[c["campaign"] for c in data["campaigns"]],
+                  forms=list(catalogue.forms),
+                  purposes=[(p, catalogue.get(p).text(locale).title) for p in catalogue.purposes],
+                  **_common(catalogue, locale))

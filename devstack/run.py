@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                                       stdout=open(STATE_DIR / "campaigns.log", "ab"),
                                       stderr=subprocess.STDOUT)
         admin_token = cli(env, "admin", "token", "--operator", "local-operator", "--ttl", "12h")
+        dashboard_link = cli(env, "admin", "link", "--operator", "local-operator", "--ttl", "12h",
+                             "--base-url", base_url)
         demo = cli(env, "link", "mint", "--email", DEMO_EMAIL, "--purpose", "newsletter",
                    "--purpose", "promotions", "--purpose", "events", "--channel", "demo")
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -220,6 +222,7 @@ OptinProof local stack is up.
   Campaign worker         every 5 s (campaigns started with POST /admin/campaigns), log in .local/campaigns.log
 
   Admin API token (12 h): curl -H "Authorization: Bearer {admin_token}" {base_url}/admin/campaigns
+  Consent dashboard       open this sign-in link (12 h): {dashboard_link}
 
   Signup form             {base_url}/signup/website          (the catalogue's form, full page)
   Embedded on a website   {sink.http_url}/embed-demo    (iframe, plain HTML and script embeds)
