@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib import campaign_jobs, stats, sync
 from chalicelib.clock import utcnow
 from chalicelib.errors import BadInput
-from chalicelib.ledger import Ledger
+from chalicelib.ledger import SYNC_HOLD, Ledger
 from chalicelib.purposes import Catalogue
 
 TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures")
@@ -153,17 +153,20 @@ def _rate(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "—"
 
 
-def syncs(ledger: Ledger, f: Filters, limit: int = 200) -> list[dict[str, Any]]:
-    """Decisions not (yet) in Act!, from the pending-sync index (no personal data)."""
+def syncs(ledger: Ledger, f: Filters, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """Decisions not (yet) in Act!: the oldest ``limit`` from the pending-sync index
+    (keys only), read in one batch, and how many wait in all; no personal data."""
+    keys = [key for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
+            if not f.purpose or key[1] == f"PURPOSE#{f.purpose}"]
     rows = []
-    for row in sync.status_rows(ledger)[:limit]:
-        if f.purpose and row["purpose"] != f.purpose:
-            continue
-        rows.append({"subject": row["subject"][:12], "key": f"{row['subject']}|{row['purpose']}",
-                     "purpose": row["purpose"], "state": row["state"],
-                     "decided_at": row["decided_at"], "sync_status": row["sync_status"],
-                     "attempts": row["attempts"], "error": row["error"]})
-    return rows
+    for state in ledger.get_many(keys[:limit]):
+        rows.append({"subject": state["subject"][:12],
+                     "key": f"{state['subject']}|{state['purpose']}",
+                     "purpose": state["purpose"], "state": state["state"],
+                     "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
+                     "attempts": state.get("sync_attempts", 0),
+                     "error": state.get("sync_error", "")})
+    return rows, len(keys)
 
 
 def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]]:
@@ -181,11 +184,12 @@ def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: r["erased_at"], reverse=True)[:limit]
 
 
-def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[str, list[dict[str, Any]]]:
+def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[str, Any]:
+    waiting, total = syncs(ledger, f)
     return {"purposes": purposes(ledger, catalogue, f, locale),
             "timeline": timeline(ledger, catalogue, f), "campaigns": campaigns(ledger, f),
-            "forms": forms(ledger, catalogue, f), "syncs": syncs(ledger, f),
-            "erasures": erasures(ledger, f)}
+            "forms": forms(ledger, catalogue, f), "syncs": waiting,
+            "erasures": erasures(ledger, f), "syncs_waiting": total}
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:

@@ -170,6 +170,21 @@ class Ledger:
         }
         return self._paged("query", kwargs)
 
+    def get_many(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Items by key, 100 per BatchGetItem, in the order given (missing ones left out)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            request = {self.table: {"Keys": [to_item({"pk": pk, "sk": sk})
+                                             for pk, sk in keys[start:start + 100]],
+                                    "ConsistentRead": True}}
+            while request:
+                page = self._call("batch_get_item", RequestItems=request)
+                for item in page.get("Responses", {}).get(self.table, []):
+                    plain = from_item(item)
+                    found[(plain["pk"], plain["sk"])] = plain
+                request = page.get("UnprocessedKeys") or {}
+        return [found[key] for key in keys if key in found]
+
     def query_between(self, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
         """Items of partition ``pk`` whose sort key is between ``low`` and ``high``."""
         return self._paged("query", {
