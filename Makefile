@@ -7,7 +7,7 @@ PIP_OK := $(VENV)/.deps-installed
 NPM_OK := node_modules/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test deps bench translations clean help deploy
+.PHONY: run test deps bench translations clean help deploy screenshots
 
 help:
 	@echo "make run    - start DynamoDB Local + the app (chalice local) and print the URLs"
@@ -40,6 +40,11 @@ test: deps
 bench: deps
 	$(PY) -m bench.run
 	$(PY) -m bench.dashboard
+	$(PY) -m bench.proof
+
+screenshots: deps
+	@scripts/ensure-chromium
+	OPTINPROOF_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/test_browser_e2e.py -q
 
 translations: deps
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o locales/messages.pot --no-location --omit-header .

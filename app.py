@@ -274,7 +274,7 @@ def rights_report(token: str) -> Page:
     locale = _locale()
     data = rights.export(get_ledger(), settings, catalogue, link.subject, locale)
     base = f"/r/{views.quote_token(token)}"
-    return views.rights_report_page(catalogue, locale, data, {
+    return views.rights_report_page(settings, catalogue, locale, data, {
         "export": f"{base}/export.json", "erase": f"{base}/erase",
         "receipt": f"{base}/receipt.json" if data["purposes"] else None,
         "preferences": rights.preferences_href(get_ledger(), settings, link, record)})

@@ -314,14 +314,51 @@ def rights_request_page(catalogue: Catalogue, locale: str, done: bool = False,
                   error=error, email=email, **_common(catalogue, locale))
 
 
-def rights_report_page(catalogue: Catalogue, locale: str, data: dict[str, Any],
-                       hrefs: dict[str, str | None]) -> Page:
+EVENT_LABELS = {
+    "requested": N_("asked through a form"), "link_issued": N_("link sent"),
+    "mail_sent": N_("e-mail sent"), "mail_failed": N_("e-mail failed"),
+    "accepted": N_("accepted"), "refused": N_("refused"), "withdrawn": N_("withdrawn"),
+    "link_written": N_("link put in our customer records"),
+    "link_exported": N_("link exported for a mailing"),
+    "access_requested": N_("access to your data asked"),
+    "bounced": N_("e-mail bounced"), "complained": N_("e-mail reported as spam"),
+    "act_address_changed": N_("address changed in our customer records"),
+    "act_contact_deleted": N_("removed from our customer records"),
+    "breach_notified": N_("informed of a data breach"), "erased": N_("data erased"),
+}
+SYNC_LABELS = {
+    "synced": N_("yes"), "pending": N_("on its way"), "failed": N_("not yet (we are on it)"),
+    "no_contact": N_("no entry there"), "contact_deleted": N_("no entry there"),
+}
+RETENTION_LINES = (
+    N_("Your address, name and language: while you hold a consent with us; if you never "
+       "confirm, until your confirmation link expires."),
+    N_("The record of each request, e-mail and decision: kept as proof of consent for as "
+       "long as we may need to show it (GDPR art. 7(1)); erasure removes your address, name, "
+       "IP address and browser from it."),
+)
+
+
+def _link_lifetimes(settings: Settings, locale: str) -> str:
+    return _gettext(locale)(N_(
+        "Links: confirmation %(confirm)d days, withdrawal %(withdraw)d days, this page "
+        "%(rights)d hours.")) % {"confirm": settings.link_max_age["confirm"] // 86400,
+                                "withdraw": settings.link_max_age["withdraw"] // 86400,
+                                "rights": max(1, settings.link_max_age["rights"] // 3600)}
+
+
+def rights_report_page(settings: Settings, catalogue: Catalogue, locale: str,
+                       data: dict[str, Any], hrefs: dict[str, str | None]) -> Page:
     """What we hold about the person and why, printable; the export's own content."""
     _ = _gettext(locale)
+    retention = [_(line) for line in RETENTION_LINES] + [_link_lifetimes(settings, locale)]
     return render("rights_report.html", locale, page_title=_("The data we hold about you"),
+                  event_labels={k: _(v) for k, v in EVENT_LABELS.items()},
+                  sync_labels={k: _(v) for k, v in SYNC_LABELS.items()},
+                  retention_lines=retention,
                   generated_at=data["generated_at"], subject=data["subject"],
                   purposes=data["purposes"], texts=data["texts"], events=data["events"],
-                  chain=data["chain"], retention=data["retention"],
+                  chain=data["chain"],
                   export_href=hrefs["export"], receipt_href=hrefs.get("receipt"),
                   preferences_href=hrefs.get("preferences"), erase_href=hrefs["erase"],
                   **_common(catalogue, locale))

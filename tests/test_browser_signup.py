@@ -70,6 +70,8 @@ def tab(browser: Any, site: dict[str, Any]) -> Iterator[tuple[Any, list[str]]]:
     context.route("**/*", guard)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine needs more than 5 s
     page.on("console", lambda m: problems.append(f"console {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(f"page error {error}"))
     try:

@@ -92,7 +92,7 @@ def test_report_shows_what_we_hold_and_why(person, client):
     page = client.http.get(person["rights"])
     assert page.status_code == 200, page.body
     html = page.body.decode()
-    for expected in ("zoe@example.eu", "Zoé", "Accepted", "Refused", "requested", "accepted",
+    for expected in ("zoe@example.eu", "Zoé", "Accepted", "Refused", "asked through a form", "accepted",
                      "form:website", "export.json", "/erase", "/p/"):
         assert expected in html, expected
     assert page.headers["Cache-Control"] == "no-store"

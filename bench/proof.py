@@ -1,0 +1,269 @@
+"""The benchmarks BENCHMARKS.md reports, each next to a floor measured in the same run.
+
+    .venv/bin/python -m bench.proof [--quick]
+
+1. cold import of ``app`` in a fresh process vs importing chalice + boto3 + jinja2 alone;
+2. link mint / verify per second vs a raw HMAC-SHA256 of the same payload;
+3. confirmation POSTs per second in-process (Chalice test client) against DynamoDB
+   Local vs raw ``TransactWriteItems`` per second, and DynamoDB round trips per decision;
+4. campaign links minted for 100,000 contacts (CPU), and a campaign of 10,000 contacts
+   written to the Act! simulator at 20 ms latency (throughput, concurrency);
+5. Act! calls per decision synced.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    memory = next((int(line.split()[1]) // 1024 for line in
+                   Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    java = java.splitlines()[0] if java else "?"
+    return (f"{cpu}, {os.cpu_count()} CPUs, {memory} MB RAM; Python {platform.python_version()}; "
+            f"{java}; DynamoDB Local 3.3.0 (in memory)")
+
+
+def per_second(func: Callable[[int], Any], seconds: float = 1.5) -> float:
+    """Operations per second over about ``seconds`` (after a short warm-up)."""
+    for i in range(20):
+        func(i)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        func(count)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def cold_import(code: str, runs: int = 5) -> float:
+    env = {k: v for k, v in os.environ.items()}
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+class CallCounter:
+    """Counts DynamoDB API calls made by botocore (the round trips)."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        client.meta.events.register("before-call.dynamodb", self._seen)
+
+    def _seen(self, **_: Any) -> None:
+        self.count += 1
+
+
+class _Quiet:
+    """The app's JSON log lines go to a file during the run: the table is the output."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.proof", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    args = parser.parse_args()
+    minted_n, campaign_n = (10_000, 500) if args.quick else (100_000, 10_000)
+
+    from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+
+    rows: list[tuple[str, str, str, str]] = []
+    table_out = sys.stdout
+    sys.stdout = _Quiet(Path("/tmp/optinproof-bench.log"))  # type: ignore[assignment]
+    app_ms = cold_import("import app")
+    floor_ms = cold_import("import chalice, boto3, jinja2")
+    rows.append(("cold import of app (fresh process)", f"{app_ms:.0f} ms",
+                 f"{floor_ms:.0f} ms: chalice+boto3+jinja2", f"{app_ms / floor_ms:.2f}x"))
+
+    with DynamoDBLocal() as dynamodb:
+        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
+                           "CONSENT_TABLE": f"bench-proof-{uuid.uuid4().hex[:8]}",
+                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
+                           "PUBLIC_BASE_URL": "http://testserver", "SIGNUP_MIN_RESPONSE": "0"})
+        rows += links_and_decisions()
+        rows += campaigns_and_act(minted_n, campaign_n)
+
+    sys.stdout = table_out
+    print(f"machine: {machine()}\n")
+    print(f"{'measurement':<58} {'result':>22} {'floor (same run)':>38} {'ratio':>8}")
+    for name, value, floor, ratio in rows:
+        print(f"{name:<58} {value:>22} {floor:>38} {ratio:>8}")
+
+
+def links_and_decisions() -> list[tuple[str, str, str, str]]:
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import consent, links, schema
+    from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    client = dynamodb_client()
+    schema.create_table(client, settings.consent_table)
+    ledger, catalogue = get_ledger(), get_catalogue()
+    key = settings.link_secret_keys[-1].encode()
+    token, _ = links.mint(settings, "confirm", "ab" * 32, ["newsletter", "events"])
+    payload = token.rsplit(".", 1)[0].encode()
+    raw = per_second(lambda i: hmac.new(key, payload, hashlib.sha256).digest())
+    mint = per_second(lambda i: links.mint(settings, "confirm", "ab" * 32,
+                                           ["newsletter", "events"]))
+    verify = per_second(lambda i: links.verify(settings, "confirm", token))
+    rows = [("link mint", f"{mint:,.0f}/s", f"{raw:,.0f}/s raw HMAC-SHA256", f"{raw / mint:.0f}x"),
+            ("link verify", f"{verify:,.0f}/s", f"{raw:,.0f}/s raw HMAC-SHA256",
+             f"{raw / verify:.0f}x")]
+
+    # Confirmation POSTs through the whole app, in-process, against DynamoDB Local.
+    count = 300
+    issued = [consent.issue_link(ledger, settings, catalogue, f"b{i}@example.eu",
+                                 ["newsletter", "events"], channel="bench") for i in range(count)]
+    pages = []
+    with Client(app, stage_name="bench", project_dir=str(ROOT)) as http:
+        for link in issued:
+            html = http.http.get(f"/c/{link.token}").body.decode()
+            fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', html))
+            fields.update({"decision.newsletter": "accept", "decision.events": "refuse"})
+            pages.append((f"/c/{link.token}", urlencode(fields)))
+        counter = CallCounter(client)
+        started = time.perf_counter()
+        for path, body in pages:
+            answer = http.http.post(path, body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
+            assert answer.status_code == 200, answer.status_code
+        post_rate = count / (time.perf_counter() - started)
+    trips = counter.count / count
+
+    def transact(i: int) -> None:
+        client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": settings.consent_table,
+                     "Item": {"pk": {"S": f"RAW#{i}"}, "sk": {"S": f"E#{n}"}}}}
+            for n in range(4)])
+    raw_tx = per_second(transact)
+    rows.append(("confirmation POST (2 purposes), in-process", f"{post_rate:,.0f}/s",
+                 f"{raw_tx:,.0f}/s raw TransactWriteItems", f"{raw_tx / post_rate:.1f}x"))
+    rows.append(("DynamoDB round trips per confirmation POST", f"{trips:.1f}", "1", ""))
+    return rows
+
+
+def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, str, str]]:
+    from chalicelib import actfields, campaigns, consent, links, sync
+    from chalicelib.act import ActClient
+    from chalicelib.resources import get_catalogue, get_ledger
+    from chalicelib.settings import get_settings
+    from devstack.act_simulator import ActSimulator
+
+    settings = get_settings()
+    started = time.perf_counter()
+    for i in range(minted_n):
+        links.mint(settings, "confirm", f"{i:064x}", ["newsletter", "events"])
+    mint_s = time.perf_counter() - started
+    rows = [(f"campaign links minted for {minted_n:,} contacts (CPU)", f"{mint_s:.2f} s",
+             f"{minted_n / mint_s:,.0f} links/s", "")]
+
+    users = {"Bench": "bench-password"}
+    with ActSimulator(port=0, database="Bench", users=users, seed="demo") as sim:
+        os.environ.update({"ACT_API_URL": sim.base_url, "ACT_DATABASE": "Bench",
+                           "ACT_USERNAME": "Bench", "ACT_PASSWORD": "bench-password",
+                           "ACT_MAX_RETRIES": "6"})
+        settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+        act = ActClient(settings.act)
+        actfields.setup(act, catalogue)
+        for i in range(campaign_n):
+            sim.add_contact(firstName=f"C{i}", lastName="Bench", emailAddress=f"c{i}@bench.eu")
+        campaign = campaigns.define(ledger, settings, catalogue, "bench-campaign",
+                                    ["newsletter"], "all", None, "act-field",
+                                    link_field="OptinProof Link")
+        key = actfields.link_field_key(act, "OptinProof Link", create=True)
+        contacts = campaigns.audience(act, campaign)
+        sim.set_faults(latency=0.02)
+        concurrency = 16
+        runner = campaigns.Runner(ledger, settings, catalogue, act, campaign, None, key)
+        started = time.perf_counter()
+        progress = runner.run(contacts, concurrency=concurrency)
+        run_s = time.perf_counter() - started
+        rows.append((f"campaign of {len(contacts):,} contacts written to Act! (20 ms latency)",
+                     f"{progress.delivered / run_s:,.0f} contacts/s",
+                     f"{concurrency} at once; {concurrency / 0.02:,.0f}/s if Act! were all",
+                     f"{run_s:.0f} s"))
+
+    rows.append(act_calls_per_decision())
+    return rows
+
+
+def act_calls_per_decision(decisions: int = 50) -> tuple[str, str, str, str]:
+    """HTTP requests the Act! simulator receives per decision synced (a warm container:
+    the field map and history type are resolved once, as in a long-lived Lambda)."""
+    from chalicelib import actfields, consent, schema, sync
+    from chalicelib.act import ActClient
+    from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
+    from chalicelib.settings import get_settings
+    from devstack.act_simulator import ActSimulator
+
+    with ActSimulator(port=0, database="Bench", users={"Bench": "bench-password"},
+                      seed="demo") as sim:
+        os.environ.update({"ACT_API_URL": sim.base_url,
+                           "CONSENT_TABLE": f"bench-act-{uuid.uuid4().hex[:8]}"})
+        settings, catalogue = get_settings(), get_catalogue()
+        schema.create_table(dynamodb_client(), settings.consent_table)
+        ledger = get_ledger()
+        act = ActClient(settings.act)
+        actfields.setup(act, catalogue)
+        shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
+        for i in range(decisions):
+            sim.add_contact(firstName=f"D{i}", lastName="Bench", emailAddress=f"d{i}@bench.eu")
+            issued = consent.issue_link(ledger, settings, catalogue, f"d{i}@bench.eu",
+                                        ["newsletter"], channel="bench")
+            link, record = consent.open_link(ledger, settings, "confirm", issued.token)
+            consent.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en",
+                           shown, consent.RequestContext())
+        pusher = sync.Pusher(ledger, act, catalogue, settings)
+        pusher.keys()  # the field map and history type: once per container
+        pusher.history_type()
+        before = len(sim.requests)
+        report = sync.drain(pusher, sync.due_keys(ledger))
+        calls = (len(sim.requests) - before) / max(report.synced, 1)
+        kinds: dict[str, int] = {}
+        for method, path, _status in sim.requests[before:]:
+            parts = path.split("?")[0].split("/")
+            name = f"{method} {'/'.join(p if not re.fullmatch(r'[0-9a-f-]{8,}', p) else '{id}' for p in parts[2:4])}"
+            kinds[name] = kinds.get(name, 0) + 1
+    done = max(report.synced, 1)
+    detail = "; ".join(f"{k} {n / done:.1f}" for k, n in sorted(kinds.items()))
+    print(f"Act! calls per decision, by kind: {detail}", file=sys.__stdout__)
+    return (f"Act! calls per decision synced ({report.synced} decisions)", f"{calls:.1f}",
+            "lookup, PATCH, history (see above)", "")
+
+
+if __name__ == "__main__":
+    main()
