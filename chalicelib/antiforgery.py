@@ -12,7 +12,7 @@ from typing import Mapping
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from chalicelib.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
-from chalicelib.links import signer
+from chalicelib.links import CANONICAL, signer
 from chalicelib.settings import Settings
 
 FIELD = "form_token"
@@ -31,6 +31,8 @@ def check(settings: Settings, link_id: str, token: str | None) -> None:
     """Raise FormTokenMissing / FormTokenInvalid / FormExpired unless ``token`` fits this link."""
     if not token:
         raise FormTokenMissing("This form was not sent from our page (its security field is missing).")
+    if not CANONICAL.fullmatch(token):  # also refuses characters we never write
+        raise FormTokenInvalid("This form's security field is not valid.")
     try:
         payload = _serializer(settings).loads(token, max_age=settings.form_token_max_age)
     except SignatureExpired as exc:

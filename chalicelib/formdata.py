@@ -62,6 +62,8 @@ def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
     body = _checked_body(body, content_type, JSON_TYPE)
     try:
         data = json.loads(body.decode("utf-8"))
+    except RecursionError as exc:  # "[[[[…" nested deeper than any form we read
+        raise BadInput("The body is not valid JSON: nested too deeply.") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadInput(f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(data, dict):
@@ -85,5 +87,6 @@ def is_one_click(body: bytes | None, content_type: str | None) -> bool:
             + body)
         for part in message.iter_parts() if message.is_multipart() else []:
             if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
-                return str(part.get_content()).strip() == "One-Click"
+                # Raw bytes: a part with an odd type or charset must not raise.
+                return (part.get_payload(decode=True) or b"").strip() == b"One-Click"
     return False

@@ -11,6 +11,7 @@ A link is a bearer credential in an e-mail, so:
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +26,11 @@ from chalicelib.settings import LINK_KINDS, Settings
 _SALT_PREFIX = "optinproof.link."
 # base64url of a SHA-256 HMAC, without padding: every token we mint ends with this many.
 _SIGNATURE_LENGTH = 43
+#: The exact shape of every token we sign: payload.timestamp.signature, base64url, the
+#: signature's last character carrying only 2 bits. itsdangerous decodes leniently
+#: (padding, '+/', stray bits), so a token that differs from ours only in such details
+#: would still verify: anything not in this canonical form is refused first.
+CANONICAL = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
         token.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise LinkTampered("This link contains characters we never put in links.") from exc
+    if not CANONICAL.fullmatch(token):
+        if _looks_truncated(token):
+            raise LinkTruncated("This link is incomplete: part of it is missing.")
+        raise LinkTampered("This link was altered: it is not in the form we write links.")
     try:
         payload, signed_at = serializer.loads(
             token, max_age=settings.link_max_age[kind], return_timestamp=True

@@ -190,6 +190,9 @@ def _secret_keys(env: dict[str, str], name: str = "LINK_SECRET_KEYS",
         raise ConfigError(f"{name} holds no key. Generate one with: "
                           "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     for position, key in enumerate(keys, start=1):
+        if not key.isprintable() or not key.isascii():
+            raise ConfigError(f"{name}: key #{position} holds characters other than printable "
+                              "ASCII; generate keys with secrets.token_urlsafe(48).")
         if len(key) < _MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"{name}: key #{position} has {len(key)} characters; each key "

@@ -8,8 +8,10 @@
    holds, and against the simulator a hostile address finds exactly its own contacts.
    Address normalisation is idempotent and only ever raises InvalidEmail.
 
-Tests marked ``xfail(strict=True)`` pin a known defect with a deterministic
-``@example``: they fail (XPASS) the day the defect is fixed; then drop the marker.
+Three defects these properties found are fixed, and their minimal examples stay as
+``@example`` cases: non-canonical spellings of a token's signature were accepted,
+deeply nested JSON escaped as RecursionError (500), and odd multipart one-click
+parts raised from the email package (500).
 """
 from __future__ import annotations
 
@@ -206,8 +208,7 @@ _T, _ = links.mint(SETTINGS, "confirm", "s" * 64, ["newsletter"], "L" * 22)
 _T_LAST = B64[B64.index(_T[-1]) ^ 1]  # same 256 bits: the flipped bit is padding
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="links.verify accepts non-canonical spellings of a token's signature")
+# Was a defect (itsdangerous decodes leniently): links.CANONICAL now refuses these.
 @settings(max_examples=300, report_multiple_bugs=False)
 @example(case=("confirm", _T, _T + "="))
 @example(case=("confirm", _T, _T[:-3] + "é" + _T[-3:]))
@@ -449,11 +450,9 @@ def test_other_media_types_are_unsupported(content_type, body):
             parse(body, content_type)
 
 
-# Known defect: json.loads raises RecursionError (not ValueError) from about 1,500
+# Was a defect: json.loads raises RecursionError (not ValueError) from about 1,500
 # levels of nesting, far below the 16 KB limit: POST /signup/{form} with a JSON body
 # answers 500 (logged as request_failed) instead of 400; /admin JSON bodies likewise.
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="parse_json lets RecursionError escape on deeply nested JSON")
 @settings(max_examples=60, report_multiple_bugs=False)
 @example(depth=5000, opener="[")
 @given(depth=st.integers(1, formdata.MAX_FORM_BYTES // 2), opener=st.sampled_from(('[', '{"a":')))
@@ -492,8 +491,6 @@ multipart_part_headers = st.sampled_from((
 # manager (multipart/*, message/partial) or whose charset is unknown makes
 # part.get_content() raise (KeyError / LookupError): POST /w/{token} answers 500 to a
 # valid withdraw link instead of withdrawing or answering 400.
-@pytest.mark.xfail(strict=True, raises=LookupError,  # KeyError is one
-                   reason="is_one_click lets email.contentmanager errors escape")
 @settings(max_examples=60, report_multiple_bugs=False)
 @example(headers="Content-Type: multipart/mixed; boundary=c\r\n", content=b"--c\r\n\r\nx\r\n--c--")
 @example(headers="Content-Type: text/plain; charset=x-no-such\r\n", content=b"One-Click")
