@@ -23,7 +23,7 @@ from chalicelib import (
 )
 from chalicelib.errors import (
     BadInput, ConfigError, FormExpired, InvalidEmail, NoChoice, OptinProofError,
-    StoreUnavailable, UnknownForm,
+    OutcomeUnknown, StoreUnavailable, UnknownForm,
 )
 from chalicelib.i18n import negotiate, translations
 from chalicelib.logs import log
@@ -392,6 +392,9 @@ def _json(data: dict[str, Any], status: int = 200, form: Form | None = None,
 def _json_error(exc: Exception, form: Form | None) -> Response:
     status = 400 if isinstance(exc, UnknownForm) else error_status(exc)
     if status >= 500:  # our side: say so, never our internals
+        if isinstance(exc, OutcomeUnknown):
+            return _json({"error": "outcome_unknown", "message": "We could not confirm that "
+                          "this was recorded. Sending it again is safe."}, status, form)
         code = "store_unavailable" if isinstance(exc, StoreUnavailable) else "internal"
         return _json({"error": code, "message": "The service is not available right now; "
                       "nothing was recorded. Please try again later."}, status, form)

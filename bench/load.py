@@ -5,7 +5,9 @@
 Without ``--drive`` this prepares everything, then measures:
 
 1. a private DynamoDB Local (in memory), a fresh table, and the app behind Chalice's
-   threaded local HTTP server on 127.0.0.1 (listen backlog 128, no access log);
+   threaded local HTTP server on 127.0.0.1 (listen backlog 128, no access log, and
+   TCP_NODELAY: Chalice writes headers and body separately, so with Nagle on every
+   answer waits ~40 ms for the client's delayed ACK; ``--nagle`` measures it that way);
 2. ``--subjects`` people, each with one confirm link for 2 or 3 purposes;
 3. this same file run again with ``--drive`` as a SECOND PROCESS: the load driver;
 4. every subject's chain verified (``audit.verify_subject``), and the decision events
@@ -30,7 +32,11 @@ The load has two parts:
 
 The report holds the status counts, GET / POST latency percentiles (p50, p90, p99,
 max), throughput, and per subject the number of purpose changes the result pages
-reported ("Your choices were recorded": one list item per changed purpose).
+reported ("Your choices were recorded": one list item per changed purpose). The
+preparing process adds the app's ``TransactWriteItems`` outcomes (written, or cancelled
+and on which item: a lost race the ledger rebuilds on fresh data), the app's log events,
+and the ledger check; it exits 1 on any 5xx, connection error, broken chain, or a
+subject whose decision events differ from the changes its pages reported.
 """
 from __future__ import annotations
 
@@ -267,9 +273,10 @@ def latency_table(report: dict[str, Any]) -> str:
 
 class QuietServer:
     """The app behind Chalice's threaded local HTTP server (one thread per connection),
-    on a free 127.0.0.1 port, without an access log line per request."""
+    on a free 127.0.0.1 port, without an access log line per request, and with
+    TCP_NODELAY on its connections (``nagle_off``; Chalice's own server leaves Nagle on)."""
 
-    def __init__(self, backlog: int = 128) -> None:
+    def __init__(self, backlog: int = 128, nagle_off: bool = True) -> None:
         from chalice.cli.factory import CLIFactory
         from chalice.local import (
             ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer,
@@ -279,6 +286,10 @@ class QuietServer:
         from devstack.dynamodb_local import free_port
 
         class Handler(ChaliceRequestHandler):
+            # The handler sends the headers and the body in two writes: with Nagle on, the
+            # body waits for the client's delayed ACK (~40 ms on Linux) on every response.
+            disable_nagle_algorithm = nagle_off
+
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
@@ -436,7 +447,7 @@ def prepare_and_run(args: argparse.Namespace) -> int:
         subjects = mint_subjects(args.subjects)
         print(f"minted {len(subjects)} links in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         logs = io.StringIO()
-        with QuietServer() as server, tempfile.TemporaryDirectory() as tmp, \
+        with QuietServer(nagle_off=not args.nagle) as server, tempfile.TemporaryDirectory() as tmp, \
                 counting_transactions() as transactions:
             plan_file = Path(tmp) / "plan.json"
             plan_file.write_text(json.dumps({"base": server.url, "subjects": subjects}))
@@ -465,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="bursts of simultaneous POSTs on one subject")
     parser.add_argument("--burst-size", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=60, help="read timeout per request")
+    parser.add_argument("--nagle", action="store_true",
+                        help="leave Nagle's algorithm on, as Chalice's local server does "
+                             "(adds a delayed-ACK wait, ~40 ms, to every response)")
     parser.add_argument("--drive", action="store_true", help="be the driver only (needs --plan)")
     parser.add_argument("--plan", type=Path, help="the driver's plan (JSON)")
     args = parser.parse_args(argv)

@@ -101,6 +101,10 @@ class StoreUnavailable(OptinProofError):
     """DynamoDB failed or is unreachable; nothing was written."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """A write reached DynamoDB but its answer was lost: it may have been saved."""
+
+
 class Contention(StoreUnavailable):
     """Too many concurrent writers on one subject; nothing was written, try again."""
 

@@ -18,11 +18,15 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError,
+)
 
 from chalicelib import proof, stats
 from chalicelib.clock import iso, utcnow
-from chalicelib.errors import Contention, RequiredItemMissing, StoreUnavailable
+from chalicelib.errors import (
+    Contention, OutcomeUnknown, RequiredItemMissing, StoreUnavailable,
+)
 from chalicelib.logs import log
 
 SYNC_SHARDS = 4
@@ -577,5 +581,12 @@ class Ledger:
                 code=error.get("Code"), reasons=reasons)
             raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "
                                    f"{', '.join(str(r) for r in reasons)}).") from exc
+        except (ReadTimeoutError, ConnectionClosedError) as exc:
+            # Sent, but the answer was lost: it may have been written. Never claim
+            # "nothing changed"; the person looks again and sees what is recorded.
+            log("store_outcome_unknown", level="error", operation="transact_write_items",
+                code=type(exc).__name__)
+            raise OutcomeUnknown("DynamoDB did not answer a write it received; it may or may "
+                                 "not have been saved.") from exc
         except BotoCoreError as exc:
             raise _store_error("transact_write_items", exc) from exc

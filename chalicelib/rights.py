@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib import audit, links
 from chalicelib.clock import now_iso
 from chalicelib.consent import RequestContext, draft_link
-from chalicelib.errors import Contention
+from chalicelib.errors import Contention, OutcomeUnknown, StoreUnavailable
 from chalicelib.links import Link
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.logs import log
@@ -47,7 +47,8 @@ def request_access(ledger: Ledger, settings: Settings, catalogue: Catalogue, ema
                    locale: str, ctx: RequestContext) -> RightsRequest:
     """Mail a rights link to ``email`` if we hold data about it; InvalidEmail if malformed."""
     address = mail_address(email)
-    reason = _throttled(ledger, settings, address, ctx)
+    taken: list[tuple[str, str, int]] = []
+    reason = _throttled(ledger, settings, address, ctx, taken)
     if reason:
         return RightsRequest(reason)
     subject = subject_key(settings.subject_pepper, normalise_email(address))
@@ -76,20 +77,27 @@ def request_access(ledger: Ledger, settings: Settings, catalogue: Catalogue, ema
                           outbox_item(order, at, rights.record["expires_at"])],
                     profile={"updated_at": at})
 
-    ledger.commit(subject, build)
+    try:
+        ledger.commit(subject, build)
+    except OutcomeUnknown:
+        raise
+    except StoreUnavailable:  # nothing recorded: the throttle gets its hits back
+        Throttle(ledger).refund(taken)
+        raise
     log("rights_requested", subject=subject, outcome=state["status"])
     return RightsRequest(state["status"], subject, state.get("mail_id"))
 
 
-def _throttled(ledger: Ledger, settings: Settings, address: str, ctx: RequestContext) -> str:
+def _throttled(ledger: Ledger, settings: Settings, address: str, ctx: RequestContext,
+               taken: list[tuple[str, str, int]]) -> str:
     throttle, pepper, limits = Throttle(ledger), settings.subject_pepper, settings.mail
     try:
         if ctx.ip and not throttle.hit("rights-ip", rate_key(pepper, "ip", ctx.ip),
-                                       limits.per_ip):
+                                       limits.per_ip, taken=taken):
             return "throttled_ip"
         if not throttle.hit("rights-address", rate_key(pepper, "address",
                                                        normalise_email(address)),
-                            limits.per_address):
+                            limits.per_address, taken=taken):
             return "throttled_address"
     except Contention:
         return "throttled_contention"

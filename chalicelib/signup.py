@@ -23,7 +23,8 @@ from chalicelib import links
 from chalicelib.clock import now_iso, utcnow
 from chalicelib.consent import LinkDraft, RequestContext, draft_link, pending_expiry, supersede
 from chalicelib.errors import (
-    BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked,
+    BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked, OutcomeUnknown,
+    StoreUnavailable,
 )
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
 from chalicelib.logs import log
@@ -278,20 +279,34 @@ class Signups:
         self.catalogue = catalogue
         self.throttle = Throttle(ledger)
 
-    def _throttled(self, ctx: RequestContext, address: str) -> str:
+    def _throttled(self, ctx: RequestContext, address: str,
+                   taken: list[tuple[str, str, int]]) -> str:
         try:
-            return self._count(ctx, address)
+            return self._count(ctx, address, taken)
         except Contention:  # a burst on one key: treated like any throttled request
             return "throttle_contention"
 
-    def _count(self, ctx: RequestContext, address: str) -> str:
+    def _count(self, ctx: RequestContext, address: str,
+               taken: list[tuple[str, str, int]]) -> str:
         pepper, mail = self.settings.subject_pepper, self.settings.mail
-        if ctx.ip and not self.throttle.hit("ip", rate_key(pepper, "ip", ctx.ip), mail.per_ip):
+        if ctx.ip and not self.throttle.hit("ip", rate_key(pepper, "ip", ctx.ip), mail.per_ip,
+                                            taken=taken):
             return "throttled_ip"
         if not self.throttle.hit("address", rate_key(pepper, "address", normalise_email(address)),
-                                 mail.per_address):
+                                 mail.per_address, taken=taken):
             return "throttled_address"
         return ""
+
+    def _commit(self, subject: str, build: Any, taken: list[tuple[str, str, int]]) -> None:
+        """Record; if nothing could be recorded, the throttle gets its hits back (else three
+        outages would silently drop the person's next real signup for a day)."""
+        try:
+            self.ledger.commit(subject, build)
+        except OutcomeUnknown:
+            raise  # it may be recorded: the hits stand
+        except StoreUnavailable:
+            self.throttle.refund(taken)
+            raise
 
     def submit(self, form: Form, submission: Submission, locale: str,
                ctx: RequestContext) -> Outcome:
@@ -301,7 +316,8 @@ class Signups:
         reason, token_page = bot_reason(self.settings, form, submission)
         if reason:
             return self._dropped(form, reason)
-        reason = self._throttled(ctx, address)
+        taken: list[tuple[str, str, int]] = []
+        reason = self._throttled(ctx, address, taken)
         if reason:
             return self._dropped(form, reason)
         subject = subject_key(self.settings.subject_pepper, normalise_email(address))
@@ -330,7 +346,7 @@ class Signups:
             plan.profile_remove = ("undeliverable",)
             return plan
 
-        self.ledger.commit(subject, build)
+        self._commit(subject, build, taken)
         log("signup_recorded", form=form.id, subject=subject, outcome=outcome["status"],
             purposes=list(purposes), mail_id=outcome["mail_id"])
         return Outcome(outcome["status"], subject=subject, mail_id=outcome["mail_id"])
@@ -376,7 +392,8 @@ class Signups:
         profile, _ = self.ledger.current(link.subject)
         if not profile or not profile.get("email"):
             return self._dropped_renewal(link.link_id, "address_not_on_record")
-        reason = self._throttled(ctx, profile["email"])
+        taken: list[tuple[str, str, int]] = []
+        reason = self._throttled(ctx, profile["email"], taken)
         if reason:
             return self._dropped_renewal(link.link_id, reason)
         channel, at = record.get("channel") or "renewal", now_iso()
@@ -388,7 +405,7 @@ class Signups:
             outcome["mail_id"] = request.order.mail_id if request.order else None
             return plan_request(request, snap, profile["email"], None, locale, at)
 
-        self.ledger.commit(link.subject, build)
+        self._commit(link.subject, build, taken)
         log("link_renewed", subject=link.subject, old_link_id=link.link_id,
             mail_id=outcome["mail_id"])
         return Outcome("requested", subject=link.subject, mail_id=outcome["mail_id"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 
-from chalicelib.errors import Contention
+from chalicelib.errors import Contention, OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.logs import log
 from chalicelib.settings import Limit
@@ -30,8 +30,13 @@ class Throttle:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def hit(self, scope: str, key: str, limit: Limit, now: float | None = None) -> bool:
-        """Count one hit; False (and nothing counted) when ``limit`` is already reached."""
+    def hit(self, scope: str, key: str, limit: Limit, now: float | None = None,
+            taken: list[tuple[str, str, int]] | None = None) -> bool:
+        """Count one hit; False (and nothing counted) when ``limit`` is already reached.
+
+        ``taken`` collects what was counted, so a request that then fails to record
+        anything can give its hits back (:meth:`refund`).
+        """
         pk = f"RATE#{scope}#{key}"
         for attempt in range(_ATTEMPTS):
             at = _millis(now)
@@ -44,10 +49,29 @@ class Throttle:
                 "expires_at": at // 1000 + limit.seconds + 60,
             }, int(item.get("version", 0)))
             if written:
+                if taken is not None:
+                    taken.append((scope, key, at))
                 return True
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # spread a burst out
         log("throttle_contention", level="warning", scope=scope)
         raise Contention("Too many simultaneous requests; please try again.")
+
+    def refund(self, taken: list[tuple[str, str, int]]) -> None:
+        """Give back hits of a request that recorded nothing (best effort)."""
+        for scope, key, at in taken:
+            pk = f"RATE#{scope}#{key}"
+            for _ in range(_ATTEMPTS):
+                try:
+                    item = self.ledger.get(pk, "RATE")
+                    if not item or at not in item.get("hits", []):
+                        break
+                    hits = [h for h in item["hits"] if h != at]
+                    if self.ledger.put_versioned({**item, "hits": hits},
+                                                 int(item.get("version", 0))):
+                        break
+                except OptinProofError:  # the store is still down: the hit stays
+                    log("throttle_refund_failed", level="warning", scope=scope)
+                    break
 
     def remaining(self, scope: str, key: str, limit: Limit, now: float | None = None) -> int:
         """How many hits are left in the current window (for status output and tests)."""

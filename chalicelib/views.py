@@ -70,6 +70,9 @@ PAGE_ERRORS: dict[type[Exception], tuple[str, str]] = {
         "The form sent was too large, so nothing was recorded.")),
     formdata.UnsupportedType: (N_("We could not read your answer"), N_(
         "The form was not sent the way our page sends it, so nothing was recorded.")),
+    errors.OutcomeUnknown: (N_("We could not confirm that your choice was saved"), N_(
+        "The connection to our records broke while saving. Open your link again in a "
+        "minute: the page shows what is recorded, and you can choose again if needed.")),
     errors.StoreUnavailable: (N_("Please try again in a moment"), N_(
         "We could not record or read your choices just now. Nothing was changed; please "
         "try again in a minute.")),
@@ -187,6 +190,7 @@ def error_page(exc: Exception, catalogue: Catalogue, locale: str, path: str,
     text = _(explanation) if explanation else _(str(exc))
     return render("error.html", locale, status=error_status(exc), page_title=_(title),
                   frame_ancestors=frame_ancestors,
+                  outcome_unknown=isinstance(exc, errors.OutcomeUnknown),
                   explanation=text, back_href=path if error_status(exc) < 500 else None,
                   **_common(catalogue, locale))
 

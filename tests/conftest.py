@@ -137,6 +137,9 @@ def live_server(env: dict[str, str]) -> Iterator[str]:
     # socketserver listens with a backlog of 5: twenty simultaneous clients on a busy
     # machine then see "connection reset". Listening again raises the backlog.
     server.server.socket.listen(128)
+    # Headers and body leave in two writes: with Nagle on, each answer waits ~40 ms for
+    # the client's delayed ACK.
+    server.server.RequestHandlerClass.disable_nagle_algorithm = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
