@@ -53,8 +53,10 @@ def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch,
         "LINK_SECRET_KEYS": KEY_NEW, "SUBJECT_PEPPER": PEPPER,
         "PUBLIC_BASE_URL": "http://testserver",
     }
-    for name in ("CONSENT_CATALOGUE", "FORM_TOKEN_MAX_AGE", "DYNAMODB_TIMEOUT",
-                 "LINK_MAX_AGE_CONFIRM", "AWS_PROFILE"):
+    # Nothing of the operator's shell (e.g. a sourced .local/dev.env) leaks into a test.
+    from chalicelib.settings import _ENV_NAMES
+    for name in (*_ENV_NAMES, "AWS_PROFILE", "SECRETS_SSM_PATH", "SECRETS_CACHE_SECONDS",
+                 "CONSENT_TABLE_STREAM_ARN"):
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
         if name.startswith(("MAIL_", "THROTTLE_")):
