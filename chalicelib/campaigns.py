@@ -24,7 +24,7 @@ from chalicelib.act import ActClient, ActError
 from chalicelib.clock import now_iso
 from chalicelib.consent import RequestContext
 from chalicelib.errors import (
-    BadInput, ConfigError, InvalidEmail, OptinProofError, UnknownCampaign,
+    BadInput, ConfigError, InvalidEmail, OptinProofError, RequiredItemMissing, UnknownCampaign,
 )
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
 from chalicelib.logs import log
@@ -368,9 +368,13 @@ class Runner:
                 contact, status, subject, at, link_id=request.confirm.issued.link_id,
                 mail_id=request.order.mail_id if request.order else None))
             state["item"] = plan.puts[-1]
+            plan.absent.append((subject_pk(subject), "TOMBSTONE"))  # erased meanwhile: never
             return plan
 
-        self.ledger.commit(subject, build)
+        try:
+            self.ledger.commit(subject, build)
+        except RequiredItemMissing:
+            return self._skip(contact, "suppressed")
         if state.get("outcome") == "already_confirmed":
             return SKIPPED, "already_confirmed"
         item = state["item"]

@@ -118,6 +118,8 @@ class Plan:
     profile: dict[str, Any] | None = None
     #: Items that must exist for the write to happen (checked in the transaction).
     checks: list[tuple[str, str]] = field(default_factory=list)
+    #: Items that must NOT exist for the write to happen (e.g. an erasure's tombstone).
+    absent: list[tuple[str, str]] = field(default_factory=list)
     #: Attributes to set on other items: ``(pk, sk, fields, ttl)``; an item that is gone
     #: is recreated as a stub expiring at ``ttl`` (epoch seconds), never an error.
     updates: list[tuple[str, str, dict[str, Any], int]] = field(default_factory=list)
@@ -440,7 +442,7 @@ class Ledger:
             if plan.empty():
                 return snap, []
             sealed, request = self._transaction(snap, plan)
-            if self._transact(request, len(plan.checks)):
+            if self._transact(request, len(plan.checks) + len(plan.absent)):
                 return snap, sealed
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         log("chain_contention", level="warning", subject=subject, attempts=_MAX_ATTEMPTS)
@@ -502,6 +504,10 @@ class Ledger:
                 request.append({"ConditionCheck": {
                     "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
                     "ConditionExpression": "attribute_exists(pk)"}})
+            for check_pk, check_sk in plan.absent:
+                request.append({"ConditionCheck": {
+                    "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
+                    "ConditionExpression": "attribute_not_exists(pk)"}})
         return sealed, request
 
     def _counter_update(self, pk: str, sk: str, fields: dict[str, int]) -> dict[str, Any]:
@@ -576,7 +582,8 @@ class Ledger:
                     and reasons[0] == "ConditionalCheckFailed":
                 return False  # the chain head moved: rebuild on a fresh snapshot
             if checks and "ConditionalCheckFailed" in reasons[len(reasons) - checks:]:
-                raise RequiredItemMissing("An item this write depends on no longer exists.") from exc
+                raise RequiredItemMissing("An item this write depends on no longer exists (or "
+                                          "one it must not meet now does).") from exc
             log("store_error", level="error", operation="transact_write_items",
                 code=error.get("Code"), reasons=reasons)
             raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "

@@ -146,11 +146,15 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
             outcome["value"] = "unknown"
             return Plan()
         seen = list(profile.get("ses_seen") or [])
-        if sns_message_id in seen:
+        # SES's feedback id names the bounce or complaint itself: the same notice
+        # published through two topics (two SNS ids) is still one notice.
+        keys = [sns_message_id] + ([f"fb:{notice.detail['feedback_id']}"]
+                                   if notice.detail.get("feedback_id") else [])
+        if any(key in seen for key in keys):
             outcome["value"] = "duplicate"
             return Plan()
         at = now_iso()
-        remember = {"ses_seen": [*seen, sns_message_id][-_REMEMBERED:], "updated_at": at}
+        remember = {"ses_seen": [*seen, *keys][-_REMEMBERED:], "updated_at": at}
         if notice.kind == "bounce":
             plan = Plan(events=[Draft({"event_id": new_event_id(), "at": at, "channel": "ses",
                                        **note})])

@@ -212,3 +212,19 @@ def test_erasure_when_act_is_down_is_finished_by_the_sweep(person, client, act_s
     tomb = erasure.tombstone(get_ledger(), subject)
     assert tomb["act_status"] == "done" and "sync_shard" not in tomb
     assert _contact(act_sim, "zoe@example.eu").get("aemOptOut") is True
+
+
+def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
+    """The tombstone is checked inside the link's transaction, not only before it."""
+    from chalicelib.ledger import subject_pk
+    from tests.test_campaigns import make_runner
+
+    act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")
+    runner = make_runner("race-erase", delivery="csv", purposes=("newsletter",))
+    contact = next(c for c in campaigns.audience(runner.client, runner.campaign)
+                   if c.email == "late@example.eu")
+    subject = key("late@example.eu")
+    get_ledger().put({"pk": subject_pk(subject), "sk": "TOMBSTONE", "subject": subject,
+                      "erased_at": "2026-11-29T00:00:00.000Z"})  # erased after _reach looked
+    assert runner._mint(contact, "late@example.eu", subject) == ("skipped", "suppressed")
+    assert list(get_ledger().events(subject)) == []

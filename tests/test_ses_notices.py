@@ -288,3 +288,14 @@ def test_campaign_report_counts_bounces(client, ses_env, act_sim):
     assert result.purposes["newsletter"]["bounced"] == 1
     assert result.purposes["newsletter"]["no_answer"] == 1
     assert len(result.no_answer) == 1  # the bounced one is not reminded
+
+
+def test_one_notice_through_two_topics_counts_once(client, ses_env, monkeypatch):
+    second = "arn:aws:sns:eu-west-1:123456789012:optinproof-ses-2"
+    monkeypatch.setenv("SES_SNS_TOPIC_ARNS", f"{TOPIC},{second}")
+    subject = signed_up(client, "ivy@example.eu")
+    body = complaint("ivy@example.eu")  # same SES feedback id, two SNS messages
+    assert json.loads(post(client, sign(notification(body))).body)["recorded"] == 1
+    again = post(client, sign(notification(body, TopicArn=second)))
+    assert json.loads(again.body)["duplicate"] == 1
+    assert kinds(subject).count("complained") == 1
