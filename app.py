@@ -657,6 +657,11 @@ def admin_api(view: Callable[..., Response]) -> Callable[..., Response]:
                           "message": str(exc)}, exc.status, headers=challenge)
         except OptinProofError as exc:
             return _json_error(exc, None)
+        if operator.use == "browser" and request.method != "GET":
+            log("admin_refused", level="warning", route=request.path, reason="browser token")
+            return _json({"error": "forbidden", "message": "A sign-in link's session only "
+                          "reads the admin API; changes need a token from `cli admin token`."},
+                         403)
         log("admin_call", operator=operator.name, method=request.method, route=request.path)
         try:
             return view(operator, **params)

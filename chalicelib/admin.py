@@ -43,11 +43,14 @@ class AdminDenied(OptinProofError):
 
 @dataclass(frozen=True)
 class Operator:
-    """The person an admin token was minted for."""
+    """The person an admin token was minted for; ``use`` is ``api`` (a bearer token for
+    the admin API) or ``browser`` (a sign-in link's session: reads, and the
+    dashboard's own buttons, never the admin API's changes)."""
 
     name: str
     token_id: str
     expires_at: int
+    use: str = "api"
 
 
 def _serializer(settings: Settings) -> URLSafeSerializer:
@@ -58,7 +61,7 @@ def _serializer(settings: Settings) -> URLSafeSerializer:
 
 
 def mint(settings: Settings, operator: str, ttl: int = DEFAULT_TTL,
-         now: float | None = None) -> str:
+         now: float | None = None, use: str = "api") -> str:
     """A bearer token for ``operator``, valid ``ttl`` seconds (at most 12 hours)."""
     if not _OPERATOR.fullmatch(operator or ""):
         raise AdminDenied("Name the operator with 1-64 letters, digits, '.', '_', '@' or '-'.",
@@ -67,7 +70,9 @@ def mint(settings: Settings, operator: str, ttl: int = DEFAULT_TTL,
         raise AdminDenied(f"An admin token lives between 1 second and {MAX_TTL // 3600} hours.",
                           400)
     expires = int((now if now is not None else time.time()) + ttl)
-    return _serializer(settings).dumps({"op": operator, "exp": expires,
+    if use not in ("api", "browser"):
+        raise AdminDenied("A token is for the api or a browser.", 400)
+    return _serializer(settings).dumps({"op": operator, "exp": expires, "use": use,
                                         "jti": secrets.token_urlsafe(9)})
 
 
@@ -93,7 +98,8 @@ def verify(settings: Settings, token: str, now: float | None = None) -> Operator
         raise AdminDenied("This admin token is not one we issue.")
     if payload["exp"] <= (now if now is not None else time.time()):
         raise AdminDenied("This admin token has expired; mint a new one.")
-    return Operator(payload["op"], str(payload.get("jti", "")), payload["exp"])
+    return Operator(payload["op"], str(payload.get("jti", "")), payload["exp"],
+                    "browser" if payload.get("use") == "browser" else "api")
 
 
 # -- the dashboard in a browser: a signed link sets a session cookie ----------------------

@@ -748,7 +748,7 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
 def cmd_admin_link(args: argparse.Namespace) -> int:
     settings = get_settings()
     base = args.base_url or settings.public_base_url or "http://127.0.0.1:8000"
-    token = admin.mint(settings, args.operator, parse_duration(args.ttl, "--ttl"))
+    token = admin.mint(settings, args.operator, parse_duration(args.ttl, "--ttl"), use="browser")
     print(admin.login_url(base, token))
     return 0
 

@@ -83,12 +83,14 @@ def _counter(ledger: Ledger, pk: str, names: tuple[str, ...]) -> dict[str, int]:
 
 def purposes(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> list[dict[str, Any]]:
     names = ("accepted", "refused", "withdrawn", "pending", "expired")
+    counts = stats.per_purpose(ledger.query("STATS#PURPOSES", "S"))
     rows = []
     for purpose_id, purpose in catalogue.purposes.items():
         if f.purpose and purpose_id != f.purpose:
             continue
+        row = counts.get(purpose_id, {})
         rows.append({"purpose": purpose_id, "title": purpose.text(locale).title,
-                     **_counter(ledger, f"STATS#PURPOSE#{purpose_id}", names)})
+                     **{name: row.get(name, 0) for name in names}})
     return rows
 
 
@@ -99,14 +101,16 @@ def timeline(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str,
     while day <= f.until:
         buckets.setdefault(_bucket(day, f.by), dict.fromkeys(stats.STATES, 0))
         day += timedelta(days=1)
-    for purpose_id in catalogue.purposes:
-        if f.purpose and purpose_id != f.purpose:
-            continue
-        for item in ledger.query_between(f"STATS#DAY#{purpose_id}", f.since.isoformat(),
-                                         f.until.isoformat() + "#~"):
+    month = f.since.replace(day=1)
+    while month <= f.until:  # one query per month of the range
+        for item in ledger.query_between(f"STATS#DAYS#{month.isoformat()[:7]}",
+                                         f.since.isoformat(), f.until.isoformat() + "#~"):
             bucket = _bucket(date.fromisoformat(item["sk"][:10]), f.by)
-            for state in stats.STATES:
-                buckets[bucket][state] += int(item.get(state, 0) or 0)
+            for purpose_id, kinds in stats.per_purpose([item]).items():
+                if purpose_id in catalogue.purposes and (not f.purpose or purpose_id == f.purpose):
+                    for state in stats.STATES:
+                        buckets[bucket][state] += kinds.get(state, 0)
+        month = (month + timedelta(days=32)).replace(day=1)
     return [{"period": key, **values} for key, values in sorted(buckets.items())]
 
 

@@ -35,7 +35,7 @@ from chalicelib.purposes import Catalogue
 ACT_MODES = ("clear", "delete", "keep")
 _STRIPPED = (*PERSONAL_FIELDS, "personal_salt")
 #: Items one transaction may touch besides the event, chain head and tombstone.
-_BATCH = 90
+_BATCH = 80
 #: Tombstones whose Act! step must be tried again, in the pending-sync index.
 ACT_RETRY_SHARD = "ERASE#ACT"
 _LOCK_SECONDS = 120

@@ -483,10 +483,12 @@ class Ledger:
                 "Item": to_item({"pk": pk, "sk": event_sk(event["seq"]), **event}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }})
-        counters, newly_asked = stats.deltas(snap.states, snap.profile, sealed)
-        if newly_asked:  # remembered, so a person asked twice is pending once
-            known = list((snap.profile or {}).get("asked") or [])
-            plan.profile = {**(plan.profile or {}), "asked": [*known, *newly_asked]}
+        counters, remember = stats.deltas(snap.states, snap.profile, sealed)
+        if remember and not any(d == (pk, "PROFILE") for d in plan.deletes):
+            profile = dict(plan.profile or {})
+            for name, values in remember.items():  # e.g. a person asked twice is pending once
+                profile[name] = [*((snap.profile or {}).get(name) or []), *values]
+            plan.profile = profile
         request.extend({"Update": self._counter_update(pk_, sk_, fields)}
                        for (pk_, sk_), fields in counters.items())
         derived = plan.derived(sealed) if plan.derived else []

@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from chalicelib.errors import ConfigError
+from chalicelib.logs import log
 
 #: The settings that are secrets: never in config.json or the repository.
 SECRET_NAMES = (
@@ -28,6 +29,7 @@ GENERATED = ("LINK_SECRET_KEYS", "SUBJECT_PEPPER", "ADMIN_SECRET_KEYS", "ACT_WEB
              "ACT_WEBHOOK_PATH_SECRET", "WEBHOOK_SECRET", "SES_SNS_PATH_SECRET")
 
 _LOCK = threading.Lock()
+_RETRY_SECONDS = 30
 _CACHE: dict[str, tuple[float, dict[str, str]]] = {}
 
 
@@ -82,7 +84,15 @@ def environment(env: Mapping[str, str] | None = None,
         cached = _CACHE.get(path)
         if cached is None or now() - cached[0] > ttl:
             region = values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION")
-            cached = (now(), read_path(client_factory(region), path))
+            try:
+                cached = (now(), read_path(client_factory(region), path))
+            except ConfigError as exc:
+                if cached is None:
+                    raise  # a cold start without secrets must fail loudly
+                # SSM down after a cold start: keep serving with the secrets we hold,
+                # and look again in 30 s rather than on every request.
+                log("secrets_refresh_failed", level="warning", detail=str(exc)[:300])
+                cached = (now() - ttl + _RETRY_SECONDS, cached[1])
             _CACHE[path] = cached
     for name, value in cached[1].items():
         values.setdefault(name, value)

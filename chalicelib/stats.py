@@ -5,10 +5,10 @@ commit that seals events also adds to a few small counter items (DynamoDB ``ADD`
 the same ``TransactWriteItems``), so the counts can never disagree with the proof and
 a page reads a handful of items whatever the table's size:
 
-- ``STATS#PURPOSE#<id>``: people per current state (accepted, refused, withdrawn) and
-  ``pending`` (asked, never decided) and ``expired`` (asked, never decided, forgotten
-  when their confirmation link expired);
-- ``STATS#DAY#<purpose>`` / ``<yyyy-mm-dd>#…``: decisions per day and kind;
+- ``STATS#PURPOSES``: per purpose (``<purpose>.<state>`` attributes), people per current
+  state (accepted, refused, withdrawn) and ``pending`` (asked, never decided) and
+  ``expired`` (asked, never decided, forgotten when their confirmation link expired);
+- ``STATS#DAYS#<yyyy-mm>`` / ``<yyyy-mm-dd>#…``: decisions per day, purpose and kind;
 - ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, people who answered and who
   confirmed (accepted a first purpose), decisions per kind, syncs to Act!;
 - ``STATS#FORM#<id>``: signups, people who answered and who confirmed through the
@@ -26,6 +26,8 @@ from typing import Any, Iterable
 
 SHARDS = 8
 STATES = ("accepted", "refused", "withdrawn")
+#: Profile fields the counters rely on (lists that only grow until an erasure).
+REMEMBERED = ("asked", "answered_in", "accepted_in")
 Delta = dict[tuple[str, str], dict[str, int]]
 
 
@@ -42,88 +44,87 @@ def _channel_scope(channel: str | None) -> str | None:
 
 
 def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
-           sealed: Iterable[dict[str, Any]]) -> tuple[Delta, list[str]]:
-    """The counter changes of one commit, and the purposes newly asked of this person.
+           sealed: Iterable[dict[str, Any]]) -> tuple[Delta, dict[str, list[str]]]:
+    """The counter changes of one commit, and what the person's profile must remember.
 
-    ``states`` and ``profile`` are the snapshot the commit was built on (before).
+    ``states`` and ``profile`` are the snapshot the commit was built on (before). At
+    most a handful of counter items per commit, whatever the number of purposes, so a
+    decision never nears DynamoDB's 100 items per transaction. The profile remembers
+    the purposes a person was asked about (pending is counted once) and the campaigns
+    and forms they answered or accepted through (a funnel counts people, per funnel).
     """
     out: Delta = defaultdict(lambda: defaultdict(int))
-    asked = set((profile or {}).get("asked") or [])
+    known = {name: set((profile or {}).get(name) or []) for name in REMEMBERED}
+    new: dict[str, list[str]] = {name: [] for name in REMEMBERED}
     decided = {p for p, s in states.items() if s.get("state")}
-    had_answered = bool(decided)
-    had_accepted = any(s.get("state") == "accepted" for s in states.values())
-    answered_in: set[str] = set()
-    accepted_in: set[str] = set()
-    newly_asked: list[str] = []
-    signup_forms: set[str] = set()
     shard = _shard()
+    signup_forms: set[str] = set()
 
-    def add(pk: str, name: str, delta: int = 1, sk: str = shard) -> None:
-        out[(pk, sk)][name] += delta
+    def once(name: str, value: str) -> bool:
+        """True the first time this person meets ``value`` (a purpose asked, a scope)."""
+        if value in known[name] or value in new[name]:
+            return False
+        new[name].append(value)
+        return True
+
+    def purpose(purpose_id: str, name: str, delta: int = 1) -> None:
+        out[("STATS#PURPOSES", shard)][f"{purpose_id}.{name}"] += delta
 
     for event in sealed:
-        kind, purpose, channel = event.get("kind"), event.get("purpose"), event.get("channel")
-        scope = _channel_scope(channel)
-        if kind == "requested" and purpose:
-            signup_forms.add(event.get("form_id") or "")
-            _ask(purpose, asked, decided, newly_asked, add)
-        elif kind == "link_issued" and event.get("link_kind") == "confirm":
-            for p in event.get("purposes") or ():
-                _ask(p, asked, decided, newly_asked, add)
-        elif kind in STATES and purpose:
+        kind, purpose_id = event.get("kind"), event.get("purpose")
+        scope = _channel_scope(event.get("channel"))
+        asked_now = [purpose_id] if kind == "requested" and purpose_id else (
+            list(event.get("purposes") or ()) if kind == "link_issued"
+            and event.get("link_kind") == "confirm" else [])
+        for asked in asked_now:
+            if asked not in decided and once("asked", asked):
+                purpose(asked, "pending")
+        if kind == "requested" and event.get("form_id"):
+            signup_forms.add(event["form_id"])
+        elif kind in STATES and purpose_id:
             before = event.get("previous_state")
             if before in STATES:
-                add(f"STATS#PURPOSE#{purpose}", before, -1)
-            elif purpose in asked or purpose in newly_asked:
-                add(f"STATS#PURPOSE#{purpose}", "pending", -1)
-            add(f"STATS#PURPOSE#{purpose}", kind)
-            decided.add(purpose)
-            add(f"STATS#DAY#{purpose}", kind, sk=f"{event['at'][:10]}#{shard}")
+                purpose(purpose_id, before, -1)
+            elif purpose_id in known["asked"] or purpose_id in new["asked"]:
+                purpose(purpose_id, "pending", -1)
+            purpose(purpose_id, kind)
+            decided.add(purpose_id)
+            out[(f"STATS#DAYS#{event['at'][:7]}", f"{event['at'][:10]}#{shard}")][
+                f"{purpose_id}.{kind}"] += 1
             if scope:
-                add(f"STATS#{scope}", kind)
-                answered_in.add(scope)
-                if kind == "accepted":
-                    accepted_in.add(scope)
+                out[(f"STATS#{scope}", shard)][kind] += 1
+                if once("answered_in", scope):
+                    out[(f"STATS#{scope}", shard)]["answered"] += 1
+                if kind == "accepted" and once("accepted_in", scope):
+                    out[(f"STATS#{scope}", shard)]["confirmed"] += 1
         elif kind in ("link_written", "link_exported") and scope:
-            add(f"STATS#{scope}", "sent")
+            out[(f"STATS#{scope}", shard)]["sent"] += 1
         elif kind == "mail_sent" and scope and scope.startswith("CAMPAIGN#") \
                 and event.get("mail_kind") == "confirm":
-            add(f"STATS#{scope}", "sent")
+            out[(f"STATS#{scope}", shard)]["sent"] += 1
         elif kind == "erased":
             for p, state in states.items():
                 if state.get("state") in STATES:
-                    add(f"STATS#PURPOSE#{p}", state["state"], -1)
-            for p in asked - decided:
-                add(f"STATS#PURPOSE#{p}", "pending", -1)
-            add("STATS#ERASURES", "erased")
-            asked, decided = set(), set()
+                    purpose(p, state["state"], -1)
+            for p in (known["asked"] | set(new["asked"])) - decided:
+                purpose(p, "pending", -1)
+            out[("STATS#ERASURES", shard)]["erased"] += 1
+            known = {name: set() for name in REMEMBERED}
+            new = {name: [] for name in REMEMBERED}
+            decided = set()
     for form_id in signup_forms:
-        if form_id:
-            add(f"STATS#FORM#{form_id}", "signups")
-    # People, not decisions: a person's first answer, and their first acceptance.
-    for scope in answered_in if not had_answered else ():
-        add(f"STATS#{scope}", "answered")
-    for scope in accepted_in if not had_accepted else ():
-        add(f"STATS#{scope}", "confirmed")
-    return {key: dict(values) for key, values in out.items() if any(values.values())}, \
-        newly_asked
-
-
-def _ask(purpose: str, asked: set[str], decided: set[str], newly: list[str], add: Any) -> None:
-    if purpose in asked or purpose in decided or purpose in newly:
-        return
-    newly.append(purpose)
-    add(f"STATS#PURPOSE#{purpose}", "pending")
+        out[(f"STATS#FORM#{form_id}", shard)]["signups"] += 1
+    counters = {key: dict(values) for key, values in out.items() if any(values.values())}
+    return counters, {name: values for name, values in new.items() if values}
 
 
 def expired(profile_image: dict[str, Any]) -> Delta:
     """A never-decided person's profile removed by TTL: their asks expired."""
-    out: Delta = defaultdict(lambda: defaultdict(int))
-    shard = _shard()
+    fields: dict[str, int] = {}
     for purpose in profile_image.get("asked") or ():
-        out[(f"STATS#PURPOSE#{purpose}", shard)]["pending"] -= 1
-        out[(f"STATS#PURPOSE#{purpose}", shard)]["expired"] += 1
-    return {key: dict(values) for key, values in out.items()}
+        fields[f"{purpose}.pending"] = -1
+        fields[f"{purpose}.expired"] = 1
+    return {("STATS#PURPOSES", _shard()): fields} if fields else {}
 
 
 def synced(channel: str | None) -> Delta:
@@ -136,6 +137,17 @@ def opened(channel: str | None) -> Delta:
     """A campaign or form link's page opened for the first time."""
     scope = _channel_scope(channel)
     return {(f"STATS#{scope}", _shard()): {"opened": 1}} if scope else {}
+
+
+def per_purpose(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{purpose: {state: n}}`` from the shards of ``STATS#PURPOSES`` (or a day's)."""
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for item in items:
+        for name, value in item.items():
+            if "." in name:
+                purpose_id, _, state = name.partition(".")
+                sums[purpose_id][state] += int(value or 0)
+    return {key: dict(values) for key, values in sums.items()}
 
 
 def total(items: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, int]:

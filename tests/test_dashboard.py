@@ -195,3 +195,46 @@ def test_sign_out_clears_the_cookie(dash_env, client):
     out = client.http.post("/admin/logout", body=urlencode({"form_token": token}),
                            headers={"Content-Type": FORM, "Cookie": cookie})
     assert out.status_code == 200 and "Max-Age=0" in out.headers["Set-Cookie"]
+
+
+def _decision(purpose: str, kind: str, channel: str, before: str | None = None) -> dict[str, Any]:
+    return {"kind": kind, "purpose": purpose, "channel": channel, "previous_state": before,
+            "at": "2026-11-29T10:00:00.000Z"}
+
+
+def test_a_commit_adds_a_handful_of_counter_items_whatever_the_purposes():
+    """A decision on 20 purposes must stay far below DynamoDB's 100 items per transaction."""
+    events = [_decision(f"p{i}", "accepted", "form:main") for i in range(20)]
+    counters, remember = stats.deltas({}, {"asked": [f"p{i}" for i in range(20)]}, events)
+    assert len(counters) <= 3, sorted(counters)
+    assert remember == {"answered_in": ["FORM#main"], "accepted_in": ["FORM#main"]}
+
+
+def test_funnels_count_people_per_campaign_not_per_life():
+    states = {"newsletter": {"state": "refused"}}  # refused through campaign c1 already
+    profile = {"answered_in": ["CAMPAIGN#c1"]}
+    counters, remember = stats.deltas(states, profile, [
+        _decision("newsletter", "accepted", "campaign:c2", before="refused")])
+    c2 = next(fields for (pk, _), fields in counters.items() if pk == "STATS#CAMPAIGN#c2")
+    assert c2["answered"] == 1 and c2["confirmed"] == 1
+    again, _ = stats.deltas({"newsletter": {"state": "accepted"}},
+                            {"answered_in": ["CAMPAIGN#c1", "CAMPAIGN#c2"],
+                             "accepted_in": ["CAMPAIGN#c2"]},
+                            [_decision("newsletter", "refused", "campaign:c2", "accepted")])
+    c2 = next(fields for (pk, _), fields in again.items() if pk == "STATS#CAMPAIGN#c2")
+    assert "answered" not in c2 and "confirmed" not in c2  # the same person, counted once
+
+
+def test_a_sign_in_link_session_reads_but_never_changes_through_the_api(dash_env, client,
+                                                                        mail_sink):
+    from chalicelib.cli import main
+
+    confirmed(client, mail_sink, "safe@example.eu")
+    token = admin.mint(get_settings(), "olga", 600, use="browser")
+    bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    assert client.http.get("/admin/campaigns", headers=bearer).status_code == 200
+    erase = client.http.post("/admin/erasures", body='{"email": "safe@example.eu"}',
+                             headers=bearer)
+    assert erase.status_code == 403 and get_ledger().current(key("safe@example.eu"))[0]
+    login = client.http.get(f"/admin/login?{urlencode({'token': token})}")
+    assert login.status_code == 303  # the dashboard itself is what the link is for

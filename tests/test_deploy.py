@@ -331,3 +331,45 @@ def test_prod_zip_serves_the_page_and_syncs_from_a_clean_directory(prod_package:
     size = (prod_package / "deployment.zip").stat().st_size
     print(f"\nprod deployment.zip {size / MB:.1f} MB; cold import of app "
           f"{result['import_seconds'] * 1000:.0f} ms")
+
+
+def test_the_policy_allows_every_dynamodb_call_the_code_makes():
+    """Read the calls out of the code, so a new call cannot ship without its permission."""
+    import re
+
+    source = "\n".join((ROOT / "chalicelib" / name).read_text()
+                       for name in ("ledger.py", "schema.py"))
+    calls = set(re.findall(r'(?:_call|_conditional|_paged)\(\s*"([a-z_]+)"', source))
+    calls |= set(re.findall(r"self\.client\.([a-z_]+)\(", source))
+    # Transactions are authorised per item (Put/Update/Delete/ConditionCheckItem); table
+    # creation and TTL are the operator's (cli infra create), not the functions'.
+    calls -= {"transact_write_items", "create_table", "describe_time_to_live",
+              "update_time_to_live"}
+    needed = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+    allowed = {action for statement in infra.policy("prod", DOMAIN)["Statement"]
+               for action in statement["Action"]}
+    assert "dynamodb:BatchGetItem" in needed and needed <= allowed, needed - allowed
+
+
+def test_secrets_held_stay_in_use_while_ssm_is_down():
+    ssm_secrets.forget()
+    client, clock, calls = _ssm(), [1000.0], []
+
+    def factory(region: Any) -> Any:
+        calls.append(clock[0])
+        return client
+
+    with Stubber(client) as stub:
+        stub.add_response("get_parameters_by_path", {"Parameters": [
+            {"Name": "/optinproof/prod/LINK_SECRET_KEYS", "Value": "held", "Type": "SecureString"}]},
+            {"Path": "/optinproof/prod/", "WithDecryption": True, "Recursive": False})
+        stub.add_client_error("get_parameters_by_path", "ThrottlingException")
+        env = {"SECRETS_SSM_PATH": "/optinproof/prod/"}
+        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        clock[0] += 301  # expired, and SSM fails: the held secrets are still served
+        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        clock[0] += 10  # within the 30 s back-off: SSM is not asked again
+        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        stub.assert_no_pending_responses()
+    assert len(calls) == 2
+    ssm_secrets.forget()
