@@ -229,6 +229,8 @@ OptinProof local stack is up.
   Try the whole loop: fill the form on the demo website, open the mail in the mailbox,
   follow its link, decide, and see the Act! simulator's contact change.
 
+  Rights page (your data) {base_url}/rights
+
   Demo confirmation link for {DEMO_EMAIL}, open it in a browser:
   {demo}
 

