@@ -26,6 +26,7 @@ from chalicelib.errors import (
     OutcomeUnknown, StoreUnavailable, UnknownForm,
 )
 from chalicelib.i18n import negotiate, translations
+from chalicelib.ledger import from_item
 from chalicelib.logs import log
 from chalicelib.pages import Page, error_status, security_headers
 from chalicelib.purposes import Form
@@ -104,12 +105,21 @@ def confirm_show(token: str) -> Page:
 @html_page
 def confirm_decide(token: str) -> Page:
     """Record the decisions of a submitted confirmation page."""
-    request = app.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     link, record = consent.open_link(ledger, settings, "confirm", token, catalogue)
+    return _record_choices(link, record, views.quote_token(token), "decisions_recorded",
+                           record.get("channel"),
+                           continue_url=views.continue_url(catalogue, record.get("channel")))
+
+
+def _record_choices(link: links.Link, record: dict[str, Any], path: str, event: str,
+                    receipt_channel: str | None, continue_url: str | None = None,
+                    title: str = views.CONFIRM_TITLE) -> Page:
+    """A submitted confirmation or preferences page: checked, recorded, answered."""
+    request = app.current_request
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
     locale = _locale(fields.get("lang"))
-    path = views.quote_token(token)
     antiforgery.check_origin(request.headers)
     choices = {k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")}
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
@@ -120,14 +130,13 @@ def confirm_decide(token: str) -> Page:
     except tuple(views.FORM_ERRORS) as exc:
         return views.confirm_page(settings, catalogue, locale, path, link.link_id,
                                   consent.states(ledger, link), status=error_status(exc),
-                                  error=views.form_error(exc, locale))
-    log("decisions_recorded", subject=link.subject, link_id=link.link_id,
+                                  error=views.form_error(exc, locale), title=title)
+    changed = any(item.changed for item in result)
+    log(event, subject=link.subject, link_id=link.link_id,
         changed=[item.purpose for item in result if item.changed])
-    _receipt_after(link.subject, locale, record.get("channel"),
-                   any(item.changed for item in result))
+    _receipt_after(link.subject, locale, receipt_channel, changed)
     return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
-                              unchanged=not any(item.changed for item in result),
-                              continue_url=views.continue_url(catalogue, record.get("channel")))
+                              unchanged=not changed, continue_url=continue_url, title=title)
 
 
 @app.route("/c/{token}/renew", methods=["POST"], content_types=FORM_TYPES)
@@ -207,30 +216,11 @@ def preferences_show(token: str) -> Page:
 @html_page
 def preferences_save(token: str) -> Page:
     """Record each changed choice of the preferences page (each change is an event)."""
-    request = app.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     link, record = consent.open_link(ledger, settings, "preferences", token)
-    link = rights.offered(link, catalogue)
-    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
-    locale, path = _locale(fields.get("lang")), f"/p/{views.quote_token(token)}"
-    antiforgery.check_origin(request.headers)
-    choices = {k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")}
-    shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
-    try:
-        antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
-        result = consent.decide(ledger, catalogue, link, record, choices, locale, shown,
-                                _request_context(), settings.webhook_subscribers)
-    except tuple(views.FORM_ERRORS) as exc:
-        return views.confirm_page(settings, catalogue, locale, path, link.link_id,
-                                  consent.states(ledger, link), status=error_status(exc),
-                                  error=views.form_error(exc, locale),
-                                  title=views.PREFERENCES_TITLE)
-    log("preferences_recorded", subject=link.subject, link_id=link.link_id,
-        changed=[item.purpose for item in result if item.changed])
-    _receipt_after(link.subject, locale, "preferences", any(item.changed for item in result))
-    return views.confirm_page(settings, catalogue, locale, path, link.link_id, result,
-                              unchanged=not any(item.changed for item in result),
-                              title=views.PREFERENCES_TITLE)
+    return _record_choices(rights.offered(link, catalogue), record,
+                           f"/p/{views.quote_token(token)}", "preferences_recorded",
+                           "preferences", title=views.PREFERENCES_TITLE)
 
 
 @app.route("/rights", methods=["GET", "HEAD"])
@@ -343,12 +333,9 @@ def erase_confirm(token: str) -> Page:
 
 def _erase(subject: str, requested_by: str, act_mode: str) -> erasure.Erasure:
     """Erase with Act! in the loop: unsent decisions pushed first, then cleared there."""
-    settings, pusher = get_settings(), _pusher_or_none()
-    return erasure.erase(get_ledger(), get_catalogue(), subject, requested_by, act_mode,
-                         _act_client_or_none(),
-                         aem_opt_out=settings.act.aem_opt_out if settings.act else True,
-                         push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
-                         if pusher else None)
+    return erasure.erase_with_act(get_ledger(), get_catalogue(), get_settings(), subject,
+                                  requested_by, act_mode, _act_client_or_none(),
+                                  _pusher_or_none())
 
 
 def _act_client_or_none() -> Any:
@@ -949,8 +936,6 @@ def on_table_change(event: Any) -> dict[str, Any]:
 
 def _count_expiries(event: Any) -> None:
     """A never-decided person's profile removed by TTL: the dashboard's "expired"."""
-    from boto3.dynamodb.types import TypeDeserializer
-
     for record in event:
         raw = getattr(record, "_event_dict", {})
         removed_by_ttl = (raw.get("userIdentity") or {}).get("principalId") == \
@@ -959,9 +944,8 @@ def _count_expiries(event: Any) -> None:
         if record.event_name != "REMOVE" or not removed_by_ttl \
                 or old.get("sk", {}).get("S") != "PROFILE":
             continue
-        image = {k: TypeDeserializer().deserialize(v) for k, v in old.items()}
         try:
-            get_ledger().add_counters(stats.expired(image))
+            get_ledger().add_counters(stats.expired(from_item(old)))
         except OptinProofError as exc:  # a count, never a reason to fail the batch
             log("stats_not_counted", level="warning", error=type(exc).__name__)
 

@@ -590,14 +590,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print(f"would erase subject {subject} (Act!: {args.act or settings.erasure_act}); "
               "run again with --yes to do it", file=sys.stderr)
         return 2
-    client = get_act_client(settings) if settings.act else None
-    pusher = get_pusher(settings) if settings.act else None
-    done = erasure.erase(ledger, get_catalogue(settings), subject,
-                         f"cli:{os.environ.get('USER') or 'operator'}",
-                         args.act or settings.erasure_act, client,
-                         aem_opt_out=settings.act.aem_opt_out if settings.act else True,
-                         push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
-                         if pusher else None)
+    done = erasure.erase_with_act(
+        ledger, get_catalogue(settings), settings, subject,
+        f"cli:{os.environ.get('USER') or 'operator'}", args.act or settings.erasure_act,
+        get_act_client(settings) if settings.act else None,
+        get_pusher(settings) if settings.act else None)
     verdict = audit.verify_subject(ledger, subject)
     print(f"{'already erased' if done.already else 'erased'} {subject} at {done.erased_at}: "
           f"{done.links_revoked} link(s) revoked, personal fields removed from "

@@ -84,6 +84,17 @@ def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
         ledger.release_lock(subject, owner)
 
 
+def erase_with_act(ledger: Ledger, catalogue: Catalogue, settings: Any, subject: str,
+                   requested_by: str, act_mode: str, client: ActClient | None,
+                   pusher: Any | None) -> Erasure:
+    """:func:`erase` wired to the configured Act!: its aemOptOut rule, and the pusher
+    that sends unsent decisions first."""
+    return erase(ledger, catalogue, subject, requested_by, act_mode, client,
+                 aem_opt_out=settings.act.aem_opt_out if settings.act else True,
+                 push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
+                 if pusher is not None else None)
+
+
 def _take_lock(ledger: Ledger, subject: str, owner: str, wait: float = 15.0) -> None:
     deadline = time.monotonic() + wait
     while not ledger.acquire_lock(subject, owner, _LOCK_SECONDS):

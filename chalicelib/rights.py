@@ -14,7 +14,7 @@ JSON follows ``schemas/subject-export.v1.json``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib import audit, links
 from chalicelib.clock import now_iso
@@ -23,6 +23,7 @@ from chalicelib.errors import Contention, OutcomeUnknown, StoreUnavailable
 from chalicelib.links import Link
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.logs import log
+from chalicelib.mail import N_
 from chalicelib.outbox import MailOrder, new_mail_id, outbox_item
 from chalicelib.proof import PERSONAL_FIELDS, new_event_id
 from chalicelib.purposes import Catalogue
@@ -138,18 +139,30 @@ def _purposes(catalogue: Catalogue, states: dict[str, dict[str, Any]],
     return rows
 
 
-def retention(settings: Settings) -> dict[str, str]:
-    """What we keep and for how long: the same words for every person."""
-    return {
-        "profile": "Your address, name and language: while you hold a consent with us; "
-                   "if you never confirm, until your confirmation link expires.",
-        "events": "The record of each request, e-mail and decision: kept as proof of "
-                  "consent for as long as we may need to show it (GDPR art. 7(1)); "
-                  "erasure removes your address, name, IP address and browser from it.",
-        "links": f"Links: confirmation {settings.link_max_age['confirm'] // 86400} days, "
-                 f"withdrawal {settings.link_max_age['withdraw'] // 86400} days, this page "
-                 f"{max(1, settings.link_max_age['rights'] // 3600)} hours.",
-    }
+#: What we keep and for how long: the same words for every person, in the export (in
+#: English) and on the report page (translated there).
+RETENTION = {
+    "profile": N_("Your address, name and language: while you hold a consent with us; if "
+                  "you never confirm, until your confirmation link expires."),
+    "events": N_("The record of each request, e-mail and decision: kept as proof of consent "
+                 "for as long as we may need to show it (GDPR art. 7(1)); erasure removes "
+                 "your address, name, IP address and browser from it."),
+    "links": N_("Links: confirmation %(confirm)d days, withdrawal %(withdraw)d days, this "
+                "page %(rights)d hours."),
+}
+
+
+def link_lifetimes(settings: Settings) -> dict[str, int]:
+    return {"confirm": settings.link_max_age["confirm"] // 86400,
+            "withdraw": settings.link_max_age["withdraw"] // 86400,
+            "rights": max(1, settings.link_max_age["rights"] // 3600)}
+
+
+def retention(settings: Settings, translate: Callable[[str], str] = str) -> dict[str, str]:
+    """The retention statement, in English unless a gettext function is given."""
+    texts = {key: translate(text) for key, text in RETENTION.items()}
+    texts["links"] %= link_lifetimes(settings)
+    return texts
 
 
 def export(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str,

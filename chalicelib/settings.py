@@ -422,8 +422,9 @@ def _cached(items: tuple[tuple[str, str], ...]) -> Settings:
 def get_settings() -> Settings:
     """Settings for the current environment (with the stage's SSM secrets in AWS),
     validated once per distinct environment."""
-    from chalicelib.ssm_secrets import environment
-
-    env = environment()
+    env: Any = os.environ
+    if "SECRETS_SSM_PATH" in env:  # in AWS; locally the environment is read as it is
+        from chalicelib.ssm_secrets import environment
+        env = environment()
     relevant = tuple((name, env[name]) for name in _ENV_NAMES if name in env)
     return _cached(relevant)

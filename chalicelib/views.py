@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
-from chalicelib import antiforgery, errors, formdata, signup
+from chalicelib import antiforgery, errors, formdata, rights, signup
 from chalicelib.consent import PurposeState
 from chalicelib.i18n import translations
 from chalicelib.pages import Page, error_status, render, security_headers
@@ -23,6 +23,8 @@ def N_(message: str) -> str:
     """Mark a string for translation where it is defined; translated where shown."""
     return message
 
+
+CONFIRM_TITLE = N_("Your consent choices")
 
 STATE_LABELS = {
     "accepted": N_("Accepted"),
@@ -122,7 +124,7 @@ def confirm_page(settings: Settings, catalogue: Catalogue, locale: str, path: st
                  link_id: str, purpose_states: list[PurposeState], status: int = 200,
                  error: str | None = None, unchanged: bool = False,
                  continue_url: str | None = None,
-                 title: str = N_("Your consent choices")) -> Page:
+                 title: str = CONFIRM_TITLE) -> Page:
     """The confirmation page: each purpose, its text, its state, Accept / Refuse."""
     _ = _gettext(locale)
     purposes, recorded = [], []
@@ -334,28 +336,11 @@ SYNC_LABELS = {
     "synced": N_("yes"), "pending": N_("on its way"), "failed": N_("not yet (we are on it)"),
     "no_contact": N_("no entry there"), "contact_deleted": N_("no entry there"),
 }
-RETENTION_LINES = (
-    N_("Your address, name and language: while you hold a consent with us; if you never "
-       "confirm, until your confirmation link expires."),
-    N_("The record of each request, e-mail and decision: kept as proof of consent for as "
-       "long as we may need to show it (GDPR art. 7(1)); erasure removes your address, name, "
-       "IP address and browser from it."),
-)
-
-
-def _link_lifetimes(settings: Settings, locale: str) -> str:
-    return _gettext(locale)(N_(
-        "Links: confirmation %(confirm)d days, withdrawal %(withdraw)d days, this page "
-        "%(rights)d hours.")) % {"confirm": settings.link_max_age["confirm"] // 86400,
-                                "withdraw": settings.link_max_age["withdraw"] // 86400,
-                                "rights": max(1, settings.link_max_age["rights"] // 3600)}
-
-
 def rights_report_page(settings: Settings, catalogue: Catalogue, locale: str,
                        data: dict[str, Any], hrefs: dict[str, str | None]) -> Page:
     """What we hold about the person and why, printable; the export's own content."""
     _ = _gettext(locale)
-    retention = [_(line) for line in RETENTION_LINES] + [_link_lifetimes(settings, locale)]
+    retention = list(rights.retention(settings, _).values())
     return render("rights_report.html", locale, page_title=_("The data we hold about you"),
                   event_labels={k: _(v) for k, v in EVENT_LABELS.items()},
                   sync_labels={k: _(v) for k, v in SYNC_LABELS.items()},

@@ -500,7 +500,7 @@ class _Proxy:
                 self.wfile.write(answer.data)
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """No access log on the test's output."""
 
         self.mode = mode
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
