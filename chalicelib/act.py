@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import urllib3
 
+from chalicelib import acttime
+from chalicelib.clock import parse_instant
 from chalicelib.errors import OptinProofError
 from chalicelib.logs import log
 from chalicelib.settings import ActSettings
@@ -72,10 +75,20 @@ def odata_string(value: str) -> str:
 
 def collection(payload: Any) -> list[dict[str, Any]]:
     """Items of a collection answer, bare array or ``{"value": [...]}`` envelope."""
+    return collection_and_count(payload)[0]
+
+
+def collection_and_count(payload: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Items of a collection answer and the count it reports, if any.
+
+    The envelope's ``Count`` was seen to be the page size on one install, so it only
+    means a total when it is larger than the page (OData's ``@odata.count`` always is).
+    """
     if isinstance(payload, list):
-        return payload
+        return payload, None
     if isinstance(payload, dict) and isinstance(payload.get("value"), list):
-        return payload["value"]
+        count = payload.get("@odata.count", payload.get("Count"))
+        return payload["value"], count if isinstance(count, int) and count >= 0 else None
     raise ActError(f"Act! answered a collection with an unexpected shape ({type(payload).__name__}).")
 
 
@@ -121,6 +134,11 @@ class ActClient:
     config: ActSettings
     sleep: Callable[[float], None] = time.sleep
     http: urllib3.PoolManager = _POOL
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The Act! server's zone (``ACT_TIMEZONE``): its dates are wall times there."""
+        return acttime.zone(self.config.timezone)
 
     @property
     def _token_key(self) -> tuple[str, str, str]:
@@ -328,22 +346,48 @@ class ActClient:
                       page_size: int = 200) -> Iterator[dict[str, Any]]:
         """Every contact of the database, of a group, or matching an OData ``$filter``.
 
-        Act! gives no next link and no total: pages of ``$top`` advance with ``$skip``
-        until a short page, ordered by ``id`` so that paging is stable.
+        Both routes take "an (optional) OData query" (their Swagger summaries; Act!'s
+        OData page lists ``/api/groups/{id}/contacts`` among the paged surfaces). Act!
+        gives no next link and no reliable total: pages of ``$top`` advance with
+        ``$skip``, ordered by ``id``, and :func:`pages` ends every loop.
         """
         path = (f"/api/groups/{quote(group_id, safe='')}/associated-contacts" if group_id
                 else "/api/contacts")
-        skip = 0
+        params = {"$orderby": "id", "$select": "id,emailAddress,firstName,lastName,edited"}
+        if odata_filter:
+            params["$filter"] = odata_filter
+        yield from self.pages(path, params, page_size)
+
+    def pages(self, path: str, params: dict[str, str],
+              page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Each record of a collection once, page by page, in a loop that always ends.
+
+        It stops on an empty or short page, once it has as many records as a total Act!
+        reports (an envelope ``Count`` larger than the page is one), and when a page
+        bigger than asked brings nothing new (the route ignored ``$top`` and ``$skip``
+        and sent everything). A full page of records already seen means the route
+        ignores ``$skip``: that is an error naming the route, never a silent stop.
+        """
+        seen: set[str] = set()
+        skip, total = 0, None
         while True:
-            params = {"$top": str(page_size), "$skip": str(skip), "$orderby": "id",
-                      "$select": "id,emailAddress,firstName,lastName,edited"}
-            if odata_filter:
-                params["$filter"] = odata_filter
-            page = collection(self.request("GET", path, params=params))
-            yield from page
-            if len(page) < page_size:
+            payload = self.request("GET", path, params={
+                **params, "$top": str(page_size), "$skip": str(skip)})
+            page, count = collection_and_count(payload)
+            if count is not None and count > len(page):
+                total = count
+            fresh = [item for item in page if str(item.get("id")) not in seen]
+            seen.update(str(item.get("id")) for item in fresh)
+            yield from fresh
+            if len(page) < page_size or (total is not None and len(seen) >= total):
                 return
-            skip += page_size
+            if not fresh:
+                if len(page) > page_size:
+                    return
+                raise ActError(f"Act! GET {path} answered the same {len(page)} records again at "
+                               f"$skip={skip}: this Act! ignores $skip on that route, so its "
+                               "records cannot be read page by page.")
+            skip += len(page)
 
     # -- webhooks (self-hosted Act! only) and polling (Act! cloud) --------------------------
 
@@ -357,29 +401,43 @@ class ActClient:
         return self.request("PUT", f"/api/webhooks/{quote(webhook_id, safe='')}", body=body)
 
     def edited_since(self, since: str, page_size: int = 200) -> Iterator[dict[str, Any]]:
-        """Contacts edited after ``since`` (ISO 8601, unquoted as Act! wants), oldest first.
+        """Contacts edited after the instant ``since`` (ISO 8601 with its zone), oldest first.
 
-        Keyset paging on ``edited`` (``ge`` the last one seen, ids already given at that
-        instant left out), not ``$skip``: our own writes edit contacts during a poll, and
-        with ``$skip`` a contact moving later would shift the pages and hide another.
+        The literal carries the zone (Act!'s local time and its offset), never a bare
+        date. Keyset paging on ``edited`` (``ge`` the last instant seen, ids already
+        given at that instant left out), not ``$skip``: our own writes edit contacts
+        during a poll, and with ``$skip`` a contact moving later would shift the pages
+        and hide another. A full page that brings nothing new cannot make progress:
+        an error naming the route, never an endless loop.
         """
-        mark, given, skip = since, set(), 0
-        strict = True
+        mark, given, skip, strict = parse_instant(since), set(), 0, True
         while True:
             operator = "gt" if strict else "ge"
             page = collection(self.request("GET", "/api/contacts", params={
-                "$filter": f"edited {operator} {mark}", "$orderby": "edited,id",
-                "$top": str(page_size), "$skip": str(skip), "$select": "id,created,edited"}))
+                "$filter": f"edited {operator} {acttime.literal(mark, self.tz)}",
+                "$orderby": "edited,id", "$top": str(page_size), "$skip": str(skip),
+                "$select": "id,created,edited"}))
+            fresh = 0
             for contact in page:
-                if str(contact.get("edited")) == mark and contact["id"] in given:
+                if acttime.from_act(contact.get("edited"), self.tz) == mark \
+                        and contact["id"] in given:
                     continue
+                fresh += 1
                 yield contact
             if len(page) < page_size:
                 return
-            last = str(page[-1].get("edited"))
+            last = acttime.from_act(page[-1].get("edited"), self.tz)
+            if last is None:
+                raise ActError("Act! GET /api/contacts answered a contact without its 'edited' "
+                               "date; contacts edited since a time cannot be read.")
+            if not fresh:
+                raise ActError(f"Act! GET /api/contacts answered {len(page)} contacts edited "
+                               f"at {acttime.literal(last, self.tz)} again (at $skip={skip}): "
+                               "this Act! ignores $skip, so the poll cannot page through them.")
+            at_last = {c["id"] for c in page if acttime.from_act(c.get("edited"), self.tz) == last}
             if last == mark:  # a whole page at one instant: step through it
                 skip += page_size
+                given |= at_last
             else:
-                skip = 0
-                given = {c["id"] for c in page if str(c.get("edited")) == last}
+                skip, given = 0, at_last
             mark, strict = last, False

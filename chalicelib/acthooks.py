@@ -18,12 +18,13 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Iterable
 
-from chalicelib import actfields
+from chalicelib import actcontacts, actfields, acttime, campaign_jobs, campaigns, consent
 from chalicelib.act import ActClient, ActNotFound
-from chalicelib.clock import now_iso
+from chalicelib.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.consent import RequestContext
 from chalicelib.errors import BadInput, InvalidEmail
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
@@ -34,7 +35,7 @@ from chalicelib.settings import Settings
 from chalicelib.signup import draft_request, plan_request
 from chalicelib.subjects import mail_address, normalise_email, subject_key
 
-HINT_SHARD = "ACTHINT#QUEUE"
+HINT_SHARD = actcontacts.HINT_SHARD
 TRIGGERS = ("created", "updated")
 MAX_BODY = 256 * 1024
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -72,13 +73,8 @@ def queue_hints(ledger: Ledger, records: list[dict[str, Any]], trigger: str) -> 
     """One hint per contact; a redelivery overwrites it (idempotent). Nothing else changes."""
     if trigger not in TRIGGERS:
         raise BadInput(f"Unknown trigger {trigger!r}: created or updated.")
-    at = now_iso()
     for record in records:
-        existing = ledger.get(f"ACTHINT#{record['id']}", "HINT") or {}
-        created = trigger == "created" or bool(existing.get("created"))
-        ledger.put({"pk": f"ACTHINT#{record['id']}", "sk": "HINT", "contact_id": record["id"],
-                    "created": created, "edited": str(record.get("edited") or ""),
-                    "received_at": at, "sync_shard": HINT_SHARD, "sync_due": at})
+        actcontacts.queue_hint(ledger, record["id"], record.get("edited"), trigger == "created")
     return len(records)
 
 
@@ -104,6 +100,7 @@ class Reconciler:
         self.ledger, self.settings, self.catalogue, self.client = ledger, settings, catalogue, client
         self.ask_purposes, self.drift, self.ask_new_address = ask_purposes, drift, ask_new_address
         self._keys: dict[tuple[str, str], str] | None = None
+        self._link_keys: dict[str, str] | None = None
 
     def keys(self) -> dict[tuple[str, str], str]:
         if self._keys is None:
@@ -125,7 +122,7 @@ class Reconciler:
 
     def process(self, contact_id: str) -> Outcome:
         """Reconcile one contact, then drop its hint. Safe to repeat."""
-        seen = self.ledger.get(f"ACTCONTACT#{contact_id}", "SEEN") or {}
+        seen = actcontacts.seen(self.ledger, contact_id)
         hint = self.ledger.get(f"ACTHINT#{contact_id}", "HINT") or {}
         try:
             contact = self.client.contact(contact_id)
@@ -142,7 +139,7 @@ class Reconciler:
     def _vanished(self, contact_id: str, seen: dict[str, Any]) -> list[str]:
         if seen.get("subject"):
             self._forget_contact(seen["subject"], contact_id, "act_contact_deleted", {})
-        self.ledger.delete(f"ACTCONTACT#{contact_id}", "SEEN")
+        self.ledger.delete(actcontacts.contact_pk(contact_id), actcontacts.SEEN)
         return ["contact_gone"] if seen else []
 
     def _reconcile(self, contact: dict[str, Any], seen: dict[str, Any], created: bool) -> list[str]:
@@ -150,25 +147,100 @@ class Reconciler:
         address = self._address(contact.get("emailAddress"))
         subject = subject_key(self.settings.subject_pepper, normalise_email(address)) \
             if address else None
-        old = seen.get("subject")
-        if old and old != subject:
+        # Links of ours in the contact's link fields that were minted for someone else:
+        # a later Act! mail merge would send them to this address.
+        stale = [(key, link) for key, link in self._links_held(contact) if link.subject != subject]
+        old = seen.get("subject") or next((link.subject for _, link in stale), None)
+        moved = bool(old and old != subject)
+        if moved:
             self._forget_contact(old, contact_id, "act_address_changed",
                                  {"new_subject": subject})
             actions.append("address_changed")
         states = self.ledger.current(subject)[1] if subject else {}
-        moved = bool(old and old != subject)
-        if moved and self._clear_fields(contact, keep=set(states)):
-            actions.append("fields_cleared")  # nothing of the old person stays on it
+        consent = self._consent_to_clear(contact, keep=set(states)) if moved else {}
+        blank = {**consent, **{key: None for key, _ in stale}}
+        patched = False
+        if blank:  # nothing of the old person stays on it: consent fields and links, one PATCH
+            contact = {**contact, **(self.client.patch_contact(
+                contact_id, {"customFields": blank}) or {})}
+            contact["customFields"] = {**(contact.get("customFields") or {}), **blank}
+            patched = True
+        if consent:
+            actions.append("fields_cleared")
+        for key, link in stale:
+            if self._withdraw(link, contact_id, key):
+                actions.append("link_withdrawn")
         if subject and not states:
-            if self.ask_purposes and (created or (old and old != subject and self.ask_new_address)) \
+            if self.ask_purposes and (created or (moved and self.ask_new_address)) \
                     and self.settings.mail.transport != "none" \
                     and self._ask(contact, address, subject):
                 actions.append("asked")
         elif subject:
             actions += self._check_drift(contact, subject, states, moved)
-        self.ledger.put({"pk": f"ACTCONTACT#{contact_id}", "sk": "SEEN", "contact_id": contact_id,
-                         "subject": subject, "edited": contact.get("edited"), "at": now_iso()})
+        item = actcontacts.seen_item(contact, subject, self.client.tz, ours=patched)
+        if not patched and seen.get("ours_edited_at"):
+            item["ours_edited_at"] = seen["ours_edited_at"]
+        self.ledger.put(item)
+        if stale and subject and self.ask_new_address:
+            actions += self._relink(contact, address, stale)
         return actions
+
+    def link_keys(self) -> dict[str, str]:
+        """The contact fields campaigns write links into (read once per reconciler)."""
+        if self._link_keys is None:
+            self._link_keys = campaigns.link_field_keys(self.ledger)
+        return self._link_keys
+
+    def _links_held(self, contact: dict[str, Any]) -> list[tuple[str, Any]]:
+        fields = contact.get("customFields") or {}
+        held = []
+        for key in self.link_keys():
+            link = campaigns.link_in(fields.get(key), self.settings)
+            if link is not None:
+                held.append((key, link))
+        return held
+
+    def _withdraw(self, link: Any, contact_id: str, key: str) -> bool:
+        """The link in a field of a contact that changed hands: withdrawn on its person's
+        chain, and its campaign no longer counts it as delivered."""
+        campaign_id = self._campaign_of(link)
+        also = []
+        if campaign_id:
+            item = self.ledger.get(f"CAMPAIGN#{campaign_id}", campaigns.contact_sk(contact_id))
+            if item and item.get("link_id") == link.link_id:
+                also.append({**item, "link_withdrawn_at": now_iso(),
+                             "link_withdrawn_reason": "address_changed"})
+        done = consent.withdraw_link(self.ledger, link, "act_address_changed", {
+            "act_contact_id": contact_id, "field": self.link_keys().get(key, key),
+            "campaign_id": campaign_id}, also)
+        if done:
+            log("act_link_withdrawn", contact_id=contact_id, link_id=link.link_id,
+                campaign=campaign_id)
+        return done
+
+    def _relink(self, contact: dict[str, Any], address: str | None,
+                stale: list[tuple[str, Any]]) -> list[str]:
+        """``ACT_ASK_NEW_ADDRESS``: each campaign whose link was taken back writes the
+        new address its own link (through the campaign, so it is counted and resumable)."""
+        done = []
+        for campaign_id in dict.fromkeys(self._campaign_of(link) for _, link in stale):
+            campaign = campaigns.load(self.ledger, campaign_id, missing_ok=True) \
+                if campaign_id else None
+            if campaign is None or campaign.delivery != "act-field":
+                continue
+            tools = campaign_jobs.Tools(self.settings, self.catalogue, self.client)
+            runner = campaign_jobs.runner_for(self.ledger, tools, campaign,
+                                              campaigns.current_round(self.ledger, campaign))
+            outcome, reason = runner.reach(campaigns.Contact(
+                contact["id"], address, (contact.get("firstName") or "").strip() or None),
+                readdressed=True)
+            done.append("link_rewritten" if outcome == campaigns.DONE
+                        else f"link_not_rewritten:{reason or outcome}")
+        return done
+
+    def _campaign_of(self, link: Any) -> str | None:
+        channel = str((self.ledger.link(link.link_id) or {}).get("channel") or "")
+        return channel.removeprefix("campaign:") if channel.startswith("campaign:") else None
 
     @staticmethod
     def _address(value: Any) -> str | None:
@@ -192,15 +264,11 @@ class Reconciler:
 
         self.ledger.commit(subject, build)
 
-    def _clear_fields(self, contact: dict[str, Any], keep: set[str]) -> bool:
-        """Empty the consent fields of every purpose not in ``keep``; True if any was set."""
+    def _consent_to_clear(self, contact: dict[str, Any], keep: set[str]) -> dict[str, None]:
+        """The set consent fields of every purpose not in ``keep``."""
         current = contact.get("customFields") or {}
-        cleared = {key: None for (purpose, _), key in self.keys().items()
-                   if purpose not in keep and current.get(key) not in (None, "")}
-        if cleared:
-            self.client.patch_contact(contact["id"], {"customFields": cleared})
-            contact["customFields"] = {**current, **cleared}
-        return bool(cleared)
+        return {key: None for (purpose, _), key in self.keys().items()
+                if purpose not in keep and current.get(key) not in (None, "")}
 
     def _ask(self, contact: dict[str, Any], address: str, subject: str) -> bool:
         """Double opt-in for a contact created in Act!: a link, mailed by the outbox."""
@@ -257,3 +325,70 @@ class Reconciler:
 def drift_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Every drift found, for ``cli act drift`` (an operator's scan)."""
     return sorted(ledger.scan_items("DRIFT#", "DRIFT"), key=lambda r: r.get("found_at", ""))
+
+
+# -- Act! cloud: no webhooks, so a poll of what was edited since the last poll ------------
+
+POLL_PK = "ACTPOLL"
+#: Each poll reads again this far before its watermark: an edit Act! stamped a little
+#: late (its clock, its transaction) is still found; what was already read is dropped.
+POLL_OVERLAP = timedelta(minutes=2)
+#: A first poll looks back this far.
+POLL_FIRST_LOOK_BACK = timedelta(hours=24)
+
+
+@dataclass
+class PollReport:
+    """What one poll did: the window read, and how each edited contact was handled."""
+
+    since: str
+    watermark: str
+    read: int = 0
+    reconciled: list[Outcome] = field(default_factory=list)
+    already_seen: int = 0
+    own_writes: int = 0
+
+
+def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
+         on_contact: Callable[[Outcome], None] | None = None) -> PollReport:
+    """Reconcile every contact edited in Act! since the last poll; safe to repeat.
+
+    The watermark is a UTC instant taken from Act!'s own ``edited`` stamps (so our clock
+    does not matter), read back with ``POLL_OVERLAP``; contacts already reconciled at
+    that same ``edited`` are dropped, and so are edits that are our own writes coming
+    back (what the sync and campaigns remember writing), so neither a skewed clock, the
+    zone, nor our own PATCHes loses, repeats or re-reads an edit one by one.
+    """
+    tz = reconciler.client.tz
+    mark = ledger.get(POLL_PK, POLL_PK) or {}
+    watermark = since or mark.get("watermark") or acttime.from_act_iso(mark.get("edited"), tz) \
+        or iso(utcnow() - POLL_FIRST_LOOK_BACK)
+    start = watermark if since else iso(parse_iso(watermark) - POLL_OVERLAP)
+    recent: dict[str, str] = {} if since else dict(mark.get("recent") or {})
+    report = PollReport(since=start, watermark=watermark)
+    changed = [(c, acttime.from_act_iso(c.get("edited"), tz))
+               for c in reconciler.client.edited_since(start)]
+    report.read = len(changed)
+    known = {item["contact_id"]: item for item in ledger.get_many(
+        [(actcontacts.contact_pk(c["id"]), actcontacts.SEEN) for c, _ in changed])}
+    for contact, edited_at in changed:
+        if edited_at and recent.get(contact["id"]) == edited_at:
+            report.already_seen += 1
+            continue
+        if actcontacts.is_own_edit(known.get(contact["id"]) or {}, edited_at):
+            report.own_writes += 1
+        else:
+            created_at = acttime.from_act_iso(contact.get("created"), tz) or ""
+            actcontacts.queue_hint(ledger, contact["id"], contact.get("edited"),
+                                   created=created_at > start)
+            outcome = reconciler.process(contact["id"])
+            report.reconciled.append(outcome)
+            if on_contact:
+                on_contact(outcome)
+        if edited_at:
+            recent[contact["id"]] = edited_at
+            report.watermark = max(report.watermark, edited_at)
+    floor = iso(parse_iso(report.watermark) - POLL_OVERLAP)
+    ledger.put({"pk": POLL_PK, "sk": POLL_PK, "watermark": report.watermark,
+                "recent": {k: v for k, v in recent.items() if v >= floor}, "at": now_iso()})
+    return report

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
 
-from chalicelib import links
+from itsdangerous import BadData
+
+from chalicelib import actcontacts, links
 from chalicelib.act import ActClient, ActError
 from chalicelib.clock import now_iso
 from chalicelib.consent import RequestContext
@@ -36,6 +38,8 @@ from chalicelib.signup import draft_request, plan_request
 from chalicelib.subjects import mail_address, normalise_email, subject_key
 
 DELIVERIES = ("act-field", "mail", "csv")
+#: The Act! contact fields campaigns write links into (``FIELD#<customFields key>``).
+LINK_FIELDS_PK = "ACTLINKFIELDS"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 #: Statuses of a contact in a campaign; "failed" ones are tried again by the next run.
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -245,6 +249,7 @@ class Runner:
         self.round = round_no
         self.pk = f"CAMPAIGN#{campaign.id}"
         self.run_id = uuid.uuid4().hex
+        self._field_registered = False
 
     def run(self, contacts: list[Contact], concurrency: int = 8,
             on_progress: Callable[[Progress], None] | None = None,
@@ -297,25 +302,28 @@ class Runner:
                 if item.get("status") == SKIPPED
                 or (item.get("status") == DONE and int(item.get("round", 1)) >= self.round)}
 
-    def reach(self, contact: Contact) -> tuple[str, str]:
+    def reach(self, contact: Contact, readdressed: bool = False) -> tuple[str, str]:
         """One contact: skip, or mint and deliver its link. Returns (outcome, reason).
 
         Under a per-contact lease, so two runs (or one contact listed twice) never
-        handle the same contact at once.
+        handle the same contact at once. ``readdressed``: the contact's address changed
+        after its link was written (and that link withdrawn); the new address gets its
+        own link, whatever this round did before.
         """
         lock = f"LOCK#{contact.id}"
         if not self.ledger.lease(self.pk, lock, self.run_id, 300):
             return "busy", ""
         try:
-            return self._reach(contact)
+            return self._reach(contact, readdressed)
         finally:
             self.ledger.release(self.pk, lock, self.run_id)
 
-    def _reach(self, contact: Contact) -> tuple[str, str]:
+    def _reach(self, contact: Contact, readdressed: bool = False) -> tuple[str, str]:
         existing = self.ledger.get(self.pk, contact_sk(contact.id))
         done_round = int((existing or {}).get("round", 1))
-        if existing and (existing.get("status") == SKIPPED
-                         or (existing.get("status") == DONE and done_round >= self.round)):
+        if existing and not readdressed and (
+                existing.get("status") == SKIPPED
+                or (existing.get("status") == DONE and done_round >= self.round)):
             return "already", ""
         if not contact.email:
             return self._skip(contact, "no_address")
@@ -402,17 +410,31 @@ class Runner:
             return self._finish(contact, item, "link_exported", {})
         if self.client is None or not self.link_key:
             raise ConfigError("Delivery act-field needs Act! (ACT_API_URL) and the link field.")
+        self._register_link_field()
         url = self.url(item)
         written = self.client.patch_contact(contact.id, {"customFields": {self.link_key: url}})
         if (written.get("customFields") or {}).get(self.link_key) != url:
             written = self.client.contact(contact.id)  # some PATCHes answer 200 and change nothing
             if (written.get("customFields") or {}).get(self.link_key) != url:
                 raise ActError(f"Act! did not store the link on contact {contact.id}.")
-        return self._finish(contact, item, "link_written",
-                            {"field": self.campaign.link_field, "act_contact_id": contact.id})
+        # Which person the contact holds a link for, and that this edit of it was ours:
+        # an address change later withdraws the link; a poll does not re-read our write.
+        seen = actcontacts.seen_item(written, item["subject"], self.client.tz, ours=True)
+        return self._finish(contact, {**item, "link_key": self.link_key}, "link_written",
+                            {"field": self.campaign.link_field, "act_contact_id": contact.id},
+                            [seen])
+
+    def _register_link_field(self) -> None:
+        """List the field among the campaign link fields (what erasure and a change of
+        address clear), once per runner."""
+        if self.link_key and not self._field_registered:
+            self.ledger.put({"pk": LINK_FIELDS_PK, "sk": f"FIELD#{self.link_key}",
+                             "key": self.link_key, "field": self.campaign.link_field,
+                             "campaign_id": self.campaign.id, "at": now_iso()})
+            self._field_registered = True
 
     def _finish(self, contact: Contact, item: dict[str, Any], kind: str,
-                extra: dict[str, Any]) -> tuple[str, str]:
+                extra: dict[str, Any], also: list[dict[str, Any]] = ()) -> tuple[str, str]:
         at = now_iso()
 
         def build(snap: Snapshot) -> Plan:
@@ -420,7 +442,7 @@ class Runner:
                 "event_id": new_event_id(), "kind": kind, "at": at,
                 "link_id": item["link_id"], "campaign_id": self.campaign.id,
                 "round": self.round, "channel": self.campaign.channel, **extra})],
-                puts=[{**item, "status": DONE, "delivered_at": at, "error": None}])
+                puts=[{**item, "status": DONE, "delivered_at": at, "error": None}, *also])
 
         self.ledger.commit(item["subject"], build)
         return DONE, ""
@@ -451,6 +473,23 @@ def _cell(value: str) -> str:
 
 def contact_items(ledger: Ledger, campaign_id: str) -> Iterable[dict[str, Any]]:
     return ledger.query(f"CAMPAIGN#{campaign_id}", "CONTACT#")
+
+
+def link_field_keys(ledger: Ledger) -> dict[str, str]:
+    """``customFields`` key -> display name of every field a campaign wrote links into."""
+    return {item["key"]: item.get("field") or item["key"]
+            for item in ledger.query(LINK_FIELDS_PK, "FIELD#")}
+
+
+def link_in(value: Any, settings: Settings) -> links.Link | None:
+    """The confirmation link a field value holds (ours, authentic, even expired), or None."""
+    if not isinstance(value, str) or "/c/" not in value:
+        return None
+    token = value.strip().rsplit("/c/", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    try:
+        return links.verify_signature(settings, "confirm", token)
+    except (OptinProofError, BadData):
+        return None
 
 
 def export_csv(runner: Runner, out: TextIO, statuses: tuple[str, ...] = (DONE,),
@@ -526,6 +565,9 @@ def report(ledger: Ledger, campaign: Campaign) -> Report:
             continue
         if status != DONE:
             undelivered += 1
+            continue
+        if item.get("link_withdrawn_at"):  # the contact's address changed: taken back
+            skipped["address_changed"] = skipped.get("address_changed", 0) + 1
             continue
         profile, states = ledger.current(item["subject"])
         bounced, answered = _bounced(ledger, item), bool((profile or {}).get("complained_at"))

@@ -17,9 +17,10 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import (
-    acthooks, actfields, admin, audit, breach, campaign_jobs, campaigns, consent, embed, erasure,
+    acthooks, actfields, acttime, admin, audit, breach, campaign_jobs, campaigns, consent, embed, erasure,
     evidence, infra, mail, outbox, proof, schema, ssm_secrets, sync, webhooks_out,
 )
+from chalicelib.clock import iso, parse_instant
 from chalicelib.errors import OptinProofError
 from chalicelib.ledger import Ledger
 from chalicelib.resources import (
@@ -137,6 +138,10 @@ def cmd_act_check(args: argparse.Namespace) -> int:
     client.authorize()
     print(f"Act! {settings.act.api_url} (API {info.get('apiVersion', '?')}), database "
           f"{settings.act.database!r}: signed in as {settings.act.username!r}")
+    zone_note = "" if "ACT_TIMEZONE" in os.environ else " (ACT_TIMEZONE unset: set it to the Act! " \
+        "server's zone, e.g. Europe/Paris)"
+    print(f"  dates written as the Act! server's local time in {acttime.describe(client.tz)}"
+          f"{zone_note}")
     results = actfields.check(client.contact_fields(),
                               actfields.wanted_fields(get_catalogue(settings)))
     for result in results:
@@ -214,24 +219,27 @@ def cmd_act_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(text: str, name: str) -> str:
+    """An ISO 8601 date-time with its zone, as our UTC instant; the error says how to write it."""
+    try:
+        return iso(parse_instant(text))
+    except ValueError:
+        raise OptinProofError(f"{name} {text!r}: write a date-time with its zone, e.g. "
+                              "2026-11-01T00:00:00Z or 2026-11-01T01:00:00+01:00.") from None
+
+
 def cmd_act_poll(args: argparse.Namespace) -> int:
     ledger, reconciler = get_ledger(), get_reconciler()
-    mark = ledger.get("ACTPOLL", "ACTPOLL") or {}
-    since = args.since or mark.get("edited") or time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
-    changed = list(reconciler.client.edited_since(since))
-    for record in changed:
-        created_after = str(record.get("created") or "") > since
-        acthooks.queue_hints(ledger, [record], "created" if created_after else "updated")
-    for record in changed:
-        outcome = reconciler.process(record["id"])
+    since = _instant(args.since, "--since") if args.since else None
+
+    def show(outcome: acthooks.Outcome) -> None:
         if outcome.actions:
-            print(f"{record['id']}: {', '.join(outcome.actions)}")
-    if changed:
-        newest = max(str(r.get("edited") or "") for r in changed)
-        ledger.put({"pk": "ACTPOLL", "sk": "ACTPOLL", "edited": newest,
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    print(f"{len(changed)} contact(s) edited since {since} reconciled")
+            print(f"{outcome.contact_id}: {', '.join(outcome.actions)}")
+
+    report = acthooks.poll(ledger, reconciler, since, on_contact=show)
+    print(f"{report.read} contact(s) edited since {report.since} read: "
+          f"{len(report.reconciled)} reconciled, {report.own_writes} were our own writes, "
+          f"{report.already_seen} already seen; watermark {report.watermark}")
     return 0
 
 

@@ -29,3 +29,16 @@ def now_iso() -> str:
 def parse_iso(text: str) -> datetime:
     """Inverse of :func:`iso`; raises ``ValueError`` on anything else."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def parse_instant(text: str) -> datetime:
+    """Any ISO 8601 date-time that names its zone (``Z`` or an offset), as UTC.
+
+    ValueError for anything else, a date-time without a zone included: an instant
+    nobody can place is never guessed.
+    """
+    value = text.strip()
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("z", "Z") else value)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} names no time zone")
+    return moment.astimezone(timezone.utc)

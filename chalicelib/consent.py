@@ -14,9 +14,8 @@ from typing import Any, Callable
 from chalicelib import links, stats
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import (
-    BadInput, OptinProofError, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, NoChoice,
-    RequiredItemMissing,
-    TextChanged,
+    BadInput, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, LinkWithdrawn,
+    NoChoice, OptinProofError, RequiredItemMissing, TextChanged,
 )
 from chalicelib.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
 from chalicelib.proof import new_event_id
@@ -190,7 +189,44 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
     if record.get("superseded_by"):
         raise LinkSuperseded("A newer link was sent to you; use the most recent e-mail.",
                              link_id=link.link_id, superseded_at=record.get("superseded_at"))
+    if record.get("withdrawn_at"):
+        raise LinkWithdrawn("This link was withdrawn: the address it was sent for changed.",
+                            link_id=link.link_id)
     return link, record
+
+
+def withdraw_link(ledger: Ledger, link: links.Link, reason: str, extra: dict[str, Any],
+                  also: list[dict[str, Any]] | None = None) -> bool:
+    """Take a link back for good: it was written where another person may open it.
+
+    One transaction on the link's own person: a ``link_withdrawn`` event (the chain
+    shows why the link stopped working), the link record marked, the link out of the
+    person's live links, and ``also`` (e.g. the campaign's progress item). Repeating
+    it changes nothing; False when there was nothing (left) to withdraw.
+    """
+    record = ledger.link(link.link_id)
+    if record is None or record.get("withdrawn_at") or record.get("subject") != link.subject:
+        return False
+    at = now_iso()
+    grace = int((utcnow() + _LINK_RECORD_GRACE).timestamp())
+
+    def build(snap: Snapshot) -> Plan:
+        if snap.seq == 0:
+            return Plan()
+        plan = Plan(events=[Draft({"event_id": new_event_id(), "kind": "link_withdrawn",
+                                   "at": at, "link_id": link.link_id, "reason": reason,
+                                   "channel": record.get("channel"), **extra})],
+                    updates=[(f"LINK#{link.link_id}", "LINK",
+                              {"withdrawn_at": at, "withdrawn_reason": reason}, grace)],
+                    puts=list(also or ()))
+        live = (snap.profile or {}).get("live_links") or {}
+        if link.link_id in live:
+            plan.profile = {"live_links": {k: v for k, v in live.items() if k != link.link_id},
+                            "updated_at": at}
+        return plan
+
+    _, sealed = ledger.commit(link.subject, build)
+    return bool(sealed)
 
 
 def note_opened(ledger: Ledger, record: dict[str, Any]) -> None:

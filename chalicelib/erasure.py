@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable
 
-from chalicelib import actfields
+from chalicelib import actfields, campaigns
 from chalicelib.act import ActClient, ActError, ActNotFound
 from chalicelib.clock import iso, now_iso, utcnow
 from chalicelib.errors import ConfigError, Contention, OptinProofError
@@ -184,7 +184,8 @@ def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[s
     ``keep`` still switches Act! e-marketing off (``aemOptOut``) when configured: an
     erased person holds no consent, so Act! must not keep mailing them.
     """
-    if not contact_ids or (act_mode == "keep" and not aem_opt_out):
+    link_keys = list(campaigns.link_field_keys(ledger)) if act_mode != "delete" else []
+    if not contact_ids or (act_mode == "keep" and not aem_opt_out and not link_keys):
         return {}
     done = tombstone(ledger, subject) or {}
     if done.get("act_status") == "done":
@@ -200,22 +201,28 @@ def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[s
         outcome = {cid: f"failed: {str(exc)[:200]}" for cid in contact_ids}
         _note_act(ledger, subject, outcome)
         return outcome
-    outcome = {cid: _act_one(client, cid, act_mode, keys, aem_opt_out) for cid in contact_ids}
+    outcome = {cid: _act_one(client, cid, act_mode, keys, link_keys, aem_opt_out)
+               for cid in contact_ids}
     _note_act(ledger, subject, outcome)
     return outcome
 
 
 def _act_one(client: ActClient, contact_id: str, act_mode: str, keys: list[str],
-             aem_opt_out: bool) -> str:
+             link_keys: list[str], aem_opt_out: bool) -> str:
+    """One contact: deleted, or its campaign link fields emptied (every mode: a link
+    embeds the person's key) with, for ``clear``, the consent fields too."""
     body: dict[str, Any] = {"aemOptOut": True} if aem_opt_out else {}
     try:
         if act_mode == "delete":
             client.delete_contact(contact_id)
             return "deleted"
-        if act_mode == "clear":
-            body["customFields"] = {k: None for k in keys}
+        blank = {k: None for k in [*(keys if act_mode == "clear" else []), *link_keys]}
+        if blank:
+            body["customFields"] = blank
         client.patch_contact(contact_id, body)
-        return "cleared" if act_mode == "clear" else "opted out"
+        if act_mode == "clear":
+            return "cleared"
+        return "opted out" if aem_opt_out else "link cleared"
     except ActNotFound:
         return "gone"
     except ActError as exc:

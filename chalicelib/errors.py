@@ -63,6 +63,13 @@ class LinkRevoked(LinkError):
     reason = "revoked"
 
 
+class LinkWithdrawn(LinkError):
+    """We took the link back: it sat in an Act! field of a contact whose address changed,
+    where someone else could have opened it."""
+
+    reason = "withdrawn"
+
+
 class LinkPurposeRetired(LinkError):
     """The link asks about a purpose the catalogue no longer offers."""
 

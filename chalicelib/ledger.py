@@ -363,6 +363,15 @@ class Ledger:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
 
+    def set_fields(self, pk: str, sk: str, fields: dict[str, Any]) -> None:
+        """Set attributes of a bookkeeping item, creating it if absent (never an event)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        self._call("update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+                   UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}"
+                                                       for i in range(len(fields))),
+                   ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+
     def put(self, item: dict[str, Any], only_new: bool = False) -> bool:
         """Write a bookkeeping item (never an event); with ``only_new``, False if it exists."""
         if not only_new:

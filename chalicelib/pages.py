@@ -99,6 +99,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.LinkPurposeRetired, 410),
     (errors.LinkRevoked, 410),
     (errors.LinkSuperseded, 410),
+    (errors.LinkWithdrawn, 410),
     (errors.UnknownForm, 404),
     (errors.UnknownCampaign, 404),
     (errors.LinkError, 400),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from chalicelib.acttime import DEFAULT_ZONE, zone
 from chalicelib.errors import ConfigError
 
 #: Where app.py, templates/, locales/ and catalogue.toml live, locally and in the
@@ -40,7 +41,7 @@ _ENV_NAMES = (
     "ACT_CREATE_CONTACTS", "ACT_HISTORY_TYPE", "ACT_STATUS_VALUES", "ACT_AEM_OPT_OUT",
     "ACT_AEM_CLEAR_ON_ACCEPT", "ACT_MAX_RETRIES", "SYNC_MAX_ATTEMPTS",
     "ACT_WEBHOOK_TOKEN", "ACT_WEBHOOK_PATH_SECRET", "ACT_ASK_PURPOSES", "ACT_ASK_NEW_ADDRESS",
-    "ACT_DRIFT",
+    "ACT_DRIFT", "ACT_TIMEZONE",
     "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_REPLY_TO", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
     "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
     "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
@@ -73,6 +74,8 @@ class ActSettings:
     ask_purposes: tuple[str, ...] = ()
     ask_new_address: bool = False
     drift: str = "restore"
+    #: The Act! server's time zone (IANA name): Act! keeps date-times as its local wall time.
+    timezone: str = "UTC"
 
 
 _STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
@@ -316,7 +319,14 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
                            if p.strip()),
         ask_new_address=_flag(env, "ACT_ASK_NEW_ADDRESS", False),
         drift=_choice(env, "ACT_DRIFT", ("restore", "flag"), "restore"),
+        timezone=_timezone(env),
     )
+
+
+def _timezone(env: dict[str, str]) -> str:
+    """``ACT_TIMEZONE``, checked against the tz database now rather than on first push."""
+    name = env.get("ACT_TIMEZONE", "").strip() or DEFAULT_ZONE
+    return zone(name).key
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

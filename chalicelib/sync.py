@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable
 
-from chalicelib import actfields, stats
+from chalicelib import actcontacts, actfields, acttime, stats
 from chalicelib.act import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.errors import ConfigError, InvalidEmail, OptinProofError
@@ -187,9 +187,10 @@ class Pusher:
                 continue
             if _same_address(contact.get("emailAddress"), profile["email"]):
                 found.append(contact)
-            else:  # the contact now has another address: it is no longer this person's
+            else:  # the contact now has another address: it is no longer this person's;
                 log("act_contact_changed_address", level="warning", subject=subject,
-                    contact_id=contact_id)
+                    contact_id=contact_id)  # reconciliation records it and clears its fields
+                actcontacts.queue_hint(self.ledger, contact_id, contact.get("edited"))
         if not found and cached:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
         if not found and self.settings.act.create_contacts:
@@ -206,9 +207,7 @@ class Pusher:
             self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
         for contact in (c for c in found if c["id"] not in cached):
             # what reconciliation compares a later address change with
-            self.ledger.put({"pk": f"ACTCONTACT#{contact['id']}", "sk": "SEEN",
-                             "contact_id": contact["id"], "subject": subject,
-                             "edited": contact.get("edited"), "at": now_iso()})
+            self.ledger.put(actcontacts.seen_item(contact, subject, self.client.tz))
         return found
 
     def _values(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -217,9 +216,9 @@ class Pusher:
         values: dict[str, Any] = {}
         roles = {
             "status_field": self.settings.act.status_values[state["state"]],
-            # Act! keeps DateTime fields in server-local time and no zone; we write the UTC
-            # wall time, and the exact instant with its zone in the UTC text field.
-            "date_field": decided[:19],
+            # Act! keeps DateTime fields as its server's wall time without zone: the
+            # decision's time there (ACT_TIMEZONE); the exact instant goes in the UTC field.
+            "date_field": acttime.to_act(decided, self.client.tz),
             "utc_field": decided,
             "proof_field": state["event_id"],
         }
@@ -251,7 +250,9 @@ class Pusher:
             log("sync_newer_on_contact", subject=state["subject"], purpose=state["purpose"])
             return
         body: dict[str, Any] = {}
-        changed = {k: v for k, v in values.items() if not _same(current.get(k), v)}
+        date_key = self.keys().get((state["purpose"], "date_field"))
+        changed = {k: v for k, v in values.items()
+                   if not self._same(current.get(k), v, k == date_key)}
         if changed:
             body["customFields"] = changed
         opt_out = self._aem_opt_out(state, states)
@@ -262,8 +263,10 @@ class Pusher:
         self._keep_lock()
         self.client.patch_contact(contact["id"], body)
         stored = self.client.contact(contact["id"])
+        actcontacts.note_write(self.ledger, stored, self.client.tz)
         stored_fields = stored.get("customFields") or {}
-        missing = [k for k, v in changed.items() if not _same(stored_fields.get(k), v)]
+        missing = [k for k, v in changed.items()
+                   if not self._same(stored_fields.get(k), v, k == date_key)]
         if missing or ("aemOptOut" in body and bool(stored.get("aemOptOut")) != body["aemOptOut"]):
             raise SyncProblem(f"Act! answered the update of contact {contact['id']} but did not "
                               f"store it ({', '.join(missing) or 'aemOptOut'}); will retry")
@@ -283,10 +286,16 @@ class Pusher:
             "details": (f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
                         f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
                         f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"),
-            "startTime": state["decided_at"][:19],
-            "endTime": state["decided_at"][:19],
+            "startTime": acttime.to_act(state["decided_at"], self.client.tz),
+            "endTime": acttime.to_act(state["decided_at"], self.client.tz),
             "historyTypeID": self.history_type(),
         })
+
+    def _same(self, current: Any, wanted: Any, is_date: bool) -> bool:
+        """Whether a field already holds our value (a date as Act! answers it, any zone)."""
+        if is_date:
+            return acttime.same_wall_time(current, wanted, self.client.tz)
+        return current == wanted
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -338,12 +347,6 @@ class _Hold(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _same(current: Any, wanted: Any) -> bool:
-    if isinstance(wanted, str) and isinstance(current, str) and len(wanted) >= 19 and wanted[4:5] == "-":
-        return current[:19] == wanted[:19]
-    return current == wanted
 
 
 def _newer(current: Any, ours: str) -> bool:

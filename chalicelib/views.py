@@ -53,10 +53,15 @@ LINK_ERRORS: dict[str, tuple[str, str, str]] = {
     "superseded": (N_("A newer link was sent to you"), N_(
         "We sent you a newer e-mail with a new link, which replaces this one."), N_(
         "Please use the link in the most recent e-mail from us.")),
+    "withdrawn": (N_("This link was withdrawn"), N_(
+        "This link was meant for an e-mail address that has since changed in our "
+        "contact records, so we withdrew it: nobody can decide through it any more."), N_(
+        "If it was meant for you, ask for a new link: we send it to the address we hold "
+        "for you.")),
 }
 
 #: Link errors after which the person may ask for a fresh link by e-mail.
-RENEWABLE = ("expired", "superseded")
+RENEWABLE = ("expired", "superseded", "withdrawn")
 
 PAGE_ERRORS: dict[type[Exception], tuple[str, str]] = {
     errors.FormTokenMissing: (N_("We could not read your answer"), N_(

@@ -32,6 +32,8 @@ STATE_DIR = Path(os.environ.get("OPTINPROOF_STATE_DIR", ROOT / ".local"))
 ENV_FILE = STATE_DIR / "dev.env"
 DEMO_EMAIL = "demo@example.com"
 ACT_USER, ACT_PASSWORD, ACT_DATABASE = "OptinProof Sync", "sim-password", "OptinProofDemo"
+#: The simulated Act! server runs on French time, like the customers this is for.
+ACT_TIMEZONE = "Europe/Paris"
 
 
 def local_secrets() -> dict[str, str]:
@@ -100,7 +102,8 @@ def demo_page(base_url: str) -> str:
 def write_env_file(env: dict[str, str]) -> None:
     names = ["CONSENT_TABLE", "DYNAMODB_ENDPOINT", "PUBLIC_BASE_URL", "LINK_SECRET_KEYS",
              "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-             "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "CONSENT_CATALOGUE",
+             "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEZONE",
+             "CONSENT_CATALOGUE",
              "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
              "MAIL_SMTP_SECURITY"]
     lines = ["# Local stack configuration, written by `make run`. Use: source .local/dev.env"]
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     act = ActSimulator(port=args.act_port, database=ACT_DATABASE, users={ACT_USER: ACT_PASSWORD},
-                       seed="demo")
+                       seed="demo", timezone_name=ACT_TIMEZONE)
     try:
         act.start()
     except OSError as exc:
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
            "CONSENT_TABLE": "optinproof-local", "DYNAMODB_ENDPOINT": dynamodb.endpoint,
            "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1",
            "ACT_API_URL": act.base_url, "ACT_DATABASE": ACT_DATABASE, "ACT_USERNAME": ACT_USER,
-           "ACT_PASSWORD": ACT_PASSWORD,
+           "ACT_PASSWORD": ACT_PASSWORD, "ACT_TIMEZONE": ACT_TIMEZONE,
            "CONSENT_CATALOGUE": str(catalogue),
            "MAIL_TRANSPORT": "smtp", "MAIL_FROM": "Example Outdoor <consent@example-outdoor.eu>",
            "MAIL_SMTP_HOST": "127.0.0.1", "MAIL_SMTP_PORT": str(sink.smtp_port),

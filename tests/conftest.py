@@ -165,15 +165,17 @@ def new_secret() -> str:
 # -- Act! -------------------------------------------------------------------------------
 
 ACT_USER, ACT_PASSWORD, ACT_DATABASE = "OptinProof Sync", "sim-password", "OptinProofDemo"
+#: The simulated Act! server keeps French wall time, so every Act! test crosses a zone.
+ACT_TIMEZONE = "Europe/Paris"
 
 
 @pytest.fixture
 def act_sim() -> Iterator[Any]:
-    """A fresh Act! simulator (demo contacts) on a free loopback port."""
+    """A fresh Act! simulator (demo contacts) on a free loopback port, on French time."""
     from devstack.act_simulator import ActSimulator
 
     with ActSimulator(port=0, database=ACT_DATABASE, users={ACT_USER: ACT_PASSWORD},
-                      seed="demo") as sim:
+                      seed="demo", timezone_name=ACT_TIMEZONE) as sim:
         yield sim
 
 
@@ -184,7 +186,7 @@ def act_env(env: dict[str, str], act_sim: Any, monkeypatch: pytest.MonkeyPatch) 
 
     values = {"ACT_API_URL": act_sim.base_url, "ACT_DATABASE": ACT_DATABASE,
               "ACT_USERNAME": ACT_USER, "ACT_PASSWORD": ACT_PASSWORD, "ACT_TIMEOUT": "1",
-              "ACT_MAX_RETRIES": "3"}
+              "ACT_MAX_RETRIES": "3", "ACT_TIMEZONE": ACT_TIMEZONE}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     act._TOKENS.clear()

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -252,15 +254,16 @@ def test_filter_operators_functions_paths_and_literals(api: Api) -> None:
     assert names("customFields/USER6 eq 'maschinenbau'") == {"Müller"}
     assert names("aemOptOut eq true") == {"Dupont"}
     assert names("aemOptOut") == {"Dupont"}
-    assert names("not aemOptOut and (businessAddress/city eq 'Köln' or businessAddress/city eq 'Milano')") \
+    assert names("aemOptOut eq false and (businessAddress/city eq 'Köln' or businessAddress/city eq 'Milano')") \
         == {"Müller", "Rossi"}
-    assert names("not (contains(emailAddress,'example') or emailAddress eq null)") == set()
     everyone = api.contacts()
-    middle = sorted(c["edited"] for c in everyone)[6]
+    middle = sorted(c["edited"] for c in everyone)[6] + "Z"  # served without zone; a UTC server
     after = names(f"edited gt {middle}")
     assert len(after) == 5 and names(f"edited ge {middle}") > after
     assert len(names(f"edited lt {middle}")) == 6 and len(names(f"edited le {middle}")) == 7
     assert names(f"created lt {middle[:10]}") <= names(f"created le {middle}")  # a date-only literal
+    paris = (datetime.fromisoformat(middle[:-1]) + timedelta(hours=1)).isoformat() + "+01:00"
+    assert names(f"edited gt {paris}") == after  # the same instant, written with another offset
     one = everyone[0]["id"]
     assert names(f"id eq {one}") == {everyone[0]["lastName"]}  # an unquoted GUID literal
 
@@ -277,7 +280,10 @@ def test_filter_operators_functions_paths_and_literals(api: Api) -> None:
     {"$filter": "aemOptOut gt false"},
     {"$filter": "businessAddress eq null"},
     {"$filter": ""},
-    {"$expand": "homeAddress"},
+    {"$filter": "not aemOptOut"},  # not in Act!'s list of operators
+    {"$filter": "edited gt 2026-06-01T00:00:00"},  # a date-time without its zone
+    {"$expand": "firstName"},  # a plain property, nothing to expand
+    {"$expand": "homeAddress($orderby=city)"},
     {"$count": "true"},
     {"$top": "-1"},
     {"$skip": "x"},
@@ -370,7 +376,8 @@ def test_patch_merges_custom_fields_key_by_key_and_bumps_edited(sim: ActSimulato
     edited = [api.json("PATCH", f"/api/contacts/{cid}", body={"jobTitle": str(i)})["edited"]
               for i in range(3)]
     assert edited == sorted(set(edited))  # every write moves edited forward
-    assert api.json("GET", "/api/contacts", {"$filter": f"edited gt {after['edited']}"})[0]["id"] == cid
+    assert api.json("GET", "/api/contacts",
+                    {"$filter": f"edited gt {after['edited']}Z"})[0]["id"] == cid  # a UTC server
 
 
 def test_delete_answers_204_then_404(sim: ActSimulator, api: Api) -> None:
@@ -423,9 +430,9 @@ def test_invalid_contact_bodies_are_400_and_change_nothing(sim: ActSimulator, ap
 def test_malformed_json_and_other_media_types(sim: ActSimulator, api: Api) -> None:
     assert api.call("POST", "/api/contacts", raw=b'{"firstName": ').status == 400
     assert api.call("POST", "/api/contacts", raw=b"").status == 400
-    form = api.call("POST", "/api/contacts", raw=b"firstName=A",
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert form.status == 415 and form.json()["message"]
+    xml = api.call("POST", "/api/contacts", raw=b"<Contact><firstName>A</firstName></Contact>",
+                   headers={"Content-Type": "text/plain"})
+    assert xml.status == 415 and xml.json()["message"]
     assert len(sim.contacts) == 12
 
 
@@ -906,3 +913,83 @@ def test_runs_standalone_and_prints_what_to_configure() -> None:
         process.wait(timeout=10)
     assert process.returncode == 0
     assert process.stderr.read() == ""
+
+
+# -- as strict as Act! (and no stricter): Swagger and NOTES.md, one test each ----------
+
+def test_authorize_takes_only_the_verb_act_documents(sim: ActSimulator) -> None:
+    headers = {"Authorization": basic(), "Act-Database-Name": DB}
+    assert HTTP.request("GET", sim.base_url + "/authorize", headers=headers).status == 200
+    for verb in ("POST", "PUT", "DELETE"):
+        refused = HTTP.request(verb, sim.base_url + "/authorize", headers=headers)
+        assert refused.status == 405, verb
+
+
+def test_odata_options_only_work_where_the_route_takes_them(sim: ActSimulator, api: Api) -> None:
+    routes = {template: implemented for _, template, implemented in sim.routes()}
+    assert swagger.takes_odata(swagger.operation("GET", "/api/groups/{groupId}/associated-contacts"))
+    assert not swagger.takes_odata(swagger.operation("GET", "/api/history-types"))
+    every_type = api.json("GET", "/api/history-types")
+    assert len(every_type) > 1 and routes["/api/history-types"]
+    assert api.json("GET", "/api/history-types", {"$top": "1"}) == every_type  # ignored
+    assert api.json("GET", "/api/history-types", {"$filter": "not a filter"}) == every_type
+    cid = demo_id(sim)
+    full = api.json("GET", "/api/contacts/by-ids", {"ids": cid, "$select": "id"})
+    assert full[0]["emailAddress"] == "demo@example.com"  # $select ignored: the whole contact
+    assert list(api.json("GET", "/api/contacts", {"$select": "id", "$top": "1"})[0]) == ["id"]
+
+
+def test_form_encoded_bodies_where_the_swagger_consumes_them(sim: ActSimulator, api: Api) -> None:
+    opted = api.json("POST", "/api/metadata/contact/fields",
+                     body={"name": "Opted In", "type": "YesNo"}, expect=201)["columnName"].lower()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    made = api.call("POST", "/api/contacts", headers=form,
+                    raw=f"firstName=Formy&emailAddress=formy%40example.eu&aemOptOut=true"
+                        f"&businessAddress.city=Lyon&customFields[{opted}]=true".encode())
+    assert made.status == 201, made.data
+    contact = made.json()
+    assert contact["firstName"] == "Formy" and contact["aemOptOut"] is True
+    assert contact["businessAddress"]["city"] == "Lyon" and contact["customFields"][opted] is True
+    patched = api.call("PATCH", f"/api/contacts/{contact['id']}", headers=form,
+                       raw=f"customFields%5B{opted}%5D=false&jobTitle=Buyer".encode())
+    assert patched.status == 200 and patched.json()["customFields"][opted] is False
+    history = api.call("POST", "/api/History", headers=form,
+                       raw=f"contacts[0][id]={contact['id']}&historyTypeID=1&regarding=Hi".encode())
+    assert history.status == 201, history.data
+    assert history.json()["contacts"][0]["id"] == contact["id"]
+    wrong = api.call("PATCH", f"/api/contacts/{contact['id']}", headers=form,
+                     raw=f"customFields[{opted}]=maybe".encode())
+    assert wrong.status == 400 and "true or false" in wrong.json()["message"]
+
+
+def test_expand_works_where_act_documents_it(sim: ActSimulator, api: Api) -> None:
+    rows = api.json("GET", "/api/contacts", {"$expand": "businessAddress($select=city)",
+                                             "$filter": "emailAddress eq 'demo@example.com'"})
+    assert list(rows[0]["businessAddress"]) == ["city"]
+    cid = demo_id(sim)
+    api.json("POST", "/api/History", body={"contacts": [{"id": cid}], "historyTypeID": 1,
+                                           "regarding": "x"}, expect=201)
+    histories = api.json("GET", f"/api/contacts/{cid}/history", {"$expand": "contacts($select=id)"})
+    assert histories and all(list(c) == ["id"] for h in histories for c in h["contacts"])
+
+
+def test_dates_are_the_servers_wall_time(api: Api) -> None:
+    with ActSimulator(port=0, database=DB, users={USER: PASSWORD}, seed="demo",
+                      timezone_name="Europe/Paris") as paris:
+        client = Api(paris)
+        key = client.json("POST", "/api/metadata/contact/fields",
+                          body={"name": "Decided At", "type": "DateTime"},
+                          expect=201)["columnName"].lower()
+        cid = demo_id(paris)
+        stored = client.json("PATCH", f"/api/contacts/{cid}",
+                             body={"customFields": {key: "2026-07-01T10:00:00Z"}})
+        assert stored["customFields"][key] == "2026-07-01T12:00:00"  # summer: UTC+2, no zone
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", stored["edited"])
+        edited = datetime.fromisoformat(stored["edited"]).replace(tzinfo=paris.zone)
+        assert abs(edited - datetime.now(edited.tzinfo)) < timedelta(minutes=1)
+        # a filter names the instant with any offset; the same edit matches either way
+        utc = edited.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert cid in {c["id"] for c in client.contacts(**{"$filter": f"edited ge {utc}"})}
+        paris.offsets = True  # an install that answers with offsets (stamps made from now on)
+        again = client.json("PATCH", f"/api/contacts/{cid}", body={"jobTitle": "x"})
+        assert re.search(r"[+-]\d\d:\d\d$", again["edited"])

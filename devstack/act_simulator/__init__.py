@@ -20,10 +20,20 @@ Representation choices (where Act! publishes nothing, marked [I] in the code):
   ``suspended`` is a date-time (when it was suspended) or null, as the Swagger types it.
 - ``sim.requests``: ``(method, path below the base URL with its query, percent-decoded,
   status)`` for every ``/act.web.api`` call, ``/authorize`` included.
-- Timestamps the server writes are UTC ``YYYY-MM-DDTHH:MM:SS.mmmZ``, strictly
+- The server has a clock of its own (``timezone_name``, default UTC; the tests and
+  ``make run`` use Europe/Paris): timestamps it writes (``created``, ``edited``, ...) are
+  its wall time with milliseconds and no zone, ``YYYY-MM-DDTHH:MM:SS.mmm``, strictly
   increasing; custom Date/DateTime values are stored like Act! keeps them, server-local
-  (here UTC) without zone, ``YYYY-MM-DDTHH:MM:SS``.
-- JSON only: other request media types get 415; answers are always JSON.
+  without zone, ``YYYY-MM-DDTHH:MM:SS``. ``offsets=True`` answers both with the offset
+  (``...+01:00``), as one Act! cloud host was seen to.
+- As strict as Act!, no stricter: ``/authorize`` takes GET only; OData options work
+  only on routes whose Swagger summary says they take "an (optional) OData query" (any
+  other route ignores them, as Act! does); ``$filter`` knows only the operators Act!
+  documents and refuses a date-time literal without a zone; ``$expand`` works.
+  ``sim.ignored_options`` makes a route ignore options (an install that does not page).
+- Bodies: JSON, or form-encoded where the operation's Swagger ``consumes`` says so
+  (``a.b=``/``a[b]=`` nest, ``a[0][id]=`` lists, text typed by the definition); XML,
+  also listed, gets 415 (its DataContract shape is not published); answers are JSON.
 """
 from devstack.act_simulator.server import ActSimulator, Faults
 

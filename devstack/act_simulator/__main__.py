@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+from zoneinfo import ZoneInfoNotFoundError
 
 from devstack.act_simulator.server import FAULT_KINDS, ActSimulator
 from devstack.dynamodb_local import ServiceError
@@ -34,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--envelope", action="store_true",
                         help='answer GET /api/contacts as {"value": [...], "Count": n} '
                              'instead of a bare array')
+    parser.add_argument("--timezone", default="UTC",
+                        help="the Act! server's time zone (IANA name, default UTC): date-times are "
+                             "its wall time, without a zone")
+    parser.add_argument("--offsets", action="store_true",
+                        help="answer date-times with their UTC offset (as some Act! cloud hosts do)")
     parser.add_argument("--webhook-interval", type=float, default=0.0, metavar="SECONDS",
                         help="deliver webhooks every SECONDS (Act! polls every 900 s); default 0: only "
                              "when asked from the page")
@@ -58,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = ActSimulator(port=args.port, database=args.database, users={args.user: args.password},
                            token_ttl=args.token_ttl, envelope=args.envelope, seed=args.seed,
-                           verbose=args.verbose)
+                           verbose=args.verbose, timezone_name=args.timezone,
+                           offsets=args.offsets)
         sim.set_faults(latency=args.latency, error_rate=args.error_rate,
                        kinds=tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip()),
                        retry_after=args.retry_after, rate_limit=args.rate_limit,
                        expired_as_500=args.expired_as_500, ignore_patch=args.ignore_patch)
         sim.start()
-    except (ValueError, ServiceError) as exc:
+    except (ValueError, ServiceError, ZoneInfoNotFoundError) as exc:
         print(f"act simulator: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
           f"  User          {args.user}\n"
           f"  Password      {args.password}\n"
           f"  Database      {sim.database}\n"
+          f"  Time zone     {sim.zone.key} (set ACT_TIMEZONE to it)\n"
           f"  Database view {sim.view_url}\n"
           f"  Seed          {args.seed} ({len(sim.contacts)} contacts)\n"
           "Stop it with Ctrl-C.", flush=True)

@@ -2,14 +2,24 @@
 
 Act!'s OData page lists ``$filter`` with ``eq ne gt ge lt le``, ``and or``,
 ``contains startswith endswith``; ``$orderby`` (with ``desc``), ``$top``, ``$skip``,
-``$select``; and says anything not implemented throws. So here:
+``$select``, ``$expand``; and says anything not implemented throws. So here:
 
-- ``$filter``: comparisons, ``and``/``or``/``not``, parentheses, the three string
-  functions; literals: strings in single quotes (``''`` is a quote), unquoted
-  ISO-8601 dates (``edited gt 2026-06-01T00:00:00Z``), unquoted GUIDs, numbers,
-  ``true``/``false``/``null``; property paths with ``/`` (``businessAddress/country``,
-  ``customFields/user6``). String comparisons ignore case (both sides lower-cased;
-  Act! runs on SQL Server's case-insensitive collation).
+- ``$filter``: comparisons, ``and``/``or``, parentheses, the three string functions
+  and nothing else (``not``, ``in``, ``has``, arithmetic are not in Act!'s list, so a
+  client that relies on them fails here as it would there); literals: strings in
+  single quotes (``''`` is a quote), unquoted ISO-8601 date-times *with* their zone
+  (``edited gt 2026-06-01T00:00:00Z`` or ``...+02:00``; one without a zone is refused:
+  Act! would read it in its own server's zone, which the client cannot know), bare
+  dates (``2026-06-01``: an Edm.Date names a calendar day, no instant), unquoted GUIDs,
+  numbers, ``true``/``false``/``null``; property paths with ``/``
+  (``businessAddress/country``, ``customFields/user6``). String comparisons ignore
+  case (both sides lower-cased; Act! runs on SQL Server's case-insensitive collation).
+- Stored date-times without a zone are the server's wall time (``Query.zone``), so a
+  literal with any offset compares as the instant it names.
+- ``$expand``: the named properties must be objects or collections of the type (with
+  an optional nested ``($select=a,b)``); since the simulator always answers them
+  inline, expanding changes nothing but that nested projection. [I: Act!'s page gives
+  ``$expand=address($select=city,postalCode)`` as its only example.]
 - Paths and literal types are checked when the query is parsed, against a resolver
   built from the Swagger definition, so an unknown property, a quoted date or a
   function we do not know is an ``ODataError`` (the server answers 400), whether
@@ -22,13 +32,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
 from typing import Any, Callable, Iterable
 
 Resolver = Callable[[tuple[str, ...]], tuple[str, tuple[str, ...]]]
 
-SUPPORTED = ("$filter", "$orderby", "$top", "$skip", "$select")
-KNOWN_UNSUPPORTED = ("$expand", "$count", "$search", "$format", "$apply", "$levels",
+SUPPORTED = ("$filter", "$orderby", "$top", "$skip", "$select", "$expand")
+KNOWN_UNSUPPORTED = ("$count", "$search", "$format", "$apply", "$levels",
                      "$skiptoken", "$deltatoken", "$compute", "$index", "$schemaversion", "$id")
 FUNCTIONS = ("contains", "startswith", "endswith")
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
@@ -104,18 +114,13 @@ class Logical:
 
 
 @dataclass
-class Not:
-    operand: Any
-
-
-@dataclass
 class Call:
     name: str
     args: list[Any]
 
 
-def _to_datetime(value: Any) -> datetime | None:
-    """A stored date(-time) string (or a literal) as an aware datetime; naive means UTC."""
+def _to_datetime(value: Any, zone: tzinfo = timezone.utc) -> datetime | None:
+    """A stored date(-time) string (or a literal) as an aware datetime; naive: ``zone``."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -132,7 +137,7 @@ def _to_datetime(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 class _Parser:
@@ -195,10 +200,9 @@ class _Parser:
         token, following = self.peek(), self.peek(1)
         if token and token.kind == "name" and token.text == "not" and not (
                 following and following.text in ("/",) + COMPARISONS):
-            self.index += 1
-            operand = self.not_expr()
-            self.require_boolean(operand, "'not'")
-            return Not(operand)
+            raise ODataError(f"The operator 'not' at position {token.position} is not supported "
+                             "(Act! documents eq, ne, gt, ge, lt, le, and, or, contains, "
+                             "startswith, endswith)")
         return self.comparison()
 
     def comparison(self) -> Any:
@@ -208,7 +212,7 @@ class _Parser:
             token = self.peek()
             if token and token.kind == "name" and token.text not in ("and", "or"):
                 raise ODataError(f"Unknown operator '{token.text}' at position {token.position}; "
-                                 f"supported: {', '.join(COMPARISONS)}, and, or, not")
+                                 f"supported: {', '.join(COMPARISONS)}, and, or")
             return left
         right = self.operand()
         self.check_comparable(op, left, right)
@@ -228,6 +232,10 @@ class _Parser:
         if token.kind == "guid":
             return Literal("guid", token.text.lower())
         if token.kind == "datetime":
+            if "T" in token.text and not re.search(r"(Z|[+-]\d{2}:\d{2})$", token.text):
+                raise ODataError(f"The date-time literal '{token.text}' names no time zone: "
+                                 "write it with Z or an offset (2026-06-01T00:00:00Z, "
+                                 "2026-06-01T02:00:00+02:00)")
             value = _to_datetime(token.text)
             if value is None:
                 raise ODataError(f"'{token.text}' is not a valid date-time literal")
@@ -316,34 +324,32 @@ def lookup(row: Any, segments: Iterable[str]) -> Any:
     return value
 
 
-def _value(node: Any, row: dict[str, Any]) -> Any:
+def _value(node: Any, row: dict[str, Any], zone: tzinfo) -> Any:
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, Path):
         return lookup(row, node.segments)
-    return evaluate(node, row)
+    return evaluate(node, row, zone)
 
 
-def _comparable(value: Any, kind: str) -> Any:
+def _comparable(value: Any, kind: str, zone: tzinfo = timezone.utc) -> Any:
     if value is None:
         return None
     if kind == "datetime":
-        return _to_datetime(value)
+        return _to_datetime(value, zone)
     if isinstance(value, str):
         return value.lower()
     return value
 
 
-def evaluate(node: Any, row: dict[str, Any]) -> bool:
-    """Whether ``row`` matches the parsed filter ``node``."""
+def evaluate(node: Any, row: dict[str, Any], zone: tzinfo = timezone.utc) -> bool:
+    """Whether ``row`` matches the parsed filter ``node`` (zoneless dates are in ``zone``)."""
     if isinstance(node, Logical):
         if node.op == "and":
-            return evaluate(node.left, row) and evaluate(node.right, row)
-        return evaluate(node.left, row) or evaluate(node.right, row)
-    if isinstance(node, Not):
-        return not evaluate(node.operand, row)
+            return evaluate(node.left, row, zone) and evaluate(node.right, row, zone)
+        return evaluate(node.left, row, zone) or evaluate(node.right, row, zone)
     if isinstance(node, Call):
-        haystack, needle = (_value(arg, row) for arg in node.args)
+        haystack, needle = (_value(arg, row, zone) for arg in node.args)
         if not isinstance(haystack, str) or not isinstance(needle, str):
             return False
         haystack, needle = haystack.lower(), needle.lower()
@@ -354,8 +360,8 @@ def evaluate(node: Any, row: dict[str, Any]) -> bool:
         return haystack.endswith(needle)
     if isinstance(node, Compare):
         kind = "datetime" if "datetime" in (_type(node.left), _type(node.right)) else "plain"
-        left = _comparable(_value(node.left, row), kind)
-        right = _comparable(_value(node.right, row), kind)
+        left = _comparable(_value(node.left, row, zone), kind, zone)
+        right = _comparable(_value(node.right, row, zone), kind, zone)
         if node.op == "eq":
             return left == right
         if node.op == "ne":
@@ -367,7 +373,7 @@ def evaluate(node: Any, row: dict[str, Any]) -> bool:
                     "lt": left < right, "le": left <= right}[node.op]
         except TypeError:
             return False
-    return bool(_value(node, row))
+    return bool(_value(node, row, zone))
 
 
 # -- the whole query -----------------------------------------------------------------------
@@ -380,6 +386,10 @@ class Query:
     skip: int = 0
     select: list[str] | None = None
     count: bool = False
+    #: ``$expand``: property -> the nested ``$select`` names (None: every property).
+    expand: dict[str, list[str] | None] = field(default_factory=dict)
+    #: The zone of stored date-times that carry none (the server's wall time).
+    zone: tzinfo = timezone.utc
 
 
 def parse_filter(text: str, resolve: Resolver) -> Any:
@@ -403,7 +413,7 @@ def parse_orderby(text: str, resolve: Resolver) -> list[tuple[Path, bool]]:
 
 
 def parse_query(params: list[tuple[str, str]], resolve: Resolver,
-                allowed: tuple[str, ...] = SUPPORTED) -> Query:
+                allowed: tuple[str, ...] = SUPPORTED, zone: tzinfo = timezone.utc) -> Query:
     """The OData options among ``params`` (other parameters are left to the caller)."""
     seen: dict[str, str] = {}
     for name, value in params:
@@ -418,7 +428,9 @@ def parse_query(params: list[tuple[str, str]], resolve: Resolver,
                                  f"(supported: {', '.join(allowed)}).")
             raise ODataError(f"The query parameter '{name}' is not supported.")
         seen[key] = value
-    query = Query()
+    query = Query(zone=zone)
+    if "$expand" in seen:
+        query.expand = parse_expand(seen["$expand"], resolve)
     if "$filter" in seen:
         query.filter = parse_filter(seen["$filter"], resolve)
     if "$orderby" in seen:
@@ -448,16 +460,58 @@ def parse_query(params: list[tuple[str, str]], resolve: Resolver,
     return query
 
 
+def _top_level(text: str) -> list[str]:
+    """``a,b(x,y),c`` split on the commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            raise ODataError(f"Unbalanced parentheses in '{text}'")
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if depth:
+        raise ODataError(f"Unbalanced parentheses in '{text}'")
+    return [*parts, current]
+
+
+def parse_expand(text: str, resolve: Resolver) -> dict[str, list[str] | None]:
+    """``a,b($select=x,y)``: objects or collections of the type, each with its own $select."""
+    expand: dict[str, list[str] | None] = {}
+    for part in _top_level(text):
+        match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*", part)
+        if not match:
+            raise ODataError(f"Syntax error in $expand '{text}': '{part.strip()}' is not a "
+                             "property name, optionally with ($select=...)")
+        name, nested = match.group(1), match.group(2)
+        kind, canonical = resolve((name,))
+        if kind not in ("object", "array", "map"):
+            raise ODataError(f"$expand: '{name}' is a {kind}, not a related entity or collection")
+        select = None
+        if nested is not None:
+            option, _, value = nested.partition("=")
+            if option.strip().lower() != "$select" or not value.strip():
+                raise ODataError(f"$expand: only a nested $select is supported, not '{nested}'")
+            select = [item.strip() for item in value.split(",")]
+            if kind == "object":  # [I] names inside collections and maps are not checked
+                for item in select:
+                    resolve((canonical[0], item))
+        expand[canonical[0]] = select
+    return expand
+
+
 def _collate(text: str) -> tuple[str, str]:
     """Case- and accent-insensitive first (Å next to A, as SQL Server sorts), then exact."""
     folded = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     return folded.casefold(), text
 
 
-def _sort_key(value: Any, kind: str) -> tuple:
+def _sort_key(value: Any, kind: str, zone: tzinfo = timezone.utc) -> tuple:
     if isinstance(value, str) and kind != "datetime":
         return (2, *_collate(value))
-    value = _comparable(value, "datetime" if kind == "datetime" else "plain")
+    value = _comparable(value, "datetime" if kind == "datetime" else "plain", zone)
     if value is None:
         return (0,)
     if isinstance(value, bool):
@@ -472,14 +526,26 @@ def _sort_key(value: Any, kind: str) -> tuple:
 def apply(query: Query, rows: list[dict[str, Any]], *, page: bool = True,
           project: bool = True) -> list[dict[str, Any]]:
     """Filter, order, page (``$skip`` then ``$top``) and project ``rows``."""
-    result = [row for row in rows if query.filter is None or evaluate(query.filter, row)]
+    result = [row for row in rows
+              if query.filter is None or evaluate(query.filter, row, query.zone)]
     for path, descending in reversed(query.orderby):
-        result.sort(key=lambda row: _sort_key(lookup(row, path.segments), path.type),
+        result.sort(key=lambda row: _sort_key(lookup(row, path.segments), path.type, query.zone),
                     reverse=descending)
     if page:
         result = result[query.skip:]
         if query.top is not None:
             result = result[:query.top]
+    for name, nested in query.expand.items():
+        if nested is not None:
+            result = [{**row, name: _project(row.get(name), nested)} for row in result]
     if project and query.select is not None:
         result = [{name: row.get(name) for name in query.select} for row in result]
     return result
+
+
+def _project(value: Any, names: list[str]) -> Any:
+    if isinstance(value, list):
+        return [_project(item, names) for item in value]
+    if isinstance(value, dict):
+        return {name: value.get(name) for name in names}
+    return value

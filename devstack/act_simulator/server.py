@@ -32,10 +32,11 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from zoneinfo import ZoneInfo
 
 from devstack.act_simulator import odata, seed, swagger, views
 from devstack.act_simulator.odata import ODataError
@@ -168,12 +169,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _iso(moment: datetime) -> str:
-    """UTC, ISO 8601 with milliseconds and ``Z``: the simulator's one timestamp format."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{moment.microsecond // 1000:03d}Z"
-
-
 def _check_guid(value: str, what: str) -> str:
     if not _GUID.match(value):
         raise ApiError(400, f"The value '{value}' is not a valid {what} (a GUID is expected).")
@@ -195,13 +190,26 @@ class _Ctx:
     headers: Any
     body: bytes
     user: str | None = None
+    route: "_Route | None" = None
+    #: The body came form-encoded (values are text until typed by the Swagger).
+    form: bool = False
 
     def json(self) -> Any:
-        """The body as JSON; 415 for other media types, 400 when it is not JSON."""
+        """The body as JSON, or as a form where the route's Swagger ``consumes`` one.
+
+        415 for other media types: XML is in Act!'s ``consumes`` too, but [I] its
+        DataContract shape (namespaces, element order) is not published, so the
+        simulator does not guess it. 400 when the body does not parse.
+        """
         kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        consumes = self.route.consumes if self.route else ()
+        if kind == FORM and FORM in consumes:
+            self.form = True
+            return _form_body(self.body, self.route.body_definition if self.route else None)
         if kind not in ("application/json", "text/json") and not kind.endswith("+json"):
             raise ApiError(415, f"The request entity's media type '{kind}' is not supported for "
-                                "this resource (the simulator reads JSON only).")
+                                "this resource (the simulator reads JSON, and forms where the "
+                                "Swagger says the route consumes them).")
         if not self.body.strip():
             raise ApiError(400, "The request body is required.")
         try:
@@ -218,11 +226,56 @@ class _Route:
     auth: bool = True
     faults: bool = True
     pattern: re.Pattern[str] = field(init=False)
+    #: From the route's Swagger operation: takes OData options, body media types, body type.
+    odata: bool = field(init=False)
+    consumes: tuple[str, ...] = field(init=False)
+    body_definition: str | None = field(init=False)
 
     def __post_init__(self) -> None:
+        op = swagger.operation(self.method, self.template)
+        self.odata = swagger.takes_odata(op)
+        self.consumes = tuple(op.get("consumes") or ())
+        self.body_definition = swagger.body_definition(op)
         parts = re.split(r"(\{\w+\})", self.template)
         regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
         self.pattern = re.compile(f"^{regex}/?$", re.IGNORECASE)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _form_body(body: bytes, definition: str | None) -> Any:
+    """A form-encoded body as ASP.NET binds it: ``a[b]=`` and ``a.b=`` nest, ``a[0][id]=``
+    makes a list; values typed from the route's body definition (``swagger.from_form``)."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, f"The form body cannot be read: {exc}") from None
+    if not pairs:
+        raise ApiError(400, "The request body is required.")
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        segments = [part for part in re.split(r"[\[\].]+", key) if part]
+        if not segments:
+            raise ApiError(400, f"The form field name '{key}' cannot be bound.")
+        node = root
+        for segment in segments[:-1]:
+            node = node.setdefault(segment, {})
+            if not isinstance(node, dict):
+                raise ApiError(400, f"The form field '{key}' conflicts with another field.")
+        node[segments[-1]] = value
+    data = _lists(root)
+    return swagger.from_form(definition, data) if definition else data
+
+
+def _lists(node: Any) -> Any:
+    """Nested dicts whose keys are all 0..n-1 become lists (``contacts[0][id]``)."""
+    if not isinstance(node, dict):
+        return node
+    items = {key: _lists(value) for key, value in node.items()}
+    if items and all(key.isdigit() for key in items):
+        return [items[key] for key in sorted(items, key=int)]
+    return items
 
 
 # -- the simulator ----------------------------------------------------------------------------
@@ -233,9 +286,14 @@ class ActSimulator:
     def __init__(self, port: int = 0, database: str = "OptinProofDemo",
                  users: dict[str, str] | None = None, token_ttl: float = 3900.0,
                  envelope: bool = False, seed: str = "demo", verbose: bool = False,
-                 webhook_timeout: float = 5.0) -> None:
+                 webhook_timeout: float = 5.0, timezone_name: str = "UTC",
+                 offsets: bool = False) -> None:
         if seed not in ("demo", "empty"):
             raise ValueError(f"seed must be 'demo' or 'empty', not {seed!r}")
+        #: The Act! server's clock: date-times are its wall time there, served without a
+        #: zone (``offsets``: with the offset, as some Act! cloud hosts answer).
+        self.zone = ZoneInfo(timezone_name)
+        self.offsets = offsets
         self.port = port
         self.database = database
         self.users = dict(users if users is not None else {"OptinProof Sync": "sim-password"})
@@ -251,6 +309,9 @@ class ActSimulator:
         self.groups: dict[str, dict[str, Any]] = {}
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, int]] = []
+        #: Swagger path template -> OData options that route ignores here, as an Act!
+        #: install whose controller does not honour them would (e.g. ``{"$skip"}``).
+        self.ignored_options: dict[str, set[str]] = {}
         # private bookkeeping: change sequence per record (for webhooks), webhook secrets
         self._seq = 0
         self._changes: dict[str, dict[str, int]] = {}  # record id -> {"created": seq, "updated": seq}
@@ -499,7 +560,18 @@ class ActSimulator:
             if now <= self._last_stamp:
                 now = self._last_stamp + timedelta(milliseconds=1)
             self._last_stamp = now
-            return _iso(now)
+            return self.served(now)
+
+    def served(self, moment: datetime) -> str:
+        """A date-time as this Act! answers it: its wall time, milliseconds, no zone (or,
+        with ``offsets``, its offset). [I] NOTES §7: Act! keeps server-local time; the
+        ``+00:00`` form was seen on a cloud host."""
+        local = moment.astimezone(self.zone)
+        text = local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+        if self.offsets:
+            offset = local.strftime("%z")
+            text += f"{offset[:3]}:{offset[3:]}"
+        return text
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -568,7 +640,8 @@ class ActSimulator:
         if faults.latency:
             time.sleep(faults.latency)
         if relative.rstrip("/").lower() == "/authorize":
-            if method not in ("GET", "POST"):
+            # [D] "GET {base}/authorize"; the route is not in the Swagger, so no other verb
+            if method != "GET":
                 return _json(405, {"message": f"The requested resource does not support http "
                                               f"method '{method}'."})
             return self._authorize(headers)
@@ -582,8 +655,12 @@ class ActSimulator:
         rate_headers, exhausted = self._rate_limit(faults)
         if exhausted:
             return self._throttled(429, faults, rate_headers)
-        ctx = _Ctx(method, relative, params, parse_qsl(query_string, keep_blank_values=True),
-                   headers, body)
+        query = parse_qsl(query_string, keep_blank_values=True)
+        ignored = self.ignored_options.get(route.template, ())
+        if not route.odata or ignored:  # Act! ignores OData options on routes that take none
+            query = [(name, value) for name, value in query
+                     if not name.startswith("$") or (route.odata and name.lower() not in ignored)]
+        ctx = _Ctx(method, relative, params, query, headers, body, route=route)
         if route.auth:
             claims = self._authenticate(headers)
             if claims is None:
@@ -802,7 +879,9 @@ class ActSimulator:
         return swagger.resolver(swagger.CONTACT, {"customFields": types})
 
     def _odata(self, ctx: _Ctx, resolve: swagger.Resolver) -> odata.Query:
-        return odata.parse_query(ctx.query, resolve)
+        """The request's OData options, on a route whose Swagger summary takes "an
+        (optional) OData query"; any other route never sees them (see ``_serve_api``)."""
+        return odata.parse_query(ctx.query, resolve, zone=self.zone)
 
     def _contact(self, contact_id: str) -> dict[str, Any]:
         key = _check_guid(contact_id, "contact id")
@@ -837,7 +916,7 @@ class ActSimulator:
     def _contact_create(self, ctx: _Ctx) -> Response:
         body = ctx.json()
         with self.lock:
-            contact = self._contact_from_body(body, None, "create", ctx.user or "")
+            contact = self._contact_from_body(body, None, "create", ctx.user or "", ctx.form)
             self.contacts[contact["id"]] = contact
             self._changes[contact["id"]] = {"created": self._next_seq(), "updated": 0}
             return _json(201, copy.deepcopy(contact))
@@ -855,7 +934,7 @@ class ActSimulator:
         body = ctx.json()
         with self.lock:
             existing = self._contact(ctx.params["contactId"])
-            contact = self._contact_from_body(body, existing, mode, ctx.user or "")
+            contact = self._contact_from_body(body, existing, mode, ctx.user or "", ctx.form)
             self.contacts[existing["id"]] = contact
             self._changes.setdefault(existing["id"], {"created": 0, "updated": 0})["updated"] = \
                 self._next_seq()
@@ -878,7 +957,7 @@ class ActSimulator:
         return _no_content()
 
     def _contact_from_body(self, raw: Any, existing: dict[str, Any] | None, mode: str,
-                           user: str) -> dict[str, Any]:
+                           user: str, form: bool = False) -> dict[str, Any]:
         """The contact after a create / PUT (full replace) / PATCH (merge) with body ``raw``.
 
         Unknown top-level properties are ignored (ASP.NET/Json.NET behaviour: the call
@@ -892,7 +971,7 @@ class ActSimulator:
             raise ApiError(400, str(exc)) from None
         if data is None:
             raise ApiError(400, "The request body is required.")
-        custom = self._check_custom(data.pop("customFields", None))
+        custom = self._check_custom(data.pop("customFields", None), form)
         for name in _CONTACT_READ_ONLY:
             data.pop(name, None)
         if mode == "patch" and existing is not None:
@@ -931,9 +1010,13 @@ class ActSimulator:
         contact["editedBy"] = user
         return contact
 
-    def _check_custom(self, custom: Any) -> dict[str, Any]:
+    def _check_custom(self, custom: Any, form: bool = False) -> dict[str, Any]:
+        """customFields checked against metadata; from a form, text typed by the field's
+        Act! type first (``true``/``false`` for YesNo, digits for numbers, "" for null)."""
         if custom is None:
             return {}
+        if not isinstance(custom, dict):
+            raise ApiError(400, "customFields must be an object of key -> value.")
         columns = self._custom_columns()
         result = {}
         for raw_key, value in custom.items():
@@ -944,7 +1027,9 @@ class ActSimulator:
                                     "lower-cased columnName values of GET /api/metadata/contact/fields.")
             if column.get("isReadOnly"):
                 continue  # read-only fields are ignored silently [3P: "silent no-ops"]
-            result[key] = _custom_value(column, value, raw_key)
+            if form:
+                value = _form_value(column, value)
+            result[key] = _custom_value(column, value, raw_key, self.zone, self.offsets)
         return result
 
     def _search_by_email(self, ctx: _Ctx) -> Response:
@@ -1270,7 +1355,7 @@ class ActSimulator:
         for name, _ in pairs:
             if not name.startswith("$"):
                 raise ApiError(400, f"queryOption: '{name}' is not an OData query option.")
-        query = odata.parse_query(pairs, resolve, allowed=("$filter", "$select", "$orderby", "$top",
+        query = odata.parse_query(pairs, resolve, zone=self.zone, allowed=("$filter", "$select", "$orderby", "$top",
                                                              "$skip", "$count"))
         repeated = {"id", "created", "edited"} & set(query.select or [])
         if repeated:  # [D] repeating a default property "may stop the webhook firing": refuse it loudly
@@ -1386,7 +1471,7 @@ class ActSimulator:
 
     def _seed(self, kind: str) -> None:
         with self.lock:
-            long_ago = _iso(datetime(2015, 1, 1, tzinfo=timezone.utc))
+            long_ago = self.served(datetime(2015, 1, 1, tzinfo=timezone.utc))
             for display, column_name, act_type, length, _path, read_only in seed.BUILTIN_FIELDS:
                 self.fields.append(self._seed_column(display, column_name, act_type, length, False,
                                                      read_only, long_ago))
@@ -1405,7 +1490,7 @@ class ActSimulator:
             ids = []
             for number, spec in enumerate(seed.DEMO_CONTACTS):
                 spec = dict(spec)
-                when = _iso(now - timedelta(days=spec.pop("days_ago"), minutes=number))
+                when = self.served(now - timedelta(days=spec.pop("days_ago"), minutes=number))
                 contact_id = str(uuid.uuid5(_NAMESPACE, f"demo-contact-{number}"))
                 ids.append(self.add_contact(id=contact_id, created=when, edited=when,
                                             editedBy=seed.SEED_USER, **spec)["id"])
@@ -1438,15 +1523,35 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _custom_value(column: dict[str, Any], value: Any, key: str) -> Any:
+def _form_value(column: dict[str, Any], value: Any) -> Any:
+    """A custom field's form text as the JSON value its Act! type takes."""
+    if not isinstance(value, str):
+        return value
+    kind, text = column.get("type"), value.strip()
+    if text == "" and kind not in _TEXT_TYPES:
+        return None
+    if kind == "YesNo" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind in _NUMBER_TYPES:
+        try:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def _custom_value(column: dict[str, Any], value: Any, key: str, zone: tzinfo,
+                  offsets: bool = False) -> Any:
     """A custom field value checked (and, for dates, normalised) for the field's Act! type.
 
     [I] by analogy with the Swagger's typing of built-in fields: YesNo -> boolean;
     Number/Currency/Decimal -> number; Date/DateTime -> ISO-8601 string, kept as Act!
-    does in server-local time without zone (the simulator's server runs on UTC, so an
-    aware value is converted to UTC wall time; Date keeps midnight); text types ->
-    string no longer than the field's length. ``null`` clears any field; ``""`` clears
-    a date field and is an empty string for text.
+    does in server-local time without zone (a value without zone is taken as that wall
+    time; one with a zone is converted to the server's ``zone``; Date keeps midnight);
+    text types -> string no longer than the field's length. ``null`` clears any field;
+    ``""`` clears a date field and is an empty string for text. With ``offsets`` a date
+    is answered with the server's offset (``2026-03-01T10:15:00+01:00``), as seen on a
+    cloud host.
     """
     kind = column.get("type")
     label = f"customFields.{key} ({column.get('displayName')}, {kind})"
@@ -1473,9 +1578,12 @@ def _custom_value(column: dict[str, Any], value: Any, key: str) -> Any:
         except ValueError:
             raise ApiError(400, f"{label}: {value!r} is not an ISO-8601 date") from None
         if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+            moment = moment.astimezone(zone).replace(tzinfo=None)
         if kind in ("Date", "AnnualEvent"):
             moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        if offsets:
+            offset = moment.replace(tzinfo=zone).strftime("%z")
+            return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
         return moment.strftime("%Y-%m-%dT%H:%M:%S")
     if not isinstance(value, str):
         raise ApiError(400, f"{label}: expected a string, got {value!r}")

@@ -242,3 +242,64 @@ def resolver(name: str, dynamic: dict[str, dict[str, str]] | None = None) -> Res
         return kind, tuple(canonical)
 
     return resolve
+
+
+# -- operations: what each route declares -----------------------------------------------
+
+def operation(method: str, template: str) -> dict[str, Any]:
+    """The Swagger operation for ``METHOD path template`` (path compared case-insensitively)."""
+    for path, ops in spec()["paths"].items():
+        if path.lower() == template.lower():
+            return ops.get(method.lower(), {})
+    return {}
+
+
+def takes_odata(op: dict[str, Any]) -> bool:
+    """Whether an operation takes OData options. The Swagger lists none as parameters; a
+    route that takes them says so in its summary ("... matching an (optional) OData
+    query"), the same routes Act!'s OData page lists (NOTES §2)."""
+    return "odata query" in f"{op.get('summary', '')} {op.get('description', '')}".lower()
+
+
+def body_definition(op: dict[str, Any]) -> str | None:
+    """The definition name of an operation's body parameter, if it has one."""
+    for parameter in op.get("parameters", []):
+        if parameter.get("in") == "body":
+            ref = (parameter.get("schema") or {}).get("$ref", "")
+            return ref.rsplit("/", 1)[-1] or None
+    return None
+
+
+def from_form(name: str, value: Any) -> Any:
+    """A form-encoded body (already nested, values strings) typed as definition ``name``.
+
+    ASP.NET's form binder turns text into the declared types: ``true``/``false`` for
+    booleans, digits for integers and numbers; an empty value is null for any type
+    but a string. Text that does not parse is left as it is, so :func:`coerce` then
+    answers 400 naming the property, as Act! would.
+    """
+    return _from_form({"$ref": f"#/definitions/{name}"}, value)
+
+
+def _from_form(schema: dict[str, Any], value: Any) -> Any:
+    schema = _target(schema)
+    kind = schema.get("type", "object")
+    if isinstance(value, dict) and kind == "object":
+        declared = {k.lower(): v for k, v in (schema.get("properties") or {}).items()}
+        return {key: _from_form(declared[key.lower()], item) if key.lower() in declared else item
+                for key, item in value.items()}
+    if isinstance(value, list) and kind == "array":
+        return [_from_form(schema.get("items", {}), item) for item in value]
+    if not isinstance(value, str) or kind == "string":
+        return value
+    text = value.strip()
+    if text == "":
+        return None
+    if kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind in ("integer", "number"):
+        try:
+            return int(text) if kind == "integer" or text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return value
+    return value
