@@ -16,36 +16,52 @@ from urllib.parse import urlencode
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import (
-    acthooks, admin, antiforgery, campaign_jobs, campaigns, consent, dashboard, erasure, evidence,
-    formdata, links, outbox, receipts, rights, ses_notices, signup, sns, stats, sync, views,
-    webhooks_out,
-)
-from chalicelib.errors import (
+from chalicelib.act import reconcile
+from chalicelib.web import admin_auth
+from chalicelib.web import antiforgery
+from chalicelib.campaigns import jobs
+from chalicelib.campaigns import define
+from chalicelib.consent import rules
+from chalicelib.web import dashboard
+from chalicelib.rights import erasure
+from chalicelib.proof import evidence
+from chalicelib.web import forms
+from chalicelib.consent import links
+from chalicelib.mail import outbox
+from chalicelib.proof import receipts
+from chalicelib.rights import access
+from chalicelib.mail import bounces
+from chalicelib.consent import requests
+from chalicelib.mail import sns
+from chalicelib.consent import stats
+from chalicelib.act import sync
+from chalicelib.web import views
+from chalicelib.web import webhooks_out
+from chalicelib.core.errors import (
     BadInput, ConfigError, FormExpired, InvalidEmail, NoChoice, OptinProofError,
     OutcomeUnknown, StoreUnavailable, UnknownForm,
 )
-from chalicelib.i18n import negotiate, translations
-from chalicelib.ledger import from_item
-from chalicelib.logs import log
-from chalicelib.pages import Page, error_status, security_headers
-from chalicelib.purposes import Form
-from chalicelib.resources import (
+from chalicelib.core.i18n import negotiate, translations
+from chalicelib.store.ledger import from_item
+from chalicelib.core.logs import log
+from chalicelib.web.render import Page, error_status, security_headers
+from chalicelib.consent.catalogue import Form
+from chalicelib.core.services import (
     get_act_client, get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler,
     get_signups, get_sns_verifier,
 )
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_of_address
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_of_address
 
 app = Chalice(app_name="optinproof")
 
-FORM_TYPES = [formdata.FORM_TYPE, "multipart/form-data", "application/json", "text/plain"]
+FORM_TYPES = [forms.FORM_TYPE, "multipart/form-data", "application/json", "text/plain"]
 
 
-def _request_context() -> consent.RequestContext:
+def _request_context() -> rules.RequestContext:
     request = app.current_request
     identity = (request.context or {}).get("identity") or {}
-    return consent.RequestContext(
+    return rules.RequestContext(
         ip=identity.get("sourceIp"),
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
         accept_language=(request.headers.get("accept-language") or "")[:256] or None,
@@ -76,7 +92,7 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
             log("request_refused", route=app.current_request.path, error=type(exc).__name__)
             quoted = views.quote_token(token)
             renew = f"{quoted}/renew" if app.current_request.path.startswith("/c/") \
-                and consent.renewable(get_ledger(), exc) else None
+                and rules.renewable(get_ledger(), exc) else None
             try:
                 return _respond(views.error_page(exc, get_catalogue(), _locale(), quoted,
                                                  get_settings(), renew))
@@ -94,11 +110,11 @@ def html_page(view: Callable[..., Page]) -> Callable[..., Response]:
 def confirm_show(token: str) -> Page:
     """The confirmation page. Renders only: GET and HEAD never change anything."""
     settings, ledger = get_settings(), get_ledger()
-    link, record = consent.open_link(ledger, settings, "confirm", token, get_catalogue())
+    link, record = rules.open_link(ledger, settings, "confirm", token, get_catalogue())
     if app.current_request.method == "GET":
-        consent.note_opened(ledger, record)
+        rules.note_opened(ledger, record)
     return views.confirm_page(settings, get_catalogue(), _locale(), views.quote_token(token),
-                              link.link_id, consent.states(ledger, link))
+                              link.link_id, rules.states(ledger, link))
 
 
 @app.route("/c/{token}", methods=["POST"], content_types=FORM_TYPES)
@@ -106,7 +122,7 @@ def confirm_show(token: str) -> Page:
 def confirm_decide(token: str) -> Page:
     """Record the decisions of a submitted confirmation page."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, record = consent.open_link(ledger, settings, "confirm", token, catalogue)
+    link, record = rules.open_link(ledger, settings, "confirm", token, catalogue)
     return _record_choices(link, record, views.quote_token(token), "decisions_recorded",
                            record.get("channel"),
                            continue_url=views.continue_url(catalogue, record.get("channel")))
@@ -118,18 +134,18 @@ def _record_choices(link: links.Link, record: dict[str, Any], path: str, event: 
     """A submitted confirmation or preferences page: checked, recorded, answered."""
     request = app.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
     locale = _locale(fields.get("lang"))
     antiforgery.check_origin(request.headers)
     choices = {k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")}
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
     try:
         antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
-        result = consent.decide(ledger, catalogue, link, record, choices, locale, shown,
+        result = rules.decide(ledger, catalogue, link, record, choices, locale, shown,
                                 _request_context(), settings.webhook_subscribers)
     except tuple(views.FORM_ERRORS) as exc:
         return views.confirm_page(settings, catalogue, locale, path, link.link_id,
-                                  consent.states(ledger, link), status=error_status(exc),
+                                  rules.states(ledger, link), status=error_status(exc),
                                   error=views.form_error(exc, locale), title=title)
     changed = any(item.changed for item in result)
     log(event, subject=link.subject, link_id=link.link_id,
@@ -146,7 +162,7 @@ def confirm_renew(token: str) -> Page:
     started = time.monotonic()
     request = app.current_request
     settings = get_settings()
-    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
     antiforgery.check_origin(request.headers)
     link = links.verify_signature(settings, "confirm", token)
     antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
@@ -165,9 +181,9 @@ def confirm_renew(token: str) -> Page:
 def withdraw_show(token: str) -> Page:
     """The withdraw page: one button. GET never withdraws (mail scanners open links)."""
     ledger = get_ledger()
-    link, _ = consent.open_link(ledger, get_settings(), "withdraw", token)
+    link, _ = rules.open_link(ledger, get_settings(), "withdraw", token)
     return views.withdraw_page(get_catalogue(), _locale(), views.quote_token(token),
-                               consent.states(ledger, link))
+                               rules.states(ledger, link))
 
 
 @app.route("/u/{token}", methods=["POST"], content_types=FORM_TYPES)
@@ -180,15 +196,15 @@ def withdraw_post(token: str) -> Page:
     """
     request = app.current_request
     body = request.raw_body or b""
-    if len(body) > formdata.MAX_FORM_BYTES:
-        raise formdata.PayloadTooLarge("This request is too large.")
+    if len(body) > forms.MAX_FORM_BYTES:
+        raise forms.PayloadTooLarge("This request is too large.")
     ledger, catalogue = get_ledger(), get_catalogue()
-    link, record = consent.open_link(ledger, get_settings(), "withdraw", token)
+    link, record = rules.open_link(ledger, get_settings(), "withdraw", token)
     content_type = request.headers.get("content-type")
-    one_click = formdata.is_one_click(body, content_type)
-    fields = {} if one_click else formdata.parse_form(body, content_type)
+    one_click = forms.is_one_click(body, content_type)
+    fields = {} if one_click else forms.parse_form(body, content_type)
     locale = _locale(fields.get("lang"))
-    result = consent.withdraw(ledger, catalogue, link, record, locale, _request_context(),
+    result = rules.withdraw(ledger, catalogue, link, record, locale, _request_context(),
                               "one_click" if one_click else "page",
                               get_settings().webhook_subscribers)
     log("withdrawn", subject=link.subject, link_id=link.link_id, one_click=one_click,
@@ -205,10 +221,10 @@ def withdraw_post(token: str) -> Page:
 def preferences_show(token: str) -> Page:
     """Every purpose with its current state and date; change any of them."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, _ = consent.open_link(ledger, settings, "preferences", token)
-    link = rights.offered(link, catalogue)
+    link, _ = rules.open_link(ledger, settings, "preferences", token)
+    link = access.offered(link, catalogue)
     return views.confirm_page(settings, catalogue, _locale(), f"/p/{views.quote_token(token)}",
-                              link.link_id, consent.states(ledger, link),
+                              link.link_id, rules.states(ledger, link),
                               title=views.PREFERENCES_TITLE)
 
 
@@ -217,8 +233,8 @@ def preferences_show(token: str) -> Page:
 def preferences_save(token: str) -> Page:
     """Record each changed choice of the preferences page (each change is an event)."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, record = consent.open_link(ledger, settings, "preferences", token)
-    return _record_choices(rights.offered(link, catalogue), record,
+    link, record = rules.open_link(ledger, settings, "preferences", token)
+    return _record_choices(access.offered(link, catalogue), record,
                            f"/p/{views.quote_token(token)}", "preferences_recorded",
                            "preferences", title=views.PREFERENCES_TITLE)
 
@@ -236,12 +252,12 @@ def rights_ask() -> Page:
     """Mail a rights link if we hold data about the address; the same answer in any case."""
     started = time.monotonic()
     request = app.current_request
-    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
     locale = _locale(fields.get("lang"))
     antiforgery.check_origin(request.headers)
     email = (fields.get("email") or "").strip()
     try:
-        outcome = rights.request_access(get_ledger(), get_settings(), get_catalogue(), email,
+        outcome = access.request_access(get_ledger(), get_settings(), get_catalogue(), email,
                                         locale, _request_context())
     except InvalidEmail as exc:
         return views.rights_request_page(get_catalogue(), locale, error=views.signup_error(
@@ -252,7 +268,7 @@ def rights_ask() -> Page:
 
 
 def _rights_link(token: str) -> tuple[links.Link, dict[str, Any]]:
-    return consent.open_link(get_ledger(), get_settings(), "rights", token)
+    return rules.open_link(get_ledger(), get_settings(), "rights", token)
 
 
 @app.route("/r/{token}", methods=["GET", "HEAD"])
@@ -262,12 +278,12 @@ def rights_report(token: str) -> Page:
     settings, catalogue = get_settings(), get_catalogue()
     link, record = _rights_link(token)
     locale = _locale()
-    data = rights.export(get_ledger(), settings, catalogue, link.subject, locale)
+    data = access.export(get_ledger(), settings, catalogue, link.subject, locale)
     base = f"/r/{views.quote_token(token)}"
     return views.rights_report_page(settings, catalogue, locale, data, {
         "export": f"{base}/export.json", "erase": f"{base}/erase",
         "receipt": f"{base}/receipt.json" if data["purposes"] else None,
-        "preferences": rights.preferences_href(get_ledger(), settings, link, record)})
+        "preferences": access.preferences_href(get_ledger(), settings, link, record)})
 
 
 @app.route("/r/{token}/export.json", methods=["GET"])
@@ -275,7 +291,7 @@ def rights_report(token: str) -> Page:
 def rights_export(token: str) -> Response:
     """The same as a JSON file (schemas/subject-export.v1.json)."""
     link, _ = _rights_link(token)
-    data = rights.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
+    data = access.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
     log("rights_exported", subject=link.subject, link_id=link.link_id)
     return Page(json.dumps(data, ensure_ascii=False, indent=2), 200, {
         "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
@@ -314,7 +330,7 @@ def erase_confirm(token: str) -> Page:
     request = app.current_request
     settings, catalogue = get_settings(), get_catalogue()
     link, _ = _rights_link(token)
-    fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
     locale, quoted = _locale(fields.get("lang")), views.quote_token(token)
     antiforgery.check_origin(request.headers)
     try:
@@ -429,7 +445,7 @@ def _deliver(mail_id: str | None) -> None:
 def signup_form(form_id: str) -> Page:
     """The embeddable form (iframe). Framable only by the form's allowed origins."""
     form = _form(form_id)
-    started = signup.start_token(get_settings(), form.id, app.current_request.headers.get("referer"))
+    started = requests.start_token(get_settings(), form.id, app.current_request.headers.get("referer"))
     return views.signup_page(get_catalogue(), form, _signup_locale(form), form.id, started)
 
 
@@ -445,9 +461,9 @@ def signup_form_json(form_id: str) -> Response:
             "controller": {"name": catalogue.controller.name,
                            "privacy_policy_url": catalogue.controller.privacy_policy_url},
             "purposes": views.purpose_views(catalogue, form.purposes, locale),
-            "started": signup.start_token(get_settings(), form.id,
+            "started": requests.start_token(get_settings(), form.id,
                                           app.current_request.headers.get("referer")),
-            "honeypot": signup.HONEYPOT,
+            "honeypot": requests.HONEYPOT,
         }, form=form)
     except OptinProofError as exc:
         return _json_error(exc, None)
@@ -467,19 +483,19 @@ def signup_submit(form_id: str) -> Response:
     """Record a signup and send the confirmation mail; one neutral answer for all."""
     started = time.monotonic()
     request = app.current_request
-    as_json = formdata.media_type(request.headers.get("content-type")) == formdata.JSON_TYPE
+    as_json = forms.media_type(request.headers.get("content-type")) == forms.JSON_TYPE
     form = None  # type: Form | None  (no annotations on locals: Chalice's analyzer trips)
     fields = {}  # type: dict[str, str]
     try:
         form = _form(form_id)
-        signup.check_origin(form, request.headers)
+        requests.check_origin(form, request.headers)
         referer = request.headers.get("referer") or request.headers.get("origin")
         if as_json:
-            submission = signup.from_json(formdata.parse_json(request.raw_body,
+            submission = requests.from_json(forms.parse_json(request.raw_body,
                                           request.headers.get("content-type")), referer)
         else:
-            fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
-            submission = signup.from_form(fields, referer)
+            fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
+            submission = requests.from_form(fields, referer)
         locale = _signup_locale(form, submission.locale)
         outcome = get_signups().submit(form, submission, locale, _request_context())
     except OptinProofError as exc:
@@ -516,16 +532,16 @@ def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str
         return _json_error(exc, form)
     catalogue = get_catalogue()
     if form is not None and isinstance(exc, (BadInput, InvalidEmail)) \
-            and not isinstance(exc, (formdata.PayloadTooLarge, formdata.UnsupportedType)) \
+            and not isinstance(exc, (forms.PayloadTooLarge, forms.UnsupportedType)) \
             and error_status(exc) == 400:
         locale = _signup_locale(form, fields.get("lang"))
         values = {"email": fields.get("email", ""), "name": fields.get("name", ""),
                   "purposes": tuple(k.removeprefix("purpose.") for k in fields
                                     if k.startswith("purpose."))}
         # Keep the form's original start time, unless that is what expired.
-        started = fields.get(signup.TOKEN_FIELD)
+        started = fields.get(requests.TOKEN_FIELD)
         if not started or isinstance(exc, FormExpired):
-            started = signup.start_token(get_settings(), form.id, None)
+            started = requests.start_token(get_settings(), form.id, None)
         return _respond(views.signup_page(catalogue, form, locale, form.id, started,
                                           fields.get("embed") or "html", values,
                                           views.signup_error(exc, locale), 400))
@@ -539,7 +555,7 @@ def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str
 # -- changes made in Act!: webhook deliveries are hints, reconciled later ----------------
 
 @app.route("/hooks/act/{secret}/{trigger}", methods=["POST"],
-           content_types=["application/json", "text/plain", formdata.FORM_TYPE])
+           content_types=["application/json", "text/plain", forms.FORM_TYPE])
 def act_webhook(secret: str, trigger: str) -> Response:
     """An Act! webhook delivery: checked, queued as hints, answered at once."""
     act = get_settings().act
@@ -547,12 +563,12 @@ def act_webhook(secret: str, trigger: str) -> Response:
     if not act or not act.webhook_token or not path_secret \
             or not hmac.compare_digest(secret.encode(), path_secret.encode()):
         return _json({"error": "not_found", "message": "Nothing here."}, 404)
-    if not acthooks.authorised(app.current_request.headers.get("authorization"), act.webhook_token):
+    if not reconcile.authorised(app.current_request.headers.get("authorization"), act.webhook_token):
         log("act_webhook_refused", level="warning", reason="token")
         return _json({"error": "unauthorised", "message": "Wrong or missing token."}, 401)
     try:
-        records = acthooks.parse_delivery(app.current_request.raw_body)
-        queued = acthooks.queue_hints(get_ledger(), records, trigger)
+        records = reconcile.parse_delivery(app.current_request.raw_body)
+        queued = reconcile.queue_hints(get_ledger(), records, trigger)
     except OptinProofError as exc:
         return _json_error(exc, None)
     log("act_webhook", trigger=trigger, records=queued)
@@ -619,8 +635,8 @@ def _sns_message(message: dict[str, Any]) -> dict[str, Any]:
     if message["Type"] == "UnsubscribeConfirmation":
         log("sns_unsubscribed", level="warning", topic=message["TopicArn"])
         return {"unsubscribed": message["TopicArn"]}
-    notice = ses_notices.parse(message["Message"])
-    outcome = ses_notices.apply(get_ledger(), get_settings(), get_catalogue(), notice,
+    notice = bounces.parse(message["Message"])
+    outcome = bounces.apply(get_ledger(), get_settings(), get_catalogue(), notice,
                                 message["MessageId"])
     return {"kind": notice.kind, "recorded": outcome.recorded, "unknown": outcome.unknown,
             "duplicate": outcome.duplicate}
@@ -634,9 +650,9 @@ def admin_api(view: Callable[..., Response]) -> Callable[..., Response]:
     def wrapper(**params: Any) -> Response:
         request = app.current_request
         try:  # a browser session cookie only reads (GET); changes need the bearer token
-            operator = admin.authenticate(get_settings(), dict(request.headers),
+            operator = admin_auth.authenticate(get_settings(), dict(request.headers),
                                           allow_cookie=request.method == "GET")
-        except admin.AdminDenied as exc:
+        except admin_auth.AdminDenied as exc:
             log("admin_refused", level="warning", route=request.path, reason=str(exc)[:200])
             challenge = {"WWW-Authenticate": 'Bearer realm="optinproof-admin"'} \
                 if exc.status == 401 else {}
@@ -661,7 +677,7 @@ def _admin_body() -> dict[str, Any]:
     request = app.current_request
     if not request.raw_body:
         return {}
-    return formdata.parse_json(request.raw_body, request.headers.get("content-type"))
+    return forms.parse_json(request.raw_body, request.headers.get("content-type"))
 
 
 def admin_page(view: Callable[..., Page]) -> Callable[..., Response]:
@@ -672,14 +688,14 @@ def admin_page(view: Callable[..., Page]) -> Callable[..., Response]:
         request, settings = app.current_request, get_settings()
         locale = _locale()
         try:
-            operator = admin.authenticate(settings, dict(request.headers), True)
-        except admin.AdminDenied as exc:
+            operator = admin_auth.authenticate(settings, dict(request.headers), True)
+        except admin_auth.AdminDenied as exc:
             log("admin_refused", level="warning", route=request.path, reason=str(exc)[:200])
             return _respond(views.admin_denied_page(get_catalogue(), locale, exc.status))
         log("admin_call", operator=operator.name, method=request.method, route=request.path)
         try:
             if request.method == "POST":
-                fields = formdata.parse_form(request.raw_body, request.headers.get("content-type"))
+                fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
                 antiforgery.check_origin(request.headers)
                 antiforgery.check(settings, f"admin:{operator.token_id}",
                                   fields.get(antiforgery.FIELD))
@@ -695,26 +711,26 @@ def admin_login() -> Response:
     """Open a link from `cli admin link`: a session cookie, then the dashboard."""
     token = (app.current_request.query_params or {}).get("token", "")
     try:
-        operator = admin.verify(get_settings(), token)
-    except admin.AdminDenied as exc:
+        operator = admin_auth.verify(get_settings(), token)
+    except admin_auth.AdminDenied as exc:
         log("admin_refused", level="warning", route="/admin/login", reason=str(exc)[:200])
         return _respond(views.admin_denied_page(get_catalogue(), _locale(), exc.status))
     log("admin_login", operator=operator.name)
     return Response("", status_code=303, headers={
-        "Location": "/admin/dashboard", "Set-Cookie": admin.session_cookie(token, operator),
+        "Location": "/admin/dashboard", "Set-Cookie": admin_auth.session_cookie(token, operator),
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 @app.route("/admin/logout", methods=["POST"], content_types=FORM_TYPES)
 @admin_page
-def admin_logout(operator: admin.Operator, locale: str, fields: dict[str, str]) -> Page:
+def admin_logout(operator: admin_auth.Operator, locale: str, fields: dict[str, str]) -> Page:
     page = views.admin_denied_page(get_catalogue(), locale, 401, signed_out=True)
-    return Page(page.body, 200, {**page.headers, "Set-Cookie": admin.cleared_cookie()})
+    return Page(page.body, 200, {**page.headers, "Set-Cookie": admin_auth.cleared_cookie()})
 
 
 @app.route("/admin/dashboard", methods=["GET"])
 @admin_page
-def admin_dashboard(operator: admin.Operator, locale: str) -> Page:
+def admin_dashboard(operator: admin_auth.Operator, locale: str) -> Page:
     """Counts per purpose, decisions over time, campaign funnels, forms, syncs, erasures."""
     params = app.current_request.query_params or {}
     ledger, catalogue = get_ledger(), get_catalogue()
@@ -734,7 +750,7 @@ def admin_dashboard(operator: admin.Operator, locale: str) -> Page:
 
 @app.route("/admin/syncs/retry", methods=["POST"], content_types=FORM_TYPES)
 @admin_page
-def admin_sync_retry(operator: admin.Operator, locale: str, fields: dict[str, str]) -> Page:
+def admin_sync_retry(operator: admin_auth.Operator, locale: str, fields: dict[str, str]) -> Page:
     """The dashboard's "retry now": push one decision to Act! at once."""
     subject, _, purpose = (fields.get("key") or "").partition("|")
     if not re.fullmatch(r"[0-9a-f]{64}", subject) or purpose not in get_catalogue().purposes:
@@ -751,7 +767,7 @@ def admin_sync_retry(operator: admin.Operator, locale: str, fields: dict[str, st
 
 @app.route("/admin/lookup", methods=["GET"])
 @admin_page
-def admin_lookup(operator: admin.Operator, locale: str) -> Page:
+def admin_lookup(operator: admin_auth.Operator, locale: str) -> Page:
     """One person by exact address: their evidence pack (nothing listed, nothing guessed)."""
     email = (app.current_request.query_params or {}).get("email", "")
     subject = subject_of_address(get_settings(), email)
@@ -765,45 +781,45 @@ def admin_lookup(operator: admin.Operator, locale: str) -> Page:
 
 @app.route("/admin/campaigns", methods=["GET"])
 @admin_api
-def admin_campaigns(operator: admin.Operator) -> Response:
+def admin_campaigns(operator: admin_auth.Operator) -> Response:
     """Every campaign with its run state."""
-    return _json({"campaigns": campaign_jobs.listing(get_ledger())})
+    return _json({"campaigns": jobs.listing(get_ledger())})
 
 
 @app.route("/admin/campaigns", methods=["POST"], content_types=["application/json"])
 @admin_api
-def admin_campaign_start(operator: admin.Operator) -> Response:
+def admin_campaign_start(operator: admin_auth.Operator) -> Response:
     """Define a campaign and schedule it: the campaign sweep works through it."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     body = _admin_body()
-    audience, value = campaigns.audience_of(body)
-    campaign = campaigns.define(ledger, settings, catalogue, body.get("id"),
-                                campaigns.purposes_of(body), audience, value,
+    audience, value = define.audience_of(body)
+    campaign = define.define(ledger, settings, catalogue, body.get("id"),
+                                define.purposes_of(body), audience, value,
                                 body.get("delivery"), body.get("locale"), body.get("link_field"))
-    run = campaign_jobs.schedule(ledger, campaign, f"admin:{operator.name}")
+    run = jobs.schedule(ledger, campaign, f"admin:{operator.name}")
     return _json({"campaign": campaign.public(), "run": run}, 202)
 
 
 @app.route("/admin/campaigns/{campaign_id}", methods=["GET"])
 @admin_api
-def admin_campaign(operator: admin.Operator, campaign_id: str) -> Response:
+def admin_campaign(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """A campaign, its run state and its report per purpose."""
     ledger = get_ledger()
-    campaign = campaigns.load(ledger, campaign_id)
-    return _json({"campaign": campaign.public(), "run": campaign_jobs.public_entry(
-        ledger, campaign_id), "report": campaigns.report(ledger, campaign).as_dict()})
+    campaign = define.load(ledger, campaign_id)
+    return _json({"campaign": campaign.public(), "run": jobs.public_entry(
+        ledger, campaign_id), "report": define.report(ledger, campaign).as_dict()})
 
 
 @app.route("/admin/campaigns/{campaign_id}/run", methods=["POST"],
            content_types=["application/json"])
 @admin_api
-def admin_campaign_run(operator: admin.Operator, campaign_id: str) -> Response:
+def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
     ledger = get_ledger()
     remind = _admin_body().get("remind", False)
     if not isinstance(remind, bool):
         raise BadInput("'remind' must be true or false.")
-    run = campaign_jobs.schedule(ledger, campaigns.load(ledger, campaign_id),
+    run = jobs.schedule(ledger, define.load(ledger, campaign_id),
                                  f"admin:{operator.name}", remind=remind)
     return _json({"run": run}, 202)
 
@@ -811,25 +827,25 @@ def admin_campaign_run(operator: admin.Operator, campaign_id: str) -> Response:
 @app.route("/admin/campaigns/{campaign_id}/pause", methods=["POST"],
            content_types=["application/json"])
 @admin_api
-def admin_campaign_pause(operator: admin.Operator, campaign_id: str) -> Response:
+def admin_campaign_pause(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Stop the sweep from working on the campaign (resume with /run)."""
-    return _json({"run": campaign_jobs.pause(get_ledger(), campaign_id,
+    return _json({"run": jobs.pause(get_ledger(), campaign_id,
                                              f"admin:{operator.name}")})
 
 
 @app.route("/admin/campaigns/{campaign_id}/links.csv", methods=["GET"])
 @admin_api
-def admin_campaign_csv(operator: admin.Operator, campaign_id: str) -> Response:
+def admin_campaign_csv(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Contact id, address, first name, link: every delivered contact, or ``?only=no-answer``."""
     ledger = get_ledger()
-    campaign = campaigns.load(ledger, campaign_id)
+    campaign = define.load(ledger, campaign_id)
     only = (app.current_request.query_params or {}).get("only")
     if only not in (None, "no-answer"):
         raise BadInput("'only' can be no-answer (or leave it out for every delivered contact).")
     out = io.StringIO()
-    rows = campaigns.export_csv(
-        campaigns.Runner(ledger, get_settings(), get_catalogue(), None, campaign), out,
-        only=campaigns.no_answer_filter(ledger, campaign) if only else None)
+    rows = define.export_csv(
+        define.Runner(ledger, get_settings(), get_catalogue(), None, campaign), out,
+        only=define.no_answer_filter(ledger, campaign) if only else None)
     log("admin_export", operator=operator.name, campaign=campaign_id, rows=rows, only=only)
     return Response(out.getvalue(), headers={
         "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
@@ -839,7 +855,7 @@ def admin_campaign_csv(operator: admin.Operator, campaign_id: str) -> Response:
 
 @app.route("/admin/evidence", methods=["GET"])
 @admin_api
-def admin_evidence(operator: admin.Operator) -> Response:
+def admin_evidence(operator: admin_auth.Operator) -> Response:
     """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read."""
     params = app.current_request.query_params or {}
     settings, ledger = get_settings(), get_ledger()
@@ -859,7 +875,7 @@ def admin_evidence(operator: admin.Operator) -> Response:
 
 @app.route("/admin/erasures", methods=["POST"], content_types=["application/json"])
 @admin_api
-def admin_erase(operator: admin.Operator) -> Response:
+def admin_erase(operator: admin_auth.Operator) -> Response:
     """Erase one person (``{"email": ...}`` or ``{"subject": ...}``), as `cli erase` does."""
     body, settings, ledger = _admin_body(), get_settings(), get_ledger()
     subject = body.get("subject") or subject_of_address(settings, str(body.get("email") or ""))
@@ -925,7 +941,7 @@ def on_table_change(event: Any) -> dict[str, Any]:
             skipped=report.skipped)
         result.update(synced=report.synced, failed=report.failed)
     result["mailed"] = _send_new_mails(images)
-    reconciled = _reconcile(acthooks.stream_hint_ids(images))
+    reconciled = _reconcile(reconcile.stream_hint_ids(images))
     if reconciled:
         result["reconciled"] = reconciled
     delivered = _deliver_webhooks(webhooks_out.stream_keys(images))
@@ -995,9 +1011,9 @@ def campaign_sweep(event: Any) -> dict[str, Any]:
     """Work on campaigns started through the admin API, until the Lambda's time is up."""
     context = getattr(event, "context", None)
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
-    tools = campaign_jobs.Tools(get_settings(), get_catalogue(),
+    tools = jobs.Tools(get_settings(), get_catalogue(),
                                 get_act_client() if get_settings().act else None, get_postman)
-    results = campaign_jobs.work(get_ledger(), tools, max(5.0, remaining - 30))
+    results = jobs.work(get_ledger(), tools, max(5.0, remaining - 30))
     return {"campaigns": len(results)}
 
 
@@ -1007,7 +1023,7 @@ def sync_sweep(event: Any) -> dict[str, Any]:
     pusher = _pusher_or_none()
     if pusher is None:
         return {"synced": 0, "failed": 0}
-    _reconcile(acthooks.Reconciler.pending_in(pusher.ledger))
+    _reconcile(reconcile.Reconciler.pending_in(pusher.ledger))
     settings = get_settings()
     erasure.retry_act(pusher.ledger, get_catalogue(), pusher.client, settings.erasure_act,
                       settings.act.aem_opt_out if settings.act else True)

@@ -18,10 +18,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chalicelib import consent, dashboard, schema, views
-from chalicelib.consent import RequestContext
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.consent import rules
+from chalicelib.web import dashboard
+from chalicelib.store import schema
+from chalicelib.web import views
+from chalicelib.consent.rules import RequestContext
+from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
 
 
@@ -77,10 +80,10 @@ def main() -> None:
               flush=True)
         shown = {p: catalogue.get(p).text("en").sha256 for p in catalogue.purposes}
         for i in range(args.decisions):
-            issued = consent.issue_link(ledger, settings, catalogue, f"d{i}@example.eu",
+            issued = rules.issue_link(ledger, settings, catalogue, f"d{i}@example.eu",
                                         ["newsletter", "events"], channel="form:website")
-            link, record = consent.open_link(ledger, settings, "confirm", issued.token)
-            consent.decide(ledger, catalogue, link, record,
+            link, record = rules.open_link(ledger, settings, "confirm", issued.token)
+            rules.decide(ledger, catalogue, link, record,
                            {"newsletter": "accept", "events": "refuse" if i % 3 else "accept"},
                            "en", shown, RequestContext())
         chosen = dashboard.filters({}, catalogue, ledger)

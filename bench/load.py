@@ -326,7 +326,7 @@ def counting_transactions() -> Iterator[Counter[str]]:
     which item (the ledger rebuilds a cancelled commit on fresh data; it logs only a
     subject that gave up after all its attempts). Listens to botocore's events on the
     app's DynamoDB client; changes nothing."""
-    from chalicelib.resources import dynamodb_client
+    from chalicelib.core.services import dynamodb_client
 
     client, local = dynamodb_client(), threading.local()
     counts: Counter[str] = Counter()
@@ -372,15 +372,15 @@ def log_counts(text: str) -> Counter[str]:
 
 def mint_subjects(count: int, prefix: str = "load") -> list[dict[str, Any]]:
     """One confirm link per subject, for 2 or 3 purposes, recorded like the CLI does."""
-    from chalicelib import consent
-    from chalicelib.resources import get_catalogue, get_ledger
-    from chalicelib.settings import get_settings
+    from chalicelib.consent import rules
+    from chalicelib.core.services import get_catalogue, get_ledger
+    from chalicelib.core.settings import get_settings
 
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
 
     def one(i: int) -> dict[str, Any]:
         purposes = PURPOSE_SETS[i % len(PURPOSE_SETS)]
-        issued = consent.issue_link(ledger, settings, catalogue, f"{prefix}{i}@example.eu",
+        issued = rules.issue_link(ledger, settings, catalogue, f"{prefix}{i}@example.eu",
                                     list(purposes), channel="bench")
         return {"id": issued.subject, "path": f"/c/{issued.token}", "purposes": list(purposes)}
 
@@ -391,9 +391,9 @@ def mint_subjects(count: int, prefix: str = "load") -> list[dict[str, Any]]:
 def check_ledger(subjects: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Any]:
     """Every chain verifies; each subject's decision events are exactly the changes the
     driver was shown, and each purpose's state is its last event."""
-    from chalicelib import audit
-    from chalicelib.audit import DECISIONS
-    from chalicelib.resources import get_ledger
+    from chalicelib.proof import audit
+    from chalicelib.proof.audit import DECISIONS
+    from chalicelib.core.services import get_ledger
 
     ledger = get_ledger()
     broken, mismatched, events_total = [], [], 0
@@ -426,8 +426,8 @@ def run_driver(plan_file: Path, decisions: int, concurrency: int, bursts: int,
 
 
 def prepare_and_run(args: argparse.Namespace) -> int:
-    from chalicelib import schema
-    from chalicelib.resources import dynamodb_client
+    from chalicelib.store import schema
+    from chalicelib.core.services import dynamodb_client
     from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
 
     with DynamoDBLocal() as dynamodb:

@@ -125,9 +125,11 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib import consent, links, schema
-    from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-    from chalicelib.settings import get_settings
+    from chalicelib.consent import rules
+    from chalicelib.consent import links
+    from chalicelib.store import schema
+    from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+    from chalicelib.core.settings import get_settings
 
     settings = get_settings()
     client = dynamodb_client()
@@ -146,7 +148,7 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
 
     # Confirmation POSTs through the whole app, in-process, against DynamoDB Local.
     count = 300
-    issued = [consent.issue_link(ledger, settings, catalogue, f"b{i}@example.eu",
+    issued = [rules.issue_link(ledger, settings, catalogue, f"b{i}@example.eu",
                                  ["newsletter", "events"], channel="bench") for i in range(count)]
     pages = []
     with Client(app, stage_name="bench", project_dir=str(ROOT)) as http:
@@ -177,10 +179,14 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
 
 
 def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, str, str]]:
-    from chalicelib import actfields, campaigns, consent, links, sync
-    from chalicelib.act import ActClient
-    from chalicelib.resources import get_catalogue, get_ledger
-    from chalicelib.settings import get_settings
+    from chalicelib.act import fields as actfields
+    from chalicelib.campaigns import define
+    from chalicelib.consent import rules
+    from chalicelib.consent import links
+    from chalicelib.act import sync
+    from chalicelib.act.client import ActClient
+    from chalicelib.core.services import get_catalogue, get_ledger
+    from chalicelib.core.settings import get_settings
     from devstack.act_simulator import ActSimulator
 
     settings = get_settings()
@@ -201,14 +207,14 @@ def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, st
         actfields.setup(act, catalogue)
         for i in range(campaign_n):
             sim.add_contact(firstName=f"C{i}", lastName="Bench", emailAddress=f"c{i}@bench.eu")
-        campaign = campaigns.define(ledger, settings, catalogue, "bench-campaign",
+        campaign = define.define(ledger, settings, catalogue, "bench-campaign",
                                     ["newsletter"], "all", None, "act-field",
                                     link_field="OptinProof Link")
         key = actfields.link_field_key(act, "OptinProof Link", create=True)
-        contacts = campaigns.audience(act, campaign)
+        contacts = define.audience(act, campaign)
         sim.set_faults(latency=0.02)
         concurrency = 16
-        runner = campaigns.Runner(ledger, settings, catalogue, act, campaign, None, key)
+        runner = define.Runner(ledger, settings, catalogue, act, campaign, None, key)
         started = time.perf_counter()
         progress = runner.run(contacts, concurrency=concurrency)
         run_s = time.perf_counter() - started
@@ -224,10 +230,13 @@ def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, st
 def act_calls_per_decision(decisions: int = 50) -> tuple[str, str, str, str]:
     """HTTP requests the Act! simulator receives per decision synced (a warm container:
     the field map and history type are resolved once, as in a long-lived Lambda)."""
-    from chalicelib import actfields, consent, schema, sync
-    from chalicelib.act import ActClient
-    from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-    from chalicelib.settings import get_settings
+    from chalicelib.act import fields as actfields
+    from chalicelib.consent import rules
+    from chalicelib.store import schema
+    from chalicelib.act import sync
+    from chalicelib.act.client import ActClient
+    from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+    from chalicelib.core.settings import get_settings
     from devstack.act_simulator import ActSimulator
 
     with ActSimulator(port=0, database="Bench", users={"Bench": "bench-password"},
@@ -242,11 +251,11 @@ def act_calls_per_decision(decisions: int = 50) -> tuple[str, str, str, str]:
         shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
         for i in range(decisions):
             sim.add_contact(firstName=f"D{i}", lastName="Bench", emailAddress=f"d{i}@bench.eu")
-            issued = consent.issue_link(ledger, settings, catalogue, f"d{i}@bench.eu",
+            issued = rules.issue_link(ledger, settings, catalogue, f"d{i}@bench.eu",
                                         ["newsletter"], channel="bench")
-            link, record = consent.open_link(ledger, settings, "confirm", issued.token)
-            consent.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en",
-                           shown, consent.RequestContext())
+            link, record = rules.open_link(ledger, settings, "confirm", issued.token)
+            rules.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en",
+                           shown, rules.RequestContext())
         pusher = sync.Pusher(ledger, act, catalogue, settings)
         pusher.keys()  # the field map and history type: once per container
         pusher.history_type()

@@ -21,11 +21,16 @@ from typing import Callable
 
 from jinja2 import Template
 
-from chalicelib import consent, links, mail, schema, signup, views
-from chalicelib.consent import PurposeState, RequestContext
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger, get_postman, get_signups
-from chalicelib.settings import get_settings
-from chalicelib.throttle import Throttle
+from chalicelib.consent import rules
+from chalicelib.consent import links
+from chalicelib.mail import compose
+from chalicelib.store import schema
+from chalicelib.consent import requests
+from chalicelib.web import views
+from chalicelib.consent.rules import PurposeState, RequestContext
+from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger, get_postman, get_signups
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.throttle import Throttle
 from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
 from devstack.mailsink import MailSink
 
@@ -62,22 +67,22 @@ def main() -> None:
         ledger, catalogue = get_ledger(), get_catalogue()
         key = settings.link_secret_keys[-1].encode()
         token, _ = links.mint(settings, "confirm", "ab" * 32, ["newsletter", "events"])
-        issued = [consent.issue_link(ledger, settings, catalogue, f"p{i}@example.eu",
+        issued = [rules.issue_link(ledger, settings, catalogue, f"p{i}@example.eu",
                                      ["newsletter"], channel="bench") for i in range(n)]
-        records = [consent.open_link(ledger, settings, "confirm", link.token) for link in issued]
+        records = [rules.open_link(ledger, settings, "confirm", link.token) for link in issued]
         shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
         ctx = RequestContext("127.0.0.1", "bench", "en")
         page_states = [PurposeState(p, None, None) for p in ("newsletter", "promotions", "events")]
         page_template = Template("<p>{{ x }}</p>" * 50)
         signups, postman, throttle = get_signups(), get_postman(), Throttle(ledger)
         form = catalogue.forms["website"]
-        outcomes: list[signup.Outcome] = []
+        outcomes: list[requests.Outcome] = []
 
-        sample = mail.compose(settings, catalogue, "confirm", "en", "raw@example.eu",
+        sample = compose.compose(settings, catalogue, "confirm", "en", "raw@example.eu",
                               ("newsletter",), {"confirm_url": "u", "withdraw_url": "w"}).message
 
         def submit(i: int) -> None:
-            outcomes.append(signups.submit(form, signup.Submission(
+            outcomes.append(signups.submit(form, requests.Submission(
                 f"s{i}@example.eu", ("newsletter", "events")), "en", ctx))
 
         rows = [
@@ -90,10 +95,10 @@ def main() -> None:
                 TableName=settings.consent_table,
                 Item={"pk": {"S": f"BENCH#{i}"}, "sk": {"S": "X"}}), n)),
             ("consent.issue_link (event+link+profile)", median_ms(
-                lambda i: consent.issue_link(ledger, settings, catalogue, f"q{i}@example.eu",
+                lambda i: rules.issue_link(ledger, settings, catalogue, f"q{i}@example.eu",
                                              ["newsletter"], channel="bench"), n)),
             ("consent.decide (1 purpose)", median_ms(
-                lambda i: consent.decide(ledger, catalogue, records[i][0], records[i][1],
+                lambda i: rules.decide(ledger, catalogue, records[i][0], records[i][1],
                                          {"newsletter": "accept"}, "en", shown, ctx), n)),
             ("signup.submit (2 purposes: 5 events, 2 links, outbox)", median_ms(submit, n)),
             ("throttle hit (read + conditional put)", median_ms(
@@ -105,7 +110,7 @@ def main() -> None:
             ("bare Jinja2 render (floor)", median_ms(lambda i: page_template.render(x=i), n)),
             ("confirm page render (3 purposes, fr)", median_ms(lambda i: views.confirm_page(
                 settings, catalogue, "fr", "token", "link-id", page_states), n)),
-            ("mail compose (confirm, 2 purposes, fr)", median_ms(lambda i: mail.compose(
+            ("mail compose (confirm, 2 purposes, fr)", median_ms(lambda i: compose.compose(
                 settings, catalogue, "confirm", "fr", f"m{i}@example.eu",
                 ("newsletter", "events"), {"confirm_url": "u", "withdraw_url": "w"}), n)),
         ]

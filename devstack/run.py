@@ -82,8 +82,8 @@ heading.fr = "Restons en contact (démo locale)"
 
 def demo_page(base_url: str) -> str:
     """A page of another website embedding the form three ways (served by the mail sink)."""
-    from chalicelib import embed
-    from chalicelib.purposes import load_catalogue
+    from chalicelib.web import embed
+    from chalicelib.consent.catalogue import load_catalogue
 
     catalogue = load_catalogue(STATE_DIR / "catalogue.toml")
     form = catalogue.forms[DEMO_FORM]

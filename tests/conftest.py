@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterator
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import consent, schema
-from chalicelib.ledger import Ledger, from_item
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.consent import rules
+from chalicelib.store import schema
+from chalicelib.store.ledger import Ledger, from_item
+from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from devstack.dynamodb_local import DynamoDBLocal, ServiceError, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def env(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch,
         "PUBLIC_BASE_URL": "http://testserver",
     }
     # Nothing of the operator's shell (e.g. a sourced .local/dev.env) leaks into a test.
-    from chalicelib.settings import _ENV_NAMES
+    from chalicelib.core.settings import _ENV_NAMES
     for name in (*_ENV_NAMES, "AWS_PROFILE", "SECRETS_SSM_PATH", "SECRETS_CACHE_SECONDS",
                  "CONSENT_TABLE_STREAM_ARN"):
         monkeypatch.delenv(name, raising=False)
@@ -98,11 +99,11 @@ def client(env: dict[str, str]) -> Any:
 
 
 @pytest.fixture
-def mint(env: dict[str, str]) -> Callable[..., consent.IssuedLink]:
+def mint(env: dict[str, str]) -> Callable[..., rules.IssuedLink]:
     """Issue a confirm link like the CLI does: ``mint("a@b.eu", "newsletter", ...)``."""
-    def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> consent.IssuedLink:
+    def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> rules.IssuedLink:
         settings = get_settings()
-        return consent.issue_link(get_ledger(), settings, get_catalogue(), email,
+        return rules.issue_link(get_ledger(), settings, get_catalogue(), email,
                                   list(purposes or ("newsletter", "events")), channel=channel)
     return _mint
 
@@ -182,24 +183,25 @@ def act_sim() -> Iterator[Any]:
 @pytest.fixture
 def act_env(env: dict[str, str], act_sim: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The app configured for the simulator, consent fields created as `act setup` does."""
-    from chalicelib import act, actfields
+    from chalicelib.act import client as act_client
+    from chalicelib.act import fields
 
     values = {"ACT_API_URL": act_sim.base_url, "ACT_DATABASE": ACT_DATABASE,
               "ACT_USERNAME": ACT_USER, "ACT_PASSWORD": ACT_PASSWORD, "ACT_TIMEOUT": "1",
               "ACT_MAX_RETRIES": "3", "ACT_TIMEZONE": ACT_TIMEZONE}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    act._TOKENS.clear()
+    act_client._TOKENS.clear()
     settings = get_settings()
-    actfields.setup(act.ActClient(settings.act), get_catalogue())
+    fields.setup(act_client.ActClient(settings.act), get_catalogue())
     return {**env, **values}
 
 
 @pytest.fixture
 def pusher(act_env: dict[str, str]) -> Any:
     """A sync pusher whose Act! client does not really sleep (waits are recorded)."""
-    from chalicelib.act import ActClient
-    from chalicelib.sync import Pusher
+    from chalicelib.act.client import ActClient
+    from chalicelib.act.sync import Pusher
 
     settings = get_settings()
     waits: list[float] = []

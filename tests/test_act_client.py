@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import act
-from chalicelib.act import ActAuthError, ActClient, ActUnavailable, odata_string
-from chalicelib.settings import get_settings
+from chalicelib.act import client as act_client
+from chalicelib.act.client import ActAuthError, ActClient, ActUnavailable, odata_string
+from chalicelib.core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def client(act_env):
-    act._TOKENS.clear()
+    act_client._TOKENS.clear()
     waits: list[float] = []
     made = ActClient(get_settings().act, sleep=waits.append)
     made.waits = waits  # type: ignore[attr-defined]

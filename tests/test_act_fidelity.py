@@ -14,31 +14,36 @@ from urllib.parse import unquote
 
 import pytest
 
-from chalicelib import acthooks, acttime, campaigns, consent, erasure, sync
-from chalicelib.act import ActClient, ActError
-from chalicelib.clock import iso
-from chalicelib.errors import ConfigError, LinkWithdrawn
-from chalicelib.resources import get_catalogue, get_ledger, get_pusher, get_reconciler
-from chalicelib.settings import get_settings, load_settings
-from chalicelib.subjects import subject_key
+from chalicelib.act import reconcile
+from chalicelib.act import dates
+from chalicelib.campaigns import define
+from chalicelib.consent import rules
+from chalicelib.rights import erasure
+from chalicelib.act import sync
+from chalicelib.act.client import ActClient, ActError
+from chalicelib.core.clock import iso
+from chalicelib.core.errors import ConfigError, LinkWithdrawn
+from chalicelib.core.services import get_catalogue, get_ledger, get_pusher, get_reconciler
+from chalicelib.core.settings import get_settings, load_settings
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER
 from tests.test_campaigns import LINK_FIELD, add_contacts, link_of, make_runner
 from tests.test_cli import run_cli
 from tests.test_sync import contact_by_email, decide, field_key
 
-PARIS = acttime.zone("Europe/Paris")
+PARIS = dates.zone("Europe/Paris")
 
 
 def _path(url: str) -> str:
     return url.removeprefix("http://testserver")
 
 
-def _campaign_contact(act_sim: Any, prefix: str) -> tuple[str, str, campaigns.Runner]:
+def _campaign_contact(act_sim: Any, prefix: str) -> tuple[str, str, define.Runner]:
     [contact_id] = add_contacts(act_sim, 1, prefix=prefix)
     runner = make_runner(f"{prefix}-camp", purposes=("newsletter",))
-    contact = next(c for c in campaigns.audience(runner.client, runner.campaign)
+    contact = next(c for c in define.audience(runner.client, runner.campaign)
                    if c.id == contact_id)
-    assert runner.reach(contact) == (campaigns.DONE, "")
+    assert runner.reach(contact) == (define.DONE, "")
     url = link_of(act_sim, contact_id)
     assert url
     return contact_id, url, runner
@@ -62,7 +67,7 @@ def test_an_address_change_withdraws_the_campaign_link(act_env, act_sim, client)
     assert kinds[-2:] == ["act_address_changed", "link_withdrawn"]
     withdrawn = [e for e in get_ledger().events(old) if e["kind"] == "link_withdrawn"][0]
     assert withdrawn["act_contact_id"] == contact_id and withdrawn["field"] == LINK_FIELD
-    report = campaigns.report(get_ledger(), runner.campaign)
+    report = define.report(get_ledger(), runner.campaign)
     assert report.skipped.get("address_changed") == 1 and report.purposes["newsletter"]["sent"] == 0
     # the new address was never asked: nothing of the old person, nothing of its own
     assert get_ledger().current(subject_key(PEPPER, "new.owner@example.eu")) == (None, {})
@@ -81,12 +86,12 @@ def test_with_ask_new_address_the_new_address_gets_its_own_link(act_env, act_sim
     assert "link_withdrawn" in outcome.actions and "link_rewritten" in outcome.actions
     fresh = link_of(act_sim, contact_id)
     assert fresh and fresh != url
-    link = campaigns.link_in(fresh, get_settings())
+    link = define.link_in(fresh, get_settings())
     assert link is not None and link.subject == subject_key(PEPPER, "fresh.owner@example.eu")
     assert client.http.get(_path(url)).status_code == 410
     assert client.http.get(_path(fresh)).status_code == 200
-    item = get_ledger().get(f"CAMPAIGN#{runner.campaign.id}", campaigns.contact_sk(contact_id))
-    assert item["subject"] == link.subject and item["status"] == campaigns.DONE
+    item = get_ledger().get(f"CAMPAIGN#{runner.campaign.id}", define.contact_sk(contact_id))
+    assert item["subject"] == link.subject and item["status"] == define.DONE
 
 
 def test_a_link_written_before_anything_was_remembered_is_still_caught(act_env, act_sim, client):
@@ -137,23 +142,23 @@ def test_both_2026_changes_of_french_time_round_trip(change):
     middle = datetime.fromisoformat(change)
     for step in range(-12, 13):
         instant = middle + timedelta(minutes=15 * step)
-        wall = acttime.to_act(instant, PARIS)
-        back = acttime.from_act(wall, PARIS)
-        assert acttime.to_act(back, PARIS) == wall  # what Act! holds reads back the same
+        wall = dates.to_act(instant, PARIS)
+        back = dates.from_act(wall, PARIS)
+        assert dates.to_act(back, PARIS) == wall  # what Act! holds reads back the same
         repeated = wall[11:13] == "02" and change.startswith("2026-10")
         if repeated:  # 02:xx happens twice that night: read as the earlier one, never later
             assert back in (instant, instant - timedelta(hours=1)) and back <= instant
         else:
             assert back == instant
-        literal = acttime.literal(instant, PARIS)
+        literal = dates.literal(instant, PARIS)
         assert re.fullmatch(r".*[+-]\d{2}:\d{2}", literal)
         assert datetime.fromisoformat(literal) == instant  # the literal names the instant
-    spring = acttime.to_act(datetime(2026, 3, 29, 0, 59, 59, tzinfo=timezone.utc), PARIS)
+    spring = dates.to_act(datetime(2026, 3, 29, 0, 59, 59, tzinfo=timezone.utc), PARIS)
     assert spring == "2026-03-29T01:59:59"
-    assert acttime.to_act(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc), PARIS) == \
+    assert dates.to_act(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc), PARIS) == \
         "2026-03-29T03:00:00"
     # an Act! that answers with an offset is read exactly
-    assert acttime.from_act("2026-10-25T02:30:00+01:00", PARIS) == \
+    assert dates.from_act("2026-10-25T02:30:00+01:00", PARIS) == \
         datetime(2026, 10, 25, 1, 30, tzinfo=timezone.utc)
 
 
@@ -165,7 +170,7 @@ def test_a_decision_is_written_in_the_act_servers_wall_time(act_env, act_sim):
                               "PURPOSE#newsletter")
     contact = contact_by_email(act_sim, "demo@example.com")
     fields = contact["customFields"]
-    local = acttime.to_act(state["decided_at"], PARIS)
+    local = dates.to_act(state["decided_at"], PARIS)
     assert local != state["decided_at"][:19], "French time is not UTC"
     assert fields[field_key(act_sim, "Consent Newsletter At")] == local
     assert fields[field_key(act_sim, "Consent Newsletter UTC")] == state["decided_at"]
@@ -203,32 +208,32 @@ def _poll_filters(act_sim: Any) -> list[str]:
 def test_poll_sends_zoned_literals_and_keeps_a_utc_watermark(act_env, act_sim):
     act_sim.add_contact(firstName="Polled", emailAddress="polled@example.eu")
     ledger, reconciler = get_ledger(), get_reconciler()
-    first = acthooks.poll(ledger, reconciler)
+    first = reconcile.poll(ledger, reconciler)
     assert first.read >= 1 and len(first.reconciled) == first.read
     literals = [re.search(r"edited (?:gt|ge) ([^&]+)", f).group(1) for f in _poll_filters(act_sim)]
     assert literals and all(re.search(r"[+-]\d{2}:\d{2}$", lit) for lit in literals), literals
     mark = ledger.get("ACTPOLL", "ACTPOLL")
     assert mark["watermark"].endswith("Z") and len(mark["watermark"]) == 24
-    newest = max(acttime.from_act_iso(c["edited"], PARIS) for c in act_sim.contacts.values())
+    newest = max(dates.from_act_iso(c["edited"], PARIS) for c in act_sim.contacts.values())
     assert mark["watermark"] == newest
 
-    again = acthooks.poll(ledger, reconciler)  # the overlap reads the newest again ...
+    again = reconcile.poll(ledger, reconciler)  # the overlap reads the newest again ...
     assert again.reconciled == [] and again.already_seen >= 1  # ... and drops it
 
 
 def test_poll_skips_our_own_writes_but_not_a_later_human_edit(act_env, act_sim):
     ledger, reconciler = get_ledger(), get_reconciler()
-    acthooks.poll(ledger, reconciler)
+    reconcile.poll(ledger, reconciler)
     decide("demo@example.com", newsletter="accept")  # the sync edits the contact in Act!
     pusher = get_pusher()
     sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
-    ours = acthooks.poll(ledger, reconciler)
+    ours = reconcile.poll(ledger, reconciler)
     assert ours.own_writes == 1 and ours.reconciled == []
     contact = contact_by_email(act_sim, "demo@example.com")
     with act_sim.lock:  # a person now edits the same contact in Act!
         act_sim.contacts[contact["id"]]["jobTitle"] = "edited by hand"
         act_sim.contacts[contact["id"]]["edited"] = act_sim._stamp()
-    human = acthooks.poll(ledger, reconciler)
+    human = reconcile.poll(ledger, reconciler)
     assert [o.contact_id for o in human.reconciled] == [contact["id"]]
 
 
@@ -236,12 +241,12 @@ def test_poll_finds_an_edit_act_stamped_before_the_watermark(act_env, act_sim):
     """Act!'s clock (or a slow transaction) may stamp an edit a little before the last
     edit we saw: the overlap still finds it."""
     ledger, reconciler = get_ledger(), get_reconciler()
-    acthooks.poll(ledger, reconciler)
+    reconcile.poll(ledger, reconciler)
     watermark = ledger.get("ACTPOLL", "ACTPOLL")["watermark"]
     late = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - timedelta(seconds=30)
     made = act_sim.add_contact(firstName="Late", emailAddress="late@example.eu",
                                edited=act_sim.served(late), created=act_sim.served(late))
-    found = acthooks.poll(ledger, reconciler)
+    found = reconcile.poll(ledger, reconciler)
     assert made["id"] in [o.contact_id for o in found.reconciled]
 
 
@@ -249,8 +254,8 @@ def test_a_watermark_kept_by_the_old_poll_is_converted(act_env, act_sim):
     ledger = get_ledger()
     old_style = act_sim.served(datetime.now(timezone.utc) - timedelta(hours=1))
     ledger.put({"pk": "ACTPOLL", "sk": "ACTPOLL", "edited": old_style})  # Act!'s, no zone
-    report = acthooks.poll(ledger, get_reconciler())
-    expected = iso(acttime.from_act(old_style, PARIS) - acthooks.POLL_OVERLAP)
+    report = reconcile.poll(ledger, get_reconciler())
+    expected = iso(dates.from_act(old_style, PARIS) - reconcile.POLL_OVERLAP)
     assert report.since == expected
 
 
@@ -310,7 +315,7 @@ def test_a_poll_on_an_act_that_ignores_skip_stops_with_an_error(act_env, act_sim
                             edited=stamp, created=stamp)
     act_sim.ignored_options["/api/contacts"] = {"$skip"}
     client = ActClient(get_settings().act)
-    since = iso(acttime.from_act(stamp, PARIS) - timedelta(seconds=1))
+    since = iso(dates.from_act(stamp, PARIS) - timedelta(seconds=1))
     with pytest.raises(ActError, match=r"ignores \$skip"):
         list(client.edited_since(since, page_size=2))
 
@@ -321,4 +326,4 @@ def test_withdrawn_links_cannot_decide(act_env, act_sim, client):
     get_reconciler().process(contact_id)
     token = _path(url).removeprefix("/c/")
     with pytest.raises(LinkWithdrawn):
-        consent.open_link(get_ledger(), get_settings(), "confirm", token)
+        rules.open_link(get_ledger(), get_settings(), "confirm", token)

@@ -1,7 +1,7 @@
 """The Act! Web API simulator answers like Act!: NOTES.md §8, point by point, over real HTTP.
 
 Each test starts its own simulator on a free loopback port and talks to it with
-urllib3, the way ``chalicelib.act`` does; nothing is mocked. Webhook deliveries go to
+urllib3, the way ``chalicelib.act.client`` does; nothing is mocked. Webhook deliveries go to
 a real HTTP receiver started by the test.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def authorize(sim: ActSimulator, authorization: str | None = None,
 
 
 class Api:
-    """A thin client: Bearer + database on every call, OData quoted like chalicelib.act."""
+    """A thin client: Bearer + database on every call, OData quoted like chalicelib.act.client."""
 
     def __init__(self, sim: ActSimulator) -> None:
         self.sim = sim

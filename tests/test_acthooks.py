@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import urllib3
 
-from chalicelib import acthooks, outbox, sync
-from chalicelib.resources import get_ledger, get_postman, get_pusher, get_reconciler
-from chalicelib.subjects import subject_key
+from chalicelib.act import reconcile
+from chalicelib.mail import outbox
+from chalicelib.act import sync
+from chalicelib.core.services import get_ledger, get_postman, get_pusher, get_reconciler
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER
 from tests.test_cli import run_cli
 from tests.test_sync import decide, field_key
@@ -112,7 +114,7 @@ def test_hand_edited_consent_fields_are_restored(hooks_env, act_sim):
     act_sim.contacts[contact["id"]]["customFields"][status_key] = "Accepted"  # by hand
     outcome = get_reconciler().process(contact["id"])
     assert outcome.actions == ("drift_restored",)
-    [row] = acthooks.drift_rows(get_ledger())
+    [row] = reconcile.drift_rows(get_ledger())
     assert row["purposes"] == ["newsletter"] and row["action"] == "restore"
     pusher = get_pusher()
     sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, campaign_jobs, campaigns
-from chalicelib.act import ActClient
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.web import admin_auth
+from chalicelib.campaigns import jobs
+from chalicelib.campaigns import define
+from chalicelib.act.client import ActClient
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from tests.conftest import KEY_NEW, new_secret
 
 ADMIN_KEY = new_secret()
@@ -25,7 +27,7 @@ def admin_env(act_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[
 
 
 def auth(token: str | None = None) -> dict[str, str]:
-    token = token or admin.mint(get_settings(), "alice@example.eu", 600)
+    token = token or admin_auth.mint(get_settings(), "alice@example.eu", 600)
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
@@ -35,9 +37,9 @@ def call(client: Any, method: str, path: str, body: Any = None,
     return getattr(client.http, method)(path, body=data, headers=headers or auth())
 
 
-def tools() -> campaign_jobs.Tools:
+def tools() -> jobs.Tools:
     settings = get_settings()
-    return campaign_jobs.Tools(settings, get_catalogue(),
+    return jobs.Tools(settings, get_catalogue(),
                                ActClient(settings.act, sleep=lambda s: None), None)
 
 
@@ -45,32 +47,32 @@ def tools() -> campaign_jobs.Tools:
 
 def test_token_round_trip_expiry_and_rotation(admin_env, monkeypatch):
     settings = get_settings()
-    token = admin.mint(settings, "alice", 60, now=1_000_000)
-    assert admin.verify(settings, token, now=1_000_059).name == "alice"
-    with pytest.raises(admin.AdminDenied, match="expired"):
-        admin.verify(settings, token, now=1_000_060)
-    fresh = admin.mint(settings, "alice", 60)
+    token = admin_auth.mint(settings, "alice", 60, now=1_000_000)
+    assert admin_auth.verify(settings, token, now=1_000_059).name == "alice"
+    with pytest.raises(admin_auth.AdminDenied, match="expired"):
+        admin_auth.verify(settings, token, now=1_000_060)
+    fresh = admin_auth.mint(settings, "alice", 60)
     newer = new_secret()
     monkeypatch.setenv("ADMIN_SECRET_KEYS", f"{ADMIN_KEY},{newer}")
-    assert admin.verify(get_settings(), fresh).name == "alice"  # old key still listed
+    assert admin_auth.verify(get_settings(), fresh).name == "alice"  # old key still listed
     monkeypatch.setenv("ADMIN_SECRET_KEYS", newer)
-    with pytest.raises(admin.AdminDenied, match="retired"):
-        admin.verify(get_settings(), fresh)  # its key removed: revoked
+    with pytest.raises(admin_auth.AdminDenied, match="retired"):
+        admin_auth.verify(get_settings(), fresh)  # its key removed: revoked
 
 
 @pytest.mark.parametrize("operator,ttl", [("", 60), ("a b", 60), ("x" * 65, 60),
                                           ("alice", 0), ("alice", 12 * 3600 + 1)])
 def test_token_minting_refuses_bad_requests(admin_env, operator, ttl):
-    with pytest.raises(admin.AdminDenied):
-        admin.mint(get_settings(), operator, ttl)
+    with pytest.raises(admin_auth.AdminDenied):
+        admin_auth.mint(get_settings(), operator, ttl)
 
 
 def test_admin_routes_refuse_without_a_valid_token(client, admin_env, table_items):
     before = len(table_items())
     body = {"id": "no-entry", "purposes": ["newsletter"], "audience": "all", "delivery": "csv"}
-    link_token = __import__("chalicelib.links", fromlist=["mint"]).mint(
+    link_token = __import__("chalicelib.consent.links", fromlist=["mint"]).mint(
         get_settings(), "rights", "0" * 64, [])[0]
-    forged = admin.mint(get_settings(), "mallory", 600)[:-2] + "xx"
+    forged = admin_auth.mint(get_settings(), "mallory", 600)[:-2] + "xx"
     for headers in ({"Content-Type": "application/json"},
                     {"Authorization": "Basic YWxpY2U6c2VjcmV0", "Content-Type": "application/json"},
                     auth(forged), auth(link_token)):
@@ -78,7 +80,7 @@ def test_admin_routes_refuse_without_a_valid_token(client, admin_env, table_item
         assert answer.status_code == 401, answer.body
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
         assert json.loads(answer.body)["error"] == "unauthorised"
-    expired = admin.mint(get_settings(), "alice", 1, now=time.time() - 10)
+    expired = admin_auth.mint(get_settings(), "alice", 1, now=time.time() - 10)
     assert "expired" in json.loads(call(client, "get", "/admin/campaigns",
                                         headers=auth(expired)).body)["message"]
     assert len(table_items()) == before
@@ -119,12 +121,12 @@ def test_campaign_started_over_the_api_is_worked_by_the_sweep(client, admin_env,
     assert json.loads(started.body)["run"]["state"] == "running"
     assert json.loads(started.body)["run"]["requested_by"] == "admin:alice@example.eu"
 
-    first = campaign_jobs.work(get_ledger(), tools(), budget_seconds=0.0)  # no time: stops
+    first = jobs.work(get_ledger(), tools(), budget_seconds=0.0)  # no time: stops
     assert first[0]["state"] == "running" and first[0]["last_pass"]["stopped"]
-    second = campaign_jobs.work(get_ledger(), tools(), budget_seconds=60)
+    second = jobs.work(get_ledger(), tools(), budget_seconds=60)
     assert second[0]["state"] == "finished", second
     assert second[0]["last_pass"]["total"] == 30
-    assert campaign_jobs.work(get_ledger(), tools(), budget_seconds=60) == []  # nothing left
+    assert jobs.work(get_ledger(), tools(), budget_seconds=60) == []  # nothing left
 
     shown = json.loads(call(client, "get", "/admin/campaigns/api-2027").body)
     assert shown["report"]["purposes"]["newsletter"]["sent"] == 30
@@ -139,7 +141,7 @@ def test_campaign_started_over_the_api_is_worked_by_the_sweep(client, admin_env,
     silent = call(client, "get", "/admin/campaigns/api-2027/links.csv?only=no-answer")
     assert len(list(csv.DictReader(io.StringIO(silent.body.decode())))) == 30
     # links are minted once: 30 confirm links for 30 people
-    issued = [e for s in {i["subject"] for i in campaigns.contact_items(get_ledger(), "api-2027")}
+    issued = [e for s in {i["subject"] for i in define.contact_items(get_ledger(), "api-2027")}
               for e in get_ledger().events(s) if e["kind"] == "link_issued"
               and e.get("link_kind") == "confirm"]
     assert len(issued) == 30
@@ -152,12 +154,12 @@ def test_pause_resume_and_remind(client, admin_env, act_sim):
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
     paused = call(client, "post", "/admin/campaigns/pause-2027/pause")
     assert paused.status_code == 200 and json.loads(paused.body)["run"]["state"] == "paused"
-    assert campaign_jobs.work(get_ledger(), tools(), 60) == []
+    assert jobs.work(get_ledger(), tools(), 60) == []
     assert call(client, "post", "/admin/campaigns/pause-2027/run").status_code == 202
-    assert campaign_jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
     reminded = call(client, "post", "/admin/campaigns/pause-2027/run", {"remind": True})
     assert reminded.status_code == 202 and json.loads(reminded.body)["run"]["round"] == 2
-    result = campaign_jobs.work(get_ledger(), tools(), 60)[0]
+    result = jobs.work(get_ledger(), tools(), 60)[0]
     assert result["state"] == "finished" and result["last_pass"]["delivered"] == 5
     again = call(client, "post", "/admin/campaigns/pause-2027/run", {"remind": "yes"})
     assert again.status_code == 400
@@ -202,5 +204,5 @@ def test_scheduled_handler_runs_a_pass(client, admin_env, act_sim):
     result = client.lambda_.invoke("campaign_sweep", client.events.generate_cw_event(
         source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert result.payload == {"campaigns": 1}
-    entry = campaign_jobs.public_entry(get_ledger(), "sched-2027")
+    entry = jobs.public_entry(get_ledger(), "sched-2027")
     assert entry["state"] == "finished" and entry["last_pass"]["delivered"] == 3

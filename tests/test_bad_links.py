@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import itsdangerous.timed
 import pytest
 
-from chalicelib import links
-from chalicelib.settings import get_settings
+from chalicelib.consent import links
+from chalicelib.core.settings import get_settings
 from tests.conftest import KEY_NEW, KEY_OLD, form_fields
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -146,10 +146,10 @@ def test_link_revoked_between_opening_and_submitting(client, mint, ledger, table
 
 
 def test_unexpected_failure_is_a_page_not_a_stack_trace(client, mint, monkeypatch):
-    from chalicelib import consent
+    from chalicelib.consent import rules
 
     issued = mint()
-    monkeypatch.setattr(consent, "states", lambda *args: 1 / 0)
+    monkeypatch.setattr(rules, "states", lambda *args: 1 / 0)
     page = client.http.get(f"/c/{issued.token}")
     assert page.status_code == 500
     assert "Nothing was changed" in page.body.decode() and "Traceback" not in page.body.decode()
@@ -158,14 +158,14 @@ def test_unexpected_failure_is_a_page_not_a_stack_trace(client, mint, monkeypatc
 
 def test_revocation_racing_a_decision_wins(env, mint, ledger, table_items, monkeypatch):
     """The link record is checked inside the decision's transaction, not only before it."""
-    from chalicelib import consent
-    from chalicelib.errors import LinkRevoked
-    from chalicelib.ledger import Ledger
-    from chalicelib.resources import get_catalogue
+    from chalicelib.consent import rules
+    from chalicelib.core.errors import LinkRevoked
+    from chalicelib.store.ledger import Ledger
+    from chalicelib.core.services import get_catalogue
 
     issued = mint("race-revoke@example.eu", "newsletter")
     settings, catalogue = get_settings(), get_catalogue()
-    link, record = consent.open_link(ledger, settings, "confirm", issued.token, catalogue)
+    link, record = rules.open_link(ledger, settings, "confirm", issued.token, catalogue)
     real_snapshot = Ledger.snapshot
 
     def snapshot_then_revoke(self, subject):
@@ -177,8 +177,8 @@ def test_revocation_racing_a_decision_wins(env, mint, ledger, table_items, monke
     monkeypatch.setattr(Ledger, "snapshot", snapshot_then_revoke)
     shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
     with pytest.raises(LinkRevoked):
-        consent.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en", shown,
-                       consent.RequestContext())
+        rules.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en", shown,
+                       rules.RequestContext())
     monkeypatch.setattr(Ledger, "snapshot", real_snapshot)
     assert [e["kind"] for e in ledger.events(issued.subject)] == ["link_issued"]
     assert ledger.snapshot(issued.subject).states == {}

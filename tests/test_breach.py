@@ -17,15 +17,17 @@ from typing import Any
 
 import pytest
 
-from chalicelib import audit, breach, consent
-from chalicelib.clock import now_iso
-from chalicelib.errors import BadInput, ConfigError
-from chalicelib.ledger import subject_pk
-from chalicelib.mail import Template
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
-from chalicelib.subjects import normalise_email, subject_key
-from chalicelib.transports import NoTransport, get_transport
+from chalicelib.proof import audit
+from chalicelib.rights import breach
+from chalicelib.consent import rules
+from chalicelib.core.clock import now_iso
+from chalicelib.core.errors import BadInput, ConfigError
+from chalicelib.store.ledger import subject_pk
+from chalicelib.mail.compose import Template
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import normalise_email, subject_key
+from chalicelib.mail.transports import NoTransport, get_transport
 from tests.conftest import PEPPER, scan_table
 
 BREACH = "2026-11-shop-db"
@@ -54,13 +56,13 @@ def person(email: str, locale: str = "en", decide: dict[str, str] | None = None)
     """Someone with a confirm link issued (and, if asked, decisions made); their subject."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     purposes = list(decide or {"newsletter": ""})
-    issued = consent.issue_link(ledger, settings, catalogue, email, purposes, channel="test",
+    issued = rules.issue_link(ledger, settings, catalogue, email, purposes, channel="test",
                                 locale=locale)
     if decide:
-        link, record = consent.open_link(ledger, settings, "confirm", issued.token)
+        link, record = rules.open_link(ledger, settings, "confirm", issued.token)
         shown = {p: catalogue.get(p).text("en").sha256 for p in decide}
-        consent.decide(ledger, catalogue, link, record, decide, "en", shown,
-                       consent.RequestContext())
+        rules.decide(ledger, catalogue, link, record, decide, "en", shown,
+                       rules.RequestContext())
     return issued.subject
 
 

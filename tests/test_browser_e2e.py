@@ -38,10 +38,12 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 from jsonschema import Draft202012Validator
 
-from chalicelib import admin, consent, sync
-from chalicelib.resources import get_catalogue, get_ledger, get_pusher
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.web import admin_auth
+from chalicelib.consent import rules
+from chalicelib.act import sync
+from chalicelib.core.services import get_catalogue, get_ledger, get_pusher
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from tests import test_browser_signup as signup_journey
 from tests.conftest import PEPPER, ROOT, new_secret
 from tests.test_browser import (  # noqa: F401 (fixtures)
@@ -329,7 +331,7 @@ def test_dashboard_signs_in_shows_counts_exports_csv_and_refuses_strangers(
         tab_.get_by_role("button", name="Save my choices").click()
         expect(tab_.get_by_role("status")).to_be_visible()
 
-    token = admin.mint(get_settings(), "olga@example.eu", 600)
+    token = admin_auth.mint(get_settings(), "olga@example.eu", 600)
     answer = tab_.goto(f"{live_server}/admin/login?{urlencode({'token': token})}")
     assert answer is not None and answer.status == 200
     assert urlsplit(tab_.url).path == "/admin/dashboard"  # the 303 set the cookie
@@ -492,7 +494,7 @@ def _expired_confirm_link(email: str) -> str:
     original = TimestampSigner.get_timestamp
     TimestampSigner.get_timestamp = lambda self: signed  # type: ignore[method-assign]
     try:
-        issued = consent.issue_link(get_ledger(), get_settings(), get_catalogue(), email,
+        issued = rules.issue_link(get_ledger(), get_settings(), get_catalogue(), email,
                                     ["newsletter"], channel="test")
     finally:
         TimestampSigner.get_timestamp = original  # type: ignore[method-assign]
@@ -582,7 +584,7 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
 
     # The dashboard, signed in; and its refusal in a context without the cookie.
     monkeypatch.setenv("ADMIN_SECRET_KEYS", new_secret())
-    token = admin.mint(get_settings(), "olga@example.eu", 600)
+    token = admin_auth.mint(get_settings(), "olga@example.eu", 600)
     assert tab_.goto(f"{app}/admin/login?{urlencode({'token': token})}").status == 200
     assert tab_.locator("table.data").count() >= 4
     audit.check(tab_, "dashboard")

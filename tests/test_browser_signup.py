@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib import embed, sync
-from chalicelib.purposes import load_catalogue
-from chalicelib.resources import get_catalogue, get_ledger, get_pusher
-from chalicelib.subjects import subject_key
+from chalicelib.web import embed
+from chalicelib.act import sync
+from chalicelib.consent.catalogue import load_catalogue
+from chalicelib.core.services import get_catalogue, get_ledger, get_pusher
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER
 from tests.test_browser import MISSING_CHROMIUM, TIMEOUT_MS, browser  # noqa: F401 (fixture)
 

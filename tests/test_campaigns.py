@@ -13,12 +13,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import actfields, campaigns
-from chalicelib.act import ActClient
-from chalicelib.errors import BadInput
-from chalicelib.resources import get_catalogue, get_ledger, get_postman
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.act import fields as actfields
+from chalicelib.campaigns import define
+from chalicelib.act.client import ActClient
+from chalicelib.core.errors import BadInput
+from chalicelib.core.services import get_catalogue, get_ledger, get_postman
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, form_fields
 
 LINK_FIELD = "OptinProof Link"
@@ -26,17 +27,17 @@ LINK_FIELD = "OptinProof Link"
 
 def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "all",
                 value: str | None = None, purposes: tuple[str, ...] = ("newsletter", "events"),
-                round_no: int = 1) -> campaigns.Runner:
+                round_no: int = 1) -> define.Runner:
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     # The client's waits (backoff, Retry-After) are not slept here: faults stay fast.
     client = ActClient(settings.act, sleep=lambda seconds: None) if settings.act else None
-    campaign = campaigns.define(ledger, settings, catalogue, campaign_id, list(purposes),
+    campaign = define.define(ledger, settings, catalogue, campaign_id, list(purposes),
                                 audience, value, delivery,
                                 link_field=LINK_FIELD if delivery == "act-field" else None)
     key = actfields.link_field_key(client, LINK_FIELD, create=True) \
         if delivery == "act-field" else None
     postman = get_postman() if delivery == "mail" else None
-    return campaigns.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
+    return define.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
 
 
 def add_contacts(act_sim: Any, count: int, prefix: str = "c") -> list[str]:
@@ -56,7 +57,7 @@ def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_si
     act_sim.add_contact(firstName="No", lastName="Mail")  # no address: skipped
     act_sim.add_contact(firstName="Twin", lastName="A", emailAddress="C5@Example.eu")  # duplicate
     runner = make_runner("spring-2027")
-    contacts = campaigns.audience(runner.client, runner.campaign)
+    contacts = define.audience(runner.client, runner.campaign)
     assert len(contacts) >= 1002
 
     act_sim.set_faults(error_rate=0.3, kinds=("500", "429", "503"), rng_seed=7)
@@ -69,12 +70,12 @@ def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_si
 
     reachable = {c.email.casefold() for c in contacts if c.email}  # the c5 twin counts once
     assert first.delivered + second.delivered == len(reachable)
-    items = {i["contact_id"]: i for i in campaigns.contact_items(get_ledger(), "spring-2027")}
-    done = [i for i in items.values() if i["status"] == campaigns.DONE]
-    skipped = {i["reason"] for i in items.values() if i["status"] == campaigns.SKIPPED}
+    items = {i["contact_id"]: i for i in define.contact_items(get_ledger(), "spring-2027")}
+    done = [i for i in items.values() if i["status"] == define.DONE]
+    skipped = {i["reason"] for i in items.values() if i["status"] == define.SKIPPED}
     assert "no_address" in skipped and "duplicate_address" in skipped
     for contact_id in ids:
-        if items[contact_id]["status"] == campaigns.DONE:
+        if items[contact_id]["status"] == define.DONE:
             assert link_of(act_sim, contact_id), contact_id
     # exactly one link per reachable contact: one confirm link_issued with this campaign each
     ledger = get_ledger()
@@ -90,7 +91,7 @@ def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_si
 def test_the_written_link_opens_the_page_and_the_answer_is_reported(act_env, act_sim, client):
     [contact_id] = add_contacts(act_sim, 1, prefix="answer")
     runner = make_runner("report-me")
-    runner.run(campaigns.audience(runner.client, runner.campaign))
+    runner.run(define.audience(runner.client, runner.campaign))
     url = link_of(act_sim, contact_id)
     assert url and url.startswith("http://testserver/c/")
     path = url.removeprefix("http://testserver")
@@ -100,7 +101,7 @@ def test_the_written_link_opens_the_page_and_the_answer_is_reported(act_env, act
     fields.update({"decision.newsletter": "accept", "decision.events": "refuse"})
     client.http.post(path, body=urlencode(fields),
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    result = campaigns.report(get_ledger(), runner.campaign)
+    result = define.report(get_ledger(), runner.campaign)
     assert result.purposes["newsletter"]["accepted"] == 1
     assert result.purposes["events"]["refused"] == 1
     others = result.purposes["newsletter"]["no_answer"]
@@ -112,20 +113,20 @@ def test_group_and_filter_audiences(act_env, act_sim):
     ids = add_contacts(act_sim, 5, prefix="grp")
     act_sim.add_group("Winter fair", ids[:2])
     by_group = make_runner("group-camp", audience="group", value="Winter fair")
-    assert {c.id for c in campaigns.audience(by_group.client, by_group.campaign)} == set(ids[:2])
+    assert {c.id for c in define.audience(by_group.client, by_group.campaign)} == set(ids[:2])
     by_filter = make_runner("filter-camp", audience="filter",
                             value="emailAddress eq 'grp3@example.eu'")
-    assert [c.email for c in campaigns.audience(by_filter.client, by_filter.campaign)] == \
+    assert [c.email for c in define.audience(by_filter.client, by_filter.campaign)] == \
         ["grp3@example.eu"]
     with pytest.raises(BadInput, match="0 group"):
-        campaigns.audience(by_group.client, campaigns.Campaign(
+        define.audience(by_group.client, define.Campaign(
             "x-camp", ("newsletter",), "group", "Nope", "csv", "en"))
 
 
 def test_mail_delivery_sends_once_even_when_run_twice(act_env, mail_env, act_sim, mail_sink):
     add_contacts(act_sim, 3, prefix="mailed")
     runner = make_runner("by-mail", delivery="mail")
-    contacts = [c for c in campaigns.audience(runner.client, runner.campaign)
+    contacts = [c for c in define.audience(runner.client, runner.campaign)
                 if (c.email or "").startswith("mailed")]
     assert runner.run(contacts).delivered == 3
     assert runner.run(contacts).delivered == 0
@@ -137,11 +138,11 @@ def test_mail_delivery_sends_once_even_when_run_twice(act_env, mail_env, act_sim
 def test_csv_delivery_and_export(act_env, act_sim):
     add_contacts(act_sim, 3, prefix="csv")
     runner = make_runner("by-csv", delivery="csv")
-    contacts = [c for c in campaigns.audience(runner.client, runner.campaign)
+    contacts = [c for c in define.audience(runner.client, runner.campaign)
                 if (c.email or "").startswith("csv")]
     runner.run(contacts)
     out = io.StringIO()
-    assert campaigns.export_csv(runner, out) == 3
+    assert define.export_csv(runner, out) == 3
     rows = out.getvalue().splitlines()
     assert rows[0] == "act_contact_id,email,first_name,link"
     assert all(re.search(r",http://testserver/c/\S+$", row) for row in rows[1:])
@@ -150,14 +151,14 @@ def test_csv_delivery_and_export(act_env, act_sim):
 def test_reminder_reaches_only_who_did_not_answer(act_env, act_sim, client):
     ids = add_contacts(act_sim, 2, prefix="rem")
     runner = make_runner("remind-me")
-    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id in ids]
+    contacts = [c for c in define.audience(runner.client, runner.campaign) if c.id in ids]
     runner.run(contacts)
     first_link = link_of(act_sim, ids[0]).removeprefix("http://testserver")
     page = client.http.get(first_link)
     fields = {**form_fields(page.body.decode()), "decision.newsletter": "accept"}
     client.http.post(first_link, body=urlencode(fields),
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    silent = {i["contact_id"] for i in campaigns.report(get_ledger(), runner.campaign).no_answer}
+    silent = {i["contact_id"] for i in define.report(get_ledger(), runner.campaign).no_answer}
     assert silent == {ids[1]}
     old_link = link_of(act_sim, ids[1])
     reminder = make_runner("remind-me", round_no=2)
@@ -180,36 +181,36 @@ def test_bad_campaign_definitions_are_refused(act_env):
         (("ok-id", ["newsletter"], "all", None, "act-field"), "link-field"),
     ]:
         with pytest.raises(BadInput, match=message):
-            campaigns.define(ledger, settings, catalogue, *args)
-    campaigns.define(ledger, settings, catalogue, "same-id", ["newsletter"], "all", None, "csv")
+            define.define(ledger, settings, catalogue, *args)
+    define.define(ledger, settings, catalogue, "same-id", ["newsletter"], "all", None, "csv")
     with pytest.raises(BadInput, match="already exists"):
-        campaigns.define(ledger, settings, catalogue, "same-id", ["events"], "all", None, "csv")
+        define.define(ledger, settings, catalogue, "same-id", ["events"], "all", None, "csv")
 
 
 def test_a_contact_another_run_is_handling_is_left_alone(act_env, act_sim):
     [contact_id] = add_contacts(act_sim, 1, prefix="busy")
     runner = make_runner("busy-camp")
-    [contact] = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    [contact] = [c for c in define.audience(runner.client, runner.campaign) if c.id == contact_id]
     assert get_ledger().lease("CAMPAIGN#busy-camp", f"LOCK#{contact_id}", "another-run", 300)
     assert runner.reach(contact) == ("busy", "")
     assert get_ledger().get("CAMPAIGN#busy-camp", f"CONTACT#{contact_id}") is None
     get_ledger().release("CAMPAIGN#busy-camp", f"LOCK#{contact_id}", "another-run")
-    assert runner.reach(contact) == (campaigns.DONE, "")
+    assert runner.reach(contact) == (define.DONE, "")
 
 
 def test_a_minted_link_is_not_written_once_the_contact_changed_hands(act_env, act_sim, client):
     [contact_id] = add_contacts(act_sim, 1, prefix="moved")
     runner = make_runner("moved-camp")
-    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    contacts = [c for c in define.audience(runner.client, runner.campaign) if c.id == contact_id]
     act_sim.set_faults(error_rate=1.0, kinds=("503",))  # the PATCH fails: link minted only
     runner.run(contacts)
     act_sim.set_faults()
     assert get_ledger().get("CAMPAIGN#moved-camp", f"CONTACT#{contact_id}")["status"] == "minted"
     act_sim.contacts[contact_id]["emailAddress"] = "new.person@example.eu"
-    contacts = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
+    contacts = [c for c in define.audience(runner.client, runner.campaign) if c.id == contact_id]
     runner.run(contacts)
     item = get_ledger().get("CAMPAIGN#moved-camp", f"CONTACT#{contact_id}")
-    assert item["status"] == campaigns.DONE
+    assert item["status"] == define.DONE
     assert item["subject"] == subject_key(PEPPER, "new.person@example.eu")
     page = client.http.get(link_of(act_sim, contact_id).removeprefix("http://testserver"))
     assert page.status_code == 200
@@ -218,10 +219,10 @@ def test_a_minted_link_is_not_written_once_the_contact_changed_hands(act_env, ac
 def test_an_error_after_delivery_never_causes_a_second_one(act_env, act_sim):
     [contact_id] = add_contacts(act_sim, 1, prefix="once")
     runner = make_runner("once-camp")
-    [contact] = [c for c in campaigns.audience(runner.client, runner.campaign) if c.id == contact_id]
-    assert runner.reach(contact) == (campaigns.DONE, "")
+    [contact] = [c for c in define.audience(runner.client, runner.campaign) if c.id == contact_id]
+    assert runner.reach(contact) == (define.DONE, "")
     runner._record_failure(contact, "StoreUnavailable after the write landed")
-    assert get_ledger().get("CAMPAIGN#once-camp", f"CONTACT#{contact_id}")["status"] == campaigns.DONE
+    assert get_ledger().get("CAMPAIGN#once-camp", f"CONTACT#{contact_id}")["status"] == define.DONE
     assert runner.reach(contact) == ("already", "")
 
 

@@ -13,11 +13,11 @@ import unicodedata
 
 import pytest
 
-from chalicelib.errors import CatalogueError, ConfigError
-from chalicelib.purposes import (
+from chalicelib.core.errors import CatalogueError, ConfigError
+from chalicelib.consent.catalogue import (
     Catalogue, canonical_text, load_catalogue, parse_catalogue, text_sha256,
 )
-from chalicelib.settings import PACKAGE_ROOT
+from chalicelib.core.settings import PACKAGE_ROOT
 
 CONTROLLER = """\
 locales = ["en", "fr"]

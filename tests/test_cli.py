@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli, proof
-from chalicelib.ledger import event_sk, subject_pk, to_item
+from chalicelib import cli
+from chalicelib.proof import chain
+from chalicelib.store.ledger import event_sk, subject_pk, to_item
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +118,7 @@ def test_chain_verify_detects_a_removed_last_event(env, mint, ledger):
                               Key=to_item({"pk": subject_pk(issued.subject), "sk": event_sk(2)}))
     result = run_cli("chain", "verify", "--subject", issued.subject)
     assert result.returncode == 1 and "chain head says 2 events, found 1" in result.stdout
-    assert not proof.verify_chain(issued.subject, ledger.events(issued.subject),
+    assert not chain.verify_chain(issued.subject, ledger.events(issued.subject),
                                   head_seq=2).ok
 
 
@@ -148,7 +149,7 @@ def _decided(client, mint, email: str):
 
 def test_chain_verify_catches_edits_outside_the_chain(env, client, mint, ledger):
     """A hand-edited state, an altered stored wording, a deleted head, a float: all reported."""
-    from chalicelib.ledger import purpose_sk
+    from chalicelib.store.ledger import purpose_sk
 
     state_edit = _decided(client, mint, "state@example.eu")
     ledger.client.update_item(

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from chalicelib import proof
+from chalicelib.proof import chain
 from tests.conftest import form_fields
 
 
@@ -40,7 +40,7 @@ def test_twenty_concurrent_posts_keep_one_chain_and_a_consistent_state(live_serv
     assert statuses.count(200) >= 15  # contention retries let nearly all through
 
     events = list(ledger.events(issued.subject))
-    report = proof.verify_chain(issued.subject, events,
+    report = chain.verify_chain(issued.subject, events,
                                 *(lambda head: (head["head_hash"], head["seq"]))(
                                     ledger.get(f"SUBJ#{issued.subject}", "CHAIN")))
     assert report.ok, report

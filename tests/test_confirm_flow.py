@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from chalicelib import proof
-from chalicelib.clock import parse_iso
+from chalicelib.proof import chain
+from chalicelib.core.clock import parse_iso
 from tests.conftest import form_fields
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -88,8 +88,8 @@ def test_submitting_records_one_complete_event_per_purpose(client, mint, ledger,
         parse_iso(event["at"])
         erased = {k: v for k, v in event.items()
                   if k not in ("ip", "user_agent", "accept_language", "personal_salt")}
-        assert proof.event_hash(erased) == event["hash"]  # erasable without breaking the chain
-    assert proof.verify_chain(issued.subject, events).ok
+        assert chain.event_hash(erased) == event["hash"]  # erasable without breaking the chain
+    assert chain.verify_chain(issued.subject, events).ok
 
     snap = ledger.snapshot(issued.subject)
     assert snap.states["newsletter"]["state"] == "accepted"
@@ -119,7 +119,7 @@ def test_reopening_shows_decisions_and_every_change_is_a_new_event(client, mint,
     events = list(ledger.events(issued.subject))
     assert [event["kind"] for event in events] == ["link_issued", "accepted", "withdrawn", "accepted"]
     assert events[2]["previous_state"] == "accepted" and events[3]["previous_state"] == "withdrawn"
-    assert proof.verify_chain(issued.subject, events).ok
+    assert chain.verify_chain(issued.subject, events).ok
 
 
 def test_double_submit_of_the_same_choice_records_nothing_new(client, mint, ledger):

@@ -10,10 +10,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import admin, campaign_jobs, campaigns, consent, links, stats
-from chalicelib.ledger import Ledger
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.web import admin_auth
+from chalicelib.campaigns import jobs
+from chalicelib.campaigns import define
+from chalicelib.consent import rules
+from chalicelib.consent import links
+from chalicelib.consent import stats
+from chalicelib.store.ledger import Ledger
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from tests.conftest import form_fields, new_secret
 from tests.test_admin_api import tools
 from tests.test_rights import ask_rights, confirmed, key, rights_path, _erase
@@ -31,7 +36,7 @@ def dash_env(mail_env, act_env, monkeypatch) -> dict[str, str]:
 
 def session(client: Any, operator: str = "olga@example.eu", ttl: int = 600) -> str:
     """Sign in like a browser: open the link, keep the cookie."""
-    token = admin.mint(get_settings(), operator, ttl)
+    token = admin_auth.mint(get_settings(), operator, ttl)
     answer = client.http.get(f"/admin/login?{urlencode({'token': token})}")
     assert answer.status_code == 303 and answer.headers["Location"] == "/admin/dashboard"
     cookie = answer.headers["Set-Cookie"]
@@ -56,7 +61,7 @@ def recount(ledger: Ledger) -> dict[str, dict[str, int]]:
 
 def test_no_session_shows_nothing(dash_env, client, monkeypatch):
     for headers in ({}, {"Cookie": "optinproof_admin=forged"},
-                    {"Cookie": f"optinproof_admin={admin.mint(get_settings(), 'x', 1, now=1)}"}):
+                    {"Cookie": f"optinproof_admin={admin_auth.mint(get_settings(), 'x', 1, now=1)}"}):
         answer = client.http.get("/admin/dashboard", headers=headers)
         assert answer.status_code == 401
         assert "Consent dashboard" not in answer.body.decode()
@@ -102,19 +107,19 @@ def test_counts_follow_every_decision_and_match_a_recount(dash_env, client, mail
 
 
 def test_campaign_funnel_opened_decided_synced(dash_env, client, mail_sink, act_sim, pusher):
-    from chalicelib import sync
+    from chalicelib.act import sync
 
     for i in range(3):
         act_sim.add_contact(firstName=f"F{i}", lastName="Funnel", emailAddress=f"f{i}@x.eu",
                             businessAddress={"country": "Nepal"})
-    campaign = campaigns.define(get_ledger(), get_settings(), get_catalogue(), "funnel-2027",
+    campaign = define.define(get_ledger(), get_settings(), get_catalogue(), "funnel-2027",
                                 ["newsletter"], "filter", "businessAddress/country eq 'Nepal'",
                                 "csv")
-    campaign_jobs.schedule(get_ledger(), campaign, "test")
-    campaign_jobs.work(get_ledger(), tools(), 60)
-    runner = campaigns.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
+    jobs.schedule(get_ledger(), campaign, "test")
+    jobs.work(get_ledger(), tools(), 60)
+    runner = define.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
     out = io.StringIO()
-    campaigns.export_csv(runner, out)
+    define.export_csv(runner, out)
     urls = [row["link"].removeprefix("http://testserver") for row in
             csv.DictReader(io.StringIO(out.getvalue()))]
     client.http.get(urls[0])
@@ -230,7 +235,7 @@ def test_a_sign_in_link_session_reads_but_never_changes_through_the_api(dash_env
     from chalicelib.cli import main
 
     confirmed(client, mail_sink, "safe@example.eu")
-    token = admin.mint(get_settings(), "olga", 600, use="browser")
+    token = admin_auth.mint(get_settings(), "olga", 600, use="browser")
     bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     assert client.http.get("/admin/campaigns", headers=bearer).status_code == 200
     erase = client.http.post("/admin/erasures", body='{"email": "safe@example.eu"}',

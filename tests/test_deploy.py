@@ -25,11 +25,13 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib import consent, infra, ssm_secrets
-from chalicelib.errors import ConfigError
-from chalicelib.ledger import from_item
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.consent import rules
+from chalicelib.store import infra
+from chalicelib.core import secrets
+from chalicelib.core.errors import ConfigError
+from chalicelib.store.ledger import from_item
+from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from tests.conftest import ROOT
 from tests.test_package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
 
@@ -47,7 +49,7 @@ def test_stages_are_sized_and_hold_no_secret(stage: str):
     variables = {**CONFIG.get("environment_variables", {}), **config["environment_variables"]}
     assert variables["CONSENT_TABLE"] == f"optinproof-{stage}"
     assert variables["SECRETS_SSM_PATH"] == f"/optinproof/{stage}/"
-    leaked = set(variables) & set(ssm_secrets.SECRET_NAMES)
+    leaked = set(variables) & set(secrets.SECRET_NAMES)
     assert not leaked, f"secrets in config.json: {leaked}"
     assert CONFIG["autogen_policy"] is False
     assert (ROOT / ".chalice" / config["iam_policy_file"]).is_file()
@@ -106,7 +108,7 @@ def _ssm() -> Any:
 def test_secrets_init_generates_securestrings_and_never_overwrites():
     client = _ssm()
     with Stubber(client) as stub:
-        for name in ssm_secrets.GENERATED:
+        for name in secrets.GENERATED:
             expected = {"Name": f"/optinproof/prod/{name}", "Type": "SecureString",
                         "Overwrite": False, "Value": ANY, "Description": ANY}
             if name == "SUBJECT_PEPPER":
@@ -143,7 +145,7 @@ def test_ses_identity_is_created_once():
 # -- secrets at run time ----------------------------------------------------------------------
 
 def test_secrets_come_from_ssm_cached_and_the_environment_wins():
-    ssm_secrets.forget()
+    secrets.forget()
     client = _ssm()
     clock = [100.0]
     with Stubber(client) as stub:
@@ -160,29 +162,29 @@ def test_secrets_come_from_ssm_cached_and_the_environment_wins():
                 {"Path": "/optinproof/prod/", "WithDecryption": True, "Recursive": False,
                  "NextToken": "n"})
         env = {"SECRETS_SSM_PATH": "/optinproof/prod/", "SUBJECT_PEPPER": "from-env"}
-        values = ssm_secrets.environment(env, lambda region: client, lambda: clock[0])
+        values = secrets.environment(env, lambda region: client, lambda: clock[0])
         assert values["LINK_SECRET_KEYS"] == "ssm-key"
         assert values["SUBJECT_PEPPER"] == "from-env"  # the environment wins
         assert "NOT_A_SECRET" not in values
         clock[0] += 100  # within the cache: no call
-        ssm_secrets.environment(env, lambda region: client, lambda: clock[0])
+        secrets.environment(env, lambda region: client, lambda: clock[0])
         clock[0] += 400  # expired: read again (a rotated key arrives)
-        ssm_secrets.environment(env, lambda region: client, lambda: clock[0])
+        secrets.environment(env, lambda region: client, lambda: clock[0])
         stub.assert_no_pending_responses()
-    ssm_secrets.forget()
+    secrets.forget()
 
 
 def test_unreadable_ssm_says_what_to_check():
-    ssm_secrets.forget()
+    secrets.forget()
     client = _ssm()
     with Stubber(client) as stub:
         stub.add_client_error("get_parameters_by_path", "AccessDeniedException")
         with pytest.raises(ConfigError, match="ssm:GetParametersByPath"):
-            ssm_secrets.environment({"SECRETS_SSM_PATH": "/optinproof/prod/"},
+            secrets.environment({"SECRETS_SSM_PATH": "/optinproof/prod/"},
                                     lambda region: client)
     with pytest.raises(ConfigError, match="start and end"):
-        ssm_secrets.environment({"SECRETS_SSM_PATH": "optinproof/prod"})
-    ssm_secrets.forget()
+        secrets.environment({"SECRETS_SSM_PATH": "optinproof/prod"})
+    secrets.forget()
 
 
 # -- the prod package: template, lint, and the zip invoked --------------------------------------
@@ -294,11 +296,11 @@ def test_prod_zip_serves_the_page_and_syncs_from_a_clean_directory(prod_package:
 
     act_sim.add_contact(firstName="Pia", lastName="Prod", emailAddress="pia@example.eu")
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    issued = consent.issue_link(ledger, settings, catalogue, "pia@example.eu", ["newsletter"])
-    link, record = consent.open_link(ledger, settings, "confirm", issued.token)
-    consent.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en",
+    issued = rules.issue_link(ledger, settings, catalogue, "pia@example.eu", ["newsletter"])
+    link, record = rules.open_link(ledger, settings, "confirm", issued.token)
+    rules.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en",
                    {"newsletter": catalogue.get("newsletter").text("en").sha256},
-                   consent.RequestContext())
+                   rules.RequestContext())
     raw = dynamodb_client().get_item(TableName=act_env["CONSENT_TABLE"], Key={
         "pk": {"S": f"SUBJ#{link.subject}"}, "sk": {"S": "PURPOSE#newsletter"}})["Item"]
     calls = {"api": _api_event(issued.token), "stream": _stream_event(
@@ -337,7 +339,7 @@ def test_the_policy_allows_every_dynamodb_call_the_code_makes():
     """Read the calls out of the code, so a new call cannot ship without its permission."""
     import re
 
-    source = "\n".join((ROOT / "chalicelib" / name).read_text()
+    source = "\n".join((ROOT / "chalicelib" / "store" / name).read_text()
                        for name in ("ledger.py", "schema.py"))
     calls = set(re.findall(r'(?:_call|_conditional|_paged)\(\s*"([a-z_]+)"', source))
     calls |= set(re.findall(r"self\.client\.([a-z_]+)\(", source))
@@ -352,7 +354,7 @@ def test_the_policy_allows_every_dynamodb_call_the_code_makes():
 
 
 def test_secrets_held_stay_in_use_while_ssm_is_down():
-    ssm_secrets.forget()
+    secrets.forget()
     client, clock, calls = _ssm(), [1000.0], []
 
     def factory(region: Any) -> Any:
@@ -365,11 +367,11 @@ def test_secrets_held_stay_in_use_while_ssm_is_down():
             {"Path": "/optinproof/prod/", "WithDecryption": True, "Recursive": False})
         stub.add_client_error("get_parameters_by_path", "ThrottlingException")
         env = {"SECRETS_SSM_PATH": "/optinproof/prod/"}
-        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        assert secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
         clock[0] += 301  # expired, and SSM fails: the held secrets are still served
-        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        assert secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
         clock[0] += 10  # within the 30 s back-off: SSM is not asked again
-        assert ssm_secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
+        assert secrets.environment(env, factory, lambda: clock[0])["LINK_SECRET_KEYS"] == "held"
         stub.assert_no_pending_responses()
     assert len(calls) == 2
-    ssm_secrets.forget()
+    secrets.forget()

@@ -48,11 +48,13 @@ import pytest
 import urllib3
 
 from bench.load import log_counts
-from chalicelib import audit, consent, schema
-from chalicelib.audit import DECISIONS
-from chalicelib.resources import dynamodb_client, get_catalogue, get_ledger
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.proof import audit
+from chalicelib.consent import rules
+from chalicelib.store import schema
+from chalicelib.proof.audit import DECISIONS
+from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from devstack.dynamodb_local import DynamoDBLocal, ServiceError
 from tests.conftest import KEY_NEW, PEPPER, ROOT, SHOP, TEST_FORMS, form_fields, scan_table
 
@@ -158,7 +160,7 @@ def test_store_stopped_mid_sequence_then_the_same_requests_succeed_once(fault_en
     from app import app
 
     settings, catalogue, ledger = get_settings(), get_catalogue(), get_ledger()
-    people = [consent.issue_link(ledger, settings, catalogue, f"p{i}@example.eu",
+    people = [rules.issue_link(ledger, settings, catalogue, f"p{i}@example.eu",
                                  ["newsletter", "events"] if i % 2 else
                                  ["newsletter", "promotions", "events"], channel="test")
               for i in range(4)]
@@ -166,7 +168,7 @@ def test_store_stopped_mid_sequence_then_the_same_requests_succeed_once(fault_en
              {"newsletter": "refuse"}, {"newsletter": "accept", "events": "accept"}]
     second = [{"newsletter": "refuse", "events": "accept"}, {"newsletter": "accept"},
               {"newsletter": "accept", "events": "refuse"}, {"events": "refuse"}]
-    withdraw = consent.issue_link(ledger, settings, catalogue, "p3@example.eu",
+    withdraw = rules.issue_link(ledger, settings, catalogue, "p3@example.eu",
                                   ["newsletter", "events"], kind="withdraw", channel="test")
     one_click = {"content-type": FORM}, "List-Unsubscribe=One-Click"
 
@@ -300,7 +302,7 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
     from bench.load import QuietServer
 
     settings, catalogue, ledger = get_settings(), get_catalogue(), get_ledger()
-    people = [consent.issue_link(ledger, settings, catalogue, f"k{i}@example.eu",
+    people = [rules.issue_link(ledger, settings, catalogue, f"k{i}@example.eu",
                                  ["newsletter", "events"], channel="test") for i in range(8)]
     stopping = threading.Event()
     attempts: dict[int, list[dict[str, Any]]] = defaultdict(list)  # person -> every request
@@ -423,8 +425,8 @@ def test_store_lost_under_concurrent_clicks_records_each_decision_once(fault_env
 
 def test_a_hung_mail_relay_costs_bounded_time_and_the_sweep_sends_later(mail_env, client,
                                                                          mail_sink, monkeypatch):
-    from chalicelib import outbox
-    from chalicelib.resources import get_postman
+    from chalicelib.mail import outbox
+    from chalicelib.core.services import get_postman
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     silent.bind(("127.0.0.1", 0))

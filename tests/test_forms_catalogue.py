@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from chalicelib.errors import CatalogueError
-from chalicelib.purposes import Catalogue, Form, load_catalogue, parse_catalogue
-from chalicelib.settings import PACKAGE_ROOT
+from chalicelib.core.errors import CatalogueError
+from chalicelib.consent.catalogue import Catalogue, Form, load_catalogue, parse_catalogue
+from chalicelib.core.settings import PACKAGE_ROOT
 
 HEAD = """\
 # a comment, so line numbers are not trivially small

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chalicelib.i18n import format_moment, negotiate, parse_accept_language, translations
+from chalicelib.core.i18n import format_moment, negotiate, parse_accept_language, translations
 
 AVAILABLE = ("en", "fr")
 MOMENT = "2026-11-29T14:03:12.000Z"

@@ -16,12 +16,12 @@ from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 from itsdangerous.timed import TimestampSigner
 
-from chalicelib import links
-from chalicelib.errors import (
+from chalicelib.consent import links
+from chalicelib.core.errors import (
     LinkError, LinkExpired, LinkTampered, LinkTruncated, LinkWrongKind,
 )
-from chalicelib.settings import LINK_KINDS, Settings, load_settings
-from chalicelib.subjects import subject_key
+from chalicelib.core.settings import LINK_KINDS, Settings, load_settings
+from chalicelib.consent.subjects import subject_key
 
 KEY_OLD = "old-" + "o" * 40
 KEY_NEW = "new-" + "n" * 40

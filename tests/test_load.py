@@ -31,8 +31,8 @@ import pytest
 from bench.load import (
     QuietServer, counting_transactions, latency_table, log_counts, mint_subjects, run_driver,
 )
-from chalicelib import audit
-from chalicelib.audit import DECISIONS
+from chalicelib.proof import audit
+from chalicelib.proof.audit import DECISIONS
 
 SUBJECTS, DECISIONS_POSTED, CONCURRENCY, BURSTS, BURST_SIZE = 200, 600, 20, 10, 10
 

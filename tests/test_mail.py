@@ -27,13 +27,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from chalicelib import mail
-from chalicelib.errors import ConfigError, MailPermanentFailure, MailTemporaryFailure
-from chalicelib.mail import compose, render_template, template_record
-from chalicelib.purposes import Catalogue, parse_catalogue
-from chalicelib.resources import get_catalogue
-from chalicelib.settings import Settings, get_settings, load_settings
-from chalicelib.transports import NoTransport, SesTransport, SmtpTransport, get_transport
+from chalicelib.mail import compose as mail
+from chalicelib.core.errors import ConfigError, MailPermanentFailure, MailTemporaryFailure
+from chalicelib.mail.compose import compose, render_template, template_record
+from chalicelib.consent.catalogue import Catalogue, parse_catalogue
+from chalicelib.core.services import get_catalogue
+from chalicelib.core.settings import Settings, get_settings, load_settings
+from chalicelib.mail.transports import NoTransport, SesTransport, SmtpTransport, get_transport
 from devstack.dynamodb_local import free_port
 from tests.conftest import KEY_NEW, PEPPER, ROOT
 

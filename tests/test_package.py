@@ -115,8 +115,8 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 
 import app
-from chalicelib.i18n import translations
-from chalicelib.pages import environment, stylesheet
+from chalicelib.core.i18n import translations
+from chalicelib.web.render import environment, stylesheet
 
 class Context:
     function_name = "optinproof-dev-APIHandler"

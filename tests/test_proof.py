@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.proof import (
+from chalicelib.proof.chain import (
     GENESIS_HASH, PERSONAL_FIELDS, SCHEMA_VERSION, canonical, event_hash, new_event_id,
     personal_hash, seal, verify_chain,
 )

@@ -32,13 +32,16 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from itsdangerous import TimestampSigner
 
-from chalicelib import antiforgery, formdata, links, signup
-from chalicelib.act import ActClient, odata_string
-from chalicelib.errors import (
+from chalicelib.web import antiforgery
+from chalicelib.web import forms
+from chalicelib.consent import links
+from chalicelib.consent import requests
+from chalicelib.act.client import ActClient, odata_string
+from chalicelib.core.errors import (
     BadInput, FormTokenInvalid, InvalidEmail, LinkError, LinkExpired, LinkTampered, LinkWrongKind,
 )
-from chalicelib.settings import LINK_KINDS, ActSettings, Settings, load_settings
-from chalicelib.subjects import mail_address, normalise_email
+from chalicelib.core.settings import LINK_KINDS, ActSettings, Settings, load_settings
+from chalicelib.consent.subjects import mail_address, normalise_email
 from devstack.act_simulator import odata
 
 KEY_OLD = "old-" + "k" * 40
@@ -241,7 +244,7 @@ def test_arbitrary_strings_never_verify_and_raise_only_link_errors(kind, token):
 @given(kind=kinds, link_id=link_ids, subject=subjects)
 def test_tokens_of_other_uses_are_not_links_and_links_are_not_form_tokens(kind, link_id, subject):
     form_token = antiforgery.issue(SETTINGS, link_id)
-    start = signup.start_token(SETTINGS, "website", "https://shop.example/")
+    start = requests.start_token(SETTINGS, "website", "https://shop.example/")
     for token in (form_token, start):
         with pytest.raises(LinkTampered):
             links.verify(SETTINGS, kind, token)
@@ -316,36 +319,36 @@ bodies = st.one_of(
     st.none(), st.binary(max_size=2000),
     st.text(max_size=2000).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.text(alphabet="a=&;%+2Fe0\xff", max_size=400).map(lambda t: t.encode("latin-1")),
-    st.binary(min_size=formdata.MAX_FORM_BYTES - 5, max_size=formdata.MAX_FORM_BYTES + 5),
+    st.binary(min_size=forms.MAX_FORM_BYTES - 5, max_size=forms.MAX_FORM_BYTES + 5),
 )
 
 
 @settings(max_examples=150)
-@given(body=bodies, content_type=content_types(formdata.FORM_TYPE))
+@given(body=bodies, content_type=content_types(forms.FORM_TYPE))
 def test_parse_form_returns_strings_or_bad_input(body, content_type):
     try:
-        fields = formdata.parse_form(body, content_type)
+        fields = forms.parse_form(body, content_type)
     except BadInput:
         return
-    assert formdata.media_type(content_type) == formdata.FORM_TYPE
-    assert len(body or b"") <= formdata.MAX_FORM_BYTES
-    assert isinstance(fields, dict) and len(fields) <= formdata.MAX_FIELDS
+    assert forms.media_type(content_type) == forms.FORM_TYPE
+    assert len(body or b"") <= forms.MAX_FORM_BYTES
+    assert isinstance(fields, dict) and len(fields) <= forms.MAX_FIELDS
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items())
     with contextlib.suppress(BadInput):  # a Submission or a BadInput, nothing else
-        signup.from_form(fields, None)
+        requests.from_form(fields, None)
 
 
 @settings(max_examples=120)
-@given(body=bodies, content_type=content_types(formdata.JSON_TYPE))
+@given(body=bodies, content_type=content_types(forms.JSON_TYPE))
 def test_parse_json_returns_an_object_or_bad_input(body, content_type):
     try:
-        data = formdata.parse_json(body, content_type)
+        data = forms.parse_json(body, content_type)
     except BadInput:
         return
-    assert formdata.media_type(content_type) == formdata.JSON_TYPE
+    assert forms.media_type(content_type) == forms.JSON_TYPE
     assert isinstance(data, dict)
     with contextlib.suppress(BadInput):  # a Submission or a BadInput, nothing else
-        signup.from_json(data, None)
+        requests.from_json(data, None)
 
 
 form_values = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
@@ -354,8 +357,8 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=8)
-submission_keys = ("email", "name", "purposes", "texts", "locale", signup.HONEYPOT,
-                   signup.TOKEN_FIELD, "page_url")
+submission_keys = ("email", "name", "purposes", "texts", "locale", requests.HONEYPOT,
+                   requests.TOKEN_FIELD, "page_url")
 
 
 @FAST
@@ -366,39 +369,39 @@ submission_keys = ("email", "name", "purposes", "texts", "locale", signup.HONEYP
 def test_from_json_gives_a_submission_or_bad_input(data, purposes, texts, email):
     for candidate in (data, {**data, "purposes": purposes, "texts": texts, "email": email}):
         try:
-            submission = signup.from_json(candidate, None)
+            submission = requests.from_json(candidate, None)
         except BadInput:
             continue
         assert isinstance(submission.email, str) and len(submission.email) <= 320
         assert all(isinstance(p, str) for p in submission.purposes)
-        assert submission.name is None or len(submission.name) <= signup.MAX_NAME
+        assert submission.name is None or len(submission.name) <= requests.MAX_NAME
 
 
 @FAST
 @given(fields=st.dictionaries(
-    st.one_of(st.sampled_from(("email", "name", "lang", signup.HONEYPOT, signup.TOKEN_FIELD)),
+    st.one_of(st.sampled_from(("email", "name", "lang", requests.HONEYPOT, requests.TOKEN_FIELD)),
               st.builds("{}{}".format, st.sampled_from(("purpose.", "text.")), form_values)),
     form_values))
 def test_from_form_gives_a_submission_or_bad_input(fields):
     try:
-        submission = signup.from_form(fields, None)
+        submission = requests.from_form(fields, None)
     except BadInput:
         return
     assert set(submission.purposes) <= {k.removeprefix("purpose.") for k in fields}
-    assert submission.name is None or signup._NAME.fullmatch(submission.name)
+    assert submission.name is None or requests._NAME.fullmatch(submission.name)
 
 
 @FAST
-@given(fields=st.dictionaries(form_values, form_values, max_size=formdata.MAX_FIELDS),
-       content_type=content_types(formdata.FORM_TYPE).filter(
-           lambda t: formdata.media_type(t) == formdata.FORM_TYPE))
+@given(fields=st.dictionaries(form_values, form_values, max_size=forms.MAX_FIELDS),
+       content_type=content_types(forms.FORM_TYPE).filter(
+           lambda t: forms.media_type(t) == forms.FORM_TYPE))
 def test_urlencoded_dicts_round_trip(fields, content_type):
     body = urlencode(fields).encode("ascii")
-    if len(body) > formdata.MAX_FORM_BYTES:
-        with pytest.raises(formdata.PayloadTooLarge):
-            formdata.parse_form(body, content_type)
+    if len(body) > forms.MAX_FORM_BYTES:
+        with pytest.raises(forms.PayloadTooLarge):
+            forms.parse_form(body, content_type)
     else:
-        assert formdata.parse_form(body, content_type) == fields
+        assert forms.parse_form(body, content_type) == fields
 
 
 @settings(max_examples=80)
@@ -408,10 +411,10 @@ def test_urlencoded_dicts_round_trip(fields, content_type):
     max_leaves=10), max_size=10))
 def test_json_objects_round_trip_and_submissions_are_checked(data):
     body = json.dumps(data).encode("utf-8")
-    assume(len(body) <= formdata.MAX_FORM_BYTES)
-    assert formdata.parse_json(body, "application/json; charset=utf-8") == data
+    assume(len(body) <= forms.MAX_FORM_BYTES)
+    assert forms.parse_json(body, "application/json; charset=utf-8") == data
     try:
-        submission = signup.from_json(data, None)
+        submission = requests.from_json(data, None)
     except BadInput:
         return
     assert all(isinstance(p, str) for p in submission.purposes)
@@ -419,29 +422,29 @@ def test_json_objects_round_trip_and_submissions_are_checked(data):
 
 @MEDIUM
 @given(extra=st.integers(1, 5000), filler=st.sampled_from((b"a", b"&", b"=", b"%")),
-       content_type=st.sampled_from((formdata.FORM_TYPE, formdata.JSON_TYPE)))
+       content_type=st.sampled_from((forms.FORM_TYPE, forms.JSON_TYPE)))
 def test_size_limit_is_enforced_before_parsing(extra, filler, content_type):
-    body = filler * (formdata.MAX_FORM_BYTES + extra)
-    parse = formdata.parse_form if content_type == formdata.FORM_TYPE else formdata.parse_json
-    with pytest.raises(formdata.PayloadTooLarge):
+    body = filler * (forms.MAX_FORM_BYTES + extra)
+    parse = forms.parse_form if content_type == forms.FORM_TYPE else forms.parse_json
+    with pytest.raises(forms.PayloadTooLarge):
         parse(body, content_type)
 
 
 @MEDIUM
-@given(count=st.integers(formdata.MAX_FIELDS + 1, 400))
+@given(count=st.integers(forms.MAX_FIELDS + 1, 400))
 def test_too_many_fields_is_bad_input(count):
     body = "&".join(f"f{i}=v" for i in range(count)).encode()
     with pytest.raises(BadInput):
-        formdata.parse_form(body, formdata.FORM_TYPE)
+        forms.parse_form(body, forms.FORM_TYPE)
 
 
 @FAST
 @given(content_type=st.one_of(st.none(), st.text(max_size=60)).filter(
-    lambda t: formdata.media_type(t) not in (formdata.FORM_TYPE, formdata.JSON_TYPE)),
+    lambda t: forms.media_type(t) not in (forms.FORM_TYPE, forms.JSON_TYPE)),
     body=st.binary(max_size=100))
 def test_other_media_types_are_unsupported(content_type, body):
-    for parse in (formdata.parse_form, formdata.parse_json):
-        with pytest.raises(formdata.UnsupportedType):
+    for parse in (forms.parse_form, forms.parse_json):
+        with pytest.raises(forms.UnsupportedType):
             parse(body, content_type)
 
 
@@ -450,18 +453,18 @@ def test_other_media_types_are_unsupported(content_type, body):
 # answers 500 (logged as request_failed) instead of 400; /admin JSON bodies likewise.
 @settings(max_examples=60, report_multiple_bugs=False)
 @example(depth=5000, opener="[")
-@given(depth=st.integers(1, formdata.MAX_FORM_BYTES // 2), opener=st.sampled_from(('[', '{"a":')))
+@given(depth=st.integers(1, forms.MAX_FORM_BYTES // 2), opener=st.sampled_from(('[', '{"a":')))
 def test_deeply_nested_json_is_bad_input(depth, opener):
-    body = (opener * depth).encode()[:formdata.MAX_FORM_BYTES]
+    body = (opener * depth).encode()[:forms.MAX_FORM_BYTES]
     with pytest.raises(BadInput):
-        formdata.parse_json(body, formdata.JSON_TYPE)
+        forms.parse_json(body, forms.JSON_TYPE)
 
 
 @settings(max_examples=150)
 @given(body=bodies, content_type=st.one_of(
-    content_types(formdata.FORM_TYPE), content_types("multipart/form-data; boundary=b")))
+    content_types(forms.FORM_TYPE), content_types("multipart/form-data; boundary=b")))
 def test_is_one_click_answers_a_bool_for_arbitrary_bodies(body, content_type):
-    assert formdata.is_one_click(body, content_type) in (True, False)
+    assert forms.is_one_click(body, content_type) in (True, False)
 
 
 @FAST
@@ -469,9 +472,9 @@ def test_is_one_click_answers_a_bool_for_arbitrary_bodies(body, content_type):
                               form_values, max_size=5))
 def test_one_click_is_recognised_among_other_fields(fields):
     assume("List-Unsubscribe" not in fields)
-    body = "&".join(filter(None, [urlencode(fields), formdata.ONE_CLICK])).encode()
-    assert formdata.is_one_click(body, formdata.FORM_TYPE)
-    assert not formdata.is_one_click(urlencode(fields).encode(), formdata.FORM_TYPE)
+    body = "&".join(filter(None, [urlencode(fields), forms.ONE_CLICK])).encode()
+    assert forms.is_one_click(body, forms.FORM_TYPE)
+    assert not forms.is_one_click(urlencode(fields).encode(), forms.FORM_TYPE)
 
 
 multipart_part_headers = st.sampled_from((
@@ -493,7 +496,7 @@ multipart_part_headers = st.sampled_from((
 def test_is_one_click_survives_hostile_multipart_parts(headers, content):
     body = (b"--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n"
             + headers.encode() + b"\r\n" + content + b"\r\n--b--\r\n")
-    assert formdata.is_one_click(body, "multipart/form-data; boundary=b") in (True, False)
+    assert forms.is_one_click(body, "multipart/form-data; boundary=b") in (True, False)
 
 
 # -- 3. Act! OData literals and lookups ---------------------------------------------------------

@@ -22,12 +22,15 @@ from urllib.parse import urlencode
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from chalicelib import consent, links, proof, receipts
-from chalicelib.consent import RequestContext
-from chalicelib.errors import BadInput, LinkError
-from chalicelib.purposes import canonical_text, parse_catalogue
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import LINK_KINDS, get_settings
+from chalicelib.consent import rules
+from chalicelib.consent import links
+from chalicelib.proof import chain
+from chalicelib.proof import receipts
+from chalicelib.consent.rules import RequestContext
+from chalicelib.core.errors import BadInput, LinkError
+from chalicelib.consent.catalogue import canonical_text, parse_catalogue
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import LINK_KINDS, get_settings
 from tests.conftest import KEY_NEW, KEY_OLD, ROOT, form_fields
 
 SCHEMA = json.loads((ROOT / "schemas" / "consent-receipt.v1.json").read_text(encoding="utf-8"))
@@ -37,23 +40,23 @@ NOW = datetime(2031, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
 
 # -- recording decisions the way the app does ---------------------------------------------
 
-def decide(email: str, locale: str = "en", **choices: str) -> consent.IssuedLink:
+def decide(email: str, locale: str = "en", **choices: str) -> rules.IssuedLink:
     """Mint a confirm link for the chosen purposes and decide through it."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    issued = consent.issue_link(ledger, settings, catalogue, email, list(choices), channel="test")
-    link, record = consent.open_link(ledger, settings, "confirm", issued.token, catalogue)
+    issued = rules.issue_link(ledger, settings, catalogue, email, list(choices), channel="test")
+    link, record = rules.open_link(ledger, settings, "confirm", issued.token, catalogue)
     shown = {p: catalogue.get(p).text(locale).sha256 for p in choices}
-    consent.decide(ledger, catalogue, link, record, choices, locale, shown, CTX)
+    rules.decide(ledger, catalogue, link, record, choices, locale, shown, CTX)
     return issued
 
 
 def withdraw(email: str, *purposes: str) -> None:
     """One-click withdrawal through a withdraw link, as a mail client does it."""
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    issued = consent.issue_link(ledger, settings, catalogue, email, list(purposes),
+    issued = rules.issue_link(ledger, settings, catalogue, email, list(purposes),
                                 kind="withdraw", channel="test")
-    link, record = consent.open_link(ledger, settings, "withdraw", issued.token)
-    consent.withdraw(ledger, catalogue, link, record, "en", CTX, method="one_click")
+    link, record = rules.open_link(ledger, settings, "withdraw", issued.token)
+    rules.withdraw(ledger, catalogue, link, record, "en", CTX, method="one_click")
 
 
 def receipt_of(subject: str, **kwargs: Any) -> dict[str, Any]:
@@ -180,7 +183,7 @@ def test_only_accepted_purposes_are_consents_but_the_extension_lists_every_state
     for purpose, row in listed.items():
         state, event = states[purpose], by_id[row["event_id"]]
         assert row["event_id"] == state["event_id"] and row["event_seq"] == event["seq"]
-        assert row["event_hash"] == event["hash"] == proof.event_hash(event)
+        assert row["event_hash"] == event["hash"] == chain.event_hash(event)
         assert event["kind"] == row["state"] and event["purpose"] == purpose
         assert row["decided_at"] == state["decided_at"] == event["at"]
         assert row["purpose_version"] == event["purpose_version"]
@@ -189,7 +192,7 @@ def test_only_accepted_purposes_are_consents_but_the_extension_lists_every_state
     assert listed["promotions"]["text_sha256"] is None  # a withdrawal cites no wording
     assert listed["promotions"]["title"] == "Offers and promotions"
     assert listed["newsletter"]["text_locale"] == "en"
-    assert proof.verify_chain(issued.subject, events).ok
+    assert chain.verify_chain(issued.subject, events).ok
     assert receipts.matches_chain(receipt, events)
     assert not receipts.matches_chain(receipt, events[:-1])  # the withdrawal is gone
 
@@ -252,8 +255,8 @@ def test_receipt_id_is_the_same_for_the_same_states_and_new_after_a_decision(env
     assert again["consentReceiptID"] == one["consentReceiptID"]  # language and time do not count
 
     # the same click twice records nothing: still the same receipt
-    link, record = consent.open_link(get_ledger(), get_settings(), "confirm", first.token)
-    consent.decide(get_ledger(), get_catalogue(), link, record, {"newsletter": "accept"}, "en",
+    link, record = rules.open_link(get_ledger(), get_settings(), "confirm", first.token)
+    rules.decide(get_ledger(), get_catalogue(), link, record, {"newsletter": "accept"}, "en",
                    {"newsletter": get_catalogue().get("newsletter").text("en").sha256}, CTX)
     assert receipt_of(first.subject)["consentReceiptID"] == one["consentReceiptID"]
 

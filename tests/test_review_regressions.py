@@ -8,11 +8,17 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import actfields, campaign_jobs, campaigns, erasure, links, ses_notices, sync
-from chalicelib.act import ActClient
-from chalicelib.errors import Contention
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.act import fields
+from chalicelib.campaigns import jobs
+from chalicelib.campaigns import define
+from chalicelib.rights import erasure
+from chalicelib.consent import links
+from chalicelib.mail import bounces
+from chalicelib.act import sync
+from chalicelib.act.client import ActClient
+from chalicelib.core.errors import Contention
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 from tests.test_admin_api import add_contacts, admin_env, call, tools  # noqa: F401
 from tests.test_rights import _erase, confirmed, key, person  # noqa: F401
 from tests.test_signup import links_in
@@ -60,14 +66,14 @@ def test_a_complainer_is_never_reminded(client, admin_env, act_sim):
     body = {"id": "cmp-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Peru'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    assert campaign_jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
-    notice = ses_notices.Notice("complaint", ("spam@x.eu",), None, {"feedback_type": "abuse"})
-    out = ses_notices.apply(get_ledger(), get_settings(), get_catalogue(), notice, "sns-1")
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    notice = bounces.Notice("complaint", ("spam@x.eu",), None, {"feedback_type": "abuse"})
+    out = bounces.apply(get_ledger(), get_settings(), get_catalogue(), notice, "sns-1")
     assert out.recorded == 1
     subject = key("spam@x.eu")
     assert get_ledger().current(subject)[1]["newsletter"]["state"] == "refused"
     reminded = call(client, "post", "/admin/campaigns/cmp-2027/run", {"remind": True})
-    campaign_jobs.work(get_ledger(), tools(), 60)
+    jobs.work(get_ledger(), tools(), 60)
     issued = [e for e in get_ledger().events(subject) if e["kind"] == "link_issued"
               and e.get("link_kind") == "confirm"]
     assert reminded.status_code == 400 and len(issued) == 1, (reminded.status_code, len(issued))
@@ -79,20 +85,20 @@ def test_a_reminder_asked_during_a_pass_is_kept(client, admin_env, act_sim, monk
     body = {"id": "race-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Chile'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    original = campaigns.Runner.run
+    original = define.Runner.run
 
     def run(self, contacts, **kw):
         progress = original(self, contacts, **kw)
         # operator asks a reminder while the pass is finishing
-        campaign_jobs.schedule(get_ledger(), campaigns.load(get_ledger(), "race-2027"),
+        jobs.schedule(get_ledger(), define.load(get_ledger(), "race-2027"),
                                "admin:bob", remind=True)
         return progress
 
-    monkeypatch.setattr(campaigns.Runner, "run", run)
-    campaign_jobs.work(get_ledger(), tools(), 60)
-    monkeypatch.setattr(campaigns.Runner, "run", original)
-    entry = campaign_jobs.public_entry(get_ledger(), "race-2027")
-    rounds = [int(i.get("round", 1)) for i in campaigns.contact_items(get_ledger(), "race-2027")]
+    monkeypatch.setattr(define.Runner, "run", run)
+    jobs.work(get_ledger(), tools(), 60)
+    monkeypatch.setattr(define.Runner, "run", original)
+    entry = jobs.public_entry(get_ledger(), "race-2027")
+    rounds = [int(i.get("round", 1)) for i in define.contact_items(get_ledger(), "race-2027")]
     assert entry["round"] == 2 and max(rounds) == 1
     assert entry["state"] == "running", entry  # else round 2 is never worked
 
@@ -103,19 +109,19 @@ def test_pause_stops_a_pass_under_way(client, admin_env, act_sim, monkeypatch):
     body = {"id": "pz-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Fiji'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    original, calls = campaigns.Runner.reach, []
+    original, calls = define.Runner.reach, []
 
     def reach(self, contact):
         calls.append(contact.id)
         if len(calls) == 1:
-            campaign_jobs.pause(get_ledger(), "pz-2027", "admin:bob")
+            jobs.pause(get_ledger(), "pz-2027", "admin:bob")
         return original(self, contact)
 
-    monkeypatch.setattr(campaigns.Runner, "reach", reach)
-    monkeypatch.setattr(campaign_jobs, "PAUSE_CHECK_SECONDS", 0.0)  # production: every 2 s
-    campaign_jobs.work(get_ledger(), tools(), 60, concurrency=1)
+    monkeypatch.setattr(define.Runner, "reach", reach)
+    monkeypatch.setattr(jobs, "PAUSE_CHECK_SECONDS", 0.0)  # production: every 2 s
+    jobs.work(get_ledger(), tools(), 60, concurrency=1)
     assert len(calls) <= 2, f"{len(calls)} contacts handled after pause"
-    assert campaign_jobs.public_entry(get_ledger(), "pz-2027")["state"] == "paused"
+    assert jobs.public_entry(get_ledger(), "pz-2027")["state"] == "paused"
 
 
 # 6. admin API: a non-string id is a 500
@@ -128,23 +134,23 @@ def test_admin_campaign_id_must_be_text(client, admin_env):
 # 8. reminder whose Act! write failed stays minted forever (job path)
 def test_a_failed_reminder_write_is_retried(client, admin_env, act_sim):
     settings = get_settings()
-    actfields.link_field_key(ActClient(settings.act), "OptinProof Link", create=True)
+    fields.link_field_key(ActClient(settings.act), "OptinProof Link", create=True)
     add_contacts(act_sim, 1, "Oman")
     body = {"id": "af-2027", "purposes": ["newsletter"], "delivery": "act-field",
             "link_field": "OptinProof Link",
             "audience": {"filter": "businessAddress/country eq 'Oman'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202, "start"
-    assert campaign_jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
     assert call(client, "post", "/admin/campaigns/af-2027/run", {"remind": True}).status_code == 202
     act_sim.set_faults(ignore_patch=True)
-    first = campaign_jobs.work(get_ledger(), tools(), 60)[0]
+    first = jobs.work(get_ledger(), tools(), 60)[0]
     act_sim.set_faults()
     assert first["state"] == "needs_attention", first
-    [item] = list(campaigns.contact_items(get_ledger(), "af-2027"))
+    [item] = list(define.contact_items(get_ledger(), "af-2027"))
     assert item["status"] == "minted"
     assert call(client, "post", "/admin/campaigns/af-2027/run", {}).status_code == 202
-    second = campaign_jobs.work(get_ledger(), tools(), 60)[0]
-    [item] = list(campaigns.contact_items(get_ledger(), "af-2027"))
+    second = jobs.work(get_ledger(), tools(), 60)[0]
+    [item] = list(define.contact_items(get_ledger(), "af-2027"))
     assert item["status"] == "done", (second, item)
 
 
@@ -216,12 +222,12 @@ def test_erasure_when_act_is_down_is_finished_by_the_sweep(person, client, act_s
 
 def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
     """The tombstone is checked inside the link's transaction, not only before it."""
-    from chalicelib.ledger import subject_pk
+    from chalicelib.store.ledger import subject_pk
     from tests.test_campaigns import make_runner
 
     act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")
     runner = make_runner("race-erase", delivery="csv", purposes=("newsletter",))
-    contact = next(c for c in campaigns.audience(runner.client, runner.campaign)
+    contact = next(c for c in define.audience(runner.client, runner.campaign)
                    if c.email == "late@example.eu")
     subject = key("late@example.eu")
     get_ledger().put({"pk": subject_pk(subject), "sk": "TOMBSTONE", "subject": subject,

@@ -10,10 +10,12 @@ from urllib.parse import urlencode
 import jsonschema
 import pytest
 
-from chalicelib import audit, erasure, links
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.proof import audit
+from chalicelib.rights import erasure
+from chalicelib.consent import links
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, ROOT, form_fields
 from tests.test_signup import decide, links_in, sign_up
 
@@ -116,8 +118,8 @@ def test_export_validates_and_holds_nobody_else(person, client, mail_sink):
     assert key("other@example.eu") not in text
     assert any(t["text"] for t in data["texts"])  # the wording actually shown
     # the file alone proves the chain, IP and user-agent commitments included
-    from chalicelib import proof
-    assert proof.verify_chain(key("zoe@example.eu"), data["events"]).ok
+    from chalicelib.proof import chain
+    assert chain.verify_chain(key("zoe@example.eu"), data["events"]).ok
 
 
 @pytest.mark.parametrize("kind", ["confirm", "withdraw", "preferences"])
@@ -200,7 +202,7 @@ def test_erasure_needs_the_explicit_confirmation(person, client, table_items):
 def test_erasure_is_complete_keeps_a_verifiable_chain_and_clears_act(person, client,
                                                                      table_items, act_sim,
                                                                      pusher):
-    from chalicelib import sync
+    from chalicelib.act import sync
     sync.drain(pusher, sync.due_keys(get_ledger()))
     contact = next(c for c in act_sim.contacts.values()
                    if c.get("emailAddress") == "zoe@example.eu")
@@ -236,7 +238,7 @@ def test_erasure_is_complete_keeps_a_verifiable_chain_and_clears_act(person, cli
 
 
 def test_erasure_can_delete_the_act_contact(person, client, act_sim, pusher, monkeypatch):
-    from chalicelib import sync
+    from chalicelib.act import sync
     sync.drain(pusher, sync.due_keys(get_ledger()))
     contact_id = next(c["id"] for c in act_sim.contacts.values()
                       if c.get("emailAddress") == "zoe@example.eu")
@@ -274,7 +276,7 @@ def test_cli_erase_and_unknown_address(mail_env, client, mail_sink, capsys):
 # -- evidence for a regulator, and operators' erasure ---------------------------------------
 
 def test_evidence_pack_cli_and_admin_api(person, client, tmp_path, capsys, monkeypatch):
-    from chalicelib import admin
+    from chalicelib.web import admin_auth
     from chalicelib.cli import main
 
     assert main(["evidence", "--email", "zoe@example.eu", "--out", str(tmp_path)]) == 0
@@ -292,7 +294,7 @@ def test_evidence_pack_cli_and_admin_api(person, client, tmp_path, capsys, monke
     assert main(["evidence", "--email", "nobody@example.eu", "--out", str(tmp_path)]) == 1
 
     monkeypatch.setenv("ADMIN_SECRET_KEYS", "k" * 40)
-    token = admin.mint(get_settings(), "regulator-desk", 300)
+    token = admin_auth.mint(get_settings(), "regulator-desk", 300)
     answer = client.http.get("/admin/evidence?email=Zoe@Example.eu",
                              headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200 and json.loads(answer.body)["subject"]["email"] == \
@@ -311,7 +313,7 @@ def test_evidence_pack_cli_and_admin_api(person, client, tmp_path, capsys, monke
 
 
 def test_consent_receipt_download_verifies(person, client):
-    from chalicelib import receipts
+    from chalicelib.proof import receipts
 
     answer = client.http.get(person["rights"] + "/receipt.json")
     assert answer.status_code == 200, answer.body
@@ -327,7 +329,7 @@ def test_consent_receipt_download_verifies(person, client):
 
 def test_receipt_mailed_after_each_change_when_configured(mail_env, client, mail_sink,
                                                           monkeypatch):
-    from chalicelib import receipts
+    from chalicelib.proof import receipts
 
     monkeypatch.setenv("RECEIPT_MAIL", "true")
     confirmed(client, mail_sink, "rec@example.eu")  # accept newsletter, refuse events

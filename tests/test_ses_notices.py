@@ -20,10 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from chalicelib import campaigns, resources, sns
-from chalicelib.resources import get_catalogue, get_ledger, get_postman
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.campaigns import define
+from chalicelib.core import services
+from chalicelib.mail import sns
+from chalicelib.core.services import get_catalogue, get_ledger, get_postman
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, SHOP, new_secret
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:optinproof-ses"
@@ -67,7 +69,7 @@ def ses_env(mail_env: dict[str, str], act_env: dict[str, str],
     monkeypatch.setenv("SES_SNS_TOPIC_ARNS", TOPIC)
     monkeypatch.setenv("SES_SNS_PATH_SECRET", PATH_SECRET)
     aws = FakeAws()
-    monkeypatch.setattr(resources, "sns_fetch", aws)
+    monkeypatch.setattr(services, "sns_fetch", aws)
     yield aws
 
 
@@ -111,29 +113,30 @@ def subject_of(address: str) -> str:
 
 def signed_up(client: Any, address: str, purposes: tuple[str, ...] = ("newsletter",)) -> str:
     """A person who signed up through the form and accepted through the mailed link."""
-    from chalicelib import signup
-    from chalicelib.consent import RequestContext
+    from chalicelib.consent import requests
+    from chalicelib.consent.rules import RequestContext
 
-    outcome = resources.get_signups().submit(
+    outcome = services.get_signups().submit(
         get_catalogue().forms["website"],
-        signup.Submission(address, tuple(purposes), page_url=SHOP),
+        requests.Submission(address, tuple(purposes), page_url=SHOP),
         "en", RequestContext(ip="192.0.2.1"))
     get_postman().deliver(outcome.mail_id)
     return outcome.subject
 
 
 def accept(client: Any, subject: str, purposes: tuple[str, ...]) -> None:
-    from chalicelib import consent, links
+    from chalicelib.consent import rules
+    from chalicelib.consent import links
 
     issued = [i for i in get_ledger().events(subject)
               if i.get("kind") == "link_issued" and i.get("link_kind") == "confirm"][-1]
     token, _ = links.mint(get_settings(), "confirm", subject, issued["purposes"],
                           issued["link_id"])
-    link, record = consent.open_link(get_ledger(), get_settings(), "confirm", token)
-    consent.decide(get_ledger(), get_catalogue(), link, record,
+    link, record = rules.open_link(get_ledger(), get_settings(), "confirm", token)
+    rules.decide(get_ledger(), get_catalogue(), link, record,
                    {p: "accept" for p in purposes}, "en",
                    {p: get_catalogue().get(p).text("en").sha256 for p in purposes},
-                   consent.RequestContext())
+                   rules.RequestContext())
 
 
 def kinds(subject: str) -> list[str]:
@@ -153,9 +156,9 @@ def test_permanent_bounce_is_recorded_and_stops_further_mail(client, ses_env, ma
     assert profile["undeliverable"]["reason"] == "permanent bounce"
     # A campaign mail to that address is not sent any more…
     mails_before = len(mail_sink.messages)
-    from chalicelib.signup import draft_request, plan_request
-    from chalicelib.consent import RequestContext
-    from chalicelib.clock import now_iso
+    from chalicelib.consent.requests import draft_request, plan_request
+    from chalicelib.consent.rules import RequestContext
+    from chalicelib.core.clock import now_iso
     at = now_iso()
     request = draft_request(get_settings(), subject, ["events"], True, "campaign:x", "en",
                             RequestContext(), at)
@@ -191,7 +194,7 @@ def test_complaint_withdraws_every_purpose_and_syncs_to_act(client, ses_env, act
     withdrawn = [e for e in get_ledger().events(subject) if e["kind"] == "withdrawn"][0]
     assert withdrawn["method"] == "complaint"
     # Synced to Act! like any withdrawal.
-    from chalicelib import sync
+    from chalicelib.act import sync
     sync.drain(pusher, sync.due_keys(get_ledger()))
     assert get_ledger().current(subject)[1]["newsletter"]["sync_status"] == "synced"
 
@@ -275,7 +278,7 @@ def test_campaign_report_counts_bounces(client, ses_env, act_sim):
     runner = make_runner("bounce-test", delivery="mail", purposes=("newsletter",),
                          audience="filter", value="emailAddress eq 'gil@example.eu' or "
                                                   "emailAddress eq 'hal@example.eu'")
-    progress = runner.run(campaigns.audience(runner.client, runner.campaign))
+    progress = runner.run(define.audience(runner.client, runner.campaign))
     assert progress.delivered == 2, progress.errors
     gil = subject_of("gil@example.eu")
     sent = [e for e in get_ledger().events(gil) if e["kind"] == "mail_sent"][-1]
@@ -284,7 +287,7 @@ def test_campaign_report_counts_bounces(client, ses_env, act_sim):
     assert answer.status_code == 200
     bounced = [e for e in get_ledger().events(gil) if e["kind"] == "bounced"][0]
     assert bounced["mail_channel"] == "campaign:bounce-test"
-    result = campaigns.report(get_ledger(), runner.campaign)
+    result = define.report(get_ledger(), runner.campaign)
     assert result.purposes["newsletter"]["bounced"] == 1
     assert result.purposes["newsletter"]["no_answer"] == 1
     assert len(result.no_answer) == 1  # the bounced one is not reminded

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ConfigError
-from chalicelib.settings import (
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.settings import (
     _ENV_NAMES, LINK_KINDS, get_settings, load_settings, parse_duration,
 )
 

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.resources import get_ledger, get_postman
-from chalicelib.settings import get_settings
-from chalicelib.subjects import subject_key
+from chalicelib.core.services import get_ledger, get_postman
+from chalicelib.core.settings import get_settings
+from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, SHOP, form_fields
 
 FORM = "application/x-www-form-urlencoded"
@@ -66,7 +66,7 @@ def events(email: str, kind: str | None = None) -> list[dict[str, Any]]:
 
 def verified(email: str) -> bool:
     """The whole-subject audit (`chain verify`) passes."""
-    from chalicelib import audit
+    from chalicelib.proof import audit
 
     report = audit.verify_subject(get_ledger(), subject_key(PEPPER, email))
     assert report.ok, report
@@ -331,7 +331,7 @@ def test_unknown_form_wrong_type_and_oversize(mail_env, client, table_items):
 
 def test_mail_failure_keeps_the_request_and_the_sweep_retries(mail_env, client, mail_sink,
                                                               table_items):
-    from chalicelib import outbox
+    from chalicelib.mail import outbox
 
     mail_sink.set_failure("tempfail")
     sign_up(client, "late@example.eu")
@@ -352,7 +352,7 @@ def test_mail_failure_keeps_the_request_and_the_sweep_retries(mail_env, client, 
 
 
 def test_permanent_failure_is_recorded_and_not_retried(mail_env, client, mail_sink, table_items):
-    from chalicelib import outbox
+    from chalicelib.mail import outbox
 
     mail_sink.set_failure("permfail")
     sign_up(client, "gone@example.eu")
@@ -463,8 +463,8 @@ def test_confirmation_page_offers_the_forms_continue_link(mail_env, client, mail
 
 
 def test_audit_catches_an_altered_mail_template(mail_env, client, mail_sink, ledger):
-    from chalicelib import audit
-    from chalicelib.ledger import to_item
+    from chalicelib.proof import audit
+    from chalicelib.store.ledger import to_item
 
     sign_up(client, "tpl@example.eu", purposes=("newsletter",))
     [sent] = events("tpl@example.eu", "mail_sent")
@@ -513,7 +513,7 @@ def test_queued_delivery_sends_from_the_stream_not_the_request(mail_env, client,
 
 
 def test_a_mail_whose_link_was_replaced_is_not_sent_late(mail_env, client, mail_sink):
-    from chalicelib import outbox
+    from chalicelib.mail import outbox
 
     mail_sink.set_failure("tempfail")
     sign_up(client, "stale@example.eu")  # queued for a retry
@@ -545,7 +545,7 @@ def test_the_mail_goes_to_the_address_typed_not_a_folded_one(mail_env, client, m
     sign_up(client, typed, purposes=("newsletter",))
     [mail] = mail_sink.wait_for()
     assert mail.rcpt_tos == (delivered,)
-    from chalicelib.subjects import normalise_email
+    from chalicelib.consent.subjects import normalise_email
 
     assert normalise_email("ann@faß.de") != normalise_email("ann@fass.de")
 
@@ -596,7 +596,7 @@ def test_no_new_link_is_offered_once_the_record_is_gone(mail_env, client, mail_s
                                                         monkeypatch):
     import time
 
-    from chalicelib.ledger import to_item
+    from chalicelib.store.ledger import to_item
 
     sign_up(client, "gone@example.eu", purposes=("newsletter",))
     [mail] = mail_sink.wait_for("gone@example.eu")

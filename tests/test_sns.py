@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from chalicelib import sns
-from chalicelib.clock import iso, utcnow
-from chalicelib.sns import SnsRejected, SnsUnavailable, Verifier
+from chalicelib.mail import sns
+from chalicelib.core.clock import iso, utcnow
+from chalicelib.mail.sns import SnsRejected, SnsUnavailable, Verifier
 
 NOW = utcnow()
 REGION = "eu-west-1"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from chalicelib.ledger import event_sk, subject_pk, to_item
+from chalicelib.store.ledger import event_sk, subject_pk, to_item
 from devstack.dynamodb_local import free_port
 from tests.conftest import form_fields
 

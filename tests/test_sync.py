@@ -10,21 +10,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib import acttime, consent, sync
-from chalicelib.consent import RequestContext
-from chalicelib.ledger import purpose_sk, subject_pk
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
+from chalicelib.act import dates
+from chalicelib.consent import rules
+from chalicelib.act import sync
+from chalicelib.consent.rules import RequestContext
+from chalicelib.store.ledger import purpose_sk, subject_pk
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
 
 CTX = RequestContext("192.0.2.10", "pytest", "en")
 
 
-def decide(email: str, **choices: str) -> consent.IssuedLink:
+def decide(email: str, **choices: str) -> rules.IssuedLink:
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    issued = consent.issue_link(ledger, settings, catalogue, email, list(choices), channel="test")
-    link, record = consent.open_link(ledger, settings, "confirm", issued.token)
+    issued = rules.issue_link(ledger, settings, catalogue, email, list(choices), channel="test")
+    link, record = rules.open_link(ledger, settings, "confirm", issued.token)
     shown = {p: catalogue.get(p).text("en").sha256 for p in choices}
-    consent.decide(ledger, catalogue, link, record, choices, "en", shown, CTX)
+    rules.decide(ledger, catalogue, link, record, choices, "en", shown, CTX)
     return issued
 
 
@@ -64,7 +66,7 @@ def test_a_decision_reaches_the_contact_with_fields_and_history(act_sim, pusher)
     assert fields[field_key(act_sim, "Consent Newsletter")] == "Accepted"
     assert fields[field_key(act_sim, "Consent Events")] == "Refused"
     # Act! keeps its server's wall time (the simulator's server is on French time)
-    assert fields[field_key(act_sim, "Consent Newsletter At")] == acttime.to_act(
+    assert fields[field_key(act_sim, "Consent Newsletter At")] == dates.to_act(
         state["decided_at"], ZoneInfo("Europe/Paris"))
     assert fields[field_key(act_sim, "Consent Newsletter UTC")] == state["decided_at"]  # exact, with Z
     assert fields[field_key(act_sim, "Consent Newsletter Proof")] == state["event_id"]
@@ -128,8 +130,8 @@ def test_unknown_address_is_held_as_no_contact(act_sim, pusher):
 
 def test_contact_created_when_configured(act_sim, act_env, monkeypatch):
     monkeypatch.setenv("ACT_CREATE_CONTACTS", "true")
-    from chalicelib.act import ActClient
-    from chalicelib.sync import Pusher
+    from chalicelib.act.client import ActClient
+    from chalicelib.act.sync import Pusher
 
     settings = get_settings()
     pusher = Pusher(get_ledger(), ActClient(settings.act, sleep=lambda s: None), get_catalogue(), settings)
@@ -166,7 +168,7 @@ def test_silently_ignored_patch_is_detected_and_retried(act_sim, pusher):
 
 def test_after_max_attempts_a_sync_is_failed_and_still_retried(act_sim, pusher, monkeypatch, capsys):
     monkeypatch.setenv("SYNC_MAX_ATTEMPTS", "2")
-    from chalicelib.sync import Pusher
+    from chalicelib.act.sync import Pusher
 
     slow_pusher = Pusher(pusher.ledger, pusher.client, pusher.catalogue, get_settings())
     act_sim.set_faults(error_rate=1.0, kinds=("500",))
@@ -182,8 +184,8 @@ def test_after_max_attempts_a_sync_is_failed_and_still_retried(act_sim, pusher, 
 
 
 def test_act_not_configured_leaves_decisions_pending(env, mint):
-    from chalicelib.errors import ConfigError
-    from chalicelib.resources import get_pusher
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.core.services import get_pusher
 
     with pytest.raises(ConfigError, match="ACT_API_URL"):
         get_pusher()

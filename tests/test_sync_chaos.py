@@ -9,17 +9,17 @@ from collections import Counter
 
 import pytest
 
-from chalicelib import sync
+from chalicelib.act import sync
 from tests.test_sync import decide, drain_all, field_key
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_hundred_decisions_survive_a_flaky_act(act_sim, act_env, monkeypatch):
-    from chalicelib.act import ActClient
-    from chalicelib.resources import get_catalogue, get_ledger
-    from chalicelib.settings import get_settings
-    from chalicelib.sync import Pusher
+    from chalicelib.act.client import ActClient
+    from chalicelib.core.services import get_catalogue, get_ledger
+    from chalicelib.core.settings import get_settings
+    from chalicelib.act.sync import Pusher
 
     monkeypatch.setenv("ACT_TIMEOUT", "0.25")  # a timed-out call costs a quarter second
     settings = get_settings()

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.ledger import purpose_sk, subject_pk
+from chalicelib.store.ledger import purpose_sk, subject_pk
 from tests.test_sync import contact_by_email, decide, field_key
 
 pytestmark = pytest.mark.stream
@@ -67,7 +67,7 @@ def test_sweep_pushes_what_the_stream_missed(client, act_env, act_sim):
 
 
 def test_handlers_without_act_configured_leave_decisions_pending(client, env, ledger, mint):
-    from chalicelib import sync
+    from chalicelib.act import sync
 
     issued = mint("unconfigured@example.eu", "newsletter")
     from tests.test_sync import decide

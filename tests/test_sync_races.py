@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 
-from chalicelib import sync
-from chalicelib.act import ActClient
-from chalicelib.ledger import purpose_sk, subject_pk
-from chalicelib.resources import get_catalogue, get_ledger
-from chalicelib.settings import get_settings
-from chalicelib.sync import Pusher
+from chalicelib.act import sync
+from chalicelib.act.client import ActClient
+from chalicelib.store.ledger import purpose_sk, subject_pk
+from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.settings import get_settings
+from chalicelib.act.sync import Pusher
 from tests.test_sync import contact_by_email, decide, drain_all, field_key
 
 

@@ -12,11 +12,11 @@ from typing import Any, Callable
 
 import pytest
 
-from chalicelib import schema
-from chalicelib.errors import ConfigError
-from chalicelib.ledger import Ledger
-from chalicelib.settings import Limit, load_settings, parse_limit
-from chalicelib.throttle import Throttle, rate_key
+from chalicelib.store import schema
+from chalicelib.core.errors import ConfigError
+from chalicelib.store.ledger import Ledger
+from chalicelib.core.settings import Limit, load_settings, parse_limit
+from chalicelib.consent.throttle import Throttle, rate_key
 from tests.conftest import KEY_NEW, PEPPER
 
 #: An explicit clock (2030-03-17), so window arithmetic never depends on the wall clock.

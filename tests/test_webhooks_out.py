@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import webhooks_out
-from chalicelib.resources import get_ledger
+from chalicelib.web import webhooks_out
+from chalicelib.core.services import get_ledger
 from tests.conftest import form_fields
 from tests.test_cli import run_cli
 from tests.test_sync_handlers import stream_records
@@ -117,8 +117,8 @@ def test_signature_rules():
 
 
 def test_subscribers_need_https_and_a_secret(env, monkeypatch):
-    from chalicelib.errors import ConfigError
-    from chalicelib.settings import load_settings
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.core.settings import load_settings
     import os
 
     base = dict(os.environ)
@@ -146,8 +146,8 @@ def test_failed_deliveries_can_be_queued_again(receiver, client, mint, env):
 @pytest.mark.parametrize("url", ["http://localhost@evil.example/x", "http://localhost.evil.example/",
                                  "http://127.0.0.1.nip.io/", "ftp://127.0.0.1/"])
 def test_plain_http_only_to_this_machine(env, url):
-    from chalicelib.errors import ConfigError
-    from chalicelib.settings import load_settings
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.core.settings import load_settings
     import os
 
     with pytest.raises(ConfigError, match="https"):

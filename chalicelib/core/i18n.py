@@ -1,0 +1,68 @@
+"""Languages: which one a person gets, the gettext catalogues, dates in words.
+
+The page language is chosen by ``?lang=`` first (a person's explicit choice), then
+the browser's ``Accept-Language``, then the catalogue default. Translations are
+compiled gettext catalogues under ``locales/`` (sources: ``locales/*/messages.po``,
+maintained with Babel; see the README).
+"""
+from __future__ import annotations
+
+import gettext
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from babel.dates import format_datetime as _babel_datetime
+
+from chalicelib.core.clock import parse_iso
+from chalicelib.core.settings import PACKAGE_ROOT
+
+LOCALE_DIR = PACKAGE_ROOT / "locales"
+DOMAIN = "messages"
+
+
+def parse_accept_language(header: str | None) -> list[str]:
+    """Language tags by descending quality (RFC 9110 §12.5.4); malformed parts skipped."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((header or "")[:512].split(",")):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip().lower()
+        if not tag or tag == "*" or len(tag) > 35:
+            continue
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            ranked.append((-quality, position, tag))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
+def negotiate(requested: str | None, accept_language: str | None,
+              available: tuple[str, ...], default: str) -> str:
+    """The locale to render: explicit choice, else best browser match, else default."""
+    if requested and requested.lower() in available:
+        return requested.lower()
+    for tag in parse_accept_language(accept_language):
+        base = tag.split("-")[0]
+        if base in available:
+            return base
+    return default
+
+
+@lru_cache(maxsize=8)
+def translations(locale: str) -> gettext.NullTranslations:
+    """Compiled catalogue for ``locale``; English source strings need none."""
+    return gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), languages=[locale],
+                               fallback=(locale == "en"))
+
+
+def format_moment(value: str | datetime | None, locale: str) -> str:
+    """``November 29, 2026, 2:03:12 PM UTC`` / ``29 novembre 2026, 14:03:12 TU``."""
+    if value is None:
+        return ""
+    moment = parse_iso(value) if isinstance(value, str) else value
+    return _babel_datetime(moment, format="long", tzinfo=timezone.utc, locale=locale)

@@ -1,0 +1,230 @@
+"""What the consent dashboard shows, read from counters, never from a table scan.
+
+Every figure comes from the ``STATS#...`` counter items the commits maintain
+(:mod:`chalicelib.consent.stats`), the campaign list, the pending-sync index and the monthly
+erasure log: a page costs a few queries whatever the number of people. Each table
+can also be exported as CSV (the same rows).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from chalicelib.campaigns import jobs
+from chalicelib.consent import stats
+from chalicelib.act import sync
+from chalicelib.core.clock import utcnow
+from chalicelib.core.errors import BadInput
+from chalicelib.store.ledger import SYNC_HOLD, Ledger
+from chalicelib.consent.catalogue import Catalogue
+
+TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAX_DAYS = 731
+
+
+@dataclass(frozen=True)
+class Filters:
+    purpose: str | None
+    campaign: str | None
+    form: str | None
+    since: date
+    until: date
+    by: str  # day | week
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters (for links that keep them)."""
+        values = {"purpose": self.purpose, "campaign": self.campaign, "form": self.form,
+                  "since": self.since.isoformat(), "until": self.until.isoformat(), "by": self.by}
+        return {k: v for k, v in values.items() if v}
+
+
+def _day(text: str | None, name: str, default: date) -> date:
+    if not text:
+        return default
+    if not _DATE.fullmatch(text):
+        raise BadInput(f"{name} must be a date like 2026-11-29.")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadInput(f"{name} {text!r} is not a real date.") from exc
+
+
+def filters(params: dict[str, str], catalogue: Catalogue, ledger: Ledger) -> Filters:
+    """Read and check the page's filters; BadInput names the one that is wrong."""
+    today = utcnow().date()
+    until = _day(params.get("until"), "until", today)
+    since = _day(params.get("since"), "since", until - timedelta(days=29))
+    if since > until:
+        raise BadInput("since must not be after until.")
+    if (until - since).days > _MAX_DAYS:
+        raise BadInput(f"Choose at most {_MAX_DAYS} days.")
+    purpose = params.get("purpose") or None
+    if purpose and purpose not in catalogue.purposes:
+        raise BadInput(f"Unknown purpose {purpose!r}.")
+    form = params.get("form") or None
+    if form and form not in catalogue.forms:
+        raise BadInput(f"Unknown form {form!r}.")
+    campaign = params.get("campaign") or None
+    if campaign and jobs.index_entry(ledger, campaign) is None \
+            and ledger.get(f"CAMPAIGN#{campaign}", "CAMPAIGN") is None:
+        raise BadInput(f"Unknown campaign {campaign!r}.")
+    by = params.get("by") or "day"
+    if by not in ("day", "week"):
+        raise BadInput("by is day or week.")
+    return Filters(purpose, campaign, form, since, until, by)
+
+
+def _counter(ledger: Ledger, pk: str, names: tuple[str, ...]) -> dict[str, int]:
+    return stats.total(ledger.query(pk, "S"), names)
+
+
+def purposes(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> list[dict[str, Any]]:
+    names = ("accepted", "refused", "withdrawn", "pending", "expired")
+    counts = stats.per_purpose(ledger.query("STATS#PURPOSES", "S"))
+    rows = []
+    for purpose_id, purpose in catalogue.purposes.items():
+        if f.purpose and purpose_id != f.purpose:
+            continue
+        row = counts.get(purpose_id, {})
+        rows.append({"purpose": purpose_id, "title": purpose.text(locale).title,
+                     **{name: row.get(name, 0) for name in names}})
+    return rows
+
+
+def timeline(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str, Any]]:
+    """Decisions per day (or ISO week) in the date range, all purposes or one."""
+    buckets: dict[str, dict[str, int]] = {}
+    day = f.since
+    while day <= f.until:
+        buckets.setdefault(_bucket(day, f.by), dict.fromkeys(stats.STATES, 0))
+        day += timedelta(days=1)
+    month = f.since.replace(day=1)
+    while month <= f.until:  # one query per month of the range
+        for item in ledger.query_between(f"STATS#DAYS#{month.isoformat()[:7]}",
+                                         f.since.isoformat(), f.until.isoformat() + "#~"):
+            bucket = _bucket(date.fromisoformat(item["sk"][:10]), f.by)
+            for purpose_id, kinds in stats.per_purpose([item]).items():
+                if purpose_id in catalogue.purposes and (not f.purpose or purpose_id == f.purpose):
+                    for state in stats.STATES:
+                        buckets[bucket][state] += kinds.get(state, 0)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return [{"period": key, **values} for key, values in sorted(buckets.items())]
+
+
+def _bucket(day: date, by: str) -> str:
+    if by == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return day.isoformat()
+
+
+def campaigns(ledger: Ledger, f: Filters) -> list[dict[str, Any]]:
+    """Per campaign: sent → opened the page → answered (people; of whom accepted
+    something, or refused everything) → decisions synced to Act!."""
+    names = ("sent", "opened", "answered", "confirmed", "synced")
+    rows = []
+    for entry in jobs.listing(ledger):
+        if f.campaign and entry["campaign_id"] != f.campaign:
+            continue
+        counts = _counter(ledger, f"STATS#CAMPAIGN#{entry['campaign_id']}", names)
+        rows.append({"campaign": entry["campaign_id"], "state": entry.get("state"),
+                     "sent": counts["sent"], "opened": counts["opened"],
+                     "decided": counts["answered"], "accepted": counts["confirmed"],
+                     "refused": max(0, counts["answered"] - counts["confirmed"]),
+                     "synced": counts["synced"],
+                     "answer_rate": _rate(counts["answered"], counts["sent"])})
+    return rows
+
+
+def forms(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str, Any]]:
+    """Per form: signups, and how many confirmed (accepted) through the mailed link."""
+    rows = []
+    for form_id in catalogue.forms:
+        if f.form and form_id != f.form:
+            continue
+        counts = _counter(ledger, f"STATS#FORM#{form_id}", ("signups", "answered", "confirmed"))
+        rows.append({"form": form_id, "signups": counts["signups"],
+                     "confirmed": counts["confirmed"],
+                     "refused": max(0, counts["answered"] - counts["confirmed"]),
+                     "confirmation_rate": _rate(counts["confirmed"], counts["signups"])})
+    return rows
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "—"
+
+
+def syncs(ledger: Ledger, f: Filters, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """Decisions not (yet) in Act!: the oldest ``limit`` from the pending-sync index
+    (keys only), read in one batch, and how many wait in all; no personal data."""
+    keys = [key for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
+            if not f.purpose or key[1] == f"PURPOSE#{f.purpose}"]
+    rows = []
+    for state in ledger.get_many(keys[:limit]):
+        rows.append({"subject": state["subject"][:12],
+                     "key": f"{state['subject']}|{state['purpose']}",
+                     "purpose": state["purpose"], "state": state["state"],
+                     "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
+                     "attempts": state.get("sync_attempts", 0),
+                     "error": state.get("sync_error", "")})
+    return rows, len(keys)
+
+
+def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent erasures: when, asked through which way, what happened in Act!; nobody named."""
+    rows: list[dict[str, Any]] = []
+    month = f.until.replace(day=1)
+    for _ in range(13):
+        for item in ledger.query_between(f"ERASURES#{month.isoformat()[:7]}",
+                                         f.since.isoformat(), f.until.isoformat() + "~"):
+            rows.append({"erased_at": item["erased_at"], "requested_by": item.get("requested_by"),
+                         "act_mode": item.get("act_mode")})
+        if len(rows) >= limit or month <= f.since.replace(day=1):
+            break
+        month = (month - timedelta(days=1)).replace(day=1)
+    return sorted(rows, key=lambda r: r["erased_at"], reverse=True)[:limit]
+
+
+def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[str, Any]:
+    waiting, total = syncs(ledger, f)
+    return {"purposes": purposes(ledger, catalogue, f, locale),
+            "timeline": timeline(ledger, catalogue, f), "campaigns": campaigns(ledger, f),
+            "forms": forms(ledger, catalogue, f), "syncs": waiting,
+            "erasures": erasures(ledger, f), "syncs_waiting": total}
+
+
+def csv_table(rows: list[dict[str, Any]]) -> str:
+    """One table as CSV; cells a spreadsheet would run as a formula are prefixed with '."""
+    out = io.StringIO()
+    if not rows:
+        return ""
+    writer = csv.DictWriter(out, fieldnames=[k for k in rows[0] if k != "key"],
+                            extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"'{v}" if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
+                         for k, v in row.items() if k != "key"})
+    return out.getvalue()
+
+
+def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> dict[str, Any]:
+    """Stacked bars (accepted, refused, withdrawn) as SVG geometry for the template."""
+    peak = max([sum(r[s] for s in stats.STATES) for r in rows] + [1])
+    slot = width / max(len(rows), 1)
+    bars = []
+    for index, row in enumerate(rows):
+        y = height
+        for state in stats.STATES:
+            h = round(height * row[state] / peak, 2)
+            y -= h
+            if h:
+                bars.append({"x": round(index * slot + slot * 0.1, 2), "y": round(y, 2),
+                             "w": round(slot * 0.8, 2), "h": h, "state": state,
+                             "label": f"{row['period']}: {row[state]} {state}"})
+    return {"width": width, "height": height, "peak": peak, "bars": bars,
+            "first": rows[0]["period"] if rows else "", "last": rows[-1]["period"] if rows else ""}

@@ -1,0 +1,92 @@
+"""Reading form and JSON posts safely: size limit, content type, one value per field."""
+from __future__ import annotations
+
+import json
+from email.parser import BytesParser
+from email.policy import default
+from typing import Any
+from urllib.parse import parse_qsl
+
+from chalicelib.core.errors import BadInput
+
+MAX_FORM_BYTES = 16 * 1024
+MAX_FIELDS = 100
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class PayloadTooLarge(BadInput):
+    """Body over :data:`MAX_FORM_BYTES`; mapped to HTTP 413."""
+
+
+class UnsupportedType(BadInput):
+    """Body not form-encoded; mapped to HTTP 415."""
+
+
+JSON_TYPE = "application/json"
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json; charset=utf-8`` → ``application/json``."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _checked_body(body: bytes | None, content_type: str | None, expected: str) -> bytes:
+    """The body, if it has the expected type and fits the size limit."""
+    media = media_type(content_type)
+    if media != expected:
+        raise UnsupportedType(f"Send this as {expected}, not {media or 'an empty type'}.")
+    body = body or b""
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"This request is too large (over {MAX_FORM_BYTES // 1024} KB).")
+    return body
+
+
+def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
+    """Decode an ``application/x-www-form-urlencoded`` body into a dict of strings."""
+    body = _checked_body(body, content_type, FORM_TYPE)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                          max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput("This form could not be read (bad encoding or too many fields).") from exc
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise BadInput(f"The field {name!r} was sent twice.")
+        fields[name] = value
+    return fields
+
+
+def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
+    """Decode a JSON object body (same size limit as forms); BadInput says what is wrong."""
+    body = _checked_body(body, content_type, JSON_TYPE)
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except RecursionError as exc:  # "[[[[…" nested deeper than any form we read
+        raise BadInput("The body is not valid JSON: nested too deeply.") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"The body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise BadInput("The body must be a JSON object.")
+    return data
+
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def is_one_click(body: bytes | None, content_type: str | None) -> bool:
+    """An RFC 8058 one-click unsubscribe POST: ``List-Unsubscribe=One-Click``, sent
+    form-encoded or (as the RFC prefers) as ``multipart/form-data``."""
+    body = body or b""
+    media = media_type(content_type)
+    if media == FORM_TYPE:
+        return ONE_CLICK.encode() in body.split(b"&")
+    if media == "multipart/form-data":
+        message = BytesParser(policy=default).parsebytes(
+            b"Content-Type: " + (content_type or "").encode("latin-1", "replace") + b"\r\n\r\n"
+            + body)
+        for part in message.iter_parts() if message.is_multipart() else []:
+            if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
+                # Raw bytes: a part with an odd type or charset must not raise.
+                return (part.get_payload(decode=True) or b"").strip() == b"One-Click"
+    return False

@@ -1,0 +1,121 @@
+"""Rendering pages: Jinja2 (autoescaped, translated) and the headers every page needs.
+
+Tokens live in URLs, so pages must never leak them: no third-party resource, no
+referrer, a strict Content-Security-Policy whose only style is our own inline sheet
+(allowed by its hash, so no 'unsafe-inline'), and no framing except where a route
+says so. Personal pages are never cached.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+
+from chalicelib.core import errors
+from chalicelib.web import forms
+from chalicelib.core.i18n import format_moment, translations
+from chalicelib.core.settings import PACKAGE_ROOT
+
+TEMPLATE_DIR = PACKAGE_ROOT / "templates"
+STYLESHEET = TEMPLATE_DIR / "static" / "page.css"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered page with its status and headers, ready for any web framework."""
+
+    body: str
+    status: int
+    headers: dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def stylesheet() -> tuple[str, str]:
+    """The inline stylesheet and its CSP source expression."""
+    css = STYLESHEET.read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
+    return css, f"'sha256-{digest}'"
+
+
+@lru_cache(maxsize=8)
+def environment(locale: str) -> Environment:
+    """One Jinja2 environment per locale, with its translations installed."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        # Plain-text mails are not HTML: escaping "&" there would corrupt addresses.
+        autoescape=lambda name: not (name or "").endswith(".txt"),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["moment"] = lambda value: format_moment(value, locale)
+    env.filters["paragraphs"] = lambda text: [p.strip() for p in text.split("\n\n") if p.strip()]
+    return env
+
+
+def security_headers(frame_ancestors: str = "'none'", personal: bool = True,
+                     form_action: str = "'self'") -> dict[str, str]:
+    """Headers for every HTML page; ``personal`` pages are never stored by caches."""
+    _, style_source = stylesheet()
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src {style_source}; img-src 'self' data:; "
+            f"form-action {form_action}; base-uri 'none'; frame-ancestors {frame_ancestors}"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "interest-cohort=(), camera=(), microphone=(), geolocation=()",
+        "Vary": "Accept-Language",
+    }
+    if frame_ancestors == "'none'":
+        headers["X-Frame-Options"] = "DENY"
+    headers["Cache-Control"] = "no-store" if personal else "public, max-age=300"
+    return headers
+
+
+def render(template: str, locale: str, status: int = 200, frame_ancestors: str = "'none'",
+           form_action: str = "'self'", **context: Any) -> Page:
+    """Render ``template`` in ``locale`` with the shared page context.
+
+    Only the embeddable signup form passes ``frame_ancestors`` (its allowed origins).
+    """
+    css, _ = stylesheet()
+    body = environment(locale).get_template(template).render(
+        locale=locale, stylesheet=css, **context)
+    return Page(body, status, security_headers(frame_ancestors, form_action=form_action))
+
+
+#: The status code of each error a page can report; one place, first match wins.
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (forms.PayloadTooLarge, 413),
+    (forms.UnsupportedType, 415),
+    (errors.CrossSite, 403),
+    (errors.LinkExpired, 410),
+    (errors.LinkPurposeRetired, 410),
+    (errors.LinkRevoked, 410),
+    (errors.LinkSuperseded, 410),
+    (errors.LinkWithdrawn, 410),
+    (errors.UnknownForm, 404),
+    (errors.UnknownCampaign, 404),
+    (errors.LinkError, 400),
+    (errors.FormExpired, 400),
+    (errors.TextChanged, 409),
+    (errors.InvalidEmail, 400),
+    (errors.BadInput, 400),
+    (errors.StoreUnavailable, 503),
+    (errors.ConfigError, 500),
+)
+
+
+def error_status(exc: Exception) -> int:
+    """HTTP status for an exception raised by the domain (500 for anything unknown)."""
+    for kind, status in ERROR_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
