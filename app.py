@@ -42,7 +42,6 @@ from chalicelib.core.errors import (
     OutcomeUnknown, StoreUnavailable, UnknownForm,
 )
 from chalicelib.core.i18n import negotiate, translations
-from chalicelib.store.ledger import from_item
 from chalicelib.core.logs import log
 from chalicelib.web.render import Page, error_status, security_headers
 from chalicelib.consent.catalogue import Form
@@ -52,6 +51,8 @@ from chalicelib.core.services import (
 )
 from chalicelib.core.settings import get_settings
 from chalicelib.consent.subjects import subject_of_address
+from chalicelib.store import keys
+from chalicelib.store import stream
 
 app = Chalice(app_name="optinproof")
 
@@ -758,7 +759,7 @@ def admin_sync_retry(operator: admin_auth.Operator, locale: str, fields: dict[st
     pusher = _pusher_or_none()
     if pusher is None:
         raise ConfigError("Act! is not configured: nothing can be retried.")
-    outcome, error = pusher.push(f"SUBJ#{subject}", f"PURPOSE#{purpose}", force=True)
+    outcome, error = pusher.push(*keys.purpose(subject, purpose), force=True)
     log("admin_sync_retry", operator=operator.name, purpose=purpose, outcome=outcome)
     notice = f"{purpose}: {outcome}" + (f" ({error[:120]})" if error else "")
     return Page("", 303, {"Location": f"/admin/dashboard?{urlencode({'notice': notice})}",
@@ -772,7 +773,7 @@ def admin_lookup(operator: admin_auth.Operator, locale: str) -> Page:
     email = (app.current_request.query_params or {}).get("email", "")
     subject = subject_of_address(get_settings(), email)
     ledger = get_ledger()
-    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         raise BadInput("Nothing is held about this address.")
     data = evidence.pack(ledger, get_settings(), get_catalogue(), subject)
     log("admin_lookup", operator=operator.name, subject=subject)
@@ -862,7 +863,7 @@ def admin_evidence(operator: admin_auth.Operator) -> Response:
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
     if params.get("format", "json") not in ("json", "html"):
         raise BadInput("format is json or html.")
-    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         return _json({"error": "not_found", "message": "Nothing is held about this person."},
                      404)
     data = evidence.pack(ledger, settings, get_catalogue(), subject)
@@ -882,7 +883,7 @@ def admin_erase(operator: admin_auth.Operator) -> Response:
     act_mode = body.get("act") or settings.erasure_act
     if act_mode not in erasure.ACT_MODES:
         raise BadInput(f"act is one of {', '.join(erasure.ACT_MODES)}.")
-    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         return _json({"error": "not_found", "message": "Nothing is held about this person."},
                      404)
     done = _erase(subject, f"admin:{operator.name}", act_mode)
@@ -931,37 +932,30 @@ def on_table_change(event: Any) -> dict[str, Any]:
     Mails leave here rather than inside the signup request, so a request's answer
     neither waits for the mail nor shows whether one was sent.
     """
-    images = [record.new_image for record in event]
+    routed = stream.route_records(event)
     result = {"synced": 0, "failed": 0}
-    _count_expiries(event)
+    _count_expiries(routed.expired_profiles)
     pusher = _pusher_or_none()
     if pusher is not None:  # decisions to Act! first: the most important work of the batch
-        report = sync.drain(pusher, sync.stream_keys(images))
+        report = sync.drain(pusher, routed.syncs)
         log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
             skipped=report.skipped)
         result.update(synced=report.synced, failed=report.failed)
-    result["mailed"] = _send_new_mails(images)
-    reconciled = _reconcile(reconcile.stream_hint_ids(images))
+    result["mailed"] = _send_new_mails(routed.mails)
+    reconciled = _reconcile(routed.hints)
     if reconciled:
         result["reconciled"] = reconciled
-    delivered = _deliver_webhooks(webhooks_out.stream_keys(images))
+    delivered = _deliver_webhooks(routed.hookouts)
     if delivered:
         result["webhooks"] = delivered
     return result
 
 
-def _count_expiries(event: Any) -> None:
+def _count_expiries(profiles: list[dict[str, Any]]) -> None:
     """A never-decided person's profile removed by TTL: the dashboard's "expired"."""
-    for record in event:
-        raw = getattr(record, "_event_dict", {})
-        removed_by_ttl = (raw.get("userIdentity") or {}).get("principalId") == \
-            "dynamodb.amazonaws.com"
-        old = record.old_image or {}
-        if record.event_name != "REMOVE" or not removed_by_ttl \
-                or old.get("sk", {}).get("S") != "PROFILE":
-            continue
+    for old in profiles:
         try:
-            get_ledger().add_counters(stats.expired(from_item(old)))
+            get_ledger().add_counters(stats.expired(old))
         except OptinProofError as exc:  # a count, never a reason to fail the batch
             log("stats_not_counted", level="warning", error=type(exc).__name__)
 
@@ -979,8 +973,7 @@ def _deliver_webhooks(keys: list[tuple[str, str]]) -> int:
     return delivered
 
 
-def _send_new_mails(images: list[Any]) -> int:
-    mail_ids = outbox.stream_mail_ids(images)
+def _send_new_mails(mail_ids: list[str]) -> int:
     if not mail_ids or get_settings().mail.transport == "none":
         return 0
     results = [get_postman().deliver_safely(mail_id) for mail_id in mail_ids]

@@ -22,7 +22,7 @@ from chalicelib.rights import breach
 from chalicelib.consent import rules
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import BadInput, ConfigError
-from chalicelib.store.ledger import subject_pk
+from chalicelib.store.keys import subject_pk
 from chalicelib.mail.compose import Template
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings

@@ -12,7 +12,8 @@ import pytest
 
 from chalicelib import cli
 from chalicelib.proof import chain
-from chalicelib.store.ledger import event_sk, subject_pk, to_item
+from chalicelib.store.ledger import to_item
+from chalicelib.store.keys import event_sk, subject_pk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,7 +150,7 @@ def _decided(client, mint, email: str):
 
 def test_chain_verify_catches_edits_outside_the_chain(env, client, mint, ledger):
     """A hand-edited state, an altered stored wording, a deleted head, a float: all reported."""
-    from chalicelib.store.ledger import purpose_sk
+    from chalicelib.store.keys import purpose_sk
 
     state_edit = _decided(client, mint, "state@example.eu")
     ledger.client.update_item(

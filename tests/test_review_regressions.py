@@ -222,7 +222,7 @@ def test_erasure_when_act_is_down_is_finished_by_the_sweep(person, client, act_s
 
 def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
     """The tombstone is checked inside the link's transaction, not only before it."""
-    from chalicelib.store.ledger import subject_pk
+    from chalicelib.store.keys import subject_pk
     from tests.test_campaigns import make_runner
 
     act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from chalicelib.store.ledger import event_sk, subject_pk, to_item
+from chalicelib.store.ledger import to_item
+from chalicelib.store.keys import event_sk, subject_pk
 from devstack.dynamodb_local import free_port
 from tests.conftest import form_fields
 

@@ -14,7 +14,7 @@ from chalicelib.act import dates
 from chalicelib.consent import rules
 from chalicelib.act import sync
 from chalicelib.consent.rules import RequestContext
-from chalicelib.store.ledger import purpose_sk, subject_pk
+from chalicelib.store.keys import purpose_sk, subject_pk
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 

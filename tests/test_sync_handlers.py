@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.store.ledger import purpose_sk, subject_pk
+from chalicelib.store.keys import purpose_sk, subject_pk
 from tests.test_sync import contact_by_email, decide, field_key
 
 pytestmark = pytest.mark.stream

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 from chalicelib.act import sync
+from chalicelib.store import stream
 from chalicelib.act.client import ActClient
-from chalicelib.store.ledger import purpose_sk, subject_pk
+from chalicelib.store.keys import purpose_sk, subject_pk
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.act.sync import Pusher
@@ -81,9 +82,10 @@ def test_after_an_uncertain_write_the_stream_waits_for_the_backoff(act_sim, act_
     a.client.post_history = post_that_times_out
     assert a.push(*key)[0] == "failed"
     a.client.post_history = real_post
-    image = {"pk": {"S": key[0]}, "sk": {"S": key[1]}, "sync_status": {"S": "pending"}}
+    record = {"eventName": "MODIFY", "dynamodb": {"NewImage": {
+        "pk": {"S": key[0]}, "sk": {"S": key[1]}, "sync_status": {"S": "pending"}}}}
     for _ in range(5):  # the stream sees the failure bookkeeping: nothing is pushed early
-        assert sync.drain(a, sync.stream_keys([image])).skipped == 1
+        assert sync.drain(a, stream.route_records([record]).syncs).skipped == 1
     state = a.ledger.get(*key)
     assert state["sync_attempts"] == 1 and state["sync_due"] > state["decided_at"]
     time.sleep(2)  # the uncertain write lands meanwhile

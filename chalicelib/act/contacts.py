@@ -14,14 +14,15 @@ from zoneinfo import ZoneInfo
 from chalicelib.act import dates
 from chalicelib.core.clock import now_iso
 from chalicelib.store.ledger import Ledger
+from chalicelib.store import keys
 
-SEEN = "SEEN"
+SEEN = keys.SEEN
 #: Index partition (pending-sync GSI) of contacts waiting to be reconciled.
-HINT_SHARD = "ACTHINT#QUEUE"
+HINT_SHARD = keys.HINT_SHARD
 
 
 def contact_pk(contact_id: str) -> str:
-    return f"ACTCONTACT#{contact_id}"
+    return keys.act_contact(contact_id)[0]
 
 
 def seen(ledger: Ledger, contact_id: str) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def queue_hint(ledger: Ledger, contact_id: str, edited: Any = None, created: boo
     """A contact changed in Act!: one hint per contact (a repeat overwrites it), reconciled
     later by re-reading the contact. ``created`` sticks until the hint is processed."""
     at = now_iso()
-    existing = ledger.get(f"ACTHINT#{contact_id}", "HINT") or {}
-    ledger.put({"pk": f"ACTHINT#{contact_id}", "sk": "HINT", "contact_id": contact_id,
+    existing = ledger.get(*keys.act_hint(contact_id)) or {}
+    ledger.put({**keys.item(keys.act_hint(contact_id)), "contact_id": contact_id,
                 "created": created or bool(existing.get("created")),
                 "edited": str(edited or ""), "received_at": at, "sync_shard": HINT_SHARD,
                 "sync_due": at})

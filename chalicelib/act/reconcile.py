@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from chalicelib.act import contacts
 from chalicelib.act import fields as actfields
@@ -32,13 +32,15 @@ from chalicelib.act.client import ActClient, ActNotFound
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.consent.rules import RequestContext
 from chalicelib.core.errors import BadInput, InvalidEmail
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store.keys import purpose_sk, subject_pk, sync_shard
 from chalicelib.core.logs import log
 from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.consent.requests import draft_request, plan_request
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.store import keys
 
 HINT_SHARD = contacts.HINT_SHARD
 TRIGGERS = ("created", "updated")
@@ -83,12 +85,6 @@ def queue_hints(ledger: Ledger, records: list[dict[str, Any]], trigger: str) -> 
     return len(records)
 
 
-def stream_hint_ids(images: Iterable[dict[str, Any] | None]) -> list[str]:
-    """Contacts a stream batch just queued a hint for (low-level NewImage)."""
-    found = [image["contact_id"]["S"] for image in (i or {} for i in images)
-             if image.get("sk", {}).get("S") == "HINT" and "contact_id" in image]
-    return list(dict.fromkeys(found))
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -120,7 +116,7 @@ class Reconciler:
         """Contacts with a hint waiting (oldest first), without a scan."""
         found = []
         for pk, _ in ledger.sync_keys([HINT_SHARD]):
-            found.append(pk.removeprefix("ACTHINT#"))
+            found.append(keys.hint_of(pk))
             if len(found) >= limit:
                 break
         return found
@@ -128,14 +124,14 @@ class Reconciler:
     def process(self, contact_id: str) -> Outcome:
         """Reconcile one contact, then drop its hint. Safe to repeat."""
         seen = contacts.seen(self.ledger, contact_id)
-        hint = self.ledger.get(f"ACTHINT#{contact_id}", "HINT") or {}
+        hint = self.ledger.get(*keys.act_hint(contact_id)) or {}
         try:
             contact = self.client.contact(contact_id)
         except ActNotFound:
             actions = self._vanished(contact_id, seen)
         else:
             actions = self._reconcile(contact, seen, bool(hint.get("created")))
-        if hint and not self.ledger.delete(f"ACTHINT#{contact_id}", "HINT",
+        if hint and not self.ledger.delete(*keys.act_hint(contact_id),
                                            if_equal={"received_at": hint["received_at"]}):
             log("act_change_again", contact_id=contact_id)  # a newer hint waits its turn
         log("act_change_reconciled", contact_id=contact_id, actions=list(actions))
@@ -211,7 +207,7 @@ class Reconciler:
         campaign_id = self._campaign_of(link)
         also = []
         if campaign_id:
-            item = self.ledger.get(f"CAMPAIGN#{campaign_id}", define.contact_sk(contact_id))
+            item = self.ledger.get(*keys.campaign_contact(campaign_id, contact_id))
             if item and item.get("link_id") == link.link_id:
                 also.append({**item, "link_withdrawn_at": now_iso(),
                              "link_withdrawn_reason": "address_changed"})
@@ -279,7 +275,7 @@ class Reconciler:
         """Double opt-in for a contact created in Act!: a link, mailed by the outbox."""
         at, locale = now_iso(), self.catalogue.default_locale
         purposes = list(self.ask_purposes)
-        if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
+        if self.ledger.get(*keys.tombstone(subject)):
             log("act_ask_skipped", subject=subject, reason="erased")  # no silent re-adding
             return False
 
@@ -302,16 +298,16 @@ class Reconciler:
     def _check_drift(self, contact: dict[str, Any], subject: str,
                      states: dict[str, dict[str, Any]], moved: bool) -> list[str]:
         """Consent fields that do not say what our record says: restore or flag."""
-        keys, fields = self.keys(), contact.get("customFields") or {}
+        mapped, fields = self.keys(), contact.get("customFields") or {}
         words = self.settings.act.status_values if self.settings.act else {}
         drifted = []
         for purpose, state in states.items():
-            key = keys.get((purpose, "status_field"))
+            key = mapped.get((purpose, "status_field"))
             if key and state.get("state") in words and fields.get(key) != words[state["state"]]:
                 drifted.append(purpose)
         if not drifted:
             return []
-        self.ledger.put({"pk": f"DRIFT#{contact['id']}", "sk": "DRIFT", "contact_id": contact["id"],
+        self.ledger.put({**keys.item(keys.act_drift(contact["id"])), "contact_id": contact["id"],
                          "subject": subject, "purposes": drifted, "found_at": now_iso(),
                          "action": self.drift, "after_address_change": moved})
         log("act_drift", level="warning", contact_id=contact["id"], purposes=drifted,
@@ -329,12 +325,12 @@ class Reconciler:
 
 def drift_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Every drift found, for ``cli act drift`` (an operator's scan)."""
-    return sorted(ledger.scan_items("DRIFT#", "DRIFT"), key=lambda r: r.get("found_at", ""))
+    return sorted(ledger.scan_items(keys.DRIFT_PREFIX, keys.DRIFT), key=lambda r: r.get("found_at", ""))
 
 
 # -- Act! cloud: no webhooks, so a poll of what was edited since the last poll ------------
 
-POLL_PK = "ACTPOLL"
+POLL_PK = keys.ACT_POLL[0]
 #: Each poll reads again this far before its watermark: an edit Act! stamped a little
 #: late (its clock, its transaction) is still found; what was already read is dropped.
 POLL_OVERLAP = timedelta(minutes=2)
@@ -365,7 +361,7 @@ def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
     zone, nor our own PATCHes loses, repeats or re-reads an edit one by one.
     """
     tz = reconciler.client.tz
-    mark = ledger.get(POLL_PK, POLL_PK) or {}
+    mark = ledger.get(*keys.ACT_POLL) or {}
     watermark = since or mark.get("watermark") or dates.from_act_iso(mark.get("edited"), tz) \
         or iso(utcnow() - POLL_FIRST_LOOK_BACK)
     start = watermark if since else iso(parse_iso(watermark) - POLL_OVERLAP)
@@ -394,6 +390,6 @@ def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
             recent[contact["id"]] = edited_at
             report.watermark = max(report.watermark, edited_at)
     floor = iso(parse_iso(report.watermark) - POLL_OVERLAP)
-    ledger.put({"pk": POLL_PK, "sk": POLL_PK, "watermark": report.watermark,
+    ledger.put({**keys.item(keys.ACT_POLL), "watermark": report.watermark,
                 "recent": {k: v for k, v in recent.items() if v >= floor}, "at": now_iso()})
     return report

@@ -29,11 +29,13 @@ from chalicelib.consent import stats
 from chalicelib.act.client import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.core.errors import ConfigError, InvalidEmail, OptinProofError
-from chalicelib.store.ledger import SYNC_HOLD, SYNC_SHARDS, Ledger, subject_pk, sync_shard
+from chalicelib.store.ledger import Ledger
+from chalicelib.store.keys import SYNC_HOLD, sync_shard
 from chalicelib.core.logs import log
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.consent.subjects import normalise_email
+from chalicelib.store import keys
 
 #: A push for one person holds its lock this long, renewed before every write to Act!;
 #: longer than any single Act! request can take (ACT_TIMEOUT and capped waits).
@@ -44,7 +46,7 @@ _AMBIGUOUS_WAIT = 60.0
 _BACKOFF_BASE = 5.0
 _BACKOFF_MAX = 3600.0
 VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
-SWEEP_SHARDS = [f"SYNC#{n}" for n in range(SYNC_SHARDS)]
+SWEEP_SHARDS = keys.SWEEP_SHARDS
 
 
 class SyncProblem(ActError):
@@ -430,16 +432,6 @@ def _same_address(value: Any, address: str) -> bool:
         return False
 
 
-def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:
-    """Purpose states a DynamoDB stream batch marks pending (NewImage, low-level format)."""
-    keys = []
-    for image in images:
-        image = image or {}
-        sk = image.get("sk", {}).get("S", "")
-        if sk.startswith("PURPOSE#") and image.get("sync_status", {}).get("S") == "pending":
-            keys.append((image["pk"]["S"], sk))
-    return list(dict.fromkeys(keys))
-
 
 def subject_state_key(subject: str, purpose: str) -> tuple[str, str]:
-    return subject_pk(subject), f"PURPOSE#{purpose}"
+    return keys.purpose(subject, purpose)

@@ -29,7 +29,7 @@ from chalicelib.consent.rules import RequestContext
 from chalicelib.core.errors import (
     BadInput, ConfigError, InvalidEmail, OptinProofError, RequiredItemMissing, UnknownCampaign,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.core.logs import log
 from chalicelib.mail.outbox import Postman
 from chalicelib.proof.chain import new_event_id
@@ -37,10 +37,11 @@ from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.consent.requests import draft_request, plan_request
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.store import keys
 
 DELIVERIES = ("act-field", "mail", "csv")
 #: The Act! contact fields campaigns write links into (``FIELD#<customFields key>``).
-LINK_FIELDS_PK = "ACTLINKFIELDS"
+LINK_FIELDS_PK = keys.LINK_FIELDS
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 #: Statuses of a contact in a campaign; "failed" ones are tried again by the next run.
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -64,7 +65,7 @@ class Campaign:
         return f"campaign:{self.id}"
 
     def item(self) -> dict[str, Any]:
-        return {"pk": f"CAMPAIGN#{self.id}", "sk": "CAMPAIGN", "campaign_id": self.id,
+        return {**keys.item(keys.campaign(self.id)), "campaign_id": self.id,
                 "purposes": list(self.purposes), "audience": self.audience,
                 "audience_value": self.audience_value, "delivery": self.delivery,
                 "locale": self.locale, "link_field": self.link_field,
@@ -137,7 +138,7 @@ def purposes_of(body: dict[str, Any]) -> list[str]:
 
 
 def load(ledger: Ledger, campaign_id: str, missing_ok: bool = False) -> Campaign | None:
-    item = ledger.get(f"CAMPAIGN#{campaign_id}", "CAMPAIGN")
+    item = ledger.get(*keys.campaign(campaign_id))
     if item is None:
         if missing_ok:
             return None
@@ -150,12 +151,12 @@ def load(ledger: Ledger, campaign_id: str, missing_ok: bool = False) -> Campaign
 
 def current_round(ledger: Ledger, campaign: Campaign) -> int:
     """The campaign's latest round (1, then 2+ for reminders)."""
-    item = ledger.get(f"CAMPAIGN#{campaign.id}", "CAMPAIGN") or {}
+    item = ledger.get(*keys.campaign(campaign.id)) or {}
     return int(item.get("round", 1))
 
 
 def set_round(ledger: Ledger, campaign: Campaign, round_no: int) -> None:
-    item = ledger.get(f"CAMPAIGN#{campaign.id}", "CAMPAIGN") or campaign.item()
+    item = ledger.get(*keys.campaign(campaign.id)) or campaign.item()
     ledger.put({**item, "round": round_no})
 
 
@@ -233,8 +234,7 @@ class Progress:
                 f"{rate:.1f}/s | {int(left) // 60}:{int(left) % 60:02d} left")
 
 
-def contact_sk(contact_id: str) -> str:
-    return f"CONTACT#{contact_id}"
+contact_sk = keys.campaign_contact_sk
 
 
 class Runner:
@@ -248,7 +248,7 @@ class Runner:
         self.link_key = link_key
         #: 1 for the campaign itself, 2+ for reminders (a new link to who did not answer).
         self.round = round_no
-        self.pk = f"CAMPAIGN#{campaign.id}"
+        self.pk = keys.campaign_pk(campaign.id)
         self.run_id = uuid.uuid4().hex
         self._field_registered = False
 
@@ -311,7 +311,7 @@ class Runner:
         after its link was written (and that link withdrawn); the new address gets its
         own link, whatever this round did before.
         """
-        lock = f"LOCK#{contact.id}"
+        lock = keys.campaign_contact_lock(self.campaign.id, contact.id)[1]
         if not self.ledger.lease(self.pk, lock, self.run_id, 300):
             return "busy", ""
         try:
@@ -336,13 +336,13 @@ class Runner:
         if existing and existing.get("status") == "minted" and done_round == self.round \
                 and existing.get("subject") == subject:
             return self._deliver(contact, existing)  # the same person's link, not yet delivered
-        if self.ledger.get(subject_pk(subject), "TOMBSTONE"):
+        if self.ledger.get(*keys.tombstone(subject)):
             return self._skip(contact, "suppressed")
         if (self.ledger.current(subject)[0] or {}).get("complained_at"):
             return self._skip(contact, "complained")  # marked our mail as spam: never again
-        owner = {"pk": self.pk, "sk": f"SUBJECT#{subject}", "contact_id": contact.id}
+        owner = {**keys.item(keys.campaign_subject(self.campaign.id, subject)), "contact_id": contact.id}
         if not self.ledger.put(owner, only_new=True):
-            first = self.ledger.get(self.pk, f"SUBJECT#{subject}") or {}
+            first = self.ledger.get(*keys.campaign_subject(self.campaign.id, subject)) or {}
             if first.get("contact_id") != contact.id:
                 return self._skip(contact, "duplicate_address", subject)
         return self._mint(contact, address, subject)
@@ -377,7 +377,7 @@ class Runner:
                 contact, status, subject, at, link_id=request.confirm.issued.link_id,
                 mail_id=request.order.mail_id if request.order else None))
             state["item"] = plan.puts[-1]
-            plan.absent.append((subject_pk(subject), "TOMBSTONE"))  # erased meanwhile: never
+            plan.absent.append(keys.tombstone(subject))  # erased meanwhile: never
             return plan
 
         try:
@@ -429,7 +429,7 @@ class Runner:
         """List the field among the campaign link fields (what erasure and a change of
         address clear), once per runner."""
         if self.link_key and not self._field_registered:
-            self.ledger.put({"pk": LINK_FIELDS_PK, "sk": f"FIELD#{self.link_key}",
+            self.ledger.put({**keys.item(keys.link_field(self.link_key)),
                              "key": self.link_key, "field": self.campaign.link_field,
                              "campaign_id": self.campaign.id, "at": now_iso()})
             self._field_registered = True
@@ -473,13 +473,13 @@ def _cell(value: str) -> str:
 
 
 def contact_items(ledger: Ledger, campaign_id: str) -> Iterable[dict[str, Any]]:
-    return ledger.query(f"CAMPAIGN#{campaign_id}", "CONTACT#")
+    return ledger.query(keys.campaign_pk(campaign_id), keys.CAMPAIGN_CONTACT_PREFIX)
 
 
 def link_field_keys(ledger: Ledger) -> dict[str, str]:
     """``customFields`` key -> display name of every field a campaign wrote links into."""
     return {item["key"]: item.get("field") or item["key"]
-            for item in ledger.query(LINK_FIELDS_PK, "FIELD#")}
+            for item in ledger.query(LINK_FIELDS_PK, keys.LINK_FIELD_PREFIX)}
 
 
 def link_in(value: Any, settings: Settings) -> links.Link | None:
@@ -539,7 +539,7 @@ def _bounced(ledger: Ledger, item: dict[str, Any]) -> bool:
     """SES said the mail bounced, or we gave up sending it."""
     if item.get("bounced_at"):
         return True
-    mail = ledger.get(f"MAIL#{item['mail_id']}", "MAIL") if item.get("mail_id") else None
+    mail = ledger.get(*keys.mail(item["mail_id"])) if item.get("mail_id") else None
     return bool(mail and mail.get("status") == "failed")
 
 

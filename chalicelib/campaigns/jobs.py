@@ -24,8 +24,9 @@ from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.store import keys
 
-INDEX_PK = "CAMPAIGNS"
+INDEX_PK = keys.CAMPAIGN_INDEX
 RUNNING, PAUSED, FINISHED, ATTENTION = "running", "paused", "finished", "needs_attention"
 #: A pass holds its campaign this long at most (longer than any Lambda runs).
 _LEASE_SECONDS = 960
@@ -67,7 +68,7 @@ def index_entry(ledger: Ledger, campaign_id: str) -> dict[str, Any] | None:
 
 
 def _sk(campaign_id: str) -> str:
-    return f"CAMPAIGN#{campaign_id}"
+    return keys.campaign_listed(campaign_id)[1]
 
 
 def public_entry(ledger: Ledger, campaign_id: str) -> dict[str, Any] | None:
@@ -77,7 +78,7 @@ def public_entry(ledger: Ledger, campaign_id: str) -> dict[str, Any] | None:
 
 def listing(ledger: Ledger) -> list[dict[str, Any]]:
     """Every campaign with its run state and last pass (one partition, no scan)."""
-    return [_public(item) for item in ledger.query(INDEX_PK, "CAMPAIGN#")]
+    return [_public(item) for item in ledger.query(INDEX_PK, keys.CAMPAIGN_PREFIX)]
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:
@@ -137,16 +138,16 @@ def work(ledger: Ledger, tools: Tools, budget_seconds: float,
     """
     deadline = time.monotonic() + budget_seconds
     results: list[dict[str, Any]] = []
-    for entry in ledger.query(INDEX_PK, "CAMPAIGN#"):
+    for entry in ledger.query(INDEX_PK, keys.CAMPAIGN_PREFIX):
         if entry.get("state") != RUNNING or (results and time.monotonic() >= deadline):
             continue
         owner = uuid.uuid4().hex
-        if not ledger.lease(f"CAMPAIGN#{entry['campaign_id']}", "RUNLOCK", owner, _LEASE_SECONDS):
+        if not ledger.lease(*keys.campaign_run_lock(entry["campaign_id"]), owner, _LEASE_SECONDS):
             continue  # another pass is on it
         try:
             results.append(_pass(ledger, tools, entry, deadline, concurrency))
         finally:
-            ledger.release(f"CAMPAIGN#{entry['campaign_id']}", "RUNLOCK", owner)
+            ledger.release(*keys.campaign_run_lock(entry["campaign_id"]), owner)
     return results
 
 

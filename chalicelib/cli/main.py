@@ -38,7 +38,6 @@ from chalicelib.act import sync
 from chalicelib.web import webhooks_out
 from chalicelib.core.clock import iso, parse_instant
 from chalicelib.core.errors import OptinProofError
-from chalicelib.store.ledger import Ledger
 from chalicelib.core.services import (
     dynamodb_client, get_act_client, get_catalogue, get_ledger, get_postman, get_pusher,
     get_reconciler,
@@ -47,6 +46,7 @@ from chalicelib.consent.catalogue import load_catalogue
 from chalicelib.core.settings import catalogue_path, get_settings, parse_duration
 from chalicelib.mail.transports import get_transport
 from chalicelib.consent.subjects import normalise_email, subject_key
+from chalicelib.store import keys
 
 LINK_ROUTES = {"confirm": "c", "withdraw": "u", "preferences": "p", "rights": "r"}
 
@@ -606,7 +606,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     ledger, subject = get_ledger(settings), _subject_arg(args)
     profile, states = ledger.current(subject)
     held = profile is not None or states or erasure.tombstone(ledger, subject) \
-        or ledger.get(f"SUBJ#{subject}", "CHAIN")
+        or ledger.get(*keys.chain(subject))
     if not held:
         print(f"nothing is held about {args.email or subject}", file=sys.stderr)
         return 1
@@ -632,7 +632,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_evidence(args: argparse.Namespace) -> int:
     settings = get_settings()
     ledger, subject = get_ledger(settings), _subject_arg(args)
-    if not ledger.get(f"SUBJ#{subject}", "CHAIN") and ledger.current(subject) == (None, {}):
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         print(f"nothing is held about {args.email or subject}", file=sys.stderr)
         return 1
     catalogue = get_catalogue(settings)

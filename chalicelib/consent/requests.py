@@ -26,7 +26,8 @@ from chalicelib.core.errors import (
     BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked, OutcomeUnknown,
     StoreUnavailable,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store import keys
 from chalicelib.core.logs import log
 from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
 from chalicelib.proof.chain import new_event_id
@@ -326,7 +327,7 @@ class Signups:
         channel = f"form:{form.id}"
         at = now_iso()
         outcome: dict[str, Any] = {}
-        erased = (self.ledger.get(subject_pk(subject), "TOMBSTONE") or {}).get("erased_at")
+        erased = (self.ledger.get(*keys.tombstone(subject)) or {}).get("erased_at")
 
         def build(snap: Snapshot) -> Plan:
             accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}

@@ -18,7 +18,8 @@ from chalicelib.core.errors import (
     BadInput, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, LinkWithdrawn,
     NoChoice, OptinProofError, RequiredItemMissing, TextChanged,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, purpose_sk, subject_pk, sync_shard
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store import keys
 from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
@@ -97,7 +98,7 @@ def draft_link(settings: Settings, subject: str, kind: str, purposes: list[str],
         "link_expires_at": iso(expires), **extra,
     }, ctx.personal())
     record = {
-        "pk": f"LINK#{link_id}", "sk": "LINK", "link_id": link_id, "kind": kind,
+        **keys.item(keys.link(link_id)), "link_id": link_id, "kind": kind,
         "subject": subject, "purposes": purposes, "channel": channel,
         "issued_at": at, "link_expires_at": iso(expires),
         "expires_at": int((expires + _LINK_RECORD_GRACE).timestamp()),
@@ -125,8 +126,7 @@ def supersede(snap: Snapshot, new: LinkDraft, at: str) -> tuple[list[str], dict[
             kept[link_id] = info
     kept[new.issued.link_id] = {"purposes": new.purposes, "expires": new.issued.expires_at}
     grace = int((utcnow() + _LINK_RECORD_GRACE).timestamp())
-    updates = [(f"LINK#{link_id}", "LINK",
-                {"superseded_by": new.issued.link_id, "superseded_at": at}, grace)
+    updates = [(*keys.link(link_id), {"superseded_by": new.issued.link_id, "superseded_at": at}, grace)
                for link_id in replaced]
     return replaced, kept, updates
 
@@ -217,7 +217,7 @@ def withdraw_link(ledger: Ledger, link: links.Link, reason: str, extra: dict[str
         plan = Plan(events=[Draft({"event_id": new_event_id(), "kind": "link_withdrawn",
                                    "at": at, "link_id": link.link_id, "reason": reason,
                                    "channel": record.get("channel"), **extra})],
-                    updates=[(f"LINK#{link.link_id}", "LINK",
+                    updates=[(*keys.link(link.link_id),
                               {"withdrawn_at": at, "withdrawn_reason": reason}, grace)],
                     puts=list(also or ()))
         live = (snap.profile or {}).get("live_links") or {}
@@ -236,7 +236,7 @@ def note_opened(ledger: Ledger, record: dict[str, Any]) -> None:
     if record.get("opened_at") or not stats.opened(record.get("channel")):
         return
     try:
-        if ledger.set_once(f"LINK#{record['link_id']}", "LINK", "opened_at", now_iso()):
+        if ledger.set_once(*keys.link(record["link_id"]), "opened_at", now_iso()):
             ledger.add_counters(stats.opened(record.get("channel")))
     except OptinProofError:  # a count, never a reason to refuse the page
         return
@@ -359,7 +359,7 @@ def _plan_changes(snap: Snapshot, catalogue: Catalogue, origin: Origin, purposes
     """One event and one new state per purpose ``change`` says changed."""
     plan, at, seq = Plan(), now_iso(), snap.seq
     if origin.link_id:  # the link must still be on record when the decision is written
-        plan.checks.append((f"LINK#{origin.link_id}", "LINK"))
+        plan.checks.append(keys.link(origin.link_id))
     if origin.note:
         seq += 1
         plan.events.append(Draft({"event_id": new_event_id(), "at": at,
@@ -380,11 +380,11 @@ def _plan_changes(snap: Snapshot, catalogue: Catalogue, origin: Origin, purposes
             "method": changed.get("method"),
         }, ctx.personal()))
         plan.puts.append({
-            "pk": subject_pk(snap.subject), "sk": purpose_sk(purpose), **common,
+            **keys.item(keys.purpose(snap.subject, purpose)), **common,
             "subject": snap.subject, "state": state, "decided_at": at,
             "event_id": event_id, "event_seq": seq,
             "sync_status": "pending", "sync_attempts": 0,
-            "sync_shard": sync_shard(snap.subject), "sync_due": at,
+            "sync_shard": keys.sync_shard(snap.subject), "sync_due": at,
         })
     if plan.events:  # a person who decided keeps their profile: no more expiry
         plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)

@@ -24,6 +24,8 @@ import random
 from collections import defaultdict
 from typing import Any, Iterable
 
+from chalicelib.store import keys
+
 SHARDS = 8
 STATES = ("accepted", "refused", "withdrawn")
 #: Profile fields the counters rely on (lists that only grow until an erasure).
@@ -33,14 +35,6 @@ Delta = dict[tuple[str, str], dict[str, int]]
 
 def _shard() -> str:
     return f"S{random.randrange(SHARDS)}"
-
-
-def _channel_scope(channel: str | None) -> str | None:
-    """``campaign:x`` → ``CAMPAIGN#x``; ``form:x`` → ``FORM#x``; others are not tracked."""
-    if not channel or ":" not in channel:
-        return None
-    kind, _, name = channel.partition(":")
-    return {"campaign": f"CAMPAIGN#{name}", "form": f"FORM#{name}"}.get(kind)
 
 
 def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
@@ -68,11 +62,11 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
         return True
 
     def purpose(purpose_id: str, name: str, delta: int = 1) -> None:
-        out[("STATS#PURPOSES", shard)][f"{purpose_id}.{name}"] += delta
+        out[(keys.STATS_PURPOSES, shard)][f"{purpose_id}.{name}"] += delta
 
     for event in sealed:
         kind, purpose_id = event.get("kind"), event.get("purpose")
-        scope = _channel_scope(event.get("channel"))
+        scope = keys.stats_scope(event.get("channel"))
         asked_now = [purpose_id] if kind == "requested" and purpose_id else (
             list(event.get("purposes") or ()) if kind == "link_issued"
             and event.get("link_kind") == "confirm" else [])
@@ -89,31 +83,31 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
                 purpose(purpose_id, "pending", -1)
             purpose(purpose_id, kind)
             decided.add(purpose_id)
-            out[(f"STATS#DAYS#{event['at'][:7]}", f"{event['at'][:10]}#{shard}")][
+            out[(keys.stats_days(event["at"][:7]), f"{event['at'][:10]}#{shard}")][
                 f"{purpose_id}.{kind}"] += 1
             if scope:
-                out[(f"STATS#{scope}", shard)][kind] += 1
+                out[(keys.stats(scope), shard)][kind] += 1
                 if once("answered_in", scope):
-                    out[(f"STATS#{scope}", shard)]["answered"] += 1
+                    out[(keys.stats(scope), shard)]["answered"] += 1
                 if kind == "accepted" and once("accepted_in", scope):
-                    out[(f"STATS#{scope}", shard)]["confirmed"] += 1
+                    out[(keys.stats(scope), shard)]["confirmed"] += 1
         elif kind in ("link_written", "link_exported") and scope:
-            out[(f"STATS#{scope}", shard)]["sent"] += 1
-        elif kind == "mail_sent" and scope and scope.startswith("CAMPAIGN#") \
+            out[(keys.stats(scope), shard)]["sent"] += 1
+        elif kind == "mail_sent" and scope and scope.startswith(keys.CAMPAIGN_PREFIX) \
                 and event.get("mail_kind") == "confirm":
-            out[(f"STATS#{scope}", shard)]["sent"] += 1
+            out[(keys.stats(scope), shard)]["sent"] += 1
         elif kind == "erased":
             for p, state in states.items():
                 if state.get("state") in STATES:
                     purpose(p, state["state"], -1)
             for p in (known["asked"] | set(new["asked"])) - decided:
                 purpose(p, "pending", -1)
-            out[("STATS#ERASURES", shard)]["erased"] += 1
+            out[(keys.STATS_ERASURES, shard)]["erased"] += 1
             known = {name: set() for name in REMEMBERED}
             new = {name: [] for name in REMEMBERED}
             decided = set()
     for form_id in signup_forms:
-        out[(f"STATS#FORM#{form_id}", shard)]["signups"] += 1
+        out[(keys.stats_form(form_id), shard)]["signups"] += 1
     counters = {key: dict(values) for key, values in out.items() if any(values.values())}
     return counters, {name: values for name, values in new.items() if values}
 
@@ -124,19 +118,19 @@ def expired(profile_image: dict[str, Any]) -> Delta:
     for purpose in profile_image.get("asked") or ():
         fields[f"{purpose}.pending"] = -1
         fields[f"{purpose}.expired"] = 1
-    return {("STATS#PURPOSES", _shard()): fields} if fields else {}
+    return {(keys.STATS_PURPOSES, _shard()): fields} if fields else {}
 
 
 def synced(channel: str | None) -> Delta:
     """A decision of a campaign reached Act!."""
-    scope = _channel_scope(channel)
-    return {(f"STATS#{scope}", _shard()): {"synced": 1}} if scope else {}
+    scope = keys.stats_scope(channel)
+    return {(keys.stats(scope), _shard()): {"synced": 1}} if scope else {}
 
 
 def opened(channel: str | None) -> Delta:
     """A campaign or form link's page opened for the first time."""
-    scope = _channel_scope(channel)
-    return {(f"STATS#{scope}", _shard()): {"opened": 1}} if scope else {}
+    scope = keys.stats_scope(channel)
+    return {(keys.stats(scope), _shard()): {"opened": 1}} if scope else {}
 
 
 def per_purpose(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -15,6 +15,7 @@ from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Limit
 from chalicelib.consent.subjects import subject_key
+from chalicelib.store import keys
 
 _ATTEMPTS = 12
 
@@ -37,15 +38,15 @@ class Throttle:
         ``taken`` collects what was counted, so a request that then fails to record
         anything can give its hits back (:meth:`refund`).
         """
-        pk = f"RATE#{scope}#{key}"
+        pk, sk = keys.rate(scope, key)
         for attempt in range(_ATTEMPTS):
             at = _millis(now)
-            item = self.ledger.get(pk, "RATE") or {}
+            item = self.ledger.get(pk, sk) or {}
             hits = [h for h in item.get("hits", []) if h > at - limit.seconds * 1000]
             if len(hits) >= limit.count:
                 return False
             written = self.ledger.put_versioned({
-                "pk": pk, "sk": "RATE", "scope": scope, "hits": [*hits, at],
+                "pk": pk, "sk": sk, "scope": scope, "hits": [*hits, at],
                 "expires_at": at // 1000 + limit.seconds + 60,
             }, int(item.get("version", 0)))
             if written:
@@ -59,10 +60,9 @@ class Throttle:
     def refund(self, taken: list[tuple[str, str, int]]) -> None:
         """Give back hits of a request that recorded nothing (best effort)."""
         for scope, key, at in taken:
-            pk = f"RATE#{scope}#{key}"
             for _ in range(_ATTEMPTS):
                 try:
-                    item = self.ledger.get(pk, "RATE")
+                    item = self.ledger.get(*keys.rate(scope, key))
                     if not item or at not in item.get("hits", []):
                         break
                     hits = [h for h in item["hits"] if h != at]
@@ -76,7 +76,7 @@ class Throttle:
     def remaining(self, scope: str, key: str, limit: Limit, now: float | None = None) -> int:
         """How many hits are left in the current window (for status output and tests)."""
         at = _millis(now)
-        item = self.ledger.get(f"RATE#{scope}#{key}", "RATE") or {}
+        item = self.ledger.get(*keys.rate(scope, key)) or {}
         recent = [h for h in item.get("hits", []) if h > at - limit.seconds * 1000]
         return max(0, limit.count - len(recent))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.consent.stats import deltas
 from chalicelib.store.ledger import Ledger
 from chalicelib.consent.catalogue import Catalogue, load_catalogue
 from chalicelib.core.settings import Settings, get_settings
@@ -70,7 +71,7 @@ def dynamodb_client(settings: Settings | None = None) -> Any:
 def get_ledger(settings: Settings | None = None) -> Ledger:
     """The ledger on the configured table."""
     settings = settings or get_settings()
-    return Ledger(dynamodb_client(settings), settings.consent_table)
+    return Ledger(dynamodb_client(settings), settings.consent_table, tally=deltas)
 
 
 def get_catalogue(settings: Settings | None = None) -> Catalogue:

@@ -28,6 +28,7 @@ from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.consent.subjects import normalise_email, subject_key
+from chalicelib.store import keys
 
 _REMEMBERED = 20  # SNS message ids kept per person against redelivery
 
@@ -123,7 +124,7 @@ def _campaign_of(ledger: Ledger, subject: str, ses_message_id: str | None) -> st
     """The channel of the mail SES answers about (``campaign:<id>``, ``form:<id>``…)."""
     if not ses_message_id:
         return None
-    for event in ledger.query(f"SUBJ#{subject}", "EVENT#", forward=False):
+    for event in ledger.query(keys.subject_pk(subject), keys.EVENT_PREFIX, forward=False):
         if event.get("kind") == "mail_sent" and event.get("provider_message_id") == ses_message_id:
             return event.get("channel")
     return None
@@ -148,13 +149,13 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
         seen = list(profile.get("ses_seen") or [])
         # SES's feedback id names the bounce or complaint itself: the same notice
         # published through two topics (two SNS ids) is still one notice.
-        keys = [sns_message_id] + ([f"fb:{notice.detail['feedback_id']}"]
-                                   if notice.detail.get("feedback_id") else [])
-        if any(key in seen for key in keys):
+        ids = [sns_message_id] + ([f"fb:{notice.detail['feedback_id']}"]
+                                  if notice.detail.get("feedback_id") else [])
+        if any(key in seen for key in ids):
             outcome["value"] = "duplicate"
             return Plan()
         at = now_iso()
-        remember = {"ses_seen": [*seen, *keys][-_REMEMBERED:], "updated_at": at}
+        remember = {"ses_seen": [*seen, *ids][-_REMEMBERED:], "updated_at": at}
         if notice.kind == "bounce":
             plan = Plan(events=[Draft({"event_id": new_event_id(), "at": at, "channel": "ses",
                                        **note})])
@@ -177,8 +178,8 @@ def _campaign_marks(ledger: Ledger, subject: str, channel: str | None, kind: str
     """Mark the campaign's contact as bounced, so the campaign report counts it."""
     if not channel or not channel.startswith("campaign:"):
         return []
-    pk = f"CAMPAIGN#{channel.removeprefix('campaign:')}"
-    owner = ledger.get(pk, f"SUBJECT#{subject}")
-    item = ledger.get(pk, f"CONTACT#{owner['contact_id']}") if owner and owner.get(
-        "contact_id") else None
+    campaign_id = channel.removeprefix("campaign:")
+    owner = ledger.get(*keys.campaign_subject(campaign_id, subject))
+    item = ledger.get(*keys.campaign_contact(campaign_id, owner["contact_id"])) \
+        if owner and owner.get("contact_id") else None
     return [{**item, f"{kind}_at": at}] if item else []

@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from chalicelib.consent import links
 from chalicelib.mail import compose
@@ -33,8 +33,9 @@ from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.mail.transports import Transport
+from chalicelib.store import keys
 
-OUTBOX_SHARD = "MAIL#OUTBOX"
+OUTBOX_SHARD = keys.OUTBOX_SHARD
 #: Wait after the 1st, 2nd, ... failed round (the last value repeats).
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
 #: Quick tries within one round (the request path must answer fast).
@@ -48,10 +49,6 @@ _ADDRESS = re.compile(r"[^\s@<>()\[\]:;,\"']+@[^\s@<>()\[\]:;,\"']+")
 def redact(text: str) -> str:
     """Text with every e-mail address replaced: errors go into events, which are forever."""
     return _ADDRESS.sub("<address>", text)
-
-
-def mail_pk(mail_id: str) -> str:
-    return f"MAIL#{mail_id}"
 
 
 def new_mail_id() -> str:
@@ -77,7 +74,7 @@ class MailOrder:
 def outbox_item(order: MailOrder, at: str, expires: int) -> dict[str, Any]:
     """The item a request writes beside its events; due at once."""
     return {
-        "pk": mail_pk(order.mail_id), "sk": "MAIL", "mail_id": order.mail_id,
+        **keys.item(keys.mail(order.mail_id)), "mail_id": order.mail_id,
         "subject": order.subject, "mail_kind": order.mail_kind, "locale": order.locale,
         "purposes": list(order.purposes), "withdraw_link_id": order.withdraw_link_id,
         "confirm_link_id": order.confirm_link_id, "channel": order.channel,
@@ -140,10 +137,10 @@ class Postman:
     def deliver(self, mail_id: str) -> Delivery:
         """One delivery round for one outbox item, if nobody else is on it."""
         owner = secrets.token_hex(8)
-        pk = mail_pk(mail_id)
-        if not self.ledger.claim(pk, "MAIL", owner, _CLAIM_SECONDS):
+        key = keys.mail(mail_id)
+        if not self.ledger.claim(*key, owner, _CLAIM_SECONDS):
             return Delivery(mail_id, "skipped", "sent already, or another worker has it")
-        item = self.ledger.get(pk, "MAIL")
+        item = self.ledger.get(*key)
         if item is None:
             return Delivery(mail_id, "skipped", "sent already")
         order = _order(item)
@@ -173,7 +170,7 @@ class Postman:
         except (KeyError, ValueError) as exc:  # e.g. a purpose retired since the request
             return self._failed(order, item, attempts, MailPermanentFailure(
                 f"The mail cannot be composed any more ({type(exc).__name__}: {exc})."))
-        self.ledger.put_content("MAILTPL", composed.template.sha256,
+        self.ledger.put_content(keys.MAIL_TEMPLATE, composed.template.sha256,
                                 compose.template_record(composed.template))
         try:
             provider_id = self._send(composed)
@@ -215,7 +212,7 @@ class Postman:
                 "link_ids": [i for i in (order.confirm_link_id, order.withdraw_link_id,
                                          order.rights_link_id) if i],
                 "channel": order.channel, "attempts": attempts, "receipt_id": receipt_id,
-            })], deletes=[(mail_pk(order.mail_id), "MAIL")])
+            })], deletes=[keys.mail(order.mail_id)])
 
         self.ledger.commit(order.subject, build)
 
@@ -250,7 +247,7 @@ class Postman:
 
     def _drop(self, order: MailOrder, why: str) -> None:
         self.ledger.commit(order.subject, lambda snap: Plan(
-            deletes=[(mail_pk(order.mail_id), "MAIL")]))
+            deletes=[keys.mail(order.mail_id)]))
         log("mail_dropped", subject=order.subject, mail_id=order.mail_id, reason=why)
 
 
@@ -272,24 +269,13 @@ def queue_receipt(ledger: Ledger, settings: Settings, subject: str, locale: str,
         return Plan(puts=[outbox_item(order, at, int(time.time()) + 30 * 86400)])
 
     _, _ = ledger.commit(subject, build)
-    return mail_id if ledger.get(mail_pk(mail_id), "MAIL") else None
-
-
-def stream_mail_ids(images: Iterable[dict[str, Any] | None]) -> list[str]:
-    """Outbox items a stream batch just queued for their first try (low-level NewImage)."""
-    found = []
-    for image in images:
-        image = image or {}
-        if image.get("sk", {}).get("S") == "MAIL" and image.get("status", {}).get("S") == "queued" \
-                and image.get("attempts", {}).get("N") == "0":
-            found.append(image["mail_id"]["S"])
-    return list(dict.fromkeys(found))
+    return mail_id if ledger.get(*keys.mail(mail_id)) else None
 
 
 def due_mail_ids(ledger: Ledger, include_later: bool = False) -> Iterator[str]:
     """Outbox items due now (or all queued ones), oldest first, without a scan."""
     for pk, _ in ledger.sync_keys([OUTBOX_SHARD], None if include_later else now_iso()):
-        yield pk.removeprefix("MAIL#")
+        yield keys.mail_of(pk)
 
 
 def sweep(postman: Postman, limit: int = 200, include_later: bool = False) -> list[Delivery]:
@@ -305,7 +291,7 @@ def sweep(postman: Postman, limit: int = 200, include_later: bool = False) -> li
 def outbox_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Queued and failed mails, for ``cli mail status`` (a scan: an operator's command)."""
     rows = []
-    for item in ledger.scan_items("MAIL#", "MAIL"):
+    for item in ledger.scan_items(keys.MAIL_PREFIX, keys.MAIL):
         rows.append({key: item.get(key) for key in (
             "mail_id", "subject", "mail_kind", "status", "attempts", "queued_at",
             "sync_due", "last_error")})

@@ -14,7 +14,8 @@ import hashlib
 from typing import Any, Callable
 
 from chalicelib.proof import chain
-from chalicelib.store.ledger import Ledger, subject_pk
+from chalicelib.store.ledger import Ledger
+from chalicelib.store import keys
 from chalicelib.mail.compose import Template
 from chalicelib.consent.catalogue import canonical_text
 
@@ -50,7 +51,7 @@ def _stored_problem(ledger: Ledger, events: list[dict[str, Any]], field: str, ki
     """Every content-addressed item the events cite (``<kind>#<sha>``) exists and still
     hashes to its address."""
     for sha in sorted({e[field] for e in events if e.get(field)}):
-        stored = ledger.get(f"{kind}#{sha}", kind)
+        stored = ledger.get(*keys.content(kind, sha))
         if stored is None:
             return f"the {what} {sha[:12]}… cited by an event is not stored"
         actual = rehash(stored)
@@ -71,9 +72,8 @@ def _template_sha(stored: dict[str, Any]) -> str:
 
 def verify_subject(ledger: Ledger, subject: str) -> chain.ChainReport:
     """The chain, its head, the purpose states and the cited wordings of one subject."""
-    pk = subject_pk(subject)
     events = list(ledger.events(subject))
-    head = ledger.get(pk, "CHAIN")
+    head = ledger.get(*keys.chain(subject))
     if events and head is None:
         return chain.ChainReport(subject, 0, False, len(events), "chain head is missing")
     try:
@@ -84,8 +84,8 @@ def verify_subject(ledger: Ledger, subject: str) -> chain.ChainReport:
     if not report.ok:
         return report
     problem = (_state_problem(events, ledger.snapshot(subject).states)
-               or _stored_problem(ledger, events, "text_sha256", "TEXT", _wording_sha, "wording")
-               or _stored_problem(ledger, events, "template_version", "MAILTPL", _template_sha,
+               or _stored_problem(ledger, events, "text_sha256", keys.TEXT, _wording_sha, "wording")
+               or _stored_problem(ledger, events, "template_version", keys.MAIL_TEMPLATE, _template_sha,
                                   "mail template"))
     if problem:
         return chain.ChainReport(subject, report.events, False, None, problem)

@@ -19,6 +19,7 @@ from chalicelib.store.ledger import Ledger
 from chalicelib.web.render import environment, stylesheet
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.store import keys
 
 
 def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def _templates(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, A
     versions = sorted({e["template_version"] for e in events if e.get("template_version")})
     found = []
     for sha in versions:
-        item = ledger.get(f"MAILTPL#{sha}", "MAILTPL") or {}
+        item = ledger.get(*keys.content(keys.MAIL_TEMPLATE, sha)) or {}
         found.append({"sha256": sha, **{k: item.get(k) for k in
                                         ("mail_kind", "locale", "subject", "text", "html")}})
     return found
@@ -68,7 +69,7 @@ def _campaigns(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, A
                     if str(e.get("channel", "")).startswith("campaign:")})
     found = []
     for campaign_id in ids:
-        item = ledger.get(f"CAMPAIGN#{campaign_id}", "CAMPAIGN") or {"campaign_id": campaign_id}
+        item = ledger.get(*keys.campaign(campaign_id)) or {"campaign_id": campaign_id}
         found.append({k: v for k, v in item.items() if k not in ("pk", "sk")})
     return found
 

@@ -37,6 +37,7 @@ from chalicelib.core.errors import BadInput, OptinProofError
 from chalicelib.store.ledger import Ledger
 from chalicelib.consent.catalogue import Catalogue, Controller, Purpose, canonical_text
 from chalicelib.core.settings import Settings
+from chalicelib.store import keys
 
 VERSION = "KI-CR-v1.1.0"
 SCHEMA = "https://optinproof.eu/schemas/consent-receipt.v1.json"
@@ -127,7 +128,7 @@ def stored_texts(ledger: Ledger,
     """The stored wording (``TEXT#<sha>``) of every text version the states cite."""
     texts = {}
     for sha in sorted({s["text_sha256"] for s in states.values() if s.get("text_sha256")}):
-        item = ledger.get(f"TEXT#{sha}", "TEXT")
+        item = ledger.get(*keys.content(keys.TEXT, sha))
         if item is not None:
             texts[sha] = item
     return texts

@@ -31,6 +31,7 @@ from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.consent.throttle import Throttle, rate_key
+from chalicelib.store import keys
 
 EXPORT_SCHEMA = "https://optinproof.eu/schemas/subject-export.v1.json"
 EXPORT_VERSION = 1
@@ -113,7 +114,7 @@ def _texts(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]
     shas = sorted({e["text_sha256"] for e in events if e.get("text_sha256")})
     texts = []
     for sha in shas:
-        item = ledger.get(f"TEXT#{sha}", "TEXT") or {}
+        item = ledger.get(*keys.content(keys.TEXT, sha)) or {}
         texts.append({"sha256": sha, "purpose": item.get("purpose"), "locale": item.get("locale"),
                       "purpose_version": item.get("purpose_version"),
                       "title": item.get("title"), "text": item.get("text")})
@@ -174,7 +175,7 @@ def export(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: st
     locale = locale or (profile or {}).get("locale") or catalogue.default_locale
     report = audit.verify_subject(ledger, subject)
     controller = catalogue.controller
-    tombstone = ledger.get(f"SUBJ#{subject}", "TOMBSTONE")
+    tombstone = ledger.get(*keys.tombstone(subject))
     return {
         "$schema": EXPORT_SCHEMA, "export_version": EXPORT_VERSION,
         "generated_at": now_iso(),

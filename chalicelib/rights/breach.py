@@ -35,7 +35,8 @@ from chalicelib.mail import compose
 from chalicelib.core.clock import iso, now_iso, parse_iso
 from chalicelib.core.errors import BadInput, ConfigError, InvalidEmail, MailError, OptinProofError
 from chalicelib.core.i18n import translations
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, subject_pk
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store.keys import subject_pk
 from chalicelib.core.logs import log
 from chalicelib.mail.compose import N_
 from chalicelib.mail.outbox import redact
@@ -45,6 +46,7 @@ from chalicelib.consent.catalogue import Catalogue, canonical_text
 from chalicelib.core.settings import Settings
 from chalicelib.consent.subjects import normalise_email, subject_key
 from chalicelib.mail.transports import Transport
+from chalicelib.store import keys
 
 MAIL_KIND = "breach"
 DEFAULT_SUBJECT = N_("Important information about your personal data")
@@ -62,12 +64,11 @@ _NOTICE_FILE = re.compile(r"notice\.(?P<locale>[^.]+)\.txt")
 _LEASE_SECONDS = 120
 
 
-def breach_pk(breach_id: str) -> str:
-    return f"BREACH#{breach_id}"
+breach_pk = keys.breach_pk
 
 
 def person_sk(subject: str) -> str:
-    return f"SUBJ#{subject}"
+    return keys.breach_person("", subject)[1]
 
 
 def check_breach_id(breach_id: str) -> str:
@@ -306,7 +307,7 @@ def record_notice(ledger: Ledger, catalogue: Catalogue, notice: Notice,
     a correction is a new notice, under a new id.
     """
     resolved = resolve(notice, catalogue)
-    item = {"pk": breach_pk(notice.breach_id), "sk": "NOTICE", "breach_id": notice.breach_id,
+    item = {"pk": breach_pk(notice.breach_id), "sk": keys.NOTICE, "breach_id": notice.breach_id,
             "default_locale": catalogue.default_locale,
             "texts": {locale: text.record() for locale, text in resolved.items()},
             "created_at": notice.created_at or now_iso(), "operator": operator,
@@ -327,7 +328,7 @@ def record_notice(ledger: Ledger, catalogue: Catalogue, notice: Notice,
 
 
 def load_recorded(ledger: Ledger, breach_id: str) -> Recorded:
-    item = ledger.get(breach_pk(check_breach_id(breach_id)), "NOTICE")
+    item = ledger.get(*keys.breach_notice(check_breach_id(breach_id)))
     if item is None:
         raise BadInput(f"There is no notice for breach {breach_id!r} (send one with "
                        "breach notify).")
@@ -418,7 +419,7 @@ def _check_selection(catalogue: Catalogue, selection: Selection) -> None:
 def _known(ledger: Ledger, subject: str) -> bool:
     """Whether we hold anything about the subject (a profile, a chain, or a tombstone)."""
     pk = subject_pk(subject)
-    return any(ledger.get(pk, sk) for sk in ("PROFILE", "CHAIN", "TOMBSTONE"))
+    return any(ledger.get(pk, sk) for sk in (keys.PROFILE, keys.CHAIN, keys.TOMBSTONE))
 
 
 def _listed(ledger: Ledger, settings: Settings, lines: Iterable[str]) -> Selected:
@@ -477,7 +478,7 @@ def reachability(ledger: Ledger, subject: str) -> tuple[str, dict[str, Any] | No
     (a permanent bounce)."""
     profile, _ = ledger.current(subject)
     if not profile or not profile.get("email"):
-        erased = ledger.get(subject_pk(subject), "TOMBSTONE") is not None
+        erased = ledger.get(*keys.tombstone(subject)) is not None
         return ("erased" if erased else "no_address"), None
     if profile.get("undeliverable"):
         return "undeliverable", None
@@ -590,7 +591,7 @@ class Progress:
 
 
 def progress_items(ledger: Ledger, breach_id: str) -> Iterable[dict[str, Any]]:
-    return ledger.query(breach_pk(breach_id), "SUBJ#")
+    return ledger.query(breach_pk(breach_id), keys.SUBJECT_PREFIX)
 
 
 def _settled(item: dict[str, Any] | None) -> str:
@@ -619,13 +620,13 @@ class Notifier:
         """Rendered once per language and run, and kept as evidence before the first send."""
         if text.locale not in self._templates:
             template = render(self.catalogue, text)
-            self.ledger.put_content("MAILTPL", template.sha256, compose.template_record(template))
+            self.ledger.put_content(keys.MAIL_TEMPLATE, template.sha256, compose.template_record(template))
             self._templates[text.locale] = template
         return self._templates[text.locale]
 
     def reach(self, subject: str) -> tuple[str, str]:
         """One person, under a lease so two runs never mail the same person at once."""
-        lock = f"LOCK#{subject}"
+        lock = keys.breach_lock(self.recorded.breach_id, subject)[1]
         if not self.ledger.lease(self.pk, lock, self.run_id, _LEASE_SECONDS):
             return "busy", ""
         try:
@@ -799,5 +800,5 @@ def breaches(ledger: Ledger) -> list[dict[str, Any]]:
     rows = [{"breach": item["breach_id"], "recorded_at": item.get("created_at"),
              "operator": item.get("operator"), "aware_at": item.get("aware_at"),
              "locales": sorted(item.get("texts") or {})}
-            for item in ledger.scan_items("BREACH#", "NOTICE")]
+            for item in ledger.scan_items(keys.BREACH_PREFIX, keys.NOTICE)]
     return sorted(rows, key=lambda row: row.get("recorded_at") or "")

@@ -28,17 +28,19 @@ from chalicelib.campaigns import define
 from chalicelib.act.client import ActClient, ActError, ActNotFound
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import ConfigError, Contention, OptinProofError
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot, event_sk, purpose_sk, subject_pk
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store.keys import event_sk, purpose_sk, subject_pk
 from chalicelib.core.logs import log
 from chalicelib.proof.chain import PERSONAL_FIELDS, new_event_id
 from chalicelib.consent.catalogue import Catalogue
+from chalicelib.store import keys
 
 ACT_MODES = ("clear", "delete", "keep")
 _STRIPPED = (*PERSONAL_FIELDS, "personal_salt")
 #: Items one transaction may touch besides the event, chain head and tombstone.
 _BATCH = 80
 #: Tombstones whose Act! step must be tried again, in the pending-sync index.
-ACT_RETRY_SHARD = "ERASE#ACT"
+ACT_RETRY_SHARD = keys.ERASE_ACT_SHARD
 _LOCK_SECONDS = 120
 
 
@@ -72,7 +74,7 @@ def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
         for purpose, state in ledger.current(subject)[1].items():
             if state.get("sync_status") not in (None, "synced"):
                 try:
-                    push_pending(pk, f"PURPOSE#{purpose}")
+                    push_pending(pk, keys.purpose_sk(purpose))
                 except OptinProofError as exc:  # Act! down: the tombstone records the rest
                     log("erase_push_failed", level="warning", subject=subject,
                         error=type(exc).__name__)
@@ -108,7 +110,7 @@ def _take_lock(ledger: Ledger, subject: str, owner: str, wait: float = 15.0) -> 
 def _erase_locked(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
                   act_mode: str, client: ActClient | None, aem_opt_out: bool) -> Erasure:
     pk = subject_pk(subject)
-    tombstone = ledger.get(pk, "TOMBSTONE")
+    tombstone = ledger.get(pk, keys.TOMBSTONE)
     profile, states = ledger.current(subject)
     link_ids = _link_ids(ledger, subject)
     contact_ids = sorted({*((profile or {}).get("act_contact_ids") or []),
@@ -138,15 +140,15 @@ def _commit_erasure(ledger: Ledger, subject: str, requested_by: str, act_mode: s
     pk = subject_pk(subject)
 
     def build(snap: Snapshot) -> Plan:
-        tombstone = {"pk": pk, "sk": "TOMBSTONE", "subject": subject, "erased_at": at,
+        tombstone = {"pk": pk, "sk": keys.TOMBSTONE, "subject": subject, "erased_at": at,
                      "requested_by": requested_by, "act_mode": act_mode,
                      "act_contact_ids": contact_ids, "act_status": "pending" if contact_ids
                      and act_mode != "keep" else "none"}
         deletes = [(pk, purpose_sk(p)) for p in snap.states]
         if snap.profile is not None:
-            deletes.append((pk, "PROFILE"))
+            deletes.append(keys.profile(subject))
         # The dashboard's erasure log: when, and which way; nobody named.
-        logged = {"pk": f"ERASURES#{at[:7]}", "sk": f"{at}#{uuid.uuid4().hex[:8]}",
+        logged = {**keys.item(keys.erasure_log(at)),
                   "erased_at": at, "requested_by": requested_by.split(":", 1)[0],
                   "act_mode": act_mode}
         return Plan(events=[Draft({
@@ -162,8 +164,8 @@ def _revoke(ledger: Ledger, link_ids: list[str]) -> int:
     """Delete the person's link records: every old link says it is no longer valid."""
     revoked = 0
     for link_id in link_ids:
-        if ledger.get(f"LINK#{link_id}", "LINK") is not None:
-            ledger.delete(f"LINK#{link_id}", "LINK")
+        if ledger.get(*keys.link(link_id)) is not None:
+            ledger.delete(*keys.link(link_id))
             revoked += 1
     return revoked
 
@@ -232,7 +234,7 @@ def _act_one(client: ActClient, contact_id: str, act_mode: str, keys: list[str],
 
 def _note_act(ledger: Ledger, subject: str, outcome: dict[str, str]) -> None:
     """Record the Act! outcome; a failed one waits in the index for the sweep's retry."""
-    item = ledger.get(subject_pk(subject), "TOMBSTONE")
+    item = ledger.get(*keys.tombstone(subject))
     if item is None:
         return
     done = all(not v.startswith(("failed", "pending")) for v in outcome.values())
@@ -254,8 +256,8 @@ def retry_act(ledger: Ledger, catalogue: Catalogue, client: ActClient | None, ac
     for pk, _sk in ledger.sync_keys([ACT_RETRY_SHARD], due_before=now_iso()):
         if retried >= limit:
             break
-        item = ledger.get(pk, "TOMBSTONE") or {}
-        subject = pk.removeprefix("SUBJ#")
+        item = ledger.get(pk, keys.TOMBSTONE) or {}
+        subject = keys.subject_of(pk)
         _act(ledger, catalogue, subject, list(item.get("act_contact_ids") or []),
              item.get("act_mode") or act_mode, client, aem_opt_out)
         retried += 1
@@ -263,4 +265,4 @@ def retry_act(ledger: Ledger, catalogue: Catalogue, client: ActClient | None, ac
 
 
 def tombstone(ledger: Ledger, subject: str) -> dict[str, Any] | None:
-    return ledger.get(subject_pk(subject), "TOMBSTONE")
+    return ledger.get(*keys.tombstone(subject))

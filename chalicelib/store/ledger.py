@@ -23,40 +23,18 @@ from botocore.exceptions import (
 )
 
 from chalicelib.proof import chain as proof
-from chalicelib.consent import stats
+from chalicelib.store import keys
 from chalicelib.core.clock import iso, utcnow
 from chalicelib.core.errors import (
     Contention, OutcomeUnknown, RequiredItemMissing, StoreUnavailable,
 )
 from chalicelib.core.logs import log
 
-SYNC_SHARDS = 4
 PENDING_SYNC_INDEX = "pending-sync"
-#: Index partition of syncs that need a person (no Act! contact, contact deleted):
-#: visible to ``sync status``, never swept.
-SYNC_HOLD = "SYNC#HOLD"
 _MAX_ATTEMPTS = 40
 _SERIALIZER = TypeSerializer()
 _STORED_TEXTS: set[tuple[str, str, str]] = set()
 _DESERIALIZER = TypeDeserializer()
-
-
-def subject_pk(subject: str) -> str:
-    return f"SUBJ#{subject}"
-
-
-def event_sk(seq: int) -> str:
-    """Zero-padded sequence: sort order is chain order, whatever the clocks say."""
-    return f"EVENT#{seq:010d}"
-
-
-def purpose_sk(purpose_id: str) -> str:
-    return f"PURPOSE#{purpose_id}"
-
-
-def sync_shard(subject: str) -> str:
-    """Spread pending syncs over a few GSI partitions instead of one hot key."""
-    return f"SYNC#{int(subject[:8], 16) % SYNC_SHARDS}"
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +57,10 @@ def _plain(value: Any) -> Any:
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB attribute map → Python dict with ints instead of Decimals."""
     return {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+
+
+def _key(key: keys.Key) -> dict[str, Any]:
+    return to_item({"pk": key[0], "sk": key[1]})
 
 
 def _store_error(operation: str, exc: Exception) -> StoreUnavailable:
@@ -135,12 +117,20 @@ class Plan:
         return not (self.events or self.puts or self.profile or self.updates or self.deletes)
 
 
+#: What a commit also writes, derived from the events it seals: counters to add to and
+#: values to append to profile lists (``(counters, remember)``). The services layer
+#: gives the dashboard's (``consent.stats.deltas``); the ledger knows no counter.
+Tally = Callable[[dict[str, dict[str, Any]], "dict[str, Any] | None", list[dict[str, Any]]],
+                 tuple[dict[tuple[str, str], dict[str, int]], dict[str, list[Any]]]]
+
+
 class Ledger:
     """Narrow interface to the consent table; receives its client, patches nothing."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, tally: Tally | None = None) -> None:
         self.client = client
         self.table = table
+        self.tally = tally
 
     # -- reads -------------------------------------------------------------------
 
@@ -215,7 +205,7 @@ class Ledger:
         ``PROFILE`` and ``PURPOSE#...`` sort after ``EVENT#...``, so one range query
         from "P" fetches them without touching the (many) events.
         """
-        chain = self.get(subject_pk(subject), "CHAIN") or {}
+        chain = self.get(*keys.chain(subject)) or {}
         profile, states = self.current(subject)
         return Snapshot(subject, int(chain.get("seq", 0)),
                         chain.get("head_hash", proof.GENESIS_HASH), states, profile)
@@ -226,11 +216,12 @@ class Ledger:
         for item in self._paged("query", {
             "TableName": self.table, "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND sk >= :from",
-            "ExpressionAttributeValues": to_item({":pk": subject_pk(subject), ":from": "P"}),
+            "ExpressionAttributeValues": to_item({":pk": keys.subject_pk(subject),
+                                                  ":from": keys.AFTER_EVENTS}),
         }):
-            if item["sk"] == "PROFILE":
+            if item["sk"] == keys.PROFILE:
                 profile = item
-            elif item["sk"].startswith("PURPOSE#"):
+            elif item["sk"].startswith(keys.PURPOSE_PREFIX):
                 states[item["purpose"]] = item
         return profile, states
 
@@ -241,10 +232,11 @@ class Ledger:
             "TableName": self.table, "ProjectionExpression": "pk, sk",
             "FilterExpression": "begins_with(pk, :subj) AND (sk = :chain OR sk = :profile "
                                 "OR begins_with(sk, :event))",
-            "ExpressionAttributeValues": to_item({":subj": "SUBJ#", ":chain": "CHAIN",
-                                                  ":profile": "PROFILE", ":event": "EVENT#"}),
+            "ExpressionAttributeValues": to_item({
+                ":subj": keys.SUBJECT_PREFIX, ":chain": keys.CHAIN, ":profile": keys.PROFILE,
+                ":event": keys.EVENT_PREFIX}),
         }):
-            subject = item["pk"].removeprefix("SUBJ#")
+            subject = keys.subject_of(item["pk"])
             if subject not in seen:
                 seen.add(subject)
                 yield subject
@@ -259,13 +251,13 @@ class Ledger:
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""
-        for item in self.query(subject_pk(subject), "EVENT#"):
+        for item in self.query(keys.subject_pk(subject), keys.EVENT_PREFIX):
             item.pop("pk", None)
             item.pop("sk", None)
             yield item
 
     def link(self, link_id: str) -> dict[str, Any] | None:
-        return self.get(f"LINK#{link_id}", "LINK")
+        return self.get(*keys.link(link_id))
 
     def sync_keys(self, shards: list[str], due_before: str | None = None) -> Iterator[tuple[str, str]]:
         """``(pk, sk)`` of purpose states in the pending-sync index, oldest due first."""
@@ -307,7 +299,7 @@ class Ledger:
 
     def acquire_lock(self, subject: str, owner: str, seconds: int) -> bool:
         """Take the subject's sync lock if free or expired; False when someone holds it."""
-        return self.lease(subject_pk(subject), "SYNCLOCK", owner, seconds)
+        return self.lease(*keys.sync_lock(subject), owner, seconds)
 
     def lease(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
         """Take a lock item if free or expired; False when someone else holds it."""
@@ -333,14 +325,14 @@ class Ledger:
         now = utcnow()
         return self._conditional(
             "update_item", TableName=self.table,
-            Key=to_item({"pk": subject_pk(subject), "sk": "SYNCLOCK"}),
+            Key=_key(keys.sync_lock(subject)),
             UpdateExpression="SET #until = :until", ConditionExpression="#owner = :me",
             ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
             ExpressionAttributeValues=to_item({":until": iso(now + timedelta(seconds=seconds)),
                                                ":me": owner}))
 
     def release_lock(self, subject: str, owner: str) -> None:
-        self.release(subject_pk(subject), "SYNCLOCK", owner)
+        self.release(*keys.sync_lock(subject), owner)
 
     def claim(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
         """Lease an existing work item (e.g. a mail to send) so only one worker handles it."""
@@ -359,7 +351,7 @@ class Ledger:
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         self._conditional(
             "update_item", TableName=self.table,
-            Key=to_item({"pk": subject_pk(subject), "sk": "PROFILE"}),
+            Key=_key(keys.profile(subject)),
             UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
@@ -422,7 +414,7 @@ class Ledger:
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
         """Keep the exact wording of a purpose text version, for evidence. Idempotent."""
-        self.put_content("TEXT", text_sha256, data)
+        self.put_content(keys.TEXT, text_sha256, data)
 
     def put_content(self, kind: str, sha256: str, data: dict[str, Any]) -> None:
         """Keep a content-addressed item (``<kind>#<sha256>``) for evidence. Idempotent.
@@ -433,9 +425,10 @@ class Ledger:
         """
         if (self.table, kind, sha256) in _STORED_TEXTS:
             return
+        pk, sk = keys.content(kind, sha256)
         self._conditional("put_item", TableName=self.table,
                           ConditionExpression="attribute_not_exists(pk)",
-                          Item=to_item({"pk": f"{kind}#{sha256}", "sk": kind, **data}))
+                          Item=to_item({"pk": pk, "sk": sk, **data}))
         _STORED_TEXTS.add((self.table, kind, sha256))
 
     # -- the one write path --------------------------------------------------------
@@ -459,7 +452,7 @@ class Ledger:
         raise Contention("Too many simultaneous changes for this person; please try again.")
 
     def _transaction(self, snap: Snapshot, plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        pk = subject_pk(snap.subject)
+        pk = keys.subject_pk(snap.subject)
         sealed, head, seq = [], snap.head_hash, snap.seq
         for draft in plan.events:
             seq += 1
@@ -469,7 +462,7 @@ class Ledger:
             sealed.append(event)
         now = sealed[-1]["at"] if sealed else None
         chain_update: dict[str, Any] = {
-            "TableName": self.table, "Key": to_item({"pk": pk, "sk": "CHAIN"}),
+            "TableName": self.table, "Key": _key(keys.chain(snap.subject)),
             "UpdateExpression": "SET seq = :new, head_hash = :head, updated_at = :now, "
                                 "subject = :subject",
             "ExpressionAttributeValues": to_item({
@@ -490,11 +483,12 @@ class Ledger:
         for event in sealed:
             request.append({"Put": {
                 "TableName": self.table,
-                "Item": to_item({"pk": pk, "sk": event_sk(event["seq"]), **event}),
+                "Item": to_item({"pk": pk, "sk": keys.event_sk(event["seq"]), **event}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }})
-        counters, remember = stats.deltas(snap.states, snap.profile, sealed)
-        if remember and not any(d == (pk, "PROFILE") for d in plan.deletes):
+        counters, remember = self.tally(snap.states, snap.profile, sealed) if self.tally \
+            else ({}, {})
+        if remember and not any(d == keys.profile(snap.subject) for d in plan.deletes):
             profile = dict(plan.profile or {})
             for name, values in remember.items():  # e.g. a person asked twice is pending once
                 profile[name] = [*((snap.profile or {}).get(name) or []), *values]
@@ -555,7 +549,7 @@ class Ledger:
         if remove:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         return {
-            "TableName": self.table, "Key": to_item({"pk": pk, "sk": "PROFILE"}),
+            "TableName": self.table, "Key": _key((pk, keys.PROFILE)),
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
         }

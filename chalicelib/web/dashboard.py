@@ -19,8 +19,10 @@ from chalicelib.consent import stats
 from chalicelib.act import sync
 from chalicelib.core.clock import utcnow
 from chalicelib.core.errors import BadInput
-from chalicelib.store.ledger import SYNC_HOLD, Ledger
+from chalicelib.store.ledger import Ledger
+from chalicelib.store.keys import SYNC_HOLD
 from chalicelib.consent.catalogue import Catalogue
+from chalicelib.store import keys
 
 TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -71,7 +73,7 @@ def filters(params: dict[str, str], catalogue: Catalogue, ledger: Ledger) -> Fil
         raise BadInput(f"Unknown form {form!r}.")
     campaign = params.get("campaign") or None
     if campaign and jobs.index_entry(ledger, campaign) is None \
-            and ledger.get(f"CAMPAIGN#{campaign}", "CAMPAIGN") is None:
+            and ledger.get(*keys.campaign(campaign)) is None:
         raise BadInput(f"Unknown campaign {campaign!r}.")
     by = params.get("by") or "day"
     if by not in ("day", "week"):
@@ -85,7 +87,7 @@ def _counter(ledger: Ledger, pk: str, names: tuple[str, ...]) -> dict[str, int]:
 
 def purposes(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> list[dict[str, Any]]:
     names = ("accepted", "refused", "withdrawn", "pending", "expired")
-    counts = stats.per_purpose(ledger.query("STATS#PURPOSES", "S"))
+    counts = stats.per_purpose(ledger.query(keys.STATS_PURPOSES, "S"))
     rows = []
     for purpose_id, purpose in catalogue.purposes.items():
         if f.purpose and purpose_id != f.purpose:
@@ -105,7 +107,7 @@ def timeline(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str,
         day += timedelta(days=1)
     month = f.since.replace(day=1)
     while month <= f.until:  # one query per month of the range
-        for item in ledger.query_between(f"STATS#DAYS#{month.isoformat()[:7]}",
+        for item in ledger.query_between(keys.stats_days(month.isoformat()[:7]),
                                          f.since.isoformat(), f.until.isoformat() + "#~"):
             bucket = _bucket(date.fromisoformat(item["sk"][:10]), f.by)
             for purpose_id, kinds in stats.per_purpose([item]).items():
@@ -131,7 +133,7 @@ def campaigns(ledger: Ledger, f: Filters) -> list[dict[str, Any]]:
     for entry in jobs.listing(ledger):
         if f.campaign and entry["campaign_id"] != f.campaign:
             continue
-        counts = _counter(ledger, f"STATS#CAMPAIGN#{entry['campaign_id']}", names)
+        counts = _counter(ledger, keys.stats_campaign(entry["campaign_id"]), names)
         rows.append({"campaign": entry["campaign_id"], "state": entry.get("state"),
                      "sent": counts["sent"], "opened": counts["opened"],
                      "decided": counts["answered"], "accepted": counts["confirmed"],
@@ -147,7 +149,7 @@ def forms(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str, An
     for form_id in catalogue.forms:
         if f.form and form_id != f.form:
             continue
-        counts = _counter(ledger, f"STATS#FORM#{form_id}", ("signups", "answered", "confirmed"))
+        counts = _counter(ledger, keys.stats_form(form_id), ("signups", "answered", "confirmed"))
         rows.append({"form": form_id, "signups": counts["signups"],
                      "confirmed": counts["confirmed"],
                      "refused": max(0, counts["answered"] - counts["confirmed"]),
@@ -162,17 +164,17 @@ def _rate(part: int, whole: int) -> str:
 def syncs(ledger: Ledger, f: Filters, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
     """Decisions not (yet) in Act!: the oldest ``limit`` from the pending-sync index
     (keys only), read in one batch, and how many wait in all; no personal data."""
-    keys = [key for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
-            if not f.purpose or key[1] == f"PURPOSE#{f.purpose}"]
+    waiting = [key for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
+               if not f.purpose or key[1] == keys.purpose_sk(f.purpose)]
     rows = []
-    for state in ledger.get_many(keys[:limit]):
+    for state in ledger.get_many(waiting[:limit]):
         rows.append({"subject": state["subject"][:12],
                      "key": f"{state['subject']}|{state['purpose']}",
                      "purpose": state["purpose"], "state": state["state"],
                      "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
                      "attempts": state.get("sync_attempts", 0),
                      "error": state.get("sync_error", "")})
-    return rows, len(keys)
+    return rows, len(waiting)
 
 
 def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]]:
@@ -180,7 +182,7 @@ def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     month = f.until.replace(day=1)
     for _ in range(13):
-        for item in ledger.query_between(f"ERASURES#{month.isoformat()[:7]}",
+        for item in ledger.query_between(keys.erasures_month(month.isoformat()[:7]),
                                          f.since.isoformat(), f.until.isoformat() + "~"):
             rows.append({"erased_at": item["erased_at"], "requested_by": item.get("requested_by"),
                          "act_mode": item.get("act_mode")})

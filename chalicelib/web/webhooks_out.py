@@ -17,7 +17,7 @@ import hmac
 import json
 import time
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import urllib3
 
@@ -25,8 +25,9 @@ from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
+from chalicelib.store import keys
 
-QUEUE = "HOOKOUT#QUEUE"
+QUEUE = keys.HOOKOUT_SHARD
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
 MAX_ATTEMPTS = 8
 DECISIONS = ("accepted", "refused", "withdrawn")
@@ -69,7 +70,7 @@ def delivery_items(event: dict[str, Any], subscribers: tuple[str, ...]) -> list[
     if event.get("kind") not in DECISIONS or not subscribers:
         return []
     body = json.dumps(payload(event), sort_keys=True, separators=(",", ":"))
-    return [{"pk": f"HOOKOUT#{event['event_id']}", "sk": f"TO#{index}", "url": url,
+    return [{**keys.item(keys.hookout(event["event_id"], index)), "url": url,
              "body": body, "status": "pending", "attempts": 0, "created_at": event["at"],
              "sync_shard": QUEUE, "sync_due": event["at"],
              "expires_at": int(time.time()) + 90 * 86400}
@@ -126,21 +127,11 @@ class Dispatcher:
         return updated["status"]
 
 
-def stream_keys(images: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:
-    """Delivery items a stream batch just created (low-level NewImage)."""
-    keys = []
-    for image in (i or {} for i in images):
-        if image.get("pk", {}).get("S", "").startswith("HOOKOUT#") \
-                and image.get("status", {}).get("S") == "pending" \
-                and image.get("attempts", {}).get("N") == "0":
-            keys.append((image["pk"]["S"], image["sk"]["S"]))
-    return keys
-
 
 def requeue_failed(ledger: Ledger) -> int:
     """Put deliveries that gave up back in the queue (after the subscriber was fixed)."""
     count = 0
-    for item in ledger.scan_items("HOOKOUT#"):
+    for item in ledger.scan_items(keys.HOOKOUT_PREFIX):
         if item.get("status") != "failed":
             continue
         ledger.put({**item, "status": "pending", "attempts": 0, "sync_shard": QUEUE,
@@ -150,15 +141,15 @@ def requeue_failed(ledger: Ledger) -> int:
 
 
 def due_keys(ledger: Ledger, include_later: bool = False, limit: int = 200) -> list[tuple[str, str]]:
-    keys = []
+    due = []
     for key in ledger.sync_keys([QUEUE], None if include_later else now_iso()):
-        keys.append(key)
-        if len(keys) >= limit:
+        due.append(key)
+        if len(due) >= limit:
             break
-    return keys
+    return due
 
 
 def status_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Every delivery not delivered (pending or failed) with its log, for the CLI."""
-    rows = [item for item in ledger.scan_items("HOOKOUT#") if item.get("status") != "delivered"]
+    rows = [item for item in ledger.scan_items(keys.HOOKOUT_PREFIX) if item.get("status") != "delivered"]
     return sorted(rows, key=lambda r: r.get("created_at", ""))
