@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import json
 import os
 import platform
 import re
@@ -181,9 +180,8 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
 def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, str, str]]:
     from chalicelib.act import fields as actfields
     from chalicelib.campaigns import define
-    from chalicelib.consent import rules
+    from chalicelib.campaigns import runner as campaign_runner
     from chalicelib.consent import links
-    from chalicelib.act import sync
     from chalicelib.act.client import ActClient
     from chalicelib.core.services import get_catalogue, get_ledger
     from chalicelib.core.settings import get_settings
@@ -214,7 +212,7 @@ def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, st
         contacts = define.audience(act, campaign)
         sim.set_faults(latency=0.02)
         concurrency = 16
-        runner = define.Runner(ledger, settings, catalogue, act, campaign, None, key)
+        runner = campaign_runner.Runner(ledger, settings, catalogue, act, campaign, None, key)
         started = time.perf_counter()
         progress = runner.run(contacts, concurrency=concurrency)
         run_s = time.perf_counter() - started

@@ -17,6 +17,8 @@ import pytest
 from chalicelib.act import reconcile
 from chalicelib.act import dates
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
+from chalicelib.campaigns import report as campaign_report
 from chalicelib.consent import rules
 from chalicelib.rights import erasure
 from chalicelib.act import sync
@@ -38,7 +40,7 @@ def _path(url: str) -> str:
     return url.removeprefix("http://testserver")
 
 
-def _campaign_contact(act_sim: Any, prefix: str) -> tuple[str, str, define.Runner]:
+def _campaign_contact(act_sim: Any, prefix: str) -> tuple[str, str, campaign_runner.Runner]:
     [contact_id] = add_contacts(act_sim, 1, prefix=prefix)
     runner = make_runner(f"{prefix}-camp", purposes=("newsletter",))
     contact = next(c for c in define.audience(runner.client, runner.campaign)
@@ -67,7 +69,7 @@ def test_an_address_change_withdraws_the_campaign_link(act_env, act_sim, client)
     assert kinds[-2:] == ["act_address_changed", "link_withdrawn"]
     withdrawn = [e for e in get_ledger().events(old) if e["kind"] == "link_withdrawn"][0]
     assert withdrawn["act_contact_id"] == contact_id and withdrawn["field"] == LINK_FIELD
-    report = define.report(get_ledger(), runner.campaign)
+    report = campaign_report.report(get_ledger(), runner.campaign)
     assert report.skipped.get("address_changed") == 1 and report.purposes["newsletter"]["sent"] == 0
     # the new address was never asked: nothing of the old person, nothing of its own
     assert get_ledger().current(subject_key(PEPPER, "new.owner@example.eu")) == (None, {})
@@ -90,7 +92,7 @@ def test_with_ask_new_address_the_new_address_gets_its_own_link(act_env, act_sim
     assert link is not None and link.subject == subject_key(PEPPER, "fresh.owner@example.eu")
     assert client.http.get(_path(url)).status_code == 410
     assert client.http.get(_path(fresh)).status_code == 200
-    item = get_ledger().get(f"CAMPAIGN#{runner.campaign.id}", define.contact_sk(contact_id))
+    item = get_ledger().get(f"CAMPAIGN#{runner.campaign.id}", campaign_runner.contact_sk(contact_id))
     assert item["subject"] == link.subject and item["status"] == define.DONE
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from chalicelib.act import fields as actfields
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
+from chalicelib.campaigns import report as campaign_report
 from chalicelib.act.client import ActClient
 from chalicelib.core.errors import BadInput
 from chalicelib.core.services import get_catalogue, get_ledger, get_postman
@@ -27,7 +29,7 @@ LINK_FIELD = "OptinProof Link"
 
 def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "all",
                 value: str | None = None, purposes: tuple[str, ...] = ("newsletter", "events"),
-                round_no: int = 1) -> define.Runner:
+                round_no: int = 1) -> campaign_runner.Runner:
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     # The client's waits (backoff, Retry-After) are not slept here: faults stay fast.
     client = ActClient(settings.act, sleep=lambda seconds: None) if settings.act else None
@@ -37,7 +39,7 @@ def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "
     key = actfields.link_field_key(client, LINK_FIELD, create=True) \
         if delivery == "act-field" else None
     postman = get_postman() if delivery == "mail" else None
-    return define.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
+    return campaign_runner.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
 
 
 def add_contacts(act_sim: Any, count: int, prefix: str = "c") -> list[str]:
@@ -101,7 +103,7 @@ def test_the_written_link_opens_the_page_and_the_answer_is_reported(act_env, act
     fields.update({"decision.newsletter": "accept", "decision.events": "refuse"})
     client.http.post(path, body=urlencode(fields),
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    result = define.report(get_ledger(), runner.campaign)
+    result = campaign_report.report(get_ledger(), runner.campaign)
     assert result.purposes["newsletter"]["accepted"] == 1
     assert result.purposes["events"]["refused"] == 1
     others = result.purposes["newsletter"]["no_answer"]
@@ -142,7 +144,7 @@ def test_csv_delivery_and_export(act_env, act_sim):
                 if (c.email or "").startswith("csv")]
     runner.run(contacts)
     out = io.StringIO()
-    assert define.export_csv(runner, out) == 3
+    assert campaign_runner.export_csv(runner, out) == 3
     rows = out.getvalue().splitlines()
     assert rows[0] == "act_contact_id,email,first_name,link"
     assert all(re.search(r",http://testserver/c/\S+$", row) for row in rows[1:])
@@ -158,7 +160,7 @@ def test_reminder_reaches_only_who_did_not_answer(act_env, act_sim, client):
     fields = {**form_fields(page.body.decode()), "decision.newsletter": "accept"}
     client.http.post(first_link, body=urlencode(fields),
                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    silent = {i["contact_id"] for i in define.report(get_ledger(), runner.campaign).no_answer}
+    silent = {i["contact_id"] for i in campaign_report.report(get_ledger(), runner.campaign).no_answer}
     assert silent == {ids[1]}
     old_link = link_of(act_sim, ids[1])
     reminder = make_runner("remind-me", round_no=2)

@@ -13,6 +13,7 @@ import pytest
 from chalicelib.web import admin_auth
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
 from chalicelib.consent import rules
 from chalicelib.consent import links
 from chalicelib.consent import stats
@@ -117,9 +118,9 @@ def test_campaign_funnel_opened_decided_synced(dash_env, client, mail_sink, act_
                                 "csv")
     jobs.schedule(get_ledger(), campaign, "test")
     jobs.work(get_ledger(), tools(), 60)
-    runner = define.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
+    runner = campaign_runner.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
     out = io.StringIO()
-    define.export_csv(runner, out)
+    campaign_runner.export_csv(runner, out)
     urls = [row["link"].removeprefix("http://testserver") for row in
             csv.DictReader(io.StringIO(out.getvalue()))]
     client.http.get(urls[0])

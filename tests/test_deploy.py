@@ -237,6 +237,7 @@ import json, sys, time
 started = time.perf_counter()
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import app
+from chalicelib.web.blueprints import events
 imported = time.perf_counter() - started
 calls = json.loads(sys.argv[3])
 
@@ -248,7 +249,7 @@ class Context:
         return 10_000
 
 page = app.app(calls["api"], Context())
-sync = app.on_table_change(calls["stream"], Context())
+sync = events.on_table_change(calls["stream"], Context())
 print(json.dumps({"import_seconds": imported, "page": page, "sync": sync}))
 """
 

@@ -11,6 +11,7 @@ import pytest
 from chalicelib.act import fields
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
 from chalicelib.rights import erasure
 from chalicelib.consent import links
 from chalicelib.mail import bounces
@@ -85,7 +86,7 @@ def test_a_reminder_asked_during_a_pass_is_kept(client, admin_env, act_sim, monk
     body = {"id": "race-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Chile'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    original = define.Runner.run
+    original = campaign_runner.Runner.run
 
     def run(self, contacts, **kw):
         progress = original(self, contacts, **kw)
@@ -94,9 +95,9 @@ def test_a_reminder_asked_during_a_pass_is_kept(client, admin_env, act_sim, monk
                                "admin:bob", remind=True)
         return progress
 
-    monkeypatch.setattr(define.Runner, "run", run)
+    monkeypatch.setattr(campaign_runner.Runner, "run", run)
     jobs.work(get_ledger(), tools(), 60)
-    monkeypatch.setattr(define.Runner, "run", original)
+    monkeypatch.setattr(campaign_runner.Runner, "run", original)
     entry = jobs.public_entry(get_ledger(), "race-2027")
     rounds = [int(i.get("round", 1)) for i in define.contact_items(get_ledger(), "race-2027")]
     assert entry["round"] == 2 and max(rounds) == 1
@@ -109,7 +110,7 @@ def test_pause_stops_a_pass_under_way(client, admin_env, act_sim, monkeypatch):
     body = {"id": "pz-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Fiji'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    original, calls = define.Runner.reach, []
+    original, calls = campaign_runner.Runner.reach, []
 
     def reach(self, contact):
         calls.append(contact.id)
@@ -117,7 +118,7 @@ def test_pause_stops_a_pass_under_way(client, admin_env, act_sim, monkeypatch):
             jobs.pause(get_ledger(), "pz-2027", "admin:bob")
         return original(self, contact)
 
-    monkeypatch.setattr(define.Runner, "reach", reach)
+    monkeypatch.setattr(campaign_runner.Runner, "reach", reach)
     monkeypatch.setattr(jobs, "PAUSE_CHECK_SECONDS", 0.0)  # production: every 2 s
     jobs.work(get_ledger(), tools(), 60, concurrency=1)
     assert len(calls) <= 2, f"{len(calls)} contacts handled after pause"

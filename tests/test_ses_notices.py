@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from chalicelib.campaigns import define
+from chalicelib.campaigns import report as campaign_report
 from chalicelib.core import services
 from chalicelib.mail import sns
 from chalicelib.core.services import get_catalogue, get_ledger, get_postman
@@ -287,7 +288,7 @@ def test_campaign_report_counts_bounces(client, ses_env, act_sim):
     assert answer.status_code == 200
     bounced = [e for e in get_ledger().events(gil) if e["kind"] == "bounced"][0]
     assert bounced["mail_channel"] == "campaign:bounce-test"
-    result = define.report(get_ledger(), runner.campaign)
+    result = campaign_report.report(get_ledger(), runner.campaign)
     assert result.purposes["newsletter"]["bounced"] == 1
     assert result.purposes["newsletter"]["no_answer"] == 1
     assert len(result.no_answer) == 1  # the bounced one is not reminded

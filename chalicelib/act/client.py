@@ -9,6 +9,9 @@ What Act! does not give us, the client makes up for:
 - no idempotency key: a POST is never retried after it may have reached Act! (a
   timeout or a 5xx); the caller searches for its marker before posting again;
 - two collection shapes (bare array or ``{"value": [...], "Count": n}``): both read.
+
+Size: one class per remote API, field for field with Act!'s Swagger: paging,
+retries and token handling live beside the calls that need them.
 """
 from __future__ import annotations
 

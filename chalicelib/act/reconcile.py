@@ -38,7 +38,7 @@ from chalicelib.core.logs import log
 from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
-from chalicelib.consent.requests import draft_request, plan_request
+from chalicelib.consent.requests import draft_request, plan_request, remember_contact
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.store import keys
 
@@ -59,9 +59,9 @@ def authorised(header: str | None, token: str) -> bool:
     return bool(token) and hmac.compare_digest(bare.encode(), token.encode())
 
 
-def parse_delivery(body: bytes | None) -> list[dict[str, Any]]:
+def parse_delivery(raw: bytes | str | None) -> list[dict[str, Any]]:
     """The records of a delivery: a JSON array (or one object) of ``{id, created, edited}``."""
-    body = body or b""
+    body = raw.encode("utf-8") if isinstance(raw, str) else raw or b""
     if len(body) > MAX_BODY:
         raise BadInput(f"The delivery is too large (over {MAX_BODY // 1024} KB).")
     try:
@@ -153,7 +153,7 @@ class Reconciler:
         stale = [(key, link) for key, link in self._links_held(contact) if link.subject != subject]
         old = seen.get("subject") or next((link.subject for _, link in stale), None)
         moved = bool(old and old != subject)
-        if moved:
+        if old and moved:
             self._forget_contact(old, contact_id, "act_address_changed",
                                  {"new_subject": subject})
             actions.append("address_changed")
@@ -174,7 +174,7 @@ class Reconciler:
         if subject and not states:
             if self.ask_purposes and (created or (moved and self.ask_new_address)) \
                     and self.settings.mail.transport != "none" \
-                    and self._ask(contact, address, subject):
+                    and address and self._ask(contact, address, subject):
                 actions.append("asked")
         elif subject:
             actions += self._check_drift(contact, subject, states, moved)
@@ -225,7 +225,7 @@ class Reconciler:
         new address its own link (through the campaign, so it is counted and resumable)."""
         done = []
         for campaign_id in dict.fromkeys(self._campaign_of(link) for _, link in stale):
-            campaign = define.load(self.ledger, campaign_id, missing_ok=True) \
+            campaign = define.find(self.ledger, campaign_id) \
                 if campaign_id else None
             if campaign is None or campaign.delivery != "act-field":
                 continue
@@ -287,9 +287,7 @@ class Reconciler:
             request = draft_request(self.settings, subject, purposes, True, "act:created",
                                     locale, RequestContext(), at, act_contact_id=contact["id"])
             plan = plan_request(request, snap, address, contact.get("firstName"), locale, at)
-            known = list((snap.profile or {}).get("act_contact_ids") or [])
-            plan.profile["act_contact_ids"] = known if contact["id"] in known \
-                else [*known, contact["id"]]
+            remember_contact(plan, snap, contact["id"])
             return plan
 
         _, sealed = self.ledger.commit(subject, build)

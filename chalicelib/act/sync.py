@@ -13,6 +13,9 @@ the history entry is only posted if no entry already names the proof event.
 Failures are retried with backoff; after ``SYNC_MAX_ATTEMPTS`` the state is marked
 ``failed`` (an alert in the logs) and the sweep keeps retrying, slowly. A newer
 decision replaces the pending one: the older is then never pushed.
+
+Size: the push, its lock, its backoff and the field mapping are one exactly-once
+protocol; its invariants are easier to check in one module.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from chalicelib.store.ledger import Ledger
 from chalicelib.store.keys import SYNC_HOLD, sync_shard
 from chalicelib.core.logs import log
 from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.settings import Settings
+from chalicelib.core.settings import ActSettings, Settings
 from chalicelib.consent.subjects import normalise_email
 from chalicelib.store import keys
 
@@ -86,14 +89,22 @@ class Pusher:
             self._keys = actfields.resolve(self.client, self.catalogue)
         return self._keys
 
+    @property
+    def act(self) -> ActSettings:
+        """The Act! settings; a pusher exists only once Act! is configured."""
+        if self.settings.act is None:
+            raise ConfigError("Act! is not configured: set ACT_API_URL, ACT_DATABASE, "
+                              "ACT_USERNAME and ACT_PASSWORD.")
+        return self.settings.act
+
     def history_type(self) -> int:
         if self._history_type is None:
-            wanted = self.settings.act.history_type.casefold()
+            wanted = self.act.history_type.casefold()
             types = self.client.history_types()
             chosen = next((t for t in types if str(t.get("name", "")).casefold() == wanted), None)
             if chosen is None:
                 names = ", ".join(str(t.get("name")) for t in types[:20])
-                raise ConfigError(f"Act! has no history type named {self.settings.act.history_type!r} "
+                raise ConfigError(f"Act! has no history type named {self.act.history_type!r} "
                                   f"(ACT_HISTORY_TYPE); available: {names}")
             self._history_type = int(chosen["id"])
         return self._history_type
@@ -109,7 +120,7 @@ class Pusher:
         Without ``force`` a state in backoff (``sync_due`` later) is left alone.
         """
         state = self.ledger.get(pk, sk)
-        if not _needs_push(state, force):
+        if state is None or not _needs_push(state, force):
             return "skipped", ""
         subject, owner = state["subject"], uuid.uuid4().hex
         if not self.ledger.acquire_lock(subject, owner, LEASE_SECONDS):
@@ -117,7 +128,7 @@ class Pusher:
         self._lock = (subject, owner)
         try:
             state = self.ledger.get(pk, sk)
-            if not _needs_push(state, force):
+            if state is None or not _needs_push(state, force):
                 return "skipped", ""
             outcome, error, superseded = self._push_locked(pk, sk, state)
         except _LockLost:
@@ -198,7 +209,7 @@ class Pusher:
                 actcontacts.queue_hint(self.ledger, contact_id, contact.get("edited"))
         if not found and cached:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
-        if not found and self.settings.act.create_contacts:
+        if not found and self.act.create_contacts:
             self._keep_lock()
             # The name a signup form collected, so the new contact is not anonymous.
             fields = {"emailAddress": profile["email"]}
@@ -220,7 +231,7 @@ class Pusher:
         decided = state["decided_at"]
         values: dict[str, Any] = {}
         roles = {
-            "status_field": self.settings.act.status_values[state["state"]],
+            "status_field": self.act.status_values[state["state"]],
             # Act! keeps DateTime fields as its server's wall time without zone: the
             # decision's time there (ACT_TIMEZONE); the exact instant goes in the UTC field.
             "date_field": dates.to_act(decided, self.client.tz),
@@ -234,7 +245,7 @@ class Pusher:
 
     def _aem_opt_out(self, state: dict[str, Any], states: dict[str, dict[str, Any]]) -> bool | None:
         """Act!'s one e-marketing switch: on when no e-mail-marketing purpose is accepted."""
-        act = self.settings.act
+        act = self.act
         purpose = self.catalogue.purposes.get(state["purpose"])
         if not act.aem_opt_out or purpose is None or not purpose.email_marketing:
             return None

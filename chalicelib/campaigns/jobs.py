@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 from chalicelib.act import fields as actfields
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner
+from chalicelib.campaigns import report
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import BadInput, ConfigError, OptinProofError
 from chalicelib.store.ledger import Ledger
@@ -45,7 +47,7 @@ class Tools:
 
 
 def runner_for(ledger: Ledger, tools: Tools, campaign: define.Campaign, round_no: int = 1,
-               create_field: bool = False) -> define.Runner:
+               create_field: bool = False) -> runner.Runner:
     """A runner with what the campaign's delivery needs; ConfigError naming what is missing."""
     if tools.client is None and campaign.delivery == "act-field":
         raise ConfigError("Delivery act-field needs Act! (ACT_API_URL and friends).")
@@ -53,13 +55,13 @@ def runner_for(ledger: Ledger, tools: Tools, campaign: define.Campaign, round_no
         if campaign.delivery == "act-field" else None
     postman = tools.postman_factory() if campaign.delivery == "mail" and tools.postman_factory \
         else None
-    return define.Runner(ledger, tools.settings, tools.catalogue, tools.client, campaign,
+    return runner.Runner(ledger, tools.settings, tools.catalogue, tools.client, campaign,
                             postman, key, round_no)
 
 
 def silent_contacts(ledger: Ledger, campaign: define.Campaign, round_no: int) -> set[str]:
     """Contacts a reminder round addresses: reached in an earlier round, no answer yet."""
-    return {item["contact_id"] for item in define.report(ledger, campaign).no_answer
+    return {item["contact_id"] for item in report.report(ledger, campaign).no_answer
             if int(item.get("round", 1)) < round_no}
 
 
@@ -104,7 +106,7 @@ def schedule(ledger: Ledger, campaign: define.Campaign, requested_by: str,
     return _public(entry)
 
 
-def note_run(ledger: Ledger, campaign: define.Campaign, progress: define.Progress,
+def note_run(ledger: Ledger, campaign: define.Campaign, progress: runner.Progress,
              round_no: int, by: str) -> dict[str, Any]:
     """List a run made elsewhere (the CLI) with the others; a scheduled state is kept."""
     entry = index_entry(ledger, campaign.id) or {

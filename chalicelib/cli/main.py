@@ -24,6 +24,8 @@ from chalicelib.proof import audit
 from chalicelib.rights import breach
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
+from chalicelib.campaigns import report as campaign_report
 from chalicelib.consent import rules
 from chalicelib.web import embed
 from chalicelib.rights import erasure
@@ -435,12 +437,12 @@ def cmd_forms_snippet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer(verb: str) -> Callable[[define.Progress], None]:
+def _progress_printer(verb: str) -> Callable[[campaign_runner.Progress], None]:
     """A progress line on stderr: rewritten in place on a terminal, every 2 s otherwise."""
     last = [0.0]
     tty = sys.stderr.isatty()
 
-    def show(progress: define.Progress) -> None:
+    def show(progress: campaign_runner.Progress) -> None:
         now = time.monotonic()
         final = progress.processed == progress.total
         if not final and now - last[0] < (0.2 if tty else 2.0):
@@ -460,11 +462,11 @@ def _tools() -> jobs.Tools:
 
 
 def _runner(campaign: define.Campaign, round_no: int = 1,
-            create_field: bool = False) -> define.Runner:
+            create_field: bool = False) -> campaign_runner.Runner:
     return jobs.runner_for(get_ledger(), _tools(), campaign, round_no, create_field)
 
 
-def _run_campaign(runner: define.Runner, args: argparse.Namespace,
+def _run_campaign(runner: campaign_runner.Runner, args: argparse.Namespace,
                   only: set[str] | None = None) -> int:
     if runner.client is None:
         raise OptinProofError("Reading the audience needs Act! (ACT_API_URL and friends).")
@@ -479,7 +481,7 @@ def _run_campaign(runner: define.Runner, args: argparse.Namespace,
                            f"cli:{os.environ.get('USER') or 'operator'}")
     if runner.campaign.delivery == "csv" and args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as out:
-            rows = define.export_csv(runner, out)
+            rows = campaign_runner.export_csv(runner, out)
         print(f"{rows} link(s) written to {args.csv}")
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(progress.skipped.items())) or "none"
     print(f"{progress.total} contacts: {progress.delivered} {verb} now, {progress.already} "
@@ -513,7 +515,7 @@ def cmd_campaign_remind(args: argparse.Namespace) -> int:
     campaign = define.load(ledger, args.id)
     current = define.current_round(ledger, campaign)
     round_no = current + 1 if current == 1 or args.new_round else current
-    silent = [i for i in define.report(ledger, campaign).no_answer
+    silent = [i for i in campaign_report.report(ledger, campaign).no_answer
               if int(i.get("round", 1)) < round_no]
     if not silent:
         print(f"nobody left to remind in round {round_no} (everybody answered, bounced or was "
@@ -527,13 +529,13 @@ def cmd_campaign_remind(args: argparse.Namespace) -> int:
 def cmd_campaign_report(args: argparse.Namespace) -> int:
     ledger = get_ledger()
     campaign = define.load(ledger, args.id)
-    result = define.report(ledger, campaign)
+    result = campaign_report.report(ledger, campaign)
     if args.no_answer_csv:
         runner = _runner(campaign) if campaign.delivery == "act-field" and get_settings().act \
-            else define.Runner(ledger, get_settings(), get_catalogue(), None, campaign)
+            else campaign_runner.Runner(ledger, get_settings(), get_catalogue(), None, campaign)
         wanted = {i["contact_id"] for i in result.no_answer}
         with open(args.no_answer_csv, "w", newline="", encoding="utf-8") as out:
-            rows = define.export_csv(runner, out, only=lambda i: i["contact_id"] in wanted)
+            rows = campaign_runner.export_csv(runner, out, only=lambda i: i["contact_id"] in wanted)
         print(f"{rows} contact(s) without an answer written to {args.no_answer_csv}",
               file=sys.stderr)
     if args.json:
@@ -553,9 +555,9 @@ def cmd_campaign_report(args: argparse.Namespace) -> int:
 
 def cmd_campaign_export(args: argparse.Namespace) -> int:
     campaign = define.load(get_ledger(), args.id)
-    runner = define.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
+    runner = campaign_runner.Runner(get_ledger(), get_settings(), get_catalogue(), None, campaign)
     with open(args.csv, "w", newline="", encoding="utf-8") as out:
-        rows = define.export_csv(runner, out)
+        rows = campaign_runner.export_csv(runner, out)
     print(f"{rows} link(s) written to {args.csv}")
     return 0
 

@@ -78,7 +78,7 @@ class Form:
 
     def allows(self, origin: str | None) -> bool:
         """Whether ``origin`` (an Origin header value) is one of this form's websites."""
-        return bool(origin) and origin.rstrip("/").lower() in self.allowed_origins
+        return bool(origin) and (origin or "").rstrip("/").lower() in self.allowed_origins
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
                 None, f"locales: {locale!r} has no page translation (supported: "
                 f"{', '.join(SUPPORTED_LOCALES)})"))
     default = data.get("default_locale", locales[0])
-    if default not in locales:
+    if not isinstance(default, str) or default not in locales:
         raise CatalogueError(locate.where(None, f"default_locale {default!r} is not in locales"))
     return tuple(locales), default
 

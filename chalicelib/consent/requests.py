@@ -9,6 +9,9 @@ raise, lower or un-refuse anything.
 Every outcome (new, pending, already confirmed, throttled, bot) gets the same public
 answer: nobody learns from the form whether an address is known, and a bot learns
 nothing about why it was dropped. The reason is logged for operators.
+
+Size: the one way to issue a request (draft, plan, commit) and its users' entry
+points (signup, renewal) belong together, so there is a single path to reuse.
 """
 from __future__ import annotations
 
@@ -229,6 +232,12 @@ class Request:
     order: MailOrder | None
     events: list[Draft]
 
+    def asking(self) -> LinkDraft:
+        """The confirmation link of a request drafted with ``ask``."""
+        if self.confirm is None:
+            raise ValueError("This request asks nothing: it has no confirmation link.")
+        return self.confirm
+
 
 def draft_request(settings: Settings, subject: str, purposes: list[str], ask: bool, channel: str,
                   locale: str, ctx: RequestContext, at: str, **extra: Any) -> Request:
@@ -246,6 +255,15 @@ def draft_request(settings: Settings, subject: str, purposes: list[str], ask: bo
                       confirm.issued.link_id if confirm else None, channel) \
         if settings.mail.transport != "none" else None
     return Request(confirm, withdraw, order, [])
+
+
+def remember_contact(plan: Plan, snap: Snapshot, contact_id: str) -> None:
+    """The Act! contact a request reaches the person through, kept on their profile (what
+    erasure and a change of address in Act! look for)."""
+    known = list((snap.profile or {}).get("act_contact_ids") or [])
+    profile = plan.profile if plan.profile is not None else {}
+    profile["act_contact_ids"] = known if contact_id in known else [*known, contact_id]
+    plan.profile = profile
 
 
 def plan_request(request: Request, snap: Snapshot, address: str, name: str | None, locale: str,

@@ -4,6 +4,9 @@ One purpose, one decision: a decision names exactly one purpose of the link, the
 version the person was shown, and the link it came through. Refusing after accepting
 is a withdrawal. Repeating the very same decision through the same link and wording
 is not a change and records nothing (a double click); everything else is a new event.
+
+Size: decide, withdraw and "never downgrade" are one set of rules over the same
+states; split, each would re-read what the others assume.
 """
 from __future__ import annotations
 

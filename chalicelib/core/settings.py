@@ -4,6 +4,9 @@ Nothing reads ``os.environ`` at import time: Chalice applies a stage's variables
 only while it handles a request (test client) or at process start (Lambda), and tests
 swap them between cases. ``get_settings()`` caches one instance per distinct
 environment, so a warm Lambda reads and validates them once.
+
+Size: every setting with its validation and its error message, in one place, is
+the point of this module.
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ class ActSettings:
     timezone: str = "UTC"
 
 
-_STATUS_DEFAULTS = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
+_STATUS_DEFAULTS: dict[str, str] = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
 
 MAIL_TRANSPORTS = ("none", "smtp", "ses")
 MAIL_DELIVERIES = ("queued", "inline")

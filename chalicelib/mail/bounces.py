@@ -52,7 +52,7 @@ def parse(message: str) -> Notice:
     if not isinstance(data, dict):
         raise BadInput("The SNS message is not an SES notification (not an object).")
     kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
-    mail = data.get("mail") if isinstance(data.get("mail"), dict) else {}
+    mail: dict[str, Any] = data["mail"] if isinstance(data.get("mail"), dict) else {}
     ses_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else None
     if kind == "bounce":
         bounce = _object(data, "bounce")
@@ -82,9 +82,10 @@ def _addresses(body: dict[str, Any], name: str) -> tuple[str, ...]:
     if not isinstance(recipients, list) or not recipients:
         raise BadInput(f"The SES notification lists no {name}.")
     found = [r.get("emailAddress") for r in recipients if isinstance(r, dict)]
-    if not all(isinstance(a, str) and a for a in found) or not found:
+    addresses = tuple(a for a in found if isinstance(a, str) and a)
+    if not found or len(addresses) != len(found):
         raise BadInput(f"The SES notification has a recipient without emailAddress in {name}.")
-    return tuple(found)
+    return addresses
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
             outcome["value"] = "duplicate"
             return Plan()
         at = now_iso()
-        remember = {"ses_seen": [*seen, *ids][-_REMEMBERED:], "updated_at": at}
+        remember: dict[str, Any] = {"ses_seen": [*seen, *ids][-_REMEMBERED:], "updated_at": at}
         if notice.kind == "bounce":
             plan = Plan(events=[Draft({"event_id": new_event_id(), "at": at, "channel": "ses",
                                        **note})])

@@ -280,7 +280,7 @@ def due_mail_ids(ledger: Ledger, include_later: bool = False) -> Iterator[str]:
 
 def sweep(postman: Postman, limit: int = 200, include_later: bool = False) -> list[Delivery]:
     """Deliver due mails (the scheduled safety net, and ``cli mail retry``)."""
-    results = []
+    results: list[Delivery] = []
     for mail_id in due_mail_ids(postman.ledger, include_later):
         if len(results) >= limit:
             break

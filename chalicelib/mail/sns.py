@@ -175,7 +175,8 @@ def _time(tag: int, content: bytes) -> datetime:
     if tag == 0x17:
         year += 1900 if year >= 50 else 2000
     try:
-        return datetime(year, *(int(rest[i:i + 2]) for i in range(0, 10, 2)), tzinfo=timezone.utc)
+        month, day, hour, minute, second = (int(rest[i:i + 2]) for i in range(0, 10, 2))
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         raise SnsRejected("certificate: impossible validity date") from None
 

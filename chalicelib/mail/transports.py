@@ -58,7 +58,7 @@ class SmtpTransport:
             codes = [code for code, _ in exc.recipients.values()]
             raise _by_code(min(codes) if codes else 550, "recipient refused") from exc
         except smtplib.SMTPResponseException as exc:
-            raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")) from exc
+            raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise MailPermanentFailure(f"The SMTP server lacks a feature we need: {exc}") from exc
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:

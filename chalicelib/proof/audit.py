@@ -32,14 +32,14 @@ def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any
         elif event.get("purpose") and event.get("kind") in DECISIONS:
             last[event["purpose"]] = event
     for purpose, state in states.items():
-        event = last.get(purpose)
-        if event is None:
+        found = last.get(purpose)
+        if found is None:
             return f"purpose state {purpose!r} has no event behind it"
         if (state.get("event_id"), state.get("event_seq"), state.get("state")) != (
-                event.get("event_id"), event.get("seq"), event.get("kind")):
+                found.get("event_id"), found.get("seq"), found.get("kind")):
             return (f"purpose state {purpose!r} says {state.get('state')!r} (event "
-                    f"{state.get('event_seq')}) but its last event {event.get('seq')} says "
-                    f"{event.get('kind')!r}")
+                    f"{state.get('event_seq')}) but its last event {found.get('seq')} says "
+                    f"{found.get('kind')!r}")
     missing = sorted(set(last) - set(states))
     if missing:
         return f"purpose state {missing[0]!r} is missing although events record it"

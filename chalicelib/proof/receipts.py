@@ -18,6 +18,9 @@ links). The JWS header's ``kid`` names the key by a fingerprint, never the key.
 
 Receipts are built from the table by :func:`for_subject`, or from given parts by
 :func:`build` (pure: no I/O), and handed out by :func:`document`.
+
+Size: one format, built, signed (JWS) and verified here together, so the
+fields signed and the fields checked cannot drift apart.
 """
 from __future__ import annotations
 

@@ -167,7 +167,8 @@ def set_secret(ssm: Any, stage: str, name: str, value: str) -> str:
 def list_secrets(ssm: Any, stage: str) -> list[dict[str, Any]]:
     """Names and dates of the stage's secrets (never their values)."""
     path = secrets.parameter_path(stage, APP)
-    rows, kwargs = [], {"Path": path, "Recursive": False, "WithDecryption": False}
+    rows: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"Path": path, "Recursive": False, "WithDecryption": False}
     try:
         while True:
             page = ssm.get_parameters_by_path(**kwargs)

@@ -6,6 +6,9 @@ write, seals the events onto the chain and writes everything in one
 ``TransactWriteItems`` conditioned on the chain head. If another writer moved the
 head in between, the whole transaction is cancelled and rebuilt from a fresh
 snapshot, so concurrent clicks can never fork a chain or half-write a decision.
+
+Size: the commit, its snapshot read and the few query shapes it rests on stay in
+one module on purpose, so every condition a write depends on can be read in one place.
 """
 from __future__ import annotations
 

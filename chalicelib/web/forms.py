@@ -25,27 +25,35 @@ class UnsupportedType(BadInput):
 JSON_TYPE = "application/json"
 
 
+#: What Chalice hands over as ``raw_body``: bytes in Lambda, typed ``str | bytes``.
+Body = bytes | str | None
+
+
+def as_bytes(body: Body) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else body or b""
+
+
 def media_type(content_type: str | None) -> str:
     """``application/json; charset=utf-8`` → ``application/json``."""
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _checked_body(body: bytes | None, content_type: str | None, expected: str) -> bytes:
+def _checked_body(body: Body, content_type: str | None, expected: str) -> bytes:
     """The body, if it has the expected type and fits the size limit."""
     media = media_type(content_type)
     if media != expected:
         raise UnsupportedType(f"Send this as {expected}, not {media or 'an empty type'}.")
-    body = body or b""
-    if len(body) > MAX_FORM_BYTES:
+    data = as_bytes(body)
+    if len(data) > MAX_FORM_BYTES:
         raise PayloadTooLarge(f"This request is too large (over {MAX_FORM_BYTES // 1024} KB).")
-    return body
+    return data
 
 
-def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
+def parse_form(body: Body, content_type: str | None) -> dict[str, str]:
     """Decode an ``application/x-www-form-urlencoded`` body into a dict of strings."""
-    body = _checked_body(body, content_type, FORM_TYPE)
+    data = _checked_body(body, content_type, FORM_TYPE)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
                           max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadInput("This form could not be read (bad encoding or too many fields).") from exc
@@ -57,11 +65,11 @@ def parse_form(body: bytes | None, content_type: str | None) -> dict[str, str]:
     return fields
 
 
-def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
+def parse_json(body: Body, content_type: str | None) -> dict[str, Any]:
     """Decode a JSON object body (same size limit as forms); BadInput says what is wrong."""
-    body = _checked_body(body, content_type, JSON_TYPE)
+    raw = _checked_body(body, content_type, JSON_TYPE)
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except RecursionError as exc:  # "[[[[…" nested deeper than any form we read
         raise BadInput("The body is not valid JSON: nested too deeply.") from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -74,10 +82,10 @@ def parse_json(body: bytes | None, content_type: str | None) -> dict[str, Any]:
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
-def is_one_click(body: bytes | None, content_type: str | None) -> bool:
+def is_one_click(raw: Body, content_type: str | None) -> bool:
     """An RFC 8058 one-click unsubscribe POST: ``List-Unsubscribe=One-Click``, sent
     form-encoded or (as the RFC prefers) as ``multipart/form-data``."""
-    body = body or b""
+    body = as_bytes(raw)
     media = media_type(content_type)
     if media == FORM_TYPE:
         return ONE_CLICK.encode() in body.split(b"&")
@@ -88,5 +96,6 @@ def is_one_click(body: bytes | None, content_type: str | None) -> bool:
         for part in message.iter_parts() if message.is_multipart() else []:
             if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
                 # Raw bytes: a part with an odd type or charset must not raise.
-                return (part.get_payload(decode=True) or b"").strip() == b"One-Click"
+                payload = part.get_payload(decode=True)
+                return isinstance(payload, bytes) and payload.strip() == b"One-Click"
     return False

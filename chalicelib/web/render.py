@@ -15,8 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from chalicelib.core import errors
-from chalicelib.web import forms
+from chalicelib.web import errors as web_errors
 from chalicelib.core.i18n import format_moment, translations
 from chalicelib.core.settings import PACKAGE_ROOT
 
@@ -92,30 +91,5 @@ def render(template: str, locale: str, status: int = 200, frame_ancestors: str =
 
 
 #: The status code of each error a page can report; one place, first match wins.
-ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (forms.PayloadTooLarge, 413),
-    (forms.UnsupportedType, 415),
-    (errors.CrossSite, 403),
-    (errors.LinkExpired, 410),
-    (errors.LinkPurposeRetired, 410),
-    (errors.LinkRevoked, 410),
-    (errors.LinkSuperseded, 410),
-    (errors.LinkWithdrawn, 410),
-    (errors.UnknownForm, 404),
-    (errors.UnknownCampaign, 404),
-    (errors.LinkError, 400),
-    (errors.FormExpired, 400),
-    (errors.TextChanged, 409),
-    (errors.InvalidEmail, 400),
-    (errors.BadInput, 400),
-    (errors.StoreUnavailable, 503),
-    (errors.ConfigError, 500),
-)
-
-
-def error_status(exc: Exception) -> int:
-    """HTTP status for an exception raised by the domain (500 for anything unknown)."""
-    for kind, status in ERROR_STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 500
+#: Kept under its old name for the views: the table itself is :mod:`chalicelib.web.errors`.
+error_status = web_errors.status

@@ -3,6 +3,9 @@
 The web layer (app.py) parses a request, calls the domain, and hands the outcome to
 one function here; every error the domain raises is rendered by :func:`error_page`,
 so the wording and the status of each failure live in one place.
+
+Size: one function per page; keeping every page's wording beside the error
+page's keeps each status and message in one place.
 """
 from __future__ import annotations
 
@@ -177,7 +180,8 @@ def link_error_page(exc: errors.LinkError, catalogue: Catalogue, locale: str, pa
                   frame_ancestors=frame_ancestors,
                   explanation=_(explanation), advice=_(advice) if advice else "",
                   reason=exc.reason, renew_action=renew,
-                  form_token=antiforgery.issue(settings, exc.link_id) if renew else None,
+                  form_token=antiforgery.issue(settings, exc.link_id)
+                  if renew and settings and exc.link_id else None,
                   **_common(catalogue, locale))
 
 

@@ -1,0 +1,140 @@
+"""The non-HTTP entry points: the table's stream and the minute schedules.
+
+The stream is the fast path (mails out, decisions to Act!, hints reconciled,
+webhooks delivered); each sweep is the safety net for what the stream missed or
+what failed. None of them fails its batch: work left stays where a sweep finds it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice import Blueprint, Rate
+
+from chalicelib.act import reconcile
+from chalicelib.campaigns import jobs
+from chalicelib.rights import erasure
+from chalicelib.mail import outbox
+from chalicelib.consent import stats
+from chalicelib.act import sync
+from chalicelib.web import webhooks_out
+from chalicelib.core.errors import (
+    OptinProofError,
+)
+from chalicelib.core.logs import log
+from chalicelib.core.services import (
+    get_act_client, get_catalogue, get_ledger, get_postman,
+)
+from chalicelib.core.settings import get_settings
+from chalicelib.store import stream
+
+from chalicelib.web import background
+
+bp = Blueprint(__name__)
+
+
+
+CONSENT_STREAM_ARN = os.environ.get(
+    "CONSENT_TABLE_STREAM_ARN",
+    "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset")
+
+
+@bp.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
+def on_table_change(event: Any) -> dict[str, Any]:
+    """The table's stream: send new mails, push new decisions to Act!. Never fails the batch.
+
+    Mails leave here rather than inside the signup request, so a request's answer
+    neither waits for the mail nor shows whether one was sent.
+    """
+    routed = stream.route_records(event)
+    result = {"synced": 0, "failed": 0}
+    _count_expiries(routed.expired_profiles)
+    pusher = background.pusher_or_none()
+    if pusher is not None:  # decisions to Act! first: the most important work of the batch
+        report = sync.drain(pusher, routed.syncs)
+        log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
+            skipped=report.skipped)
+        result.update(synced=report.synced, failed=report.failed)
+    result["mailed"] = _send_new_mails(routed.mails)
+    reconciled = background.reconcile(routed.hints)
+    if reconciled:
+        result["reconciled"] = reconciled
+    delivered = _deliver_webhooks(routed.hookouts)
+    if delivered:
+        result["webhooks"] = delivered
+    return result
+
+
+def _count_expiries(profiles: list[dict[str, Any]]) -> None:
+    """A never-decided person's profile removed by TTL: the dashboard's "expired"."""
+    for old in profiles:
+        try:
+            get_ledger().add_counters(stats.expired(old))
+        except OptinProofError as exc:  # a count, never a reason to fail the batch
+            log("stats_not_counted", level="warning", error=type(exc).__name__)
+
+
+def _deliver_webhooks(keys: list[tuple[str, str]]) -> int:
+    """Each delivery on its own: one failing store call or subscriber stops no other."""
+    if not keys:
+        return 0
+    dispatcher, delivered = webhooks_out.Dispatcher(get_ledger(), get_settings()), 0
+    for key in keys:
+        try:
+            delivered += dispatcher.deliver(*key) == "delivered"
+        except OptinProofError as exc:  # it stays pending; the sweep tries again
+            log("webhook_deferred", level="warning", error=type(exc).__name__)
+    return delivered
+
+
+def _send_new_mails(mail_ids: list[str]) -> int:
+    if not mail_ids or get_settings().mail.transport == "none":
+        return 0
+    results = [get_postman().deliver_safely(mail_id) for mail_id in mail_ids]
+    return sum(1 for r in results if r.status == "sent")
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES))
+def mail_sweep(event: Any) -> dict[str, Any]:
+    """Send mails whose first try failed, with backoff (the outbox's safety net)."""
+    if get_settings().mail.transport == "none":
+        return {"sent": 0}
+    results = outbox.sweep(get_postman())
+    counts: dict[str, Any] = {status: sum(1 for r in results if r.status == status)
+              for status in ("sent", "retry", "failed", "skipped")}
+    if results:
+        log("mail_sweep", **counts)
+    return counts
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES))
+def webhooks_sweep(event: Any) -> dict[str, Any]:
+    """Retry outbound webhook deliveries that failed, after their backoff."""
+    return {"delivered": _deliver_webhooks(webhooks_out.due_keys(get_ledger()))}
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES))
+def campaign_sweep(event: Any) -> dict[str, Any]:
+    """Work on campaigns started through the admin API, until the Lambda's time is up."""
+    context = getattr(event, "context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    tools = jobs.Tools(get_settings(), get_catalogue(),
+                                get_act_client() if get_settings().act else None, get_postman)
+    results = jobs.work(get_ledger(), tools, max(5.0, remaining - 30))
+    return {"campaigns": len(results)}
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES))
+def sync_sweep(event: Any) -> dict[str, Any]:
+    """Push every sync that is due: missed stream records, and retries after backoff."""
+    pusher = background.pusher_or_none()
+    if pusher is None:
+        return {"synced": 0, "failed": 0}
+    background.reconcile(reconcile.Reconciler.pending_in(pusher.ledger))
+    settings = get_settings()
+    erasure.retry_act(pusher.ledger, get_catalogue(), pusher.client, settings.erasure_act,
+                      settings.act.aem_opt_out if settings.act else True)
+    report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
+    log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
+        skipped=report.skipped)
+    return {"synced": report.synced, "failed": report.failed}

@@ -1,0 +1,140 @@
+"""The data-subject rights: ask for a link, read the report, export JSON, the signed
+receipt, erasure after one explicit confirmation.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.web import antiforgery
+from chalicelib.consent import rules
+from chalicelib.web import forms
+from chalicelib.consent import links
+from chalicelib.proof import receipts
+from chalicelib.rights import access
+from chalicelib.web import views
+from chalicelib.core.errors import (
+    InvalidEmail, NoChoice,
+)
+from chalicelib.core.logs import log
+from chalicelib.web.render import Page
+from chalicelib.core.services import (
+    get_catalogue, get_ledger,
+)
+from chalicelib.core.settings import get_settings
+
+from chalicelib.web import background, guards, http
+
+bp = Blueprint(__name__)
+html_page = guards.html_page(bp)
+
+
+@bp.route("/rights", methods=["GET", "HEAD"])
+@html_page
+def rights_form() -> Page:
+    """The public page where a person asks for a link to their data."""
+    return views.rights_request_page(get_catalogue(), http.locale(bp.current_request))
+
+
+@bp.route("/rights", methods=["POST"], content_types=http.FORM_TYPES)
+@html_page
+def rights_ask() -> Page:
+    """Mail a rights link if we hold data about the address; the same answer in any case."""
+    started = time.monotonic()
+    request = bp.current_request
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
+    locale = http.locale(bp.current_request, fields.get("lang"))
+    antiforgery.check_origin(request.headers)
+    email = (fields.get("email") or "").strip()
+    try:
+        outcome = access.request_access(get_ledger(), get_settings(), get_catalogue(), email,
+                                        locale, http.request_context(bp.current_request))
+    except InvalidEmail as exc:
+        return views.rights_request_page(get_catalogue(), locale, error=views.signup_error(
+            exc, locale), email=email[:320], status=400)
+    background.deliver(outcome.mail_id)
+    http.pad(started)
+    return views.rights_request_page(get_catalogue(), locale, done=True)
+
+
+def _rights_link(token: str) -> tuple[links.Link, dict[str, Any]]:
+    return rules.open_link(get_ledger(), get_settings(), "rights", token)
+
+
+@bp.route("/r/{token}", methods=["GET", "HEAD"])
+@html_page
+def rights_report(token: str) -> Page:
+    """What we hold about the person and why: readable, printable, with its downloads."""
+    settings, catalogue = get_settings(), get_catalogue()
+    link, record = _rights_link(token)
+    locale = http.locale(bp.current_request)
+    data = access.export(get_ledger(), settings, catalogue, link.subject, locale)
+    base = f"/r/{views.quote_token(token)}"
+    return views.rights_report_page(settings, catalogue, locale, data, {
+        "export": f"{base}/export.json", "erase": f"{base}/erase",
+        "receipt": f"{base}/receipt.json" if data["purposes"] else None,
+        "preferences": access.preferences_href(get_ledger(), settings, link, record)})
+
+
+@bp.route("/r/{token}/export.json", methods=["GET"])
+@html_page
+def rights_export(token: str) -> Page:
+    """The same as a JSON file (schemas/subject-export.v1.json)."""
+    link, _ = _rights_link(token)
+    data = access.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
+    log("rights_exported", subject=link.subject, link_id=link.link_id)
+    return Page(json.dumps(data, ensure_ascii=False, indent=2), 200, {
+        "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Content-Disposition": 'attachment; filename="my-data.json"'})
+
+
+@bp.route("/r/{token}/receipt.json", methods=["GET"])
+@html_page
+def rights_receipt(token: str) -> Page:
+    """A Kantara consent receipt of the person's current consents, signed (JWS)."""
+    link, _ = _rights_link(token)
+    settings = get_settings()
+    receipt = receipts.for_subject(get_ledger(), get_catalogue(), link.subject, http.locale(bp.current_request))
+    return Page(json.dumps(receipts.document(settings, receipt), ensure_ascii=False, indent=2),
+                200, {"Content-Type": "application/json; charset=utf-8",
+                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                      "Referrer-Policy": "no-referrer",
+                      "Content-Disposition": 'attachment; filename="consent-receipt.json"'})
+
+
+@bp.route("/r/{token}/erase", methods=["GET", "HEAD"])
+@html_page
+def erase_show(token: str) -> Page:
+    """Erasure asks for one explicit confirmation (GET never erases)."""
+    link, _ = _rights_link(token)
+    quoted = views.quote_token(token)
+    return views.erase_page(get_settings(), get_catalogue(), http.locale(bp.current_request), link.link_id,
+                            f"/r/{quoted}/erase", f"/r/{quoted}", get_settings().erasure_act)
+
+
+@bp.route("/r/{token}/erase", methods=["POST"], content_types=http.FORM_TYPES)
+@html_page
+def erase_confirm(token: str) -> Page:
+    """Erase everything that identifies the person; the rights link dies with it."""
+    request = bp.current_request
+    settings, catalogue = get_settings(), get_catalogue()
+    link, _ = _rights_link(token)
+    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
+    locale, quoted = http.locale(bp.current_request, fields.get("lang")), views.quote_token(token)
+    antiforgery.check_origin(request.headers)
+    try:
+        antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
+        if fields.get("confirm") != "yes":
+            raise NoChoice(views.erase_unticked(locale))
+    except tuple(views.FORM_ERRORS) as exc:
+        return views.erase_page(settings, catalogue, locale, link.link_id, f"/r/{quoted}/erase",
+                                f"/r/{quoted}", settings.erasure_act, status=400,
+                                error=str(exc) if isinstance(exc, NoChoice)
+                                else views.form_error(exc, locale))
+    done = background.erase(link.subject, "rights_page", settings.erasure_act)
+    return views.erase_page(settings, catalogue, locale, link.link_id, "", "",
+                            settings.erasure_act, done=True, erased_at=done.erased_at)
