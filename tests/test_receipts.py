@@ -27,7 +27,7 @@ from chalicelib.consent import links
 from chalicelib.proof import chain
 from chalicelib.proof import receipts
 from chalicelib.consent.rules import RequestContext
-from chalicelib.core.errors import BadInput, LinkError
+from chalicelib.core.errors import BadInput, LinkError, ReceiptError
 from chalicelib.consent.catalogue import canonical_text, parse_catalogue
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import LINK_KINDS, get_settings
@@ -406,7 +406,7 @@ def test_an_edited_signature_is_refused(signed):
 @pytest.mark.parametrize("cut", [1, 10, 43, 60])
 def test_a_truncated_receipt_is_refused(signed, cut):
     _, jws = signed
-    with pytest.raises(receipts.ReceiptError):
+    with pytest.raises(ReceiptError):
         receipts.verify(get_settings(), jws[:-cut])
 
 
@@ -480,5 +480,5 @@ def test_a_receipt_key_is_never_a_link_key(signed):
         with pytest.raises(LinkError):
             links.verify(settings, kind, jws)
     token, _ = links.mint(settings, "confirm", "a" * 64, ["newsletter"])
-    with pytest.raises(receipts.ReceiptError):
+    with pytest.raises(ReceiptError):
         receipts.verify(settings, token)

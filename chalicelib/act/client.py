@@ -30,7 +30,7 @@ import urllib3
 
 from chalicelib.act import dates
 from chalicelib.core.clock import parse_instant
-from chalicelib.core.errors import OptinProofError
+from chalicelib.core.errors import ActAuthError, ActBadRequest, ActError, ActNotFound, ActUnavailable
 from chalicelib.core.logs import log
 from chalicelib.core.settings import ActSettings
 
@@ -42,33 +42,6 @@ _LOW_REMAINING = 3
 _POOL = urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
 _TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
 _TOKENS_LOCK = threading.Lock()
-
-
-class ActError(OptinProofError):
-    """An Act! call failed; the message says what to check."""
-
-
-class ActAuthError(ActError):
-    """Act! refused the sign-in (user, password and database cannot be told apart)."""
-
-
-class ActNotFound(ActError):
-    """The record does not exist, or is private to another user (Act! answers 404 for both)."""
-
-
-class ActBadRequest(ActError):
-    """Act! rejected the request body or query (400)."""
-
-
-class ActUnavailable(ActError):
-    """Act! did not answer usefully after the retries; ``ambiguous`` if a write may have landed."""
-
-    def __init__(self, message: str, ambiguous: bool = False,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.ambiguous = ambiguous
-        #: Act! asked us to come back later than we can wait in one call (seconds).
-        self.retry_after = retry_after
 
 
 def odata_string(value: str) -> str:

@@ -48,10 +48,6 @@ MAX_BODY = 256 * 1024
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-class Unauthorised(BadInput):
-    """A delivery without our callback token."""
-
-
 def authorised(header: str | None, token: str) -> bool:
     """``Authorization`` is our token, bare or as ``Bearer``; compared in constant time."""
     value = (header or "").strip()

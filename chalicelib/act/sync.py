@@ -31,7 +31,7 @@ from chalicelib.act import dates
 from chalicelib.consent import stats
 from chalicelib.act.client import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.core.errors import ConfigError, InvalidEmail, OptinProofError
+from chalicelib.core.errors import ConfigError, InvalidEmail, OptinProofError, SyncProblem
 from chalicelib.store.ledger import Ledger
 from chalicelib.store.keys import SYNC_HOLD, sync_shard
 from chalicelib.core.logs import log
@@ -50,10 +50,6 @@ _BACKOFF_BASE = 5.0
 _BACKOFF_MAX = 3600.0
 VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
 SWEEP_SHARDS = keys.SWEEP_SHARDS
-
-
-class SyncProblem(ActError):
-    """Act! took a write but the contact does not show it (silently ignored PATCH)."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+from chalicelib.core.errors import BadName, NoPurpose
 from chalicelib.consent import links
 from chalicelib.core.clock import now_iso, utcnow
 from chalicelib.consent.rules import LinkDraft, RequestContext, draft_link, pending_expiry, supersede
@@ -50,14 +51,6 @@ MAX_NAME = 60
 #: four words.
 _NAME = re.compile(r"[^\W\d_]+(?:(?:[ '’-]|\. )[^\W\d_]+){0,3}\.?")
 MAX_PAGE_URL = 300
-
-
-class NoPurpose(BadInput):
-    """A signup without any purpose ticked."""
-
-
-class BadName(BadInput):
-    """A first name that is not one (digits, links, a paragraph)."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Exceptions of the domain.
+"""Every exception of OptinProof, in one hierarchy under :class:`OptinProofError`.
 
 Each class names one thing that went wrong and carries a message a person can act
-on. The web layer (``chalicelib.web.render.error_status``) maps each class to an HTTP
-status and a page in one place; the CLI prints the message and exits non-zero.
+on. The web layer maps each class to its HTTP status, page and JSON answer in one
+table (:mod:`chalicelib.web.errors`); the CLI prints the message and exits non-zero.
+Only two private control-flow signals of the Act! sync live elsewhere (they never
+leave :mod:`chalicelib.act.sync`).
 """
 from __future__ import annotations
 
@@ -153,3 +155,117 @@ class MailPermanentFailure(MailError):
     """The transport refused this mail for good (bad recipient, sender not verified)."""
 
     permanent = True
+
+
+# -- Act! --------------------------------------------------------------------------------
+
+class ActError(OptinProofError):
+    """An Act! call failed; the message says what to check."""
+
+
+class ActAuthError(ActError):
+    """Act! refused the sign-in (user, password and database cannot be told apart)."""
+
+
+class ActNotFound(ActError):
+    """The record does not exist, or is private to another user (Act! answers 404 for both)."""
+
+
+class ActBadRequest(ActError):
+    """Act! rejected the request body or query (400)."""
+
+
+class ActUnavailable(ActError):
+    """Act! did not answer usefully after the retries; ``ambiguous`` if a write may have landed."""
+
+    def __init__(self, message: str, ambiguous: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+        #: Act! asked us to come back later than we can wait in one call (seconds).
+        self.retry_after = retry_after
+
+
+class SyncProblem(ActError):
+    """Act! took a write but the contact does not show it (silently ignored PATCH)."""
+
+
+class Unauthorised(BadInput):
+    """A delivery without our callback token."""
+
+
+# -- requests and access -----------------------------------------------------------------
+
+class PayloadTooLarge(BadInput):
+    """Body over :data:`MAX_FORM_BYTES`; mapped to HTTP 413."""
+
+
+class UnsupportedType(BadInput):
+    """Body not form-encoded; mapped to HTTP 415."""
+
+
+class AdminDenied(OptinProofError):
+    """An admin call without a valid token (401), or with the admin API off (403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NoPurpose(BadInput):
+    """A signup without any purpose ticked."""
+
+
+class BadName(BadInput):
+    """A first name that is not one (digits, links, a paragraph)."""
+
+
+# -- SES notices through SNS -------------------------------------------------------------
+
+class SnsRejected(OptinProofError, ValueError):
+    """The message is not one SNS sent us; the message names the check that failed."""
+
+
+class SnsUnavailable(SnsRejected):
+    """The certificate could not be fetched: not the sender's fault, SNS may retry."""
+
+
+# -- consent receipts --------------------------------------------------------------------
+
+class ReceiptError(BadInput):
+    """A signed receipt that does not verify. ``reason`` names why, for pages and logs."""
+
+    reason = "invalid"
+
+
+class ReceiptMalformed(ReceiptError):
+    """Not a compact JWS we could have made: cut, re-encoded, or not JSON inside."""
+
+    reason = "malformed"
+
+
+class ReceiptAlgorithmRefused(ReceiptError):
+    """The header asks for another algorithm (``none``, HS512, RS256...) or type."""
+
+    reason = "algorithm"
+
+
+class ReceiptUnknownKey(ReceiptError):
+    """The ``kid`` names no listed key: signed by a retired key, or not by us."""
+
+    reason = "unknown_key"
+
+
+class ReceiptTampered(ReceiptError):
+    """The signature does not match the header and receipt: something was edited."""
+
+    reason = "tampered"
+
+
+class NothingToReceipt(BadInput):
+    """No receipt can be made: no address on record (erased, unknown) or no decision yet."""
+
+
+class ReceiptEvidenceMissing(OptinProofError):
+    """The table cannot back a receipt: a cited wording or proof event is missing or
+    disagrees with the purpose state. An operator must look (``chain verify``)."""

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from chalicelib.core.errors import SnsRejected, SnsUnavailable
 from chalicelib.core.clock import utcnow
 
 #: SNS caps Message at 256 KiB; JSON escaping of an SES JSON Message (quotes) and the
@@ -48,14 +49,6 @@ _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$", re.ASCII)
 _RSA_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1 rsaEncryption
 _POOL = urllib3.PoolManager(num_pools=4, cert_reqs="CERT_REQUIRED", retries=False)
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
-
-
-class SnsRejected(ValueError):
-    """The message is not one SNS sent us; the message names the check that failed."""
-
-
-class SnsUnavailable(SnsRejected):
-    """The certificate could not be fetched: not the sender's fault, SNS may retry."""
 
 
 def parse(body: bytes | str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 
 from chalicelib.consent import links
 from chalicelib.core.clock import iso, parse_iso, utcnow
-from chalicelib.core.errors import BadInput, OptinProofError
+from chalicelib.core.errors import BadInput, NothingToReceipt, ReceiptAlgorithmRefused, ReceiptEvidenceMissing, ReceiptMalformed, ReceiptTampered, ReceiptUnknownKey
 from chalicelib.store.ledger import Ledger
 from chalicelib.consent.catalogue import Catalogue, Controller, Purpose, canonical_text
 from chalicelib.core.settings import Settings
@@ -67,47 +67,6 @@ DEFAULT_JURISDICTION = "EU"
 _MARKETING = "6 - Marketing"
 _CONTACT_REQUESTED = "4 - Contact Requested"
 _PII_CONTACT = "2 - Contact"
-
-
-# -- errors --------------------------------------------------------------------------------
-
-class ReceiptError(BadInput):
-    """A signed receipt that does not verify. ``reason`` names why, for pages and logs."""
-
-    reason = "invalid"
-
-
-class ReceiptMalformed(ReceiptError):
-    """Not a compact JWS we could have made: cut, re-encoded, or not JSON inside."""
-
-    reason = "malformed"
-
-
-class ReceiptAlgorithmRefused(ReceiptError):
-    """The header asks for another algorithm (``none``, HS512, RS256...) or type."""
-
-    reason = "algorithm"
-
-
-class ReceiptUnknownKey(ReceiptError):
-    """The ``kid`` names no listed key: signed by a retired key, or not by us."""
-
-    reason = "unknown_key"
-
-
-class ReceiptTampered(ReceiptError):
-    """The signature does not match the header and receipt: something was edited."""
-
-    reason = "tampered"
-
-
-class NothingToReceipt(BadInput):
-    """No receipt can be made: no address on record (erased, unknown) or no decision yet."""
-
-
-class ReceiptEvidenceMissing(OptinProofError):
-    """The table cannot back a receipt: a cited wording or proof event is missing or
-    disagrees with the purpose state. An operator must look (``chain verify``)."""
 
 
 # -- building ------------------------------------------------------------------------------

@@ -24,21 +24,13 @@ from dataclasses import dataclass
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from chalicelib.core.errors import OptinProofError
+from chalicelib.core.errors import AdminDenied
 from chalicelib.core.settings import Settings
 
 _SALT = "optinproof.admin"
 MAX_TTL = 12 * 3600
 DEFAULT_TTL = 3600
 _OPERATOR = re.compile(r"[A-Za-z0-9._@-]{1,64}")
-
-
-class AdminDenied(OptinProofError):
-    """An admin call without a valid token (401), or with the admin API off (403)."""
-
-    def __init__(self, message: str, status: int = 401) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.core import errors as domain
-from chalicelib.web import forms
 
 #: Most specific first: the first row an exception is an instance of decides.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (forms.PayloadTooLarge, 413),
-    (forms.UnsupportedType, 415),
+    (domain.PayloadTooLarge, 413),
+    (domain.UnsupportedType, 415),
     (domain.CrossSite, 403),
     (domain.LinkExpired, 410),
     (domain.LinkPurposeRetired, 410),

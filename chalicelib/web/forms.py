@@ -7,19 +7,11 @@ from email.policy import default
 from typing import Any
 from urllib.parse import parse_qsl
 
-from chalicelib.core.errors import BadInput
+from chalicelib.core.errors import BadInput, PayloadTooLarge, UnsupportedType
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_FIELDS = 100
 FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-class PayloadTooLarge(BadInput):
-    """Body over :data:`MAX_FORM_BYTES`; mapped to HTTP 413."""
-
-
-class UnsupportedType(BadInput):
-    """Body not form-encoded; mapped to HTTP 415."""
 
 
 JSON_TYPE = "application/json"
