@@ -7,11 +7,12 @@ PIP_OK := $(VENV)/.deps-installed
 NPM_OK := node_modules/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test deps bench translations clean help deploy screenshots
+.PHONY: run test lint deps bench translations clean help deploy screenshots
 
 help:
 	@echo "make run    - start DynamoDB Local + the app (chalice local) and print the URLs"
-	@echo "make test   - install what is needed and run the whole test suite"
+	@echo "make test   - install what is needed, lint (ruff, mypy), run the whole test suite"
+	@echo "make lint   - ruff (lint + format check) and mypy on app.py and chalicelib/"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make translations - extract and compile the page translations (Babel)"
 	@echo "make deploy STAGE=prod SENDER_DOMAIN=example.eu - infra create, then chalice deploy"
@@ -19,8 +20,9 @@ help:
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
 
-$(PIP_OK): requirements.txt requirements-dev.txt | $(PY)
+$(PIP_OK): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 $(NPM_OK): package.json package-lock.json
@@ -33,7 +35,12 @@ deps: $(PIP_OK) $(NPM_OK)
 run: deps
 	$(PY) -m devstack.run
 
-test: deps
+lint: deps
+	$(VENV)/bin/ruff check app.py chalicelib
+	$(VENV)/bin/ruff format --check app.py chalicelib
+	$(VENV)/bin/mypy
+
+test: deps lint
 	@scripts/ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -6,6 +6,7 @@ Each area's routes, schedules and stream handler live in
 (``on_table_change``, ``sync_sweep``...), so ``chalice package`` produces the same
 functions, events and policies as when every route was written here.
 """
+
 from __future__ import annotations
 
 from chalice import Chalice

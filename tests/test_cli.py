@@ -1,13 +1,13 @@
 """The operator CLI, run as an operator would: a subprocess with environment variables."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from chalicelib import cli
@@ -24,22 +24,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           timeout=120)
 
 
-def _subcommands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield prefix + (name,)
-                yield from _subcommands(sub, prefix + (name,))
+def _subcommands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, sub in group.commands.items():
+        yield prefix + (name,)
+        if isinstance(sub, click.Group):
+            yield from _subcommands(sub, prefix + (name,))
 
 
 def test_every_command_has_help():
-    commands = list(_subcommands(cli.build_parser()))
+    commands = list(_subcommands(cli.cli))
     assert ("table", "create") in commands and ("link", "mint") in commands
     assert ("chain", "verify") in commands
     for command in [()] + commands:
         result = run_cli(*command, "--help")
         assert result.returncode == 0, (command, result.stderr)
-        assert "usage:" in result.stdout and len(result.stdout) > 80
+        assert "Usage:" in result.stdout and len(result.stdout) > 80
+        assert "\nExample: python -m chalicelib.cli " in result.stdout, command
 
 
 def test_table_create_is_idempotent_and_complete(env):

@@ -13,6 +13,7 @@ What Act! does not give us, the client makes up for:
 Size: one class per remote API, field for field with Act!'s Swagger: paging,
 retries and token handling live beside the calls that need them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,9 +21,10 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -30,7 +32,13 @@ import urllib3
 
 from chalicelib.act import dates
 from chalicelib.core.clock import parse_instant
-from chalicelib.core.errors import ActAuthError, ActBadRequest, ActError, ActNotFound, ActUnavailable
+from chalicelib.core.errors import (
+    ActAuthError,
+    ActBadRequest,
+    ActError,
+    ActNotFound,
+    ActUnavailable,
+)
 from chalicelib.core.logs import log
 from chalicelib.core.settings import ActSettings
 
@@ -65,7 +73,9 @@ def collection_and_count(payload: Any) -> tuple[list[dict[str, Any]], int | None
     if isinstance(payload, dict) and isinstance(payload.get("value"), list):
         count = payload.get("@odata.count", payload.get("Count"))
         return payload["value"], count if isinstance(count, int) and count >= 0 else None
-    raise ActError(f"Act! answered a collection with an unexpected shape ({type(payload).__name__}).")
+    raise ActError(
+        f"Act! answered a collection with an unexpected shape ({type(payload).__name__})."
+    )
 
 
 def _error_message(response: urllib3.BaseHTTPResponse) -> str:
@@ -127,24 +137,29 @@ class ActClient:
         if refresh_from:
             auth = f"Bearer {refresh_from}"
         else:
-            pair = f"{self.config.username}:{self.config.password}".encode("utf-8")
+            pair = f"{self.config.username}:{self.config.password}".encode()
             auth = "Basic " + base64.b64encode(pair).decode("ascii")
-        response = self._send("GET", "/authorize", {"Authorization": auth,
-                                                    "Act-Database-Name": self.config.database})
+        response = self._send(
+            "GET", "/authorize", {"Authorization": auth, "Act-Database-Name": self.config.database}
+        )
         if response.status == 401:
             if refresh_from:
                 return self.authorize()
             raise ActAuthError(
                 "Act! refused the sign-in. Check ACT_USERNAME (the user's name as shown in "
                 "Act!'s Manage Users, e.g. 'John Hollo'), ACT_PASSWORD and ACT_DATABASE "
-                f"({self.config.database!r}); Act! does not say which one is wrong.")
+                f"({self.config.database!r}); Act! does not say which one is wrong."
+            )
         if response.status != 200:
-            raise ActUnavailable(f"Act! sign-in answered HTTP {response.status}: "
-                                 f"{_error_message(response)}")
+            raise ActUnavailable(
+                f"Act! sign-in answered HTTP {response.status}: {_error_message(response)}"
+            )
         token = response.data.decode("utf-8").strip().strip('"')
         if token.count(".") != 2:
-            raise ActError("Act! sign-in did not return a token; is ACT_API_URL the API "
-                           "address (ending in /act.web.api)?")
+            raise ActError(
+                "Act! sign-in did not return a token; is ACT_API_URL the API "
+                "address (ending in /act.web.api)?"
+            )
         with _TOKENS_LOCK:
             _TOKENS[self._token_key] = (token, time.monotonic())
         return token
@@ -163,24 +178,36 @@ class ActClient:
 
     # -- transport -----------------------------------------------------------------
 
-    def _send(self, method: str, path: str, headers: dict[str, str],
-              body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+    def _send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> urllib3.BaseHTTPResponse:
         try:
             return self.http.request(
-                method, self.config.api_url + path, body=body, headers=headers,
-                timeout=urllib3.Timeout(connect=min(5.0, self.config.timeout),
-                                        read=self.config.timeout),
-                retries=False, redirect=False)
+                method,
+                self.config.api_url + path,
+                body=body,
+                headers=headers,
+                timeout=urllib3.Timeout(
+                    connect=min(5.0, self.config.timeout), read=self.config.timeout
+                ),
+                retries=False,
+                redirect=False,
+            )
         except urllib3.exceptions.ConnectTimeoutError as exc:
-            raise ActUnavailable(f"cannot reach Act! at {self.config.api_url} (connect timeout)") from exc
+            raise ActUnavailable(
+                f"cannot reach Act! at {self.config.api_url} (connect timeout)"
+            ) from exc
         except urllib3.exceptions.NewConnectionError as exc:
             raise ActUnavailable(f"cannot reach Act! at {self.config.api_url}: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise ActUnavailable(f"Act! did not answer in {self.config.timeout:g}s ({type(exc).__name__})",
-                                 ambiguous=method != "GET") from exc
+            raise ActUnavailable(
+                f"Act! did not answer in {self.config.timeout:g}s ({type(exc).__name__})",
+                ambiguous=method != "GET",
+            ) from exc
 
-    def request(self, method: str, path: str, params: dict[str, Any] | list | None = None,
-                body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, params: dict[str, Any] | list | None = None, body: Any = None
+    ) -> Any:
         """Call ``/api/...``; JSON in and out; retries only what is safe to retry."""
         query = ("?" + urlencode(params, doseq=True, quote_via=quote)) if params else ""
         data = json.dumps(body).encode("utf-8") if body is not None else None
@@ -189,8 +216,11 @@ class ActClient:
         for attempt in range(self.config.max_retries + 1):
             try:
                 token = self._token()
-                headers = {"Authorization": f"Bearer {token}",
-                           "Act-Database-Name": self.config.database, "Accept": "application/json"}
+                headers = {
+                    "Authorization": f"Bearer {token}",
+                    "Act-Database-Name": self.config.database,
+                    "Accept": "application/json",
+                }
                 if data is not None:
                     headers["Content-Type"] = "application/json"
                 response = self._send(method, path + query, headers, data)
@@ -203,33 +233,48 @@ class ActClient:
                 self._forget_token(token)
                 reauthorised = True
                 continue
-            if response.status in _RETRYABLE and attempt < self.config.max_retries and (
-                    safe_to_repeat or response.status == 429):
+            if (
+                response.status in _RETRYABLE
+                and attempt < self.config.max_retries
+                and (safe_to_repeat or response.status == 429)
+            ):
                 waited += self._backoff(attempt, response, waited)
                 continue
             self._pace(response)
             return self._result(method, path, response)
-        raise ActUnavailable(f"Act! {method} {path} kept failing after "
-                             f"{self.config.max_retries + 1} attempts")
+        raise ActUnavailable(
+            f"Act! {method} {path} kept failing after {self.config.max_retries + 1} attempts"
+        )
 
-    def _backoff(self, attempt: int, response: urllib3.BaseHTTPResponse | None,
-                 waited: float) -> float:
+    def _backoff(
+        self, attempt: int, response: urllib3.BaseHTTPResponse | None, waited: float
+    ) -> float:
         """Wait before a retry; give up (with Act!'s delay) when told to wait too long."""
         told = _reset_delay(response.headers, time.time()) if response is not None else None
-        delay = told if told is not None else random.uniform(0, min(_MAX_WAIT, 0.2 * 2 ** attempt))
+        delay = told if told is not None else random.uniform(0, min(_MAX_WAIT, 0.2 * 2**attempt))
         if delay > _MAX_WAIT or waited + delay > _MAX_TOTAL_WAIT:
-            raise ActUnavailable(f"Act! asks to wait {delay:.0f}s (HTTP "
-                                 f"{getattr(response, 'status', '-')}); retrying later",
-                                 retry_after=delay)
-        log("act_retry", attempt=attempt + 1, status=getattr(response, "status", None),
-            wait=round(delay, 3))
+            raise ActUnavailable(
+                f"Act! asks to wait {delay:.0f}s (HTTP "
+                f"{getattr(response, 'status', '-')}); retrying later",
+                retry_after=delay,
+            )
+        log(
+            "act_retry",
+            attempt=attempt + 1,
+            status=getattr(response, "status", None),
+            wait=round(delay, 3),
+        )
         self.sleep(delay)
         return delay
 
     def _pace(self, response: urllib3.BaseHTTPResponse) -> None:
         """Slow down before Act! has to say 429."""
         remaining = response.headers.get("X-RateLimit-Remaining")
-        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= _LOW_REMAINING:
+        if (
+            remaining is not None
+            and remaining.strip().isdigit()
+            and int(remaining) <= _LOW_REMAINING
+        ):
             delay = _reset_delay(response.headers, time.time())
             if delay:
                 self.sleep(min(delay / (int(remaining) + 1), _MAX_WAIT))
@@ -251,13 +296,19 @@ class ActClient:
         if status == 401:
             with _TOKENS_LOCK:
                 _TOKENS.pop(self._token_key, None)
-            raise ActAuthError("Act! refused the token twice; check the integration user's "
-                               "'Web API Access' permission.")
+            raise ActAuthError(
+                "Act! refused the token twice; check the integration user's "
+                "'Web API Access' permission."
+            )
         if status == 403:
-            raise ActAuthError(f"Act! forbids {method} {path} (403: {message}); the user may lack "
-                               "'Web API Access', or the server's IP allow-list blocks us.")
-        raise ActUnavailable(f"Act! {method} {path} answered HTTP {status}: {message}",
-                             ambiguous=method == "POST" and status >= 500)
+            raise ActAuthError(
+                f"Act! forbids {method} {path} (403: {message}); the user may lack "
+                "'Web API Access', or the server's IP allow-list blocks us."
+            )
+        raise ActUnavailable(
+            f"Act! {method} {path} answered HTTP {status}: {message}",
+            ambiguous=method == "POST" and status >= 500,
+        )
 
     # -- the calls OptinProof makes --------------------------------------------------
 
@@ -267,14 +318,18 @@ class ActClient:
         info = _json_or_none(response.data) if response.status == 200 else None
         if isinstance(info, dict):
             return info
-        raise ActUnavailable(f"Act! /api/system answered HTTP {response.status} without its JSON; "
-                             f"is ACT_API_URL ({self.config.api_url}) the API address ending in "
-                             "/act.web.api?")
+        raise ActUnavailable(
+            f"Act! /api/system answered HTTP {response.status} without its JSON; "
+            f"is ACT_API_URL ({self.config.api_url}) the API address ending in "
+            "/act.web.api?"
+        )
 
     def contact_fields(self) -> list[dict[str, Any]]:
         return collection(self.request("GET", "/api/metadata/contact/fields"))
 
-    def create_contact_field(self, name: str, field_type: str, length: int | None = None) -> dict[str, Any]:
+    def create_contact_field(
+        self, name: str, field_type: str, length: int | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "type": field_type, "isAllowBlank": True}
         if length:
             body["length"] = length
@@ -282,8 +337,13 @@ class ActClient:
 
     def contacts_by_email(self, email: str) -> list[dict[str, Any]]:
         """Contacts whose primary address is ``email`` (compared case-insensitively)."""
-        found = collection(self.request("GET", "/api/contacts", params={
-            "$filter": f"emailAddress eq {odata_string(email)}", "$top": "50"}))
+        found = collection(
+            self.request(
+                "GET",
+                "/api/contacts",
+                params={"$filter": f"emailAddress eq {odata_string(email)}", "$top": "50"},
+            )
+        )
         wanted = email.casefold()
         return [c for c in found if str(c.get("emailAddress") or "").casefold() == wanted]
 
@@ -303,9 +363,13 @@ class ActClient:
         return collection(self.request("GET", "/api/history-types"))
 
     def contact_history(self, contact_id: str, containing: str) -> list[dict[str, Any]]:
-        return collection(self.request(
-            "GET", f"/api/contacts/{quote(contact_id, safe='')}/history",
-            params={"$filter": f"contains(details,{odata_string(containing)})", "$top": "10"}))
+        return collection(
+            self.request(
+                "GET",
+                f"/api/contacts/{quote(contact_id, safe='')}/history",
+                params={"$filter": f"contains(details,{odata_string(containing)})", "$top": "10"},
+            )
+        )
 
     def post_history(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/History", body=body)
@@ -314,12 +378,18 @@ class ActClient:
 
     def groups_named(self, name: str) -> list[dict[str, Any]]:
         """Groups whose name is ``name`` (case-insensitive), to pick a campaign's audience."""
-        found = collection(self.request("GET", "/api/groups", params={
-            "$filter": f"name eq {odata_string(name)}", "$top": "20"}))
+        found = collection(
+            self.request(
+                "GET",
+                "/api/groups",
+                params={"$filter": f"name eq {odata_string(name)}", "$top": "20"},
+            )
+        )
         return [g for g in found if str(g.get("name") or "").casefold() == name.casefold()]
 
-    def iter_contacts(self, odata_filter: str | None = None, group_id: str | None = None,
-                      page_size: int = 200) -> Iterator[dict[str, Any]]:
+    def iter_contacts(
+        self, odata_filter: str | None = None, group_id: str | None = None, page_size: int = 200
+    ) -> Iterator[dict[str, Any]]:
         """Every contact of the database, of a group, or matching an OData ``$filter``.
 
         Both routes take "an (optional) OData query" (their Swagger summaries; Act!'s
@@ -327,15 +397,19 @@ class ActClient:
         gives no next link and no reliable total: pages of ``$top`` advance with
         ``$skip``, ordered by ``id``, and :func:`pages` ends every loop.
         """
-        path = (f"/api/groups/{quote(group_id, safe='')}/associated-contacts" if group_id
-                else "/api/contacts")
+        path = (
+            f"/api/groups/{quote(group_id, safe='')}/associated-contacts"
+            if group_id
+            else "/api/contacts"
+        )
         params = {"$orderby": "id", "$select": "id,emailAddress,firstName,lastName,edited"}
         if odata_filter:
             params["$filter"] = odata_filter
         yield from self.pages(path, params, page_size)
 
-    def pages(self, path: str, params: dict[str, str],
-              page_size: int = 200) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, params: dict[str, str], page_size: int = 200
+    ) -> Iterator[dict[str, Any]]:
         """Each record of a collection once, page by page, in a loop that always ends.
 
         It stops on an empty or short page, once it has as many records as a total Act!
@@ -347,8 +421,9 @@ class ActClient:
         seen: set[str] = set()
         skip, total = 0, None
         while True:
-            payload = self.request("GET", path, params={
-                **params, "$top": str(page_size), "$skip": str(skip)})
+            payload = self.request(
+                "GET", path, params={**params, "$top": str(page_size), "$skip": str(skip)}
+            )
             page, count = collection_and_count(payload)
             if count is not None and count > len(page):
                 total = count
@@ -360,9 +435,11 @@ class ActClient:
             if not fresh:
                 if len(page) > page_size:
                     return
-                raise ActError(f"Act! GET {path} answered the same {len(page)} records again at "
-                               f"$skip={skip}: this Act! ignores $skip on that route, so its "
-                               "records cannot be read page by page.")
+                raise ActError(
+                    f"Act! GET {path} answered the same {len(page)} records again at "
+                    f"$skip={skip}: this Act! ignores $skip on that route, so its "
+                    "records cannot be read page by page."
+                )
             skip += len(page)
 
     # -- webhooks (self-hosted Act! only) and polling (Act! cloud) --------------------------
@@ -389,14 +466,25 @@ class ActClient:
         mark, given, skip, strict = parse_instant(since), set(), 0, True
         while True:
             operator = "gt" if strict else "ge"
-            page = collection(self.request("GET", "/api/contacts", params={
-                "$filter": f"edited {operator} {dates.literal(mark, self.tz)}",
-                "$orderby": "edited,id", "$top": str(page_size), "$skip": str(skip),
-                "$select": "id,created,edited"}))
+            page = collection(
+                self.request(
+                    "GET",
+                    "/api/contacts",
+                    params={
+                        "$filter": f"edited {operator} {dates.literal(mark, self.tz)}",
+                        "$orderby": "edited,id",
+                        "$top": str(page_size),
+                        "$skip": str(skip),
+                        "$select": "id,created,edited",
+                    },
+                )
+            )
             fresh = 0
             for contact in page:
-                if dates.from_act(contact.get("edited"), self.tz) == mark \
-                        and contact["id"] in given:
+                if (
+                    dates.from_act(contact.get("edited"), self.tz) == mark
+                    and contact["id"] in given
+                ):
                     continue
                 fresh += 1
                 yield contact
@@ -404,12 +492,16 @@ class ActClient:
                 return
             last = dates.from_act(page[-1].get("edited"), self.tz)
             if last is None:
-                raise ActError("Act! GET /api/contacts answered a contact without its 'edited' "
-                               "date; contacts edited since a time cannot be read.")
+                raise ActError(
+                    "Act! GET /api/contacts answered a contact without its 'edited' "
+                    "date; contacts edited since a time cannot be read."
+                )
             if not fresh:
-                raise ActError(f"Act! GET /api/contacts answered {len(page)} contacts edited "
-                               f"at {dates.literal(last, self.tz)} again (at $skip={skip}): "
-                               "this Act! ignores $skip, so the poll cannot page through them.")
+                raise ActError(
+                    f"Act! GET /api/contacts answered {len(page)} contacts edited "
+                    f"at {dates.literal(last, self.tz)} again (at $skip={skip}): "
+                    "this Act! ignores $skip, so the poll cannot page through them."
+                )
             at_last = {c["id"] for c in page if dates.from_act(c.get("edited"), self.tz) == last}
             if last == mark:  # a whole page at one instant: step through it
                 skip += page_size

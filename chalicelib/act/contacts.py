@@ -6,6 +6,7 @@ instant our own last write produced. Reconciliation compares an address change w
 the first; polling skips contacts whose only new edit is the last (OptinProof's own
 write coming back), instead of re-reading each one.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.act import dates
 from chalicelib.core.clock import now_iso
-from chalicelib.store.ledger import Ledger
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 SEEN = keys.SEEN
 #: Index partition (pending-sync GSI) of contacts waiting to be reconciled.
@@ -29,13 +30,20 @@ def seen(ledger: Ledger, contact_id: str) -> dict[str, Any]:
     return ledger.get(contact_pk(contact_id), SEEN) or {}
 
 
-def seen_item(contact: dict[str, Any], subject: str | None, tz: ZoneInfo,
-              ours: bool = False) -> dict[str, Any]:
+def seen_item(
+    contact: dict[str, Any], subject: str | None, tz: ZoneInfo, ours: bool = False
+) -> dict[str, Any]:
     """The SEEN item for a contact as just read (or, with ``ours``, as our write left it)."""
     edited_at = dates.from_act_iso(contact.get("edited"), tz)
-    item = {"pk": contact_pk(contact["id"]), "sk": SEEN, "contact_id": contact["id"],
-            "subject": subject, "edited": contact.get("edited"), "edited_at": edited_at,
-            "at": now_iso()}
+    item = {
+        "pk": contact_pk(contact["id"]),
+        "sk": SEEN,
+        "contact_id": contact["id"],
+        "subject": subject,
+        "edited": contact.get("edited"),
+        "edited_at": edited_at,
+        "at": now_iso(),
+    }
     if ours and edited_at:
         item["ours_edited_at"] = edited_at
     return item
@@ -45,8 +53,11 @@ def note_write(ledger: Ledger, contact: dict[str, Any], tz: ZoneInfo) -> None:
     """After a PATCH: the ``edited`` Act! answered is ours (a poll will see it come back)."""
     edited_at = dates.from_act_iso(contact.get("edited"), tz)
     if contact.get("id") and edited_at:
-        ledger.set_fields(contact_pk(contact["id"]), SEEN,
-                          {"contact_id": contact["id"], "ours_edited_at": edited_at})
+        ledger.set_fields(
+            contact_pk(contact["id"]),
+            SEEN,
+            {"contact_id": contact["id"], "ours_edited_at": edited_at},
+        )
 
 
 def is_own_edit(item: dict[str, Any], edited_at: str | None) -> bool:
@@ -59,7 +70,14 @@ def queue_hint(ledger: Ledger, contact_id: str, edited: Any = None, created: boo
     later by re-reading the contact. ``created`` sticks until the hint is processed."""
     at = now_iso()
     existing = ledger.get(*keys.act_hint(contact_id)) or {}
-    ledger.put({**keys.item(keys.act_hint(contact_id)), "contact_id": contact_id,
-                "created": created or bool(existing.get("created")),
-                "edited": str(edited or ""), "received_at": at, "sync_shard": HINT_SHARD,
-                "sync_due": at})
+    ledger.put(
+        {
+            **keys.item(keys.act_hint(contact_id)),
+            "contact_id": contact_id,
+            "created": created or bool(existing.get("created")),
+            "edited": str(edited or ""),
+            "received_at": at,
+            "sync_shard": HINT_SHARD,
+            "sync_due": at,
+        }
+    )

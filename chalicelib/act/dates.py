@@ -13,9 +13,10 @@ some installs add an offset when they answer. Everything we hold is a UTC instan
   twice (the hour when summer time ends) is read as the earlier of the two: a
   watermark that errs early re-reads a little, never skips.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,13 +32,15 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"ACT_TIMEZONE={name!r} is not an IANA time zone name: write the Act! "
-                          "server's zone, e.g. Europe/Paris (see the tz database list).") from exc
+        raise ConfigError(
+            f"ACT_TIMEZONE={name!r} is not an IANA time zone name: write the Act! "
+            "server's zone, e.g. Europe/Paris (see the tz database list)."
+        ) from exc
 
 
 def _instant(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return parse_iso(value)
 
 
@@ -50,8 +53,11 @@ def literal(value: str | datetime, tz: ZoneInfo) -> str:
     """An OData date-time literal for an instant, in Act!'s zone, with its offset."""
     local = _instant(value).astimezone(tz)
     offset = local.strftime("%z")
-    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}" + \
-        f"{offset[:3]}:{offset[3:]}"
+    return (
+        local.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{local.microsecond // 1000:03d}"
+        + f"{offset[:3]}:{offset[3:]}"
+    )
 
 
 def from_act(value: object, tz: ZoneInfo) -> datetime | None:
@@ -64,7 +70,7 @@ def from_act(value: object, tz: ZoneInfo) -> datetime | None:
     head, dot, tail = text.partition(".")
     if dot:  # .NET writes up to 7 fractional digits; Python reads 6
         digits = len(tail) - len(tail.lstrip("0123456789"))
-        tail = tail[:min(digits, 6)] + tail[digits:]
+        tail = tail[: min(digits, 6)] + tail[digits:]
         text = f"{head}.{tail}"
     try:
         parsed = datetime.fromisoformat(text)
@@ -72,7 +78,7 @@ def from_act(value: object, tz: ZoneInfo) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz, fold=0)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def from_act_iso(value: object, tz: ZoneInfo) -> str | None:
@@ -89,6 +95,6 @@ def same_wall_time(current: object, wanted: str, tz: ZoneInfo) -> bool:
 
 def describe(tz: ZoneInfo, at: datetime | None = None) -> str:
     """``Europe/Paris (UTC+01:00 now)``, for ``act check``."""
-    local = (at or datetime.now(timezone.utc)).astimezone(tz)
+    local = (at or datetime.now(UTC)).astimezone(tz)
     offset = local.strftime("%z")
     return f"{tz.key} (UTC{offset[:3]}:{offset[3:]} now)"

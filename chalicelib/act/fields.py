@@ -5,14 +5,15 @@ Act! keys ``customFields`` by the lower-cased column name, which differs from th
 display name (``CUST_ConsentNewsletter_041512345``), so names are always resolved
 through the metadata API, never guessed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.act.client import ActAuthError, ActClient
-from chalicelib.core.errors import ConfigError
 from chalicelib.consent.catalogue import Catalogue
+from chalicelib.core.errors import ConfigError
 
 TEXT_TYPES = ("Character", "InitialCaps", "Uppercase", "Lowercase")
 
@@ -61,15 +62,19 @@ def wanted_fields(catalogue: Catalogue) -> list[WantedField]:
         mapping = purpose.act or {}
         unknown = set(mapping) - set(ROLES)
         if unknown:
-            raise ConfigError(f"{catalogue.source}: purpose {purpose.id!r}: unknown [purposes.act] "
-                              f"key(s) {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
+            raise ConfigError(
+                f"{catalogue.source}: purpose {purpose.id!r}: unknown [purposes.act] "
+                f"key(s) {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}"
+            )
         if not mapping:
             continue
         for role, spec in ROLES.items():
             name = mapping.get(role)
             if spec.required and not (isinstance(name, str) and name.strip()):
-                raise ConfigError(f"{catalogue.source}: purpose {purpose.id!r}: [purposes.act] "
-                                  f"needs {role} (the Act! field's display name)")
+                raise ConfigError(
+                    f"{catalogue.source}: purpose {purpose.id!r}: [purposes.act] "
+                    f"needs {role} (the Act! field's display name)"
+                )
             if isinstance(name, str) and name.strip():
                 wanted.append(WantedField(purpose.id, role, name.strip()))
     return wanted
@@ -96,14 +101,28 @@ def check(columns: list[dict[str, Any]], wanted: list[WantedField]) -> list[Fiel
         act_type = str(column.get("type") or column.get("dataType") or "")
         key = str(column.get("columnName") or column.get("name") or "").lower()
         if act_type not in role.accepted_types:
-            results.append(FieldCheck(item, False, f"type {act_type or 'unknown'} cannot hold the "
-                                      f"{role.name}; use one of {', '.join(role.accepted_types)}",
-                                      key, act_type))
+            results.append(
+                FieldCheck(
+                    item,
+                    False,
+                    f"type {act_type or 'unknown'} cannot hold the "
+                    f"{role.name}; use one of {', '.join(role.accepted_types)}",
+                    key,
+                    act_type,
+                )
+            )
             continue
         length = column.get("length")
         if role.length and isinstance(length, int) and 0 < length < role.length:
-            results.append(FieldCheck(item, False, f"length {length} is too short for the "
-                                      f"{role.name} (needs {role.length})", key, act_type))
+            results.append(
+                FieldCheck(
+                    item,
+                    False,
+                    f"length {length} is too short for the {role.name} (needs {role.length})",
+                    key,
+                    act_type,
+                )
+            )
             continue
         results.append(FieldCheck(item, True, "", key, act_type))
     return results
@@ -112,8 +131,11 @@ def check(columns: list[dict[str, Any]], wanted: list[WantedField]) -> list[Fiel
 def resolve(client: ActClient, catalogue: Catalogue) -> dict[tuple[str, str], str]:
     """``(purpose, role) -> customFields key``; raises ConfigError naming what is wrong."""
     results = check(client.contact_fields(), wanted_fields(catalogue))
-    problems = [f"{r.wanted.purpose}.{r.wanted.role} {r.wanted.display_name!r}: {r.problem}"
-                for r in results if not r.ok]
+    problems = [
+        f"{r.wanted.purpose}.{r.wanted.role} {r.wanted.display_name!r}: {r.problem}"
+        for r in results
+        if not r.ok
+    ]
     if problems:
         raise ConfigError("Act! contact fields do not match the catalogue: " + "; ".join(problems))
     return {(r.wanted.purpose, r.wanted.role): r.key for r in results if r.key}
@@ -128,10 +150,14 @@ def setup(client: ActClient, catalogue: Catalogue) -> list[str]:
         elif result.key is None:
             role = ROLES[result.wanted.role]
             try:
-                client.create_contact_field(result.wanted.display_name, role.create_type, role.length)
+                client.create_contact_field(
+                    result.wanted.display_name, role.create_type, role.length
+                )
             except ActAuthError as exc:
-                raise ActAuthError(f"{exc} Creating fields needs the Act! 'Define Fields' "
-                                   "permission: run `act setup` once as an Act! administrator.") from exc
+                raise ActAuthError(
+                    f"{exc} Creating fields needs the Act! 'Define Fields' "
+                    "permission: run `act setup` once as an Act! administrator."
+                ) from exc
             done.append(f"created  {result.wanted.display_name} ({role.create_type})")
         else:
             done.append(f"CONFLICT {result.wanted.display_name}: {result.problem} — fix it in Act!")
@@ -151,16 +177,23 @@ def link_field_key(client: ActClient, display_name: str, create: bool = False) -
         try:
             client.create_contact_field(display_name.strip(), LINK_ROLE.create_type)
         except ActAuthError as exc:
-            raise ActAuthError(f"{exc} Creating fields needs the Act! 'Define Fields' "
-                               "permission: create it once as an Act! administrator.") from exc
+            raise ActAuthError(
+                f"{exc} Creating fields needs the Act! 'Define Fields' "
+                "permission: create it once as an Act! administrator."
+            ) from exc
         column = _by_name(client.contact_fields()).get(display_name.strip().casefold())
     if column is None:
-        raise ConfigError(f"Act! has no contact field {display_name!r} for the links: create it "
-                          "(a Memo or URL field), or pass --create-link-field.")
+        raise ConfigError(
+            f"Act! has no contact field {display_name!r} for the links: create it "
+            "(a Memo or URL field), or pass --create-link-field."
+        )
     act_type = str(column.get("type") or column.get("dataType") or "")
     length = column.get("length")
     if act_type not in LINK_ROLE.accepted_types or (
-            act_type in TEXT_TYPES and isinstance(length, int) and 0 < length < _LINK_MIN_LENGTH):
-        raise ConfigError(f"Act! field {display_name!r} ({act_type}, length {length}) cannot hold "
-                          f"a link: use a Memo or URL field, or text of {_LINK_MIN_LENGTH}+ characters.")
+        act_type in TEXT_TYPES and isinstance(length, int) and 0 < length < _LINK_MIN_LENGTH
+    ):
+        raise ConfigError(
+            f"Act! field {display_name!r} ({act_type}, length {length}) cannot hold "
+            f"a link: use a Memo or URL field, or text of {_LINK_MIN_LENGTH}+ characters."
+        )
     return str(column.get("columnName") or column.get("name") or "").lower()

@@ -13,34 +13,34 @@ later (stream, sweep, or ``cli act poll``) by re-reading the contact from Act!:
   recorded (``DRIFT#`` items, ``cli act drift``) and, with ``ACT_DRIFT=restore`` (the
   default), the fields are written back by the sync.
 """
+
 from __future__ import annotations
 
 import hmac
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
-from chalicelib.act import contacts
+from chalicelib.act import contacts, dates
 from chalicelib.act import fields as actfields
-from chalicelib.act import dates
-from chalicelib.campaigns import jobs
-from chalicelib.campaigns import define
-from chalicelib.consent import rules as consent
 from chalicelib.act.client import ActClient, ActNotFound
-from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.consent.rules import RequestContext
-from chalicelib.core.errors import BadInput, InvalidEmail
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.store.keys import purpose_sk, subject_pk, sync_shard
-from chalicelib.core.logs import log
-from chalicelib.proof.chain import new_event_id
+from chalicelib.campaigns import define, jobs
+from chalicelib.consent import rules as consent
 from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.settings import Settings
 from chalicelib.consent.requests import draft_request, plan_request, remember_contact
+from chalicelib.consent.rules import RequestContext
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
+from chalicelib.core.errors import BadInput, InvalidEmail
+from chalicelib.core.logs import log
+from chalicelib.core.settings import Settings
+from chalicelib.proof.chain import new_event_id
 from chalicelib.store import keys
+from chalicelib.store.keys import purpose_sk, subject_pk, sync_shard
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 HINT_SHARD = contacts.HINT_SHARD
 TRIGGERS = ("created", "updated")
@@ -66,8 +66,11 @@ def parse_delivery(raw: bytes | str | None) -> list[dict[str, Any]]:
         raise BadInput(f"The delivery is not JSON: {exc}.") from exc
     records = data if isinstance(data, list) else [data]
     for record in records:
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str) \
-                or not _GUID.fullmatch(record["id"]):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("id"), str)
+            or not _GUID.fullmatch(record["id"])
+        ):
             raise BadInput("Each record needs an id (an Act! contact GUID).")
     return records
 
@@ -81,7 +84,6 @@ def queue_hints(ledger: Ledger, records: list[dict[str, Any]], trigger: str) -> 
     return len(records)
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     contact_id: str
@@ -91,10 +93,22 @@ class Outcome:
 class Reconciler:
     """Brings our record and an Act! contact back in line after a change in Act!."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, catalogue: Catalogue,
-                 client: ActClient, ask_purposes: tuple[str, ...] = (),
-                 drift: str = "restore", ask_new_address: bool = False) -> None:
-        self.ledger, self.settings, self.catalogue, self.client = ledger, settings, catalogue, client
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        catalogue: Catalogue,
+        client: ActClient,
+        ask_purposes: tuple[str, ...] = (),
+        drift: str = "restore",
+        ask_new_address: bool = False,
+    ) -> None:
+        self.ledger, self.settings, self.catalogue, self.client = (
+            ledger,
+            settings,
+            catalogue,
+            client,
+        )
         self.ask_purposes, self.drift, self.ask_new_address = ask_purposes, drift, ask_new_address
         self._keys: dict[tuple[str, str], str] | None = None
         self._link_keys: dict[str, str] | None = None
@@ -127,8 +141,9 @@ class Reconciler:
             actions = self._vanished(contact_id, seen)
         else:
             actions = self._reconcile(contact, seen, bool(hint.get("created")))
-        if hint and not self.ledger.delete(*keys.act_hint(contact_id),
-                                           if_equal={"received_at": hint["received_at"]}):
+        if hint and not self.ledger.delete(
+            *keys.act_hint(contact_id), if_equal={"received_at": hint["received_at"]}
+        ):
             log("act_change_again", contact_id=contact_id)  # a newer hint waits its turn
         log("act_change_reconciled", contact_id=contact_id, actions=list(actions))
         return Outcome(contact_id, tuple(actions))
@@ -142,24 +157,26 @@ class Reconciler:
     def _reconcile(self, contact: dict[str, Any], seen: dict[str, Any], created: bool) -> list[str]:
         contact_id, actions = contact["id"], []
         address = self._address(contact.get("emailAddress"))
-        subject = subject_key(self.settings.subject_pepper, normalise_email(address)) \
-            if address else None
+        subject = (
+            subject_key(self.settings.subject_pepper, normalise_email(address)) if address else None
+        )
         # Links of ours in the contact's link fields that were minted for someone else:
         # a later Act! mail merge would send them to this address.
         stale = [(key, link) for key, link in self._links_held(contact) if link.subject != subject]
         old = seen.get("subject") or next((link.subject for _, link in stale), None)
         moved = bool(old and old != subject)
         if old and moved:
-            self._forget_contact(old, contact_id, "act_address_changed",
-                                 {"new_subject": subject})
+            self._forget_contact(old, contact_id, "act_address_changed", {"new_subject": subject})
             actions.append("address_changed")
         states = self.ledger.current(subject)[1] if subject else {}
         consent = self._consent_to_clear(contact, keep=set(states)) if moved else {}
         blank = {**consent, **{key: None for key, _ in stale}}
         patched = False
         if blank:  # nothing of the old person stays on it: consent fields and links, one PATCH
-            contact = {**contact, **(self.client.patch_contact(
-                contact_id, {"customFields": blank}) or {})}
+            contact = {
+                **contact,
+                **(self.client.patch_contact(contact_id, {"customFields": blank}) or {}),
+            }
             contact["customFields"] = {**(contact.get("customFields") or {}), **blank}
             patched = True
         if consent:
@@ -168,9 +185,13 @@ class Reconciler:
             if self._withdraw(link, contact_id, key):
                 actions.append("link_withdrawn")
         if subject and not states:
-            if self.ask_purposes and (created or (moved and self.ask_new_address)) \
-                    and self.settings.mail.transport != "none" \
-                    and address and self._ask(contact, address, subject):
+            if (
+                self.ask_purposes
+                and (created or (moved and self.ask_new_address))
+                and self.settings.mail.transport != "none"
+                and address
+                and self._ask(contact, address, subject)
+            ):
                 actions.append("asked")
         elif subject:
             actions += self._check_drift(contact, subject, states, moved)
@@ -205,34 +226,58 @@ class Reconciler:
         if campaign_id:
             item = self.ledger.get(*keys.campaign_contact(campaign_id, contact_id))
             if item and item.get("link_id") == link.link_id:
-                also.append({**item, "link_withdrawn_at": now_iso(),
-                             "link_withdrawn_reason": "address_changed"})
-        done = consent.withdraw_link(self.ledger, link, "act_address_changed", {
-            "act_contact_id": contact_id, "field": self.link_keys().get(key, key),
-            "campaign_id": campaign_id}, also)
+                also.append(
+                    {
+                        **item,
+                        "link_withdrawn_at": now_iso(),
+                        "link_withdrawn_reason": "address_changed",
+                    }
+                )
+        done = consent.withdraw_link(
+            self.ledger,
+            link,
+            "act_address_changed",
+            {
+                "act_contact_id": contact_id,
+                "field": self.link_keys().get(key, key),
+                "campaign_id": campaign_id,
+            },
+            also,
+        )
         if done:
-            log("act_link_withdrawn", contact_id=contact_id, link_id=link.link_id,
-                campaign=campaign_id)
+            log(
+                "act_link_withdrawn",
+                contact_id=contact_id,
+                link_id=link.link_id,
+                campaign=campaign_id,
+            )
         return done
 
-    def _relink(self, contact: dict[str, Any], address: str | None,
-                stale: list[tuple[str, Any]]) -> list[str]:
+    def _relink(
+        self, contact: dict[str, Any], address: str | None, stale: list[tuple[str, Any]]
+    ) -> list[str]:
         """``ACT_ASK_NEW_ADDRESS``: each campaign whose link was taken back writes the
         new address its own link (through the campaign, so it is counted and resumable)."""
         done = []
         for campaign_id in dict.fromkeys(self._campaign_of(link) for _, link in stale):
-            campaign = define.find(self.ledger, campaign_id) \
-                if campaign_id else None
+            campaign = define.find(self.ledger, campaign_id) if campaign_id else None
             if campaign is None or campaign.delivery != "act-field":
                 continue
             tools = jobs.Tools(self.settings, self.catalogue, self.client)
-            runner = jobs.runner_for(self.ledger, tools, campaign,
-                                              define.current_round(self.ledger, campaign))
-            outcome, reason = runner.reach(define.Contact(
-                contact["id"], address, (contact.get("firstName") or "").strip() or None),
-                readdressed=True)
-            done.append("link_rewritten" if outcome == define.DONE
-                        else f"link_not_rewritten:{reason or outcome}")
+            runner = jobs.runner_for(
+                self.ledger, tools, campaign, define.current_round(self.ledger, campaign)
+            )
+            outcome, reason = runner.reach(
+                define.Contact(
+                    contact["id"], address, (contact.get("firstName") or "").strip() or None
+                ),
+                readdressed=True,
+            )
+            done.append(
+                "link_rewritten"
+                if outcome == define.DONE
+                else f"link_not_rewritten:{reason or outcome}"
+            )
         return done
 
     def _campaign_of(self, link: Any) -> str | None:
@@ -246,14 +291,28 @@ class Reconciler:
         except InvalidEmail:
             return None
 
-    def _forget_contact(self, subject: str, contact_id: str, kind: str,
-                        extra: dict[str, Any]) -> None:
+    def _forget_contact(
+        self, subject: str, contact_id: str, kind: str, extra: dict[str, Any]
+    ) -> None:
         """The contact no longer is this person's: record it, stop pushing there."""
+
         def build(snap: Snapshot) -> Plan:
             if snap.seq == 0:
                 return Plan()
-            plan = Plan(events=[Draft({"event_id": new_event_id(), "kind": kind, "at": now_iso(),
-                                       "act_contact_id": contact_id, "channel": "act", **extra})])
+            plan = Plan(
+                events=[
+                    Draft(
+                        {
+                            "event_id": new_event_id(),
+                            "kind": kind,
+                            "at": now_iso(),
+                            "act_contact_id": contact_id,
+                            "channel": "act",
+                            **extra,
+                        }
+                    )
+                ]
+            )
             if snap.profile is not None:
                 ids = [i for i in snap.profile.get("act_contact_ids") or [] if i != contact_id]
                 plan.profile = {"act_contact_ids": ids, "updated_at": now_iso()}
@@ -264,8 +323,11 @@ class Reconciler:
     def _consent_to_clear(self, contact: dict[str, Any], keep: set[str]) -> dict[str, None]:
         """The set consent fields of every purpose not in ``keep``."""
         current = contact.get("customFields") or {}
-        return {key: None for (purpose, _), key in self.keys().items()
-                if purpose not in keep and current.get(key) not in (None, "")}
+        return {
+            key: None
+            for (purpose, _), key in self.keys().items()
+            if purpose not in keep and current.get(key) not in (None, "")
+        }
 
     def _ask(self, contact: dict[str, Any], address: str, subject: str) -> bool:
         """Double opt-in for a contact created in Act!: a link, mailed by the outbox."""
@@ -277,11 +339,22 @@ class Reconciler:
 
         def build(snap: Snapshot) -> Plan:
             live = (snap.profile or {}).get("live_links") or {}
-            if snap.states or any(set(purposes) <= set(info.get("purposes", []))
-                                  and info.get("expires", "") > at for info in live.values()):
+            if snap.states or any(
+                set(purposes) <= set(info.get("purposes", [])) and info.get("expires", "") > at
+                for info in live.values()
+            ):
                 return Plan()  # decided meanwhile, or already asked (another reconciler)
-            request = draft_request(self.settings, subject, purposes, True, "act:created",
-                                    locale, RequestContext(), at, act_contact_id=contact["id"])
+            request = draft_request(
+                self.settings,
+                subject,
+                purposes,
+                True,
+                "act:created",
+                locale,
+                RequestContext(),
+                at,
+                act_contact_id=contact["id"],
+            )
             plan = plan_request(request, snap, address, contact.get("firstName"), locale, at)
             remember_contact(plan, snap, contact["id"])
             return plan
@@ -289,8 +362,9 @@ class Reconciler:
         _, sealed = self.ledger.commit(subject, build)
         return bool(sealed)
 
-    def _check_drift(self, contact: dict[str, Any], subject: str,
-                     states: dict[str, dict[str, Any]], moved: bool) -> list[str]:
+    def _check_drift(
+        self, contact: dict[str, Any], subject: str, states: dict[str, dict[str, Any]], moved: bool
+    ) -> list[str]:
         """Consent fields that do not say what our record says: restore or flag."""
         mapped, fields = self.keys(), contact.get("customFields") or {}
         words = self.settings.act.status_values if self.settings.act else {}
@@ -301,25 +375,42 @@ class Reconciler:
                 drifted.append(purpose)
         if not drifted:
             return []
-        self.ledger.put({**keys.item(keys.act_drift(contact["id"])), "contact_id": contact["id"],
-                         "subject": subject, "purposes": drifted, "found_at": now_iso(),
-                         "action": self.drift, "after_address_change": moved})
-        log("act_drift", level="warning", contact_id=contact["id"], purposes=drifted,
-            action=self.drift)
+        self.ledger.put(
+            {
+                **keys.item(keys.act_drift(contact["id"])),
+                "contact_id": contact["id"],
+                "subject": subject,
+                "purposes": drifted,
+                "found_at": now_iso(),
+                "action": self.drift,
+                "after_address_change": moved,
+            }
+        )
+        log(
+            "act_drift",
+            level="warning",
+            contact_id=contact["id"],
+            purposes=drifted,
+            action=self.drift,
+        )
         if self.drift == "restore" or moved:  # after an address change: not a hand edit
             at = now_iso()
             for purpose in drifted:  # the sync writes our values back
-                self.ledger.update_state(subject_pk(subject), purpose_sk(purpose),
-                                         states[purpose]["event_id"],
-                                         {"sync_status": "pending", "sync_due": at,
-                                          "sync_shard": sync_shard(subject)})
+                self.ledger.update_state(
+                    subject_pk(subject),
+                    purpose_sk(purpose),
+                    states[purpose]["event_id"],
+                    {"sync_status": "pending", "sync_due": at, "sync_shard": sync_shard(subject)},
+                )
             return ["drift_restored"]
         return ["drift_flagged"]
 
 
 def drift_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Every drift found, for ``cli act drift`` (an operator's scan)."""
-    return sorted(ledger.scan_items(keys.DRIFT_PREFIX, keys.DRIFT), key=lambda r: r.get("found_at", ""))
+    return sorted(
+        ledger.scan_items(keys.DRIFT_PREFIX, keys.DRIFT), key=lambda r: r.get("found_at", "")
+    )
 
 
 # -- Act! cloud: no webhooks, so a poll of what was edited since the last poll ------------
@@ -344,8 +435,12 @@ class PollReport:
     own_writes: int = 0
 
 
-def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
-         on_contact: Callable[[Outcome], None] | None = None) -> PollReport:
+def poll(
+    ledger: Ledger,
+    reconciler: Reconciler,
+    since: str | None = None,
+    on_contact: Callable[[Outcome], None] | None = None,
+) -> PollReport:
     """Reconcile every contact edited in Act! since the last poll; safe to repeat.
 
     The watermark is a UTC instant taken from Act!'s own ``edited`` stamps (so our clock
@@ -356,16 +451,25 @@ def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
     """
     tz = reconciler.client.tz
     mark = ledger.get(*keys.ACT_POLL) or {}
-    watermark = since or mark.get("watermark") or dates.from_act_iso(mark.get("edited"), tz) \
+    watermark = (
+        since
+        or mark.get("watermark")
+        or dates.from_act_iso(mark.get("edited"), tz)
         or iso(utcnow() - POLL_FIRST_LOOK_BACK)
+    )
     start = watermark if since else iso(parse_iso(watermark) - POLL_OVERLAP)
     recent: dict[str, str] = {} if since else dict(mark.get("recent") or {})
     report = PollReport(since=start, watermark=watermark)
-    changed = [(c, dates.from_act_iso(c.get("edited"), tz))
-               for c in reconciler.client.edited_since(start)]
+    changed = [
+        (c, dates.from_act_iso(c.get("edited"), tz)) for c in reconciler.client.edited_since(start)
+    ]
     report.read = len(changed)
-    known = {item["contact_id"]: item for item in ledger.get_many(
-        [(contacts.contact_pk(c["id"]), contacts.SEEN) for c, _ in changed])}
+    known = {
+        item["contact_id"]: item
+        for item in ledger.get_many(
+            [(contacts.contact_pk(c["id"]), contacts.SEEN) for c, _ in changed]
+        )
+    }
     for contact, edited_at in changed:
         if edited_at and recent.get(contact["id"]) == edited_at:
             report.already_seen += 1
@@ -374,8 +478,9 @@ def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
             report.own_writes += 1
         else:
             created_at = dates.from_act_iso(contact.get("created"), tz) or ""
-            contacts.queue_hint(ledger, contact["id"], contact.get("edited"),
-                                   created=created_at > start)
+            contacts.queue_hint(
+                ledger, contact["id"], contact.get("edited"), created=created_at > start
+            )
             outcome = reconciler.process(contact["id"])
             report.reconciled.append(outcome)
             if on_contact:
@@ -384,6 +489,12 @@ def poll(ledger: Ledger, reconciler: Reconciler, since: str | None = None,
             recent[contact["id"]] = edited_at
             report.watermark = max(report.watermark, edited_at)
     floor = iso(parse_iso(report.watermark) - POLL_OVERLAP)
-    ledger.put({**keys.item(keys.ACT_POLL), "watermark": report.watermark,
-                "recent": {k: v for k, v in recent.items() if v >= floor}, "at": now_iso()})
+    ledger.put(
+        {
+            **keys.item(keys.ACT_POLL),
+            "watermark": report.watermark,
+            "recent": {k: v for k, v in recent.items() if v >= floor},
+            "at": now_iso(),
+        }
+    )
     return report

@@ -17,28 +17,30 @@ decision replaces the pending one: the older is then never pushed.
 Size: the push, its lock, its backoff and the field mapping are one exactly-once
 protocol; its invariants are easier to check in one module.
 """
+
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from chalicelib.act import contacts as actcontacts
-from chalicelib.act import fields as actfields
 from chalicelib.act import dates
-from chalicelib.consent import stats
+from chalicelib.act import fields as actfields
 from chalicelib.act.client import ActBadRequest, ActClient, ActError, ActNotFound, ActUnavailable
+from chalicelib.consent import stats
+from chalicelib.consent.catalogue import Catalogue
+from chalicelib.consent.subjects import normalise_email
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
 from chalicelib.core.errors import ConfigError, InvalidEmail, OptinProofError, SyncProblem
-from chalicelib.store.ledger import Ledger
-from chalicelib.store.keys import SYNC_HOLD, sync_shard
 from chalicelib.core.logs import log
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import ActSettings, Settings
-from chalicelib.consent.subjects import normalise_email
 from chalicelib.store import keys
+from chalicelib.store.keys import SYNC_HOLD, sync_shard
+from chalicelib.store.ledger import Ledger
 
 #: A push for one person holds its lock this long, renewed before every write to Act!;
 #: longer than any single Act! request can take (ACT_TIMEOUT and capped waits).
@@ -89,8 +91,10 @@ class Pusher:
     def act(self) -> ActSettings:
         """The Act! settings; a pusher exists only once Act! is configured."""
         if self.settings.act is None:
-            raise ConfigError("Act! is not configured: set ACT_API_URL, ACT_DATABASE, "
-                              "ACT_USERNAME and ACT_PASSWORD.")
+            raise ConfigError(
+                "Act! is not configured: set ACT_API_URL, ACT_DATABASE, "
+                "ACT_USERNAME and ACT_PASSWORD."
+            )
         return self.settings.act
 
     def history_type(self) -> int:
@@ -100,8 +104,10 @@ class Pusher:
             chosen = next((t for t in types if str(t.get("name", "")).casefold() == wanted), None)
             if chosen is None:
                 names = ", ".join(str(t.get("name")) for t in types[:20])
-                raise ConfigError(f"Act! has no history type named {self.act.history_type!r} "
-                                  f"(ACT_HISTORY_TYPE); available: {names}")
+                raise ConfigError(
+                    f"Act! has no history type named {self.act.history_type!r} "
+                    f"(ACT_HISTORY_TYPE); available: {names}"
+                )
             self._history_type = int(chosen["id"])
         return self._history_type
 
@@ -143,15 +149,25 @@ class Pusher:
             contact_ids = self._push_state(state)
         except _Hold as hold:
             self._finish(pk, sk, event_id, hold.status, str(hold))
-            log("sync_held", level="warning", subject=state["subject"], purpose=state["purpose"],
-                status=hold.status)
+            log(
+                "sync_held",
+                level="warning",
+                subject=state["subject"],
+                purpose=state["purpose"],
+                status=hold.status,
+            )
             return "held", str(hold), False
         except (ActError, ConfigError) as exc:
             return (*self._failed(pk, sk, state, exc), False)
         if not self._finish(pk, sk, event_id, "synced", "", contact_ids):
             return "synced", "", True
-        log("sync_done", subject=state["subject"], purpose=state["purpose"], event_id=event_id,
-            contacts=len(contact_ids))
+        log(
+            "sync_done",
+            subject=state["subject"],
+            purpose=state["purpose"],
+            event_id=event_id,
+            contacts=len(contact_ids),
+        )
         self._count_synced(state)
         return "synced", "", False
 
@@ -200,8 +216,12 @@ class Pusher:
             if _same_address(contact.get("emailAddress"), profile["email"]):
                 found.append(contact)
             else:  # the contact now has another address: it is no longer this person's;
-                log("act_contact_changed_address", level="warning", subject=subject,
-                    contact_id=contact_id)  # reconciliation records it and clears its fields
+                log(
+                    "act_contact_changed_address",
+                    level="warning",
+                    subject=subject,
+                    contact_id=contact_id,
+                )  # reconciliation records it and clears its fields
                 actcontacts.queue_hint(self.ledger, contact_id, contact.get("edited"))
         if not found and cached:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
@@ -213,7 +233,9 @@ class Pusher:
                 fields["firstName"] = profile["name"]
             found = [self.client.create_contact(fields)]
         if not found:
-            raise _Hold("no_contact", "no Act! contact has this address and ACT_CREATE_CONTACTS is off")
+            raise _Hold(
+                "no_contact", "no Act! contact has this address and ACT_CREATE_CONTACTS is off"
+            )
         ids = [contact["id"] for contact in found]
         if ids != cached:
             self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
@@ -253,8 +275,9 @@ class Pusher:
             return False
         return None
 
-    def _write_fields(self, contact: dict[str, Any], state: dict[str, Any],
-                      states: dict[str, dict[str, Any]]) -> None:
+    def _write_fields(
+        self, contact: dict[str, Any], state: dict[str, Any], states: dict[str, dict[str, Any]]
+    ) -> None:
         values = self._values(state)
         current = contact.get("customFields") or {}
         utc_key = self.keys().get((state["purpose"], "utc_field"))
@@ -263,8 +286,9 @@ class Pusher:
             return
         body: dict[str, Any] = {}
         date_key = self.keys().get((state["purpose"], "date_field"))
-        changed = {k: v for k, v in values.items()
-                   if not self._same(current.get(k), v, k == date_key)}
+        changed = {
+            k: v for k, v in values.items() if not self._same(current.get(k), v, k == date_key)
+        }
         if changed:
             body["customFields"] = changed
         opt_out = self._aem_opt_out(state, states)
@@ -277,11 +301,14 @@ class Pusher:
         stored = self.client.contact(contact["id"])
         actcontacts.note_write(self.ledger, stored, self.client.tz)
         stored_fields = stored.get("customFields") or {}
-        missing = [k for k, v in changed.items()
-                   if not self._same(stored_fields.get(k), v, k == date_key)]
+        missing = [
+            k for k, v in changed.items() if not self._same(stored_fields.get(k), v, k == date_key)
+        ]
         if missing or ("aemOptOut" in body and bool(stored.get("aemOptOut")) != body["aemOptOut"]):
-            raise SyncProblem(f"Act! answered the update of contact {contact['id']} but did not "
-                              f"store it ({', '.join(missing) or 'aemOptOut'}); will retry")
+            raise SyncProblem(
+                f"Act! answered the update of contact {contact['id']} but did not "
+                f"store it ({', '.join(missing) or 'aemOptOut'}); will retry"
+            )
 
     def _write_history(self, contact_id: str, state: dict[str, Any]) -> None:
         marker = f"event_id={state['event_id']}"
@@ -292,16 +319,20 @@ class Pusher:
         verb = VERBS.get(state["state"], state["state"])
         channel = state.get("channel") or "unknown channel"
         self._keep_lock()
-        self.client.post_history({
-            "contacts": [{"id": contact_id}],
-            "regarding": f"Consent {verb}: {title}",
-            "details": (f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
-                        f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
-                        f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"),
-            "startTime": dates.to_act(state["decided_at"], self.client.tz),
-            "endTime": dates.to_act(state["decided_at"], self.client.tz),
-            "historyTypeID": self.history_type(),
-        })
+        self.client.post_history(
+            {
+                "contacts": [{"id": contact_id}],
+                "regarding": f"Consent {verb}: {title}",
+                "details": (
+                    f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
+                    f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
+                    f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"
+                ),
+                "startTime": dates.to_act(state["decided_at"], self.client.tz),
+                "endTime": dates.to_act(state["decided_at"], self.client.tz),
+                "historyTypeID": self.history_type(),
+            }
+        )
 
     def _same(self, current: Any, wanted: Any, is_date: bool) -> bool:
         """Whether a field already holds our value (a date as Act! answers it, any zone)."""
@@ -311,10 +342,20 @@ class Pusher:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _finish(self, pk: str, sk: str, event_id: str, status: str, error: str,
-                contact_ids: list[str] | None = None) -> bool:
-        fields: dict[str, Any] = {"sync_status": status, "sync_error": error or "-",
-                                  "synced_at" if status == "synced" else "sync_checked_at": now_iso()}
+    def _finish(
+        self,
+        pk: str,
+        sk: str,
+        event_id: str,
+        status: str,
+        error: str,
+        contact_ids: list[str] | None = None,
+    ) -> bool:
+        fields: dict[str, Any] = {
+            "sync_status": status,
+            "sync_error": error or "-",
+            "synced_at" if status == "synced" else "sync_checked_at": now_iso(),
+        }
         if contact_ids is not None:
             fields["act_contact_ids"] = contact_ids
         remove: tuple[str, ...] = ("sync_shard", "sync_due")
@@ -333,13 +374,26 @@ class Pusher:
         if isinstance(exc, (ActBadRequest, ConfigError)):
             self._keys = None  # fields may have been renamed in Act!: map them again
         status = "failed" if attempts >= self.settings.sync_max_attempts else "pending"
-        self.ledger.update_state(pk, sk, state["event_id"], {
-            "sync_status": status, "sync_attempts": attempts, "sync_error": str(exc)[:500],
-            "sync_due": iso(utcnow() + timedelta(seconds=delay)), "sync_shard": sync_shard(state["subject"]),
-        })
-        log("sync_alert" if status == "failed" else "sync_retry",
-            level="error" if status == "failed" else "warning", subject=state["subject"],
-            purpose=state["purpose"], attempts=attempts, error=str(exc)[:300])
+        self.ledger.update_state(
+            pk,
+            sk,
+            state["event_id"],
+            {
+                "sync_status": status,
+                "sync_attempts": attempts,
+                "sync_error": str(exc)[:500],
+                "sync_due": iso(utcnow() + timedelta(seconds=delay)),
+                "sync_shard": sync_shard(state["subject"]),
+            },
+        )
+        log(
+            "sync_alert" if status == "failed" else "sync_retry",
+            level="error" if status == "failed" else "warning",
+            subject=state["subject"],
+            purpose=state["purpose"],
+            attempts=attempts,
+            error=str(exc)[:300],
+        )
         return "failed", str(exc)
 
 
@@ -368,8 +422,9 @@ def _newer(current: Any, ours: str) -> bool:
         return False
 
 
-def drain(pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = None,
-          force: bool = False) -> DrainReport:
+def drain(
+    pusher: Pusher, keys: Iterable[tuple[str, str]], limit: int | None = None, force: bool = False
+) -> DrainReport:
     """Push each given purpose state; never raises for one state's failure.
 
     ``force`` pushes states still waiting for their backoff (``sync drain --all``).
@@ -404,16 +459,25 @@ def status_rows(ledger: Ledger) -> list[dict[str, Any]]:
         state = ledger.get(pk, sk)
         if not state:
             continue
-        rows.append({
-            "subject": state["subject"], "purpose": state["purpose"], "state": state["state"],
-            "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
-            "attempts": state.get("sync_attempts", 0), "due": state.get("sync_due"),
-            "error": state.get("sync_error", ""), "event_id": state["event_id"],
-        })
+        rows.append(
+            {
+                "subject": state["subject"],
+                "purpose": state["purpose"],
+                "state": state["state"],
+                "decided_at": state["decided_at"],
+                "sync_status": state.get("sync_status"),
+                "attempts": state.get("sync_attempts", 0),
+                "due": state.get("sync_due"),
+                "error": state.get("sync_error", ""),
+                "event_id": state["event_id"],
+            }
+        )
     return rows
 
 
-def requeue_held(ledger: Ledger, statuses: tuple[str, ...] = ("no_contact", "contact_deleted")) -> int:
+def requeue_held(
+    ledger: Ledger, statuses: tuple[str, ...] = ("no_contact", "contact_deleted")
+) -> int:
     """Put held syncs back in the queue, after a person fixed the cause in Act!.
 
     The cached Act! contact ids are forgotten, so the next push searches by address
@@ -425,9 +489,17 @@ def requeue_held(ledger: Ledger, statuses: tuple[str, ...] = ("no_contact", "con
         if not state or state.get("sync_status") not in statuses:
             continue
         ledger.set_profile_fields(state["subject"], {"act_contact_ids": []})
-        if ledger.update_state(pk, sk, state["event_id"], {
-                "sync_status": "pending", "sync_attempts": 0, "sync_due": now_iso(),
-                "sync_shard": sync_shard(state["subject"])}):
+        if ledger.update_state(
+            pk,
+            sk,
+            state["event_id"],
+            {
+                "sync_status": "pending",
+                "sync_attempts": 0,
+                "sync_due": now_iso(),
+                "sync_shard": sync_shard(state["subject"]),
+            },
+        ):
             count += 1
     return count
 
@@ -437,7 +509,6 @@ def _same_address(value: Any, address: str) -> bool:
         return isinstance(value, str) and normalise_email(value) == normalise_email(address)
     except InvalidEmail:
         return False
-
 
 
 def subject_state_key(subject: str, purpose: str) -> tuple[str, str]:

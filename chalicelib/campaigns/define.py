@@ -12,26 +12,29 @@ This module holds what a campaign *is* (its definition, audience, rounds and the
 Act! fields it writes links into); :mod:`.runner` runs it, :mod:`.report` follows it,
 :mod:`.jobs` schedules runs from the admin API and the sweep.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from itsdangerous import BadData
 
-from chalicelib.consent import links
 from chalicelib.act.client import ActClient
+from chalicelib.consent import links
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import (
-    BadInput, ConfigError, OptinProofError, UnknownCampaign,
+    BadInput,
+    ConfigError,
+    OptinProofError,
+    UnknownCampaign,
 )
-from chalicelib.store.ledger import Ledger
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
-
-
+from chalicelib.store.ledger import Ledger
 
 DELIVERIES = ("act-field", "mail", "csv")
 
@@ -46,7 +49,6 @@ _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 
 #: Statuses of a contact in a campaign; "failed" ones are tried again by the next run.
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-
 
 
 @dataclass(frozen=True)
@@ -67,59 +69,97 @@ class Campaign:
         return f"campaign:{self.id}"
 
     def item(self) -> dict[str, Any]:
-        return {**keys.item(keys.campaign(self.id)), "campaign_id": self.id,
-                "purposes": list(self.purposes), "audience": self.audience,
-                "audience_value": self.audience_value, "delivery": self.delivery,
-                "locale": self.locale, "link_field": self.link_field,
-                "created_at": self.created_at}
+        return {
+            **keys.item(keys.campaign(self.id)),
+            "campaign_id": self.id,
+            "purposes": list(self.purposes),
+            "audience": self.audience,
+            "audience_value": self.audience_value,
+            "delivery": self.delivery,
+            "locale": self.locale,
+            "link_field": self.link_field,
+            "created_at": self.created_at,
+        }
 
     def public(self) -> dict[str, Any]:
         return {k: v for k, v in self.item().items() if k not in ("pk", "sk")}
 
 
-
-def define(ledger: Ledger, settings: Settings, catalogue: Catalogue, campaign_id: str | None,
-           purposes: list[str], audience: str, audience_value: str | None, delivery: str | None,
-           locale: str | None = None, link_field: str | None = None) -> Campaign:
+def define(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    campaign_id: str | None,
+    purposes: list[str],
+    audience: str,
+    audience_value: str | None,
+    delivery: str | None,
+    locale: str | None = None,
+    link_field: str | None = None,
+) -> Campaign:
     """Validate and record a campaign; an existing id with other settings is refused."""
-    for name, value in (("id", campaign_id), ("delivery", delivery), ("locale", locale),
-                        ("link_field", link_field), ("audience", audience_value)):
+    for name, value in (
+        ("id", campaign_id),
+        ("delivery", delivery),
+        ("locale", locale),
+        ("link_field", link_field),
+        ("audience", audience_value),
+    ):
         if value is not None and not isinstance(value, str):
             raise BadInput(f"The campaign's {name} must be text.")
     if not _ID.fullmatch(campaign_id or ""):
-        raise BadInput(f"Campaign id {campaign_id!r}: use 3-48 lower-case letters, digits or "
-                       "'-' (e.g. repermission-2026-12).")
+        raise BadInput(
+            f"Campaign id {campaign_id!r}: use 3-48 lower-case letters, digits or "
+            "'-' (e.g. repermission-2026-12)."
+        )
     unknown = [p for p in purposes if p not in catalogue.purposes]
     if not purposes or unknown:
-        raise BadInput(f"Name purposes from the catalogue ({', '.join(catalogue.purposes)})"
-                       + (f"; unknown: {', '.join(unknown)}" if unknown else "") + ".")
+        raise BadInput(
+            f"Name purposes from the catalogue ({', '.join(catalogue.purposes)})"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + "."
+        )
     if audience not in ("all", "group", "filter") or (audience != "all" and not audience_value):
-        raise BadInput("Choose the audience: all, a group (--group NAME) or an OData filter "
-                       "(--filter \"...\").")
+        raise BadInput(
+            'Choose the audience: all, a group (--group NAME) or an OData filter (--filter "...").'
+        )
     if delivery not in DELIVERIES:
         raise BadInput(f"Delivery must be one of {', '.join(DELIVERIES)}.")
     if delivery == "act-field" and not link_field:
-        raise BadInput("Delivery act-field needs --link-field, the Act! contact field (display "
-                       "name) that will hold each contact's link.")
+        raise BadInput(
+            "Delivery act-field needs --link-field, the Act! contact field (display "
+            "name) that will hold each contact's link."
+        )
     if delivery == "mail" and settings.mail.transport == "none":
         raise ConfigError("Delivery mail needs MAIL_TRANSPORT (ses or smtp) and MAIL_FROM.")
     if not settings.public_base_url:
         raise ConfigError("Campaign links need PUBLIC_BASE_URL (the address people open).")
     locale = locale or catalogue.default_locale
     if locale not in catalogue.locales:
-        raise BadInput(f"Language {locale!r} is not in the catalogue ({', '.join(catalogue.locales)}).")
-    campaign = Campaign(str(campaign_id), tuple(dict.fromkeys(purposes)), audience,
-                        audience_value, str(delivery), locale, link_field, now_iso())
+        raise BadInput(
+            f"Language {locale!r} is not in the catalogue ({', '.join(catalogue.locales)})."
+        )
+    campaign = Campaign(
+        str(campaign_id),
+        tuple(dict.fromkeys(purposes)),
+        audience,
+        audience_value,
+        str(delivery),
+        locale,
+        link_field,
+        now_iso(),
+    )
     existing = find(ledger, campaign.id)
     if existing is not None:
         same = {**existing.item(), "created_at": ""} == {**campaign.item(), "created_at": ""}
         if not same:
-            raise BadInput(f"Campaign {campaign_id!r} already exists with other settings; "
-                           "run it as it is (campaign run --id) or choose another id.")
+            raise BadInput(
+                f"Campaign {campaign_id!r} already exists with other settings; "
+                "run it as it is (campaign run --id) or choose another id."
+            )
         return existing
     ledger.put(campaign.item(), only_new=True)
     return campaign
-
 
 
 def audience_of(body: dict[str, Any]) -> tuple[str, str | None]:
@@ -128,11 +168,10 @@ def audience_of(body: dict[str, Any]) -> tuple[str, str | None]:
     if audience == "all":
         return "all", None
     if isinstance(audience, dict) and len(audience) == 1:
-        (kind, value), = audience.items()
+        ((kind, value),) = audience.items()
         if kind in ("group", "filter") and isinstance(value, str) and value.strip():
             return kind, value.strip()
     raise BadInput('Choose the audience: "all", {"group": "NAME"} or {"filter": "ODATA"}.')
-
 
 
 def purposes_of(body: dict[str, Any]) -> list[str]:
@@ -142,25 +181,30 @@ def purposes_of(body: dict[str, Any]) -> list[str]:
     return purposes
 
 
-
 def load(ledger: Ledger, campaign_id: str) -> Campaign:
     """The campaign, or UnknownCampaign (404) naming how to create it."""
     campaign = find(ledger, campaign_id)
     if campaign is None:
-        raise UnknownCampaign(f"There is no campaign {campaign_id!r} (create it with campaign "
-                              "start).")
+        raise UnknownCampaign(
+            f"There is no campaign {campaign_id!r} (create it with campaign start)."
+        )
     return campaign
-
 
 
 def find(ledger: Ledger, campaign_id: str) -> Campaign | None:
     item = ledger.get(*keys.campaign(campaign_id))
     if item is None:
         return None
-    return Campaign(item["campaign_id"], tuple(item["purposes"]), item["audience"],
-                    item.get("audience_value"), item["delivery"], item["locale"],
-                    item.get("link_field"), item.get("created_at", ""))
-
+    return Campaign(
+        item["campaign_id"],
+        tuple(item["purposes"]),
+        item["audience"],
+        item.get("audience_value"),
+        item["delivery"],
+        item["locale"],
+        item.get("link_field"),
+        item.get("created_at", ""),
+    )
 
 
 def current_round(ledger: Ledger, campaign: Campaign) -> int:
@@ -169,11 +213,9 @@ def current_round(ledger: Ledger, campaign: Campaign) -> int:
     return int(item.get("round", 1))
 
 
-
 def set_round(ledger: Ledger, campaign: Campaign, round_no: int) -> None:
     item = ledger.get(*keys.campaign(campaign.id)) or campaign.item()
     ledger.put({**item, "round": round_no})
-
 
 
 @dataclass(frozen=True)
@@ -183,36 +225,41 @@ class Contact:
     first_name: str | None
 
 
-
 def audience(client: ActClient, campaign: Campaign) -> list[Contact]:
     """Every contact the campaign addresses, read from Act! page by page."""
     group_id = None
     if campaign.audience == "group":
         groups = client.groups_named(campaign.audience_value or "")
         if len(groups) != 1:
-            raise BadInput(f"Act! has {len(groups)} group(s) named {campaign.audience_value!r}; "
-                           "exactly one is needed.")
+            raise BadInput(
+                f"Act! has {len(groups)} group(s) named {campaign.audience_value!r}; "
+                "exactly one is needed."
+            )
         group_id = groups[0]["id"]
     odata_filter = campaign.audience_value if campaign.audience == "filter" else None
     contacts: dict[str, Contact] = {}  # Act! pages by $skip: a contact added meanwhile
     for c in client.iter_contacts(odata_filter=odata_filter, group_id=group_id):  # shifts
-        contacts.setdefault(str(c["id"]), Contact(    # pages and repeats one: once each
-            str(c["id"]), (c.get("emailAddress") or "").strip() or None,
-            (c.get("firstName") or "").strip() or None))
+        contacts.setdefault(
+            str(c["id"]),
+            Contact(  # pages and repeats one: once each
+                str(c["id"]),
+                (c.get("emailAddress") or "").strip() or None,
+                (c.get("firstName") or "").strip() or None,
+            ),
+        )
     return list(contacts.values())
-
 
 
 def contact_items(ledger: Ledger, campaign_id: str) -> Iterable[dict[str, Any]]:
     return ledger.query(keys.campaign_pk(campaign_id), keys.CAMPAIGN_CONTACT_PREFIX)
 
 
-
 def link_field_keys(ledger: Ledger) -> dict[str, str]:
     """``customFields`` key -> display name of every field a campaign wrote links into."""
-    return {item["key"]: item.get("field") or item["key"]
-            for item in ledger.query(LINK_FIELDS_PK, keys.LINK_FIELD_PREFIX)}
-
+    return {
+        item["key"]: item.get("field") or item["key"]
+        for item in ledger.query(LINK_FIELDS_PK, keys.LINK_FIELD_PREFIX)
+    }
 
 
 def link_in(value: Any, settings: Settings) -> links.Link | None:

@@ -9,24 +9,24 @@ two overlapping passes never work on the same campaign.
 
 The CLI builds its runner here too, so both paths deliver the same way.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.act import fields as actfields
-from chalicelib.campaigns import define
-from chalicelib.campaigns import runner
-from chalicelib.campaigns import report
+from chalicelib.campaigns import define, report, runner
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import BadInput, ConfigError, OptinProofError
-from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 INDEX_PK = keys.CAMPAIGN_INDEX
 RUNNING, PAUSED, FINISHED, ATTENTION = "running", "paused", "finished", "needs_attention"
@@ -46,23 +46,36 @@ class Tools:
     postman_factory: Callable[[], Any] | None = None
 
 
-def runner_for(ledger: Ledger, tools: Tools, campaign: define.Campaign, round_no: int = 1,
-               create_field: bool = False) -> runner.Runner:
+def runner_for(
+    ledger: Ledger,
+    tools: Tools,
+    campaign: define.Campaign,
+    round_no: int = 1,
+    create_field: bool = False,
+) -> runner.Runner:
     """A runner with what the campaign's delivery needs; ConfigError naming what is missing."""
     if tools.client is None and campaign.delivery == "act-field":
         raise ConfigError("Delivery act-field needs Act! (ACT_API_URL and friends).")
-    key = actfields.link_field_key(tools.client, campaign.link_field or "", create=create_field) \
-        if campaign.delivery == "act-field" else None
-    postman = tools.postman_factory() if campaign.delivery == "mail" and tools.postman_factory \
+    key = (
+        actfields.link_field_key(tools.client, campaign.link_field or "", create=create_field)
+        if campaign.delivery == "act-field"
         else None
-    return runner.Runner(ledger, tools.settings, tools.catalogue, tools.client, campaign,
-                            postman, key, round_no)
+    )
+    postman = (
+        tools.postman_factory() if campaign.delivery == "mail" and tools.postman_factory else None
+    )
+    return runner.Runner(
+        ledger, tools.settings, tools.catalogue, tools.client, campaign, postman, key, round_no
+    )
 
 
 def silent_contacts(ledger: Ledger, campaign: define.Campaign, round_no: int) -> set[str]:
     """Contacts a reminder round addresses: reached in an earlier round, no answer yet."""
-    return {item["contact_id"] for item in report.report(ledger, campaign).no_answer
-            if int(item.get("round", 1)) < round_no}
+    return {
+        item["contact_id"]
+        for item in report.report(ledger, campaign).no_answer
+        if int(item.get("round", 1)) < round_no
+    }
 
 
 def index_entry(ledger: Ledger, campaign_id: str) -> dict[str, Any] | None:
@@ -87,32 +100,48 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
 
-def schedule(ledger: Ledger, campaign: define.Campaign, requested_by: str,
-             remind: bool = False) -> dict[str, Any]:
+def schedule(
+    ledger: Ledger, campaign: define.Campaign, requested_by: str, remind: bool = False
+) -> dict[str, Any]:
     """Mark a campaign to run (again); ``remind`` starts the next reminder round."""
     round_no = define.current_round(ledger, campaign)
     if remind:
         if not silent_contacts(ledger, campaign, round_no + 1):
-            raise BadInput("Nobody is left to remind: every contact answered, bounced or was "
-                           "reminded already.")
+            raise BadInput(
+                "Nobody is left to remind: every contact answered, bounced or was reminded already."
+            )
         round_no += 1
         define.set_round(ledger, campaign, round_no)
-    entry = {**(index_entry(ledger, campaign.id) or {}), "pk": INDEX_PK, "sk": _sk(campaign.id),
-             "campaign_id": campaign.id, "delivery": campaign.delivery,
-             "purposes": list(campaign.purposes), "state": RUNNING, "round": round_no,
-             "requested_at": now_iso(), "requested_by": requested_by}
+    entry = {
+        **(index_entry(ledger, campaign.id) or {}),
+        "pk": INDEX_PK,
+        "sk": _sk(campaign.id),
+        "campaign_id": campaign.id,
+        "delivery": campaign.delivery,
+        "purposes": list(campaign.purposes),
+        "state": RUNNING,
+        "round": round_no,
+        "requested_at": now_iso(),
+        "requested_by": requested_by,
+    }
     ledger.put(entry)
     log("campaign_scheduled", campaign=campaign.id, round=round_no, by=requested_by)
     return _public(entry)
 
 
-def note_run(ledger: Ledger, campaign: define.Campaign, progress: runner.Progress,
-             round_no: int, by: str) -> dict[str, Any]:
+def note_run(
+    ledger: Ledger, campaign: define.Campaign, progress: runner.Progress, round_no: int, by: str
+) -> dict[str, Any]:
     """List a run made elsewhere (the CLI) with the others; a scheduled state is kept."""
     entry = index_entry(ledger, campaign.id) or {
-        "pk": INDEX_PK, "sk": _sk(campaign.id), "campaign_id": campaign.id,
-        "delivery": campaign.delivery, "purposes": list(campaign.purposes),
-        "requested_at": now_iso(), "requested_by": by}
+        "pk": INDEX_PK,
+        "sk": _sk(campaign.id),
+        "campaign_id": campaign.id,
+        "delivery": campaign.delivery,
+        "purposes": list(campaign.purposes),
+        "requested_at": now_iso(),
+        "requested_by": by,
+    }
     if entry.get("state") not in (RUNNING, PAUSED):
         entry["state"] = ATTENTION if progress.failed or progress.stopped else FINISHED
     entry.update(round=round_no, last_pass=progress.as_dict(), last_pass_at=now_iso())
@@ -131,8 +160,9 @@ def pause(ledger: Ledger, campaign_id: str, requested_by: str) -> dict[str, Any]
     return _public(entry)
 
 
-def work(ledger: Ledger, tools: Tools, budget_seconds: float,
-         concurrency: int = 8) -> list[dict[str, Any]]:
+def work(
+    ledger: Ledger, tools: Tools, budget_seconds: float, concurrency: int = 8
+) -> list[dict[str, Any]]:
     """One scheduled pass over every running campaign, within ``budget_seconds``.
 
     The first running campaign always gets its pass (it stops cleanly at the deadline),
@@ -153,8 +183,9 @@ def work(ledger: Ledger, tools: Tools, budget_seconds: float,
     return results
 
 
-def _pass(ledger: Ledger, tools: Tools, entry: dict[str, Any], deadline: float,
-          concurrency: int) -> dict[str, Any]:
+def _pass(
+    ledger: Ledger, tools: Tools, entry: dict[str, Any], deadline: float, concurrency: int
+) -> dict[str, Any]:
     campaign_id = entry["campaign_id"]
     try:
         campaign = define.load(ledger, campaign_id)
@@ -164,19 +195,36 @@ def _pass(ledger: Ledger, tools: Tools, entry: dict[str, Any], deadline: float,
             raise ConfigError("Reading the audience needs Act! (ACT_API_URL and friends).")
         contacts = define.audience(tools.client, campaign)
         if round_no > 1:
-            unfinished = {i["contact_id"] for i in define.contact_items(ledger, campaign.id)
-                          if i.get("status") == "minted" and int(i.get("round", 1)) == round_no}
+            unfinished = {
+                i["contact_id"]
+                for i in define.contact_items(ledger, campaign.id)
+                if i.get("status") == "minted" and int(i.get("round", 1)) == round_no
+            }
             wanted = silent_contacts(ledger, campaign, round_no) | runner.settled() | unfinished
             contacts = [c for c in contacts if c.id in wanted]
-        progress = runner.run(contacts, concurrency=concurrency, deadline=deadline,
-                              should_stop=_paused_check(ledger, campaign_id))
+        progress = runner.run(
+            contacts,
+            concurrency=concurrency,
+            deadline=deadline,
+            should_stop=_paused_check(ledger, campaign_id),
+        )
     except OptinProofError as exc:  # Act! down, config missing: said on the entry, tried again
-        log("campaign_pass_failed", level="warning", campaign=campaign_id,
-            error=type(exc).__name__, detail=str(exc)[:300])
+        log(
+            "campaign_pass_failed",
+            level="warning",
+            campaign=campaign_id,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+        )
         return _record(ledger, campaign_id, {"last_error": str(exc)[:300]})
     state = RUNNING if progress.stopped else (ATTENTION if progress.failed else FINISHED)
-    return _record(ledger, campaign_id, {"last_pass": progress.as_dict(), "last_error": None},
-                   state, (entry.get("requested_at"), entry.get("round")))
+    return _record(
+        ledger,
+        campaign_id,
+        {"last_pass": progress.as_dict(), "last_error": None},
+        state,
+        (entry.get("requested_at"), entry.get("round")),
+    )
 
 
 def _paused_check(ledger: Ledger, campaign_id: str) -> Callable[[], bool]:
@@ -188,11 +236,17 @@ def _paused_check(ledger: Ledger, campaign_id: str) -> Callable[[], bool]:
             last["at"] = time.monotonic()
             last["stop"] = (index_entry(ledger, campaign_id) or {}).get("state") != RUNNING
         return bool(last["stop"])
+
     return check
 
 
-def _record(ledger: Ledger, campaign_id: str, fields: dict[str, Any],
-            state: str | None = None, started: tuple[Any, Any] | None = None) -> dict[str, Any]:
+def _record(
+    ledger: Ledger,
+    campaign_id: str,
+    fields: dict[str, Any],
+    state: str | None = None,
+    started: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
     """Write a pass's outcome. The state changes only if nobody paused the campaign or
     asked for another run (a reminder) while the pass worked: that request stands."""
     entry = index_entry(ledger, campaign_id) or {}

@@ -1,19 +1,16 @@
-"""Following a campaign: per purpose, who was reached, opened, answered, bounced.
-"""
+"""Following a campaign: per purpose, who was reached, opened, answered, bounced."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-
-from chalicelib.store.ledger import Ledger
+from chalicelib.campaigns.define import DONE, FAILED, SKIPPED, Campaign, contact_items
 from chalicelib.store import keys
-from chalicelib.campaigns.define import Campaign, DONE, FAILED, SKIPPED, contact_items
-
-
+from chalicelib.store.ledger import Ledger
 
 ANSWERS = ("accepted", "refused", "withdrawn")
-
 
 
 @dataclass
@@ -28,10 +25,14 @@ class Report:
     no_answer: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"campaign": self.campaign.id, "purposes": self.purposes, "skipped": self.skipped,
-                "failed": self.failed, "undelivered": self.undelivered,
-                "no_answer_contacts": len(self.no_answer)}
-
+        return {
+            "campaign": self.campaign.id,
+            "purposes": self.purposes,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "undelivered": self.undelivered,
+            "no_answer_contacts": len(self.no_answer),
+        }
 
 
 def _bounced(ledger: Ledger, item: dict[str, Any]) -> bool:
@@ -42,18 +43,18 @@ def _bounced(ledger: Ledger, item: dict[str, Any]) -> bool:
     return bool(mail and mail.get("status") == "failed")
 
 
-
 def no_answer_filter(ledger: Ledger, campaign: Campaign) -> Callable[[dict[str, Any]], bool]:
     """Keeps the contacts that did not answer (for a reminder sent by another mailer)."""
     wanted = {item["contact_id"] for item in report(ledger, campaign).no_answer}
     return lambda item: item["contact_id"] in wanted
 
 
-
 def report(ledger: Ledger, campaign: Campaign) -> Report:
     """Count what every contact of the campaign did with its link (one read per person)."""
-    counts = {p: {"sent": 0, **{a: 0 for a in ANSWERS}, "no_answer": 0, "bounced": 0}
-              for p in campaign.purposes}
+    counts = {
+        p: {"sent": 0, **{a: 0 for a in ANSWERS}, "no_answer": 0, "bounced": 0}
+        for p in campaign.purposes
+    }
     skipped: dict[str, int] = {}
     failed = undelivered = 0
     no_answer = []
@@ -78,8 +79,9 @@ def report(ledger: Ledger, campaign: Campaign) -> Report:
             state = states.get(purpose) or {}
             # A no is a no whichever way it came (a complaint, a withdraw link): such a
             # person is never reminded.
-            if state.get("state") in ANSWERS and (state.get("channel") == campaign.channel
-                                                  or state.get("state") != "accepted"):
+            if state.get("state") in ANSWERS and (
+                state.get("channel") == campaign.channel or state.get("state") != "accepted"
+            ):
                 counts[purpose][state["state"]] += 1
                 answered = True
             elif bounced:

@@ -4,36 +4,39 @@
 Size: the runner's steps (lease, mint, deliver, finish) share one progress item and
 one set of invariants; they read best together.
 """
+
 from __future__ import annotations
 
 import csv
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TextIO
-
+from typing import Any, TextIO
 
 from chalicelib.act import contacts as actcontacts
-from chalicelib.consent import links
 from chalicelib.act.client import ActClient, ActError
-from chalicelib.core.clock import now_iso
+from chalicelib.campaigns.define import DONE, FAILED, SKIPPED, Campaign, Contact, contact_items
+from chalicelib.consent import links
+from chalicelib.consent.catalogue import Catalogue
+from chalicelib.consent.requests import draft_request, plan_request, remember_contact
 from chalicelib.consent.rules import RequestContext
+from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import (
-    ConfigError, InvalidEmail, OptinProofError, RequiredItemMissing,
+    ConfigError,
+    InvalidEmail,
+    OptinProofError,
+    RequiredItemMissing,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.core.logs import log
+from chalicelib.core.settings import Settings
 from chalicelib.mail.outbox import Postman
 from chalicelib.proof.chain import new_event_id
-from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.settings import Settings
-from chalicelib.consent.requests import draft_request, plan_request, remember_contact
-from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.store import keys
-from chalicelib.campaigns.define import Campaign, Contact, DONE, FAILED, SKIPPED, contact_items
-
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 
 @dataclass
@@ -67,31 +70,46 @@ class Progress:
                     self.errors.append(reason)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "processed": self.processed, "delivered": self.delivered,
-                "already": self.already, "skipped": dict(self.skipped), "failed": self.failed,
-                "errors": self.errors[:10], "stopped": self.stopped}
+        return {
+            "total": self.total,
+            "processed": self.processed,
+            "delivered": self.delivered,
+            "already": self.already,
+            "skipped": dict(self.skipped),
+            "failed": self.failed,
+            "errors": self.errors[:10],
+            "stopped": self.stopped,
+        }
 
     def line(self, verb: str) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.processed / elapsed
         left = (self.total - self.processed) / rate if rate > 0 else 0
         skipped = sum(self.skipped.values())
-        return (f"{self.processed}/{self.total} contacts | {verb} {self.delivered} | "
-                f"done before {self.already} | skipped {skipped} | failed {self.failed} | "
-                f"{rate:.1f}/s | {int(left) // 60}:{int(left) % 60:02d} left")
-
+        return (
+            f"{self.processed}/{self.total} contacts | {verb} {self.delivered} | "
+            f"done before {self.already} | skipped {skipped} | failed {self.failed} | "
+            f"{rate:.1f}/s | {int(left) // 60}:{int(left) % 60:02d} left"
+        )
 
 
 contact_sk = keys.campaign_contact_sk
 
 
-
 class Runner:
     """Delivers one campaign's links, contact by contact, resumably."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, catalogue: Catalogue,
-                 client: ActClient | None, campaign: Campaign, postman: Postman | None = None,
-                 link_key: str | None = None, round_no: int = 1) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        catalogue: Catalogue,
+        client: ActClient | None,
+        campaign: Campaign,
+        postman: Postman | None = None,
+        link_key: str | None = None,
+        round_no: int = 1,
+    ) -> None:
         self.ledger, self.settings, self.catalogue = ledger, settings, catalogue
         self.client, self.campaign, self.postman = client, campaign, postman
         self.link_key = link_key
@@ -101,10 +119,14 @@ class Runner:
         self.run_id = uuid.uuid4().hex
         self._field_registered = False
 
-    def run(self, contacts: list[Contact], concurrency: int = 8,
-            on_progress: Callable[[Progress], None] | None = None,
-            deadline: float | None = None,
-            should_stop: Callable[[], bool] | None = None) -> Progress:
+    def run(
+        self,
+        contacts: list[Contact],
+        concurrency: int = 8,
+        on_progress: Callable[[Progress], None] | None = None,
+        deadline: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Progress:
         """Process every contact with bounded concurrency; Act! 429s slow the client down.
 
         Contacts this round already settled are counted from one query, not re-read
@@ -120,8 +142,9 @@ class Runner:
         stop = threading.Event()
 
         def work(contact: Contact) -> None:
-            if (deadline is not None and time.monotonic() > deadline) \
-                    or (should_stop is not None and should_stop()):
+            if (deadline is not None and time.monotonic() > deadline) or (
+                should_stop is not None and should_stop()
+            ):
                 stop.set()
             if stop.is_set():
                 return
@@ -141,16 +164,26 @@ class Runner:
             stop.set()
             raise
         progress.stopped = stop.is_set()
-        log("campaign_run", campaign=self.campaign.id, total=progress.total,
-            delivered=progress.delivered, already=progress.already,
-            skipped=progress.skipped, failed=progress.failed, stopped=progress.stopped)
+        log(
+            "campaign_run",
+            campaign=self.campaign.id,
+            total=progress.total,
+            delivered=progress.delivered,
+            already=progress.already,
+            skipped=progress.skipped,
+            failed=progress.failed,
+            stopped=progress.stopped,
+        )
         return progress
 
     def settled(self) -> set[str]:
         """Contact ids this round needs no more: delivered at this round, or skipped."""
-        return {item["contact_id"] for item in contact_items(self.ledger, self.campaign.id)
-                if item.get("status") == SKIPPED
-                or (item.get("status") == DONE and int(item.get("round", 1)) >= self.round)}
+        return {
+            item["contact_id"]
+            for item in contact_items(self.ledger, self.campaign.id)
+            if item.get("status") == SKIPPED
+            or (item.get("status") == DONE and int(item.get("round", 1)) >= self.round)
+        }
 
     def reach(self, contact: Contact, readdressed: bool = False) -> tuple[str, str]:
         """One contact: skip, or mint and deliver its link. Returns (outcome, reason).
@@ -171,9 +204,14 @@ class Runner:
     def _reach(self, contact: Contact, readdressed: bool = False) -> tuple[str, str]:
         existing = self.ledger.get(self.pk, contact_sk(contact.id))
         done_round = int((existing or {}).get("round", 1))
-        if existing and not readdressed and (
+        if (
+            existing
+            and not readdressed
+            and (
                 existing.get("status") == SKIPPED
-                or (existing.get("status") == DONE and done_round >= self.round)):
+                or (existing.get("status") == DONE and done_round >= self.round)
+            )
+        ):
             return "already", ""
         if not contact.email:
             return self._skip(contact, "no_address")
@@ -182,14 +220,21 @@ class Runner:
         except InvalidEmail:
             return self._skip(contact, "invalid_address")
         subject = subject_key(self.settings.subject_pepper, normalise_email(address))
-        if existing and existing.get("status") == "minted" and done_round == self.round \
-                and existing.get("subject") == subject:
+        if (
+            existing
+            and existing.get("status") == "minted"
+            and done_round == self.round
+            and existing.get("subject") == subject
+        ):
             return self._deliver(contact, existing)  # the same person's link, not yet delivered
         if self.ledger.get(*keys.tombstone(subject)):
             return self._skip(contact, "suppressed")
         if (self.ledger.current(subject)[0] or {}).get("complained_at"):
             return self._skip(contact, "complained")  # marked our mail as spam: never again
-        owner = {**keys.item(keys.campaign_subject(self.campaign.id, subject)), "contact_id": contact.id}
+        owner = {
+            **keys.item(keys.campaign_subject(self.campaign.id, subject)),
+            "contact_id": contact.id,
+        }
         if not self.ledger.put(owner, only_new=True):
             first = self.ledger.get(*keys.campaign_subject(self.campaign.id, subject)) or {}
             if first.get("contact_id") != contact.id:
@@ -197,9 +242,17 @@ class Runner:
         return self._mint(contact, address, subject)
 
     def _skip(self, contact: Contact, reason: str, subject: str | None = None) -> tuple[str, str]:
-        self.ledger.put({"pk": self.pk, "sk": contact_sk(contact.id), "contact_id": contact.id,
-                         "status": SKIPPED, "reason": reason, "subject": subject,
-                         "at": now_iso()})
+        self.ledger.put(
+            {
+                "pk": self.pk,
+                "sk": contact_sk(contact.id),
+                "contact_id": contact.id,
+                "status": SKIPPED,
+                "reason": reason,
+                "subject": subject,
+                "at": now_iso(),
+            }
+        )
         return SKIPPED, reason
 
     def _mint(self, contact: Contact, address: str, subject: str) -> tuple[str, str]:
@@ -211,20 +264,37 @@ class Runner:
             accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
             if set(campaign.purposes) <= accepted:
                 state["outcome"] = "already_confirmed"
-                return Plan(puts=[self._progress(contact, SKIPPED, subject, at,
-                                                 reason="already_confirmed")])
-            request = draft_request(self.settings, subject, list(campaign.purposes), True,
-                                    campaign.channel, campaign.locale, RequestContext(), at,
-                                    campaign_id=campaign.id, act_contact_id=contact.id,
-                                    round=self.round)
+                return Plan(
+                    puts=[self._progress(contact, SKIPPED, subject, at, reason="already_confirmed")]
+                )
+            request = draft_request(
+                self.settings,
+                subject,
+                list(campaign.purposes),
+                True,
+                campaign.channel,
+                campaign.locale,
+                RequestContext(),
+                at,
+                campaign_id=campaign.id,
+                act_contact_id=contact.id,
+                round=self.round,
+            )
             if campaign.delivery != "mail":
                 request.order = None
             plan = plan_request(request, snap, address, contact.first_name, campaign.locale, at)
             remember_contact(plan, snap, contact.id)
             status = DONE if campaign.delivery == "mail" else "minted"
-            plan.puts.append(self._progress(
-                contact, status, subject, at, link_id=request.asking().issued.link_id,
-                mail_id=request.order.mail_id if request.order else None))
+            plan.puts.append(
+                self._progress(
+                    contact,
+                    status,
+                    subject,
+                    at,
+                    link_id=request.asking().issued.link_id,
+                    mail_id=request.order.mail_id if request.order else None,
+                )
+            )
             state["item"] = plan.puts[-1]
             plan.absent.append(keys.tombstone(subject))  # erased meanwhile: never
             return plan
@@ -242,16 +312,25 @@ class Runner:
             return DONE, ""
         return self._deliver(contact, item)
 
-    def _progress(self, contact: Contact, status: str, subject: str, at: str,
-                  **extra: Any) -> dict[str, Any]:
-        return {"pk": self.pk, "sk": contact_sk(contact.id), "contact_id": contact.id,
-                "status": status, "subject": subject, "at": at, "round": self.round,
-                **{k: v for k, v in extra.items() if v is not None}}
+    def _progress(
+        self, contact: Contact, status: str, subject: str, at: str, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "pk": self.pk,
+            "sk": contact_sk(contact.id),
+            "contact_id": contact.id,
+            "status": status,
+            "subject": subject,
+            "at": at,
+            "round": self.round,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
 
     def url(self, item: dict[str, Any]) -> str:
         """The contact's link, re-signed from its recorded link id (tokens are never stored)."""
-        token, _ = links.mint(self.settings, "confirm", item["subject"],
-                              list(self.campaign.purposes), item["link_id"])
+        token, _ = links.mint(
+            self.settings, "confirm", item["subject"], list(self.campaign.purposes), item["link_id"]
+        )
         return f"{self.settings.public_base_url}/c/{token}"
 
     def _deliver(self, contact: Contact, item: dict[str, Any]) -> tuple[str, str]:
@@ -270,51 +349,99 @@ class Runner:
         # Which person the contact holds a link for, and that this edit of it was ours:
         # an address change later withdraws the link; a poll does not re-read our write.
         seen = actcontacts.seen_item(written, item["subject"], self.client.tz, ours=True)
-        return self._finish(contact, {**item, "link_key": self.link_key}, "link_written",
-                            {"field": self.campaign.link_field, "act_contact_id": contact.id},
-                            [seen])
+        return self._finish(
+            contact,
+            {**item, "link_key": self.link_key},
+            "link_written",
+            {"field": self.campaign.link_field, "act_contact_id": contact.id},
+            [seen],
+        )
 
     def _register_link_field(self) -> None:
         """List the field among the campaign link fields (what erasure and a change of
         address clear), once per runner."""
         if self.link_key and not self._field_registered:
-            self.ledger.put({**keys.item(keys.link_field(self.link_key)),
-                             "key": self.link_key, "field": self.campaign.link_field,
-                             "campaign_id": self.campaign.id, "at": now_iso()})
+            self.ledger.put(
+                {
+                    **keys.item(keys.link_field(self.link_key)),
+                    "key": self.link_key,
+                    "field": self.campaign.link_field,
+                    "campaign_id": self.campaign.id,
+                    "at": now_iso(),
+                }
+            )
             self._field_registered = True
 
-    def _finish(self, contact: Contact, item: dict[str, Any], kind: str,
-                extra: dict[str, Any], also: Sequence[dict[str, Any]] = ()) -> tuple[str, str]:
+    def _finish(
+        self,
+        contact: Contact,
+        item: dict[str, Any],
+        kind: str,
+        extra: dict[str, Any],
+        also: Sequence[dict[str, Any]] = (),
+    ) -> tuple[str, str]:
         at = now_iso()
 
         def build(snap: Snapshot) -> Plan:
-            return Plan(events=[Draft({
-                "event_id": new_event_id(), "kind": kind, "at": at,
-                "link_id": item["link_id"], "campaign_id": self.campaign.id,
-                "round": self.round, "channel": self.campaign.channel, **extra})],
-                puts=[{**item, "status": DONE, "delivered_at": at, "error": None}, *also])
+            return Plan(
+                events=[
+                    Draft(
+                        {
+                            "event_id": new_event_id(),
+                            "kind": kind,
+                            "at": at,
+                            "link_id": item["link_id"],
+                            "campaign_id": self.campaign.id,
+                            "round": self.round,
+                            "channel": self.campaign.channel,
+                            **extra,
+                        }
+                    )
+                ],
+                puts=[{**item, "status": DONE, "delivered_at": at, "error": None}, *also],
+            )
 
         self.ledger.commit(item["subject"], build)
         return DONE, ""
 
     def _record_failure(self, contact: Contact, error: str) -> None:
         item = self.ledger.get(self.pk, contact_sk(contact.id)) or {
-            "pk": self.pk, "sk": contact_sk(contact.id), "contact_id": contact.id}
+            "pk": self.pk,
+            "sk": contact_sk(contact.id),
+            "contact_id": contact.id,
+        }
         if item.get("status") == DONE and int(item.get("round", 1)) >= self.round:
-            log("campaign_error_after_delivery", level="warning", campaign=self.campaign.id,
-                contact_id=contact.id, error=error[:300])  # delivered: never again
+            log(
+                "campaign_error_after_delivery",
+                level="warning",
+                campaign=self.campaign.id,
+                contact_id=contact.id,
+                error=error[:300],
+            )  # delivered: never again
             return
         if item.get("status") == DONE:  # a failed reminder: the earlier round stands
-            log("campaign_reminder_failed", level="warning", campaign=self.campaign.id,
-                contact_id=contact.id, error=error[:300])
+            log(
+                "campaign_reminder_failed",
+                level="warning",
+                campaign=self.campaign.id,
+                contact_id=contact.id,
+                error=error[:300],
+            )
             return
         if item.get("status") == "minted":  # keep the link; the next run delivers it
-            self.ledger.put({**item, "error": error[:300],
-                             "attempts": int(item.get("attempts", 0)) + 1})
+            self.ledger.put(
+                {**item, "error": error[:300], "attempts": int(item.get("attempts", 0)) + 1}
+            )
             return
-        self.ledger.put({**item, "status": FAILED, "error": error[:300],
-                         "attempts": int(item.get("attempts", 0)) + 1, "at": now_iso()})
-
+        self.ledger.put(
+            {
+                **item,
+                "status": FAILED,
+                "error": error[:300],
+                "attempts": int(item.get("attempts", 0)) + 1,
+                "at": now_iso(),
+            }
+        )
 
 
 def _cell(value: str) -> str:
@@ -322,9 +449,12 @@ def _cell(value: str) -> str:
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-
-def export_csv(runner: Runner, out: TextIO, statuses: tuple[str, ...] = (DONE,),
-               only: Callable[[dict[str, Any]], bool] | None = None) -> int:
+def export_csv(
+    runner: Runner,
+    out: TextIO,
+    statuses: tuple[str, ...] = (DONE,),
+    only: Callable[[dict[str, Any]], bool] | None = None,
+) -> int:
     """contact id, address, link of every delivered contact (links re-signed)."""
     writer = csv.writer(out)
     writer.writerow(["act_contact_id", "email", "first_name", "link"])
@@ -337,7 +467,13 @@ def export_csv(runner: Runner, out: TextIO, statuses: tuple[str, ...] = (DONE,),
         profile, _ = runner.ledger.current(item["subject"])
         if not profile or not profile.get("email"):
             continue  # erased since
-        writer.writerow([_cell(item["contact_id"]), _cell(profile["email"]),
-                         _cell(profile.get("name") or ""), runner.url(item)])
+        writer.writerow(
+            [
+                _cell(item["contact_id"]),
+                _cell(profile["email"]),
+                _cell(profile.get("name") or ""),
+                runner.url(item),
+            ]
+        )
         count += 1
     return count

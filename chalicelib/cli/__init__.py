@@ -1,4 +1,5 @@
 """The operator CLI: ``python -m chalicelib.cli`` (or ``optinproof``)."""
-from chalicelib.cli.main import build_parser, main
 
-__all__ = ["build_parser", "main"]
+from chalicelib.cli.main import cli, main, main_entry
+
+__all__ = ["cli", "main", "main_entry"]

@@ -5,16 +5,18 @@ each (purpose, locale) text gets a version, the SHA-256 of its canonical form, a
 every event stores the version it was decided on. A catalogue that could show a
 person an empty or missing text is refused at load, naming the line and field.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.core.errors import CatalogueError
 
@@ -103,6 +105,7 @@ def canonical_text(title: str, text: str) -> str:
     NFC so that visually equal texts hash equal, ``\\n`` line ends, no trailing blanks:
     reformatting the TOML file does not create a new version, changing a word does.
     """
+
     def clean(value: str) -> str:
         value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
         return "\n".join(line.rstrip() for line in value.strip().split("\n"))
@@ -123,11 +126,12 @@ class _Locator:
         self.raw = raw
         self.table = table
         self.lines = [
-            number for number, line in enumerate(raw.splitlines(), start=1)
+            number
+            for number, line in enumerate(raw.splitlines(), start=1)
             if re.match(rf"\s*\[\[\s*{table}\s*\]\]", line)
         ]
 
-    def of(self, table: str) -> "_Locator":
+    def of(self, table: str) -> _Locator:
         """The same file, locating another array of tables."""
         return _Locator(self.source, self.raw, table)
 
@@ -169,9 +173,13 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
         raise CatalogueError(locate.where(None, "locales lists a language twice"))
     for locale in locales:
         if locale not in SUPPORTED_LOCALES:
-            raise CatalogueError(locate.where(
-                None, f"locales: {locale!r} has no page translation (supported: "
-                f"{', '.join(SUPPORTED_LOCALES)})"))
+            raise CatalogueError(
+                locate.where(
+                    None,
+                    f"locales: {locale!r} has no page translation (supported: "
+                    f"{', '.join(SUPPORTED_LOCALES)})",
+                )
+            )
     default = data.get("default_locale", locales[0])
     if not isinstance(default, str) or default not in locales:
         raise CatalogueError(locate.where(None, f"default_locale {default!r} is not in locales"))
@@ -180,8 +188,18 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
 
 _PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act"}
 _TOP_KEYS = {"locales", "default_locale", "controller", "purposes", "forms"}
-_FORM_KEYS = {"id", "purposes", "allowed_origins", "locale", "ask_name", "redirect_after_submit",
-              "redirect_after_confirm", "min_fill_seconds", "allow_plain_html", "heading"}
+_FORM_KEYS = {
+    "id",
+    "purposes",
+    "allowed_origins",
+    "locale",
+    "ask_name",
+    "redirect_after_submit",
+    "redirect_after_confirm",
+    "min_fill_seconds",
+    "allow_plain_html",
+    "heading",
+}
 _ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
 
 
@@ -190,16 +208,25 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
         raise CatalogueError(locate.where(index, "must be a table"))
     unknown = sorted(set(table) - _PURPOSE_KEYS)
     if unknown:
-        raise CatalogueError(locate.where(index, f"unknown key(s) {', '.join(unknown)} "
-                                          f"(allowed: {', '.join(sorted(_PURPOSE_KEYS))})"))
+        raise CatalogueError(
+            locate.where(
+                index,
+                f"unknown key(s) {', '.join(unknown)} "
+                f"(allowed: {', '.join(sorted(_PURPOSE_KEYS))})",
+            )
+        )
     marketing = table.get("email_marketing", False)
     if not isinstance(marketing, bool):
         raise CatalogueError(locate.where(index, "email_marketing must be true or false"))
     purpose_id = table.get("id")
     if not isinstance(purpose_id, str) or not _ID_PATTERN.fullmatch(purpose_id):
-        raise CatalogueError(locate.where(
-            index, f"id {purpose_id!r} must be lower-case letters, digits, '-' or '_' "
-            "(at most 40, starting with a letter)"))
+        raise CatalogueError(
+            locate.where(
+                index,
+                f"id {purpose_id!r} must be lower-case letters, digits, '-' or '_' "
+                "(at most 40, starting with a letter)",
+            )
+        )
     texts: dict[str, PurposeText] = {}
     for part in ("title", "text"):
         if not isinstance(table.get(part), dict):
@@ -220,8 +247,11 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
     if not isinstance(act, dict):
         raise CatalogueError(locate.where(index, "act must be a table"))
     return Purpose(
-        id=purpose_id, texts=texts, email_marketing=marketing,
-        act=act, version=version,
+        id=purpose_id,
+        texts=texts,
+        email_marketing=marketing,
+        act=act,
+        version=version,
     )
 
 
@@ -249,30 +279,39 @@ def _origins(table: dict[str, Any], where: Callable[[str], str]) -> tuple[str, .
     for origin in origins:
         value = origin.strip().rstrip("/").lower()
         if not _ORIGIN_PATTERN.fullmatch(value):
-            raise CatalogueError(where(
-                f"allowed_origins: {origin!r} is not an origin; write scheme and host only, "
-                "e.g. \"https://www.example.com\" (no path, no wildcard)"))
+            raise CatalogueError(
+                where(
+                    f"allowed_origins: {origin!r} is not an origin; write scheme and host only, "
+                    'e.g. "https://www.example.com" (no path, no wildcard)'
+                )
+            )
         cleaned.append(value)
     return tuple(dict.fromkeys(cleaned))
 
 
-def _form_purposes(table: dict[str, Any], known: dict[str, Purpose],
-                   where: Callable[[str], str]) -> tuple[str, ...]:
+def _form_purposes(
+    table: dict[str, Any], known: dict[str, Purpose], where: Callable[[str], str]
+) -> tuple[str, ...]:
     purposes = table.get("purposes")
-    if not isinstance(purposes, list) or not purposes \
-            or not all(isinstance(p, str) for p in purposes):
+    if (
+        not isinstance(purposes, list)
+        or not purposes
+        or not all(isinstance(p, str) for p in purposes)
+    ):
         raise CatalogueError(where("purposes must be a non-empty list of purpose ids"))
     unknown = [p for p in purposes if p not in known]
     if unknown:
-        raise CatalogueError(where(f"purposes: unknown purpose(s) {', '.join(unknown)} "
-                                   f"(known: {', '.join(known)})"))
+        raise CatalogueError(
+            where(f"purposes: unknown purpose(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        )
     if len(set(purposes)) != len(purposes):
         raise CatalogueError(where("purposes lists a purpose twice"))
     return tuple(purposes)
 
 
-def _form(table: Any, index: int, locales: tuple[str, ...], known: dict[str, Purpose],
-          locate: _Locator) -> Form:
+def _form(
+    table: Any, index: int, locales: tuple[str, ...], known: dict[str, Purpose], locate: _Locator
+) -> Form:
     def where(message: str) -> str:
         return locate.where(index, message)
 
@@ -280,13 +319,17 @@ def _form(table: Any, index: int, locales: tuple[str, ...], known: dict[str, Pur
         raise CatalogueError(where("must be a table"))
     unknown = sorted(set(table) - _FORM_KEYS)
     if unknown:
-        raise CatalogueError(where(f"unknown key(s) {', '.join(unknown)} "
-                                   f"(allowed: {', '.join(sorted(_FORM_KEYS))})"))
+        raise CatalogueError(
+            where(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FORM_KEYS))})")
+        )
     form_id = table.get("id")
     if not isinstance(form_id, str) or not _ID_PATTERN.fullmatch(form_id):
-        raise CatalogueError(where(
-            f"id {form_id!r} must be lower-case letters, digits, '-' or '_' "
-            "(at most 40, starting with a letter)"))
+        raise CatalogueError(
+            where(
+                f"id {form_id!r} must be lower-case letters, digits, '-' or '_' "
+                "(at most 40, starting with a letter)"
+            )
+        )
     locale = table.get("locale")
     if locale is not None and locale not in locales:
         raise CatalogueError(where(f"locale {locale!r} is not in locales ({', '.join(locales)})"))
@@ -295,24 +338,29 @@ def _form(table: Any, index: int, locales: tuple[str, ...], known: dict[str, Pur
         raise CatalogueError(where("min_fill_seconds must be a whole number from 0 to 600"))
     heading = table.get("heading", {})
     if not isinstance(heading, dict) or not all(
-            isinstance(v, str) and v.strip() for v in heading.values()):
+        isinstance(v, str) and v.strip() for v in heading.values()
+    ):
         raise CatalogueError(where("heading must be a table of locale = non-empty text"))
     stray = sorted(set(heading) - set(locales))
     if stray:
         raise CatalogueError(where(f"heading: {', '.join(stray)} is not in locales"))
     return Form(
-        id=form_id, purposes=_form_purposes(table, known, where),
-        allowed_origins=_origins(table, where), locale=locale,
+        id=form_id,
+        purposes=_form_purposes(table, known, where),
+        allowed_origins=_origins(table, where),
+        locale=locale,
         ask_name=_flag(table, "ask_name", False, where),
         redirect_after_submit=_optional_url(table, "redirect_after_submit", where),
         redirect_after_confirm=_optional_url(table, "redirect_after_confirm", where),
-        min_fill_seconds=fill, allow_plain_html=_flag(table, "allow_plain_html", True, where),
+        min_fill_seconds=fill,
+        allow_plain_html=_flag(table, "allow_plain_html", True, where),
         heading={k: v.strip() for k, v in heading.items()},
     )
 
 
-def _forms(data: dict[str, Any], locales: tuple[str, ...], purposes: dict[str, Purpose],
-           locate: _Locator) -> dict[str, Form]:
+def _forms(
+    data: dict[str, Any], locales: tuple[str, ...], purposes: dict[str, Purpose], locate: _Locator
+) -> dict[str, Form]:
     tables = data.get("forms", [])
     if not isinstance(tables, list):
         raise CatalogueError(locate.where(None, "forms must be [[forms]] tables"))
@@ -334,8 +382,12 @@ def parse_catalogue(raw: str, source: str) -> Catalogue:
     locate = _Locator(source, raw)
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise CatalogueError(locate.where(None, f"unknown key(s) {', '.join(unknown)} "
-                                          f"(allowed: {', '.join(sorted(_TOP_KEYS))})"))
+        raise CatalogueError(
+            locate.where(
+                None,
+                f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_TOP_KEYS))})",
+            )
+        )
     controller = _controller(data, locate)
     locales, default = _locales(data, locate)
     tables = data.get("purposes")
@@ -346,8 +398,11 @@ def parse_catalogue(raw: str, source: str) -> Catalogue:
     for index, table in enumerate(tables):
         purpose = _purpose(table, index, locales, locate)
         if purpose.id in purposes:
-            raise CatalogueError(locate.where(
-                index, f"id {purpose.id!r} duplicates purposes[{first_index[purpose.id]}]"))
+            raise CatalogueError(
+                locate.where(
+                    index, f"id {purpose.id!r} duplicates purposes[{first_index[purpose.id]}]"
+                )
+            )
         purposes[purpose.id] = purpose
         first_index[purpose.id] = index
     forms = _forms(data, locales, purposes, locate.of("forms"))

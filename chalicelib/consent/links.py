@@ -8,18 +8,22 @@ A link is a bearer credential in an e-mail, so:
 - keys rotate: ``LINK_SECRET_KEYS`` lists keys oldest first; we sign with the newest
   and accept any listed one, so removing a key kills exactly the links it signed.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from chalicelib.core.errors import (
-    LinkExpired, LinkTampered, LinkTruncated, LinkWrongKind,
+    LinkExpired,
+    LinkTampered,
+    LinkTruncated,
+    LinkWrongKind,
 )
 from chalicelib.core.settings import LINK_KINDS, Settings
 
@@ -54,8 +58,9 @@ def signer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
 
     Each use has its own salt, so a token made for one purpose never passes another.
     """
-    return URLSafeTimedSerializer(list(settings.link_secret_keys), salt=salt,
-                                  signer_kwargs={"digest_method": hashlib.sha256})
+    return URLSafeTimedSerializer(
+        list(settings.link_secret_keys), salt=salt, signer_kwargs={"digest_method": hashlib.sha256}
+    )
 
 
 def _serializer(settings: Settings, kind: str) -> URLSafeTimedSerializer:
@@ -64,8 +69,13 @@ def _serializer(settings: Settings, kind: str) -> URLSafeTimedSerializer:
     return signer(settings, _SALT_PREFIX + kind)
 
 
-def mint(settings: Settings, kind: str, subject: str, purposes: list[str] | tuple[str, ...],
-         link_id: str | None = None) -> tuple[str, str]:
+def mint(
+    settings: Settings,
+    kind: str,
+    subject: str,
+    purposes: list[str] | tuple[str, ...],
+    link_id: str | None = None,
+) -> tuple[str, str]:
     """Sign a link; returns ``(token, link_id)``. Nothing is recorded here."""
     link_id = link_id or new_link_id()
     payload = {"i": link_id, "s": subject, "p": list(purposes)}
@@ -96,8 +106,12 @@ def _link_from(kind: str, payload: object, issued_at: datetime) -> Link:
     if not isinstance(payload, dict):
         raise LinkTampered("This link's content is not one we issue.")
     link_id, subject, purposes = payload.get("i"), payload.get("s"), payload.get("p")
-    if not (isinstance(link_id, str) and isinstance(subject, str)
-            and isinstance(purposes, list) and all(isinstance(p, str) for p in purposes)):
+    if not (
+        isinstance(link_id, str)
+        and isinstance(subject, str)
+        and isinstance(purposes, list)
+        and all(isinstance(p, str) for p in purposes)
+    ):
         raise LinkTampered("This link's content is not one we issue.")
     return Link(kind, link_id, subject, tuple(purposes), issued_at)
 
@@ -127,8 +141,9 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
             token, max_age=settings.link_max_age[kind], return_timestamp=True
         )
     except SignatureExpired as exc:
-        raise LinkExpired("This link has expired.", link_id=_expired_link_id(serializer, exc)) \
-            from exc
+        raise LinkExpired(
+            "This link has expired.", link_id=_expired_link_id(serializer, exc)
+        ) from exc
     except BadSignature as exc:
         if _looks_truncated(token):
             raise LinkTruncated("This link is incomplete: part of it is missing.") from exc
@@ -140,7 +155,7 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
         ) from exc
     except BadData as exc:
         raise LinkTruncated("This link is incomplete or damaged.") from exc
-    return _link_from(kind, payload, signed_at.astimezone(timezone.utc))
+    return _link_from(kind, payload, signed_at.astimezone(UTC))
 
 
 def verify_signature(settings: Settings, kind: str, token: str) -> Link:
@@ -152,4 +167,4 @@ def verify_signature(settings: Settings, kind: str, token: str) -> Link:
         return verify(settings, kind, token)
     except LinkExpired:
         payload, signed_at = _serializer(settings, kind).loads(token, return_timestamp=True)
-        return _link_from(kind, payload, signed_at.astimezone(timezone.utc))
+        return _link_from(kind, payload, signed_at.astimezone(UTC))

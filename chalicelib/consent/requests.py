@@ -13,32 +13,47 @@ nothing about why it was dropped. The reason is logged for operators.
 Size: the one way to issue a request (draft, plan, commit) and its users' entry
 points (signup, renewal) belong together, so there is a single path to reuse.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
-from chalicelib.core.errors import BadName, NoPurpose
 from chalicelib.consent import links
-from chalicelib.core.clock import now_iso, utcnow
-from chalicelib.consent.rules import LinkDraft, RequestContext, draft_link, pending_expiry, supersede
-from chalicelib.core.errors import (
-    BadInput, Contention, CrossSite, FormExpired, LinkPurposeRetired, LinkRevoked, OutcomeUnknown,
-    StoreUnavailable,
-)
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.store import keys
-from chalicelib.core.logs import log
-from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
-from chalicelib.proof.chain import new_event_id
 from chalicelib.consent.catalogue import Catalogue, Form
-from chalicelib.core.settings import Settings
+from chalicelib.consent.rules import (
+    LinkDraft,
+    RequestContext,
+    draft_link,
+    pending_expiry,
+    supersede,
+)
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.consent.throttle import Throttle, rate_key
+from chalicelib.core.clock import now_iso, utcnow
+from chalicelib.core.errors import (
+    BadInput,
+    BadName,
+    Contention,
+    CrossSite,
+    FormExpired,
+    LinkPurposeRetired,
+    LinkRevoked,
+    NoPurpose,
+    OutcomeUnknown,
+    StoreUnavailable,
+)
+from chalicelib.core.logs import log
+from chalicelib.core.settings import Settings
+from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
+from chalicelib.proof.chain import new_event_id
+from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 #: The honeypot: hidden from people (CSS, aria-hidden, no tab stop), filled by bots.
 HONEYPOT = "fax_number"
@@ -79,6 +94,7 @@ class Outcome:
 
 # -- reading a submission --------------------------------------------------------------
 
+
 def _text(value: Any, name: str, limit: int) -> str:
     if value is None:
         return ""
@@ -103,11 +119,14 @@ def from_form(fields: Mapping[str, str], page_url: str | None) -> Submission:
     return Submission(
         email=_text(fields.get("email"), "email", 320),
         name=_name(fields.get("name")),
-        purposes=tuple(k.removeprefix("purpose.") for k, v in fields.items()
-                       if k.startswith("purpose.") and v),
+        purposes=tuple(
+            k.removeprefix("purpose.") for k, v in fields.items() if k.startswith("purpose.") and v
+        ),
         texts={k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")},
-        locale=fields.get("lang") or None, honeypot=fields.get(HONEYPOT, ""),
-        token=fields.get(TOKEN_FIELD) or None, page_url=page_url,
+        locale=fields.get("lang") or None,
+        honeypot=fields.get(HONEYPOT, ""),
+        token=fields.get(TOKEN_FIELD) or None,
+        page_url=page_url,
     )
 
 
@@ -122,7 +141,8 @@ def from_json(data: Mapping[str, Any], page_url: str | None) -> Submission:
     return Submission(
         email=_text(data.get("email"), "email", 320),
         name=_name(data.get("name")),
-        purposes=tuple(purposes), texts=texts,
+        purposes=tuple(purposes),
+        texts=texts,
         locale=_text(data.get("locale"), "locale", 10) or None,
         honeypot=_text(data.get(HONEYPOT), HONEYPOT, 500),
         token=_text(data.get(TOKEN_FIELD), TOKEN_FIELD, 2000) or None,
@@ -144,8 +164,10 @@ def check_purposes(form: Form, submission: Submission) -> tuple[str, ...]:
     """The ticked purposes, each one the form offers; NoPurpose when none is ticked."""
     unknown = [p for p in submission.purposes if p not in form.purposes]
     if unknown:
-        raise BadInput(f"This form does not offer the purpose(s) {', '.join(unknown)}; it "
-                       f"offers {', '.join(form.purposes)}.")
+        raise BadInput(
+            f"This form does not offer the purpose(s) {', '.join(unknown)}; it "
+            f"offers {', '.join(form.purposes)}."
+        )
     ticked = tuple(dict.fromkeys(submission.purposes))
     if not ticked:
         raise NoPurpose("Tick at least one of the choices.")
@@ -169,11 +191,14 @@ def check_origin(form: Form, headers: Mapping[str, str]) -> None:
         return
     elif site == "same-origin" or form.allows(origin):
         return
-    raise CrossSite(f"This form may not be used from {origin}: add it to the form's "
-                    "allowed_origins in the catalogue.")
+    raise CrossSite(
+        f"This form may not be used from {origin}: add it to the form's "
+        "allowed_origins in the catalogue."
+    )
 
 
 # -- the form's start token: proves we served the form, and when ------------------------
+
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return links.signer(settings, "optinproof.signup")
@@ -188,8 +213,9 @@ def _read_token(settings: Settings, form: Form, token: str) -> tuple[dict[str, A
     """``(payload, age in seconds)``; ``(None, 0)`` for a forged token or another form's."""
     serializer = _serializer(settings)
     try:
-        payload, signed_at = serializer.loads(token, max_age=settings.form_token_max_age,
-                                              return_timestamp=True)
+        payload, signed_at = serializer.loads(
+            token, max_age=settings.form_token_max_age, return_timestamp=True
+        )
     except SignatureExpired as exc:
         raise FormExpired("This form was open for a long time; please send it again.") from exc
     except BadData:
@@ -215,6 +241,7 @@ def bot_reason(settings: Settings, form: Form, submission: Submission) -> tuple[
 
 # -- recording a request ---------------------------------------------------------------
 
+
 @dataclass
 class Request:
     """What one request writes: the confirm link (if anything is left to ask), the
@@ -232,21 +259,43 @@ class Request:
         return self.confirm
 
 
-def draft_request(settings: Settings, subject: str, purposes: list[str], ask: bool, channel: str,
-                  locale: str, ctx: RequestContext, at: str, **extra: Any) -> Request:
+def draft_request(
+    settings: Settings,
+    subject: str,
+    purposes: list[str],
+    ask: bool,
+    channel: str,
+    locale: str,
+    ctx: RequestContext,
+    at: str,
+    **extra: Any,
+) -> Request:
     """Draft the links and the mail of one request (nothing written yet).
 
     ``ask``: a confirmation link (and mail) for ``purposes``; otherwise only the
     withdraw link of an "already subscribed" mail. ``extra`` goes on the confirm
     link's ``link_issued`` event (e.g. the campaign id).
     """
-    confirm = draft_link(settings, subject, "confirm", purposes, channel, at, ctx,
-                         **extra) if ask else None
+    confirm = (
+        draft_link(settings, subject, "confirm", purposes, channel, at, ctx, **extra)
+        if ask
+        else None
+    )
     withdraw = draft_link(settings, subject, "withdraw", purposes, channel, at, ctx)
-    order = MailOrder(new_mail_id(), subject, "confirm" if ask else "already", locale,
-                      tuple(purposes), withdraw.issued.link_id,
-                      confirm.issued.link_id if confirm else None, channel) \
-        if settings.mail.transport != "none" else None
+    order = (
+        MailOrder(
+            new_mail_id(),
+            subject,
+            "confirm" if ask else "already",
+            locale,
+            tuple(purposes),
+            withdraw.issued.link_id,
+            confirm.issued.link_id if confirm else None,
+            channel,
+        )
+        if settings.mail.transport != "none"
+        else None
+    )
     return Request(confirm, withdraw, order, [])
 
 
@@ -259,11 +308,11 @@ def remember_contact(plan: Plan, snap: Snapshot, contact_id: str) -> None:
     plan.profile = profile
 
 
-def plan_request(request: Request, snap: Snapshot, address: str, name: str | None, locale: str,
-                 at: str) -> Plan:
+def plan_request(
+    request: Request, snap: Snapshot, address: str, name: str | None, locale: str, at: str
+) -> Plan:
     """The one transaction of a request: events, link records, supersede, outbox, profile."""
-    plan = Plan(events=[*request.events, request.withdraw.event],
-                puts=[request.withdraw.record])
+    plan = Plan(events=[*request.events, request.withdraw.event], puts=[request.withdraw.record])
     profile: dict[str, Any] = {"email": address, "locale": locale, "updated_at": at}
     if name and not (snap.profile or {}).get("name") and not snap.states:
         # Only a request of someone not yet known by their decisions may name them: a
@@ -291,21 +340,26 @@ class Signups:
         self.catalogue = catalogue
         self.throttle = Throttle(ledger)
 
-    def _throttled(self, ctx: RequestContext, address: str,
-                   taken: list[tuple[str, str, int]]) -> str:
+    def _throttled(
+        self, ctx: RequestContext, address: str, taken: list[tuple[str, str, int]]
+    ) -> str:
         try:
             return self._count(ctx, address, taken)
         except Contention:  # a burst on one key: treated like any throttled request
             return "throttle_contention"
 
-    def _count(self, ctx: RequestContext, address: str,
-               taken: list[tuple[str, str, int]]) -> str:
+    def _count(self, ctx: RequestContext, address: str, taken: list[tuple[str, str, int]]) -> str:
         pepper, mail = self.settings.subject_pepper, self.settings.mail
-        if ctx.ip and not self.throttle.hit("ip", rate_key(pepper, "ip", ctx.ip), mail.per_ip,
-                                            taken=taken):
+        if ctx.ip and not self.throttle.hit(
+            "ip", rate_key(pepper, "ip", ctx.ip), mail.per_ip, taken=taken
+        ):
             return "throttled_ip"
-        if not self.throttle.hit("address", rate_key(pepper, "address", normalise_email(address)),
-                                 mail.per_address, taken=taken):
+        if not self.throttle.hit(
+            "address",
+            rate_key(pepper, "address", normalise_email(address)),
+            mail.per_address,
+            taken=taken,
+        ):
             return "throttled_address"
         return ""
 
@@ -320,8 +374,9 @@ class Signups:
             self.throttle.refund(taken)
             raise
 
-    def submit(self, form: Form, submission: Submission, locale: str,
-               ctx: RequestContext) -> Outcome:
+    def submit(
+        self, form: Form, submission: Submission, locale: str, ctx: RequestContext
+    ) -> Outcome:
         """Check and record a signup; BadInput for a body a person must correct."""
         purposes = check_purposes(form, submission)
         address = mail_address(submission.email)
@@ -343,51 +398,98 @@ class Signups:
         def build(snap: Snapshot) -> Plan:
             accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
             to_ask = [p for p in purposes if p not in accepted]
-            request = draft_request(self.settings, subject, to_ask or list(purposes),
-                                    bool(to_ask), channel, locale, ctx, at)
-            request.events = [self._requested(p, snap, locale, submission, form, page_url,
-                                              request.confirm, ctx, at) for p in purposes]
+            request = draft_request(
+                self.settings,
+                subject,
+                to_ask or list(purposes),
+                bool(to_ask),
+                channel,
+                locale,
+                ctx,
+                at,
+            )
+            request.events = [
+                self._requested(
+                    p, snap, locale, submission, form, page_url, request.confirm, ctx, at
+                )
+                for p in purposes
+            ]
             for event in request.events:  # a fresh start after an erasure, said in the proof
                 event.body["after_erasure"] = erased
             if not to_ask and not self.settings.mail.already_subscribed:
                 request.order = None
-            outcome.update(status="requested" if to_ask else "already",
-                           mail_id=request.order.mail_id if request.order else None)
+            outcome.update(
+                status="requested" if to_ask else "already",
+                mail_id=request.order.mail_id if request.order else None,
+            )
             plan = plan_request(request, snap, address, submission.name, locale, at)
             # Someone typed the address again: a past permanent bounce no longer stops mail.
             plan.profile_remove = ("undeliverable",)
             return plan
 
         self._commit(subject, build, taken)
-        log("signup_recorded", form=form.id, subject=subject, outcome=outcome["status"],
-            purposes=list(purposes), mail_id=outcome["mail_id"])
+        log(
+            "signup_recorded",
+            form=form.id,
+            subject=subject,
+            outcome=outcome["status"],
+            purposes=list(purposes),
+            mail_id=outcome["mail_id"],
+        )
         return Outcome(outcome["status"], subject=subject, mail_id=outcome["mail_id"])
 
     def _dropped(self, form: Form, reason: str) -> Outcome:
         log("signup_dropped", level="warning", form=form.id, reason=reason)
         return Outcome("dropped", reason)
 
-    def _requested(self, purpose: str, snap: Snapshot, locale: str, submission: Submission,
-                   form: Form, page_url: str | None, confirm: LinkDraft | None,
-                   ctx: RequestContext, at: str) -> Draft:
+    def _requested(
+        self,
+        purpose: str,
+        snap: Snapshot,
+        locale: str,
+        submission: Submission,
+        form: Form,
+        page_url: str | None,
+        confirm: LinkDraft | None,
+        ctx: RequestContext,
+        at: str,
+    ) -> Draft:
         text = self.catalogue.get(purpose).text(locale)
-        return Draft({
-            "event_id": new_event_id(), "kind": "requested", "at": at, "purpose": purpose,
-            "purpose_version": self.catalogue.get(purpose).version, "text_sha256": text.sha256,
-            "text_shown": "verified" if submission.texts.get(purpose) == text.sha256
-            else "unverified",
-            "locale": locale, "form_id": form.id, "channel": f"form:{form.id}",
-            "page_url": page_url, "state_before": snap.states.get(purpose, {}).get("state"),
-            "link_id": confirm.issued.link_id if confirm else None,
-        }, ctx.personal())
+        return Draft(
+            {
+                "event_id": new_event_id(),
+                "kind": "requested",
+                "at": at,
+                "purpose": purpose,
+                "purpose_version": self.catalogue.get(purpose).version,
+                "text_sha256": text.sha256,
+                "text_shown": "verified"
+                if submission.texts.get(purpose) == text.sha256
+                else "unverified",
+                "locale": locale,
+                "form_id": form.id,
+                "channel": f"form:{form.id}",
+                "page_url": page_url,
+                "state_before": snap.states.get(purpose, {}).get("state"),
+                "link_id": confirm.issued.link_id if confirm else None,
+            },
+            ctx.personal(),
+        )
 
     def store_texts(self, purposes: tuple[str, ...], locale: str) -> None:
         """Keep the wording the form showed (content-addressed) before citing it."""
         for purpose in purposes:
             text = self.catalogue.get(purpose).text(locale)
-            self.ledger.put_text(text.sha256, {
-                "purpose": purpose, "locale": locale, "title": text.title, "text": text.text,
-                "purpose_version": self.catalogue.get(purpose).version})
+            self.ledger.put_text(
+                text.sha256,
+                {
+                    "purpose": purpose,
+                    "locale": locale,
+                    "title": text.title,
+                    "text": text.text,
+                    "purpose_version": self.catalogue.get(purpose).version,
+                },
+            )
 
     # -- "send me a new link" ----------------------------------------------------------
 
@@ -399,8 +501,9 @@ class Signups:
             raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
         purposes = [p for p in link.purposes if p in self.catalogue.purposes]
         if not purposes:
-            raise LinkPurposeRetired("This link asks about a purpose that is no longer offered.",
-                                     link_id=link.link_id)
+            raise LinkPurposeRetired(
+                "This link asks about a purpose that is no longer offered.", link_id=link.link_id
+            )
         profile, _ = self.ledger.current(link.subject)
         if not profile or not profile.get("email"):
             return self._dropped_renewal(link.link_id, "address_not_on_record")
@@ -412,17 +515,29 @@ class Signups:
         outcome: dict[str, Any] = {}
 
         def build(snap: Snapshot) -> Plan:
-            request = draft_request(self.settings, link.subject, purposes, True, channel,
-                                    locale, ctx, at, renewed_from=link.link_id)
+            request = draft_request(
+                self.settings,
+                link.subject,
+                purposes,
+                True,
+                channel,
+                locale,
+                ctx,
+                at,
+                renewed_from=link.link_id,
+            )
             outcome["mail_id"] = request.order.mail_id if request.order else None
             return plan_request(request, snap, profile["email"], None, locale, at)
 
         self._commit(link.subject, build, taken)
-        log("link_renewed", subject=link.subject, old_link_id=link.link_id,
-            mail_id=outcome["mail_id"])
+        log(
+            "link_renewed",
+            subject=link.subject,
+            old_link_id=link.link_id,
+            mail_id=outcome["mail_id"],
+        )
         return Outcome("requested", subject=link.subject, mail_id=outcome["mail_id"])
 
     def _dropped_renewal(self, link_id: str, reason: str) -> Outcome:
         log("renewal_dropped", level="warning", link_id=link_id, reason=reason)
         return Outcome("dropped", reason)
-

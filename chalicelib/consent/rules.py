@@ -8,25 +8,34 @@ is not a change and records nothing (a double click); everything else is a new e
 Size: decide, withdraw and "never downgrade" are one set of rules over the same
 states; split, each would re-read what the others assume.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
-from chalicelib.consent import links
-from chalicelib.consent import stats
+from chalicelib.consent import links, stats
+from chalicelib.consent.catalogue import Catalogue
+from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import (
-    BadInput, LinkPurposeRetired, LinkRevoked, LinkSuperseded, LinkTampered, LinkWithdrawn,
-    NoChoice, OptinProofError, RequiredItemMissing, TextChanged,
+    BadInput,
+    LinkPurposeRetired,
+    LinkRevoked,
+    LinkSuperseded,
+    LinkTampered,
+    LinkWithdrawn,
+    NoChoice,
+    OptinProofError,
+    RequiredItemMissing,
+    TextChanged,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.store import keys
-from chalicelib.proof.chain import new_event_id
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
-from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.proof.chain import new_event_id
+from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.web.webhooks_out import delivery_items
 
 CHOICES = {"accept": "accepted", "refuse": "refused"}
@@ -45,8 +54,11 @@ class RequestContext:
 
     def personal(self) -> dict[str, Any]:
         """The fields an event commits by hash only (erasable without breaking the chain)."""
-        return {"ip": self.ip, "user_agent": self.user_agent,
-                "accept_language": self.accept_language}
+        return {
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "accept_language": self.accept_language,
+        }
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,9 @@ def _check_purposes(catalogue: Catalogue, purposes: list[str] | tuple[str, ...])
         raise BadInput(f"A link can carry at most {MAX_PURPOSES_PER_LINK} purposes.")
     unknown = [p for p in unique if p not in catalogue.purposes]
     if unknown:
-        raise BadInput(f"Unknown purpose(s): {', '.join(unknown)}. Known: "
-                       f"{', '.join(catalogue.purposes)}.")
+        raise BadInput(
+            f"Unknown purpose(s): {', '.join(unknown)}. Known: {', '.join(catalogue.purposes)}."
+        )
     return unique
 
 
@@ -90,26 +103,50 @@ class LinkDraft:
     purposes: list[str]
 
 
-def draft_link(settings: Settings, subject: str, kind: str, purposes: list[str], channel: str,
-               at: str, ctx: RequestContext, **extra: Any) -> LinkDraft:
+def draft_link(
+    settings: Settings,
+    subject: str,
+    kind: str,
+    purposes: list[str],
+    channel: str,
+    at: str,
+    ctx: RequestContext,
+    **extra: Any,
+) -> LinkDraft:
     """Mint a link and draft its ``link_issued`` event and ``LINK#`` record (not written)."""
     token, link_id = links.mint(settings, kind, subject, purposes)
     expires = utcnow() + timedelta(seconds=settings.link_max_age[kind])
-    event = Draft({
-        "event_id": new_event_id(), "kind": "link_issued", "at": at, "link_id": link_id,
-        "link_kind": kind, "purposes": purposes, "channel": channel,
-        "link_expires_at": iso(expires), **extra,
-    }, ctx.personal())
+    event = Draft(
+        {
+            "event_id": new_event_id(),
+            "kind": "link_issued",
+            "at": at,
+            "link_id": link_id,
+            "link_kind": kind,
+            "purposes": purposes,
+            "channel": channel,
+            "link_expires_at": iso(expires),
+            **extra,
+        },
+        ctx.personal(),
+    )
     record = {
-        **keys.item(keys.link(link_id)), "link_id": link_id, "kind": kind,
-        "subject": subject, "purposes": purposes, "channel": channel,
-        "issued_at": at, "link_expires_at": iso(expires),
+        **keys.item(keys.link(link_id)),
+        "link_id": link_id,
+        "kind": kind,
+        "subject": subject,
+        "purposes": purposes,
+        "channel": channel,
+        "issued_at": at,
+        "link_expires_at": iso(expires),
         "expires_at": int((expires + _LINK_RECORD_GRACE).timestamp()),
     }
     return LinkDraft(IssuedLink(token, link_id, subject, iso(expires)), event, record, purposes)
 
 
-def supersede(snap: Snapshot, new: LinkDraft, at: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+def supersede(
+    snap: Snapshot, new: LinkDraft, at: str
+) -> tuple[list[str], dict[str, Any], list[Any]]:
     """Which live confirm links the new one replaces, the new live-link map, the updates.
 
     A newer confirm link replaces an older one when it asks about every purpose the
@@ -129,8 +166,10 @@ def supersede(snap: Snapshot, new: LinkDraft, at: str) -> tuple[list[str], dict[
             kept[link_id] = info
     kept[new.issued.link_id] = {"purposes": new.purposes, "expires": new.issued.expires_at}
     grace = int((utcnow() + _LINK_RECORD_GRACE).timestamp())
-    updates = [(*keys.link(link_id), {"superseded_by": new.issued.link_id, "superseded_at": at}, grace)
-               for link_id in replaced]
+    updates = [
+        (*keys.link(link_id), {"superseded_by": new.issued.link_id, "superseded_at": at}, grace)
+        for link_id in replaced
+    ]
     return replaced, kept, updates
 
 
@@ -145,9 +184,17 @@ def pending_expiry(snap: Snapshot, draft: LinkDraft) -> int | None:
     return max(draft.record["expires_at"], int((snap.profile or {}).get("expires_at") or 0))
 
 
-def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: str,
-               purposes: list[str], kind: str = "confirm", channel: str = "cli",
-               locale: str | None = None, ctx: RequestContext | None = None) -> IssuedLink:
+def issue_link(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    email: str,
+    purposes: list[str],
+    kind: str = "confirm",
+    channel: str = "cli",
+    locale: str | None = None,
+    ctx: RequestContext | None = None,
+) -> IssuedLink:
     """Mint a signed link and record its issuance (event, link record, profile).
 
     A confirm link supersedes the person's older confirm links it covers.
@@ -160,8 +207,11 @@ def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: 
     draft = draft_link(settings, subject, kind, purposes, channel, at, ctx)
 
     def build(snap: Snapshot) -> Plan:
-        profile = {"email": address, "locale": locale or (snap.profile or {}).get("locale"),
-                   "updated_at": at}
+        profile = {
+            "email": address,
+            "locale": locale or (snap.profile or {}).get("locale"),
+            "updated_at": at,
+        }
         plan = Plan(events=[draft.event], puts=[draft.record], profile=profile)
         if kind == "confirm":
             replaced, live, plan.updates = supersede(snap, draft, at)
@@ -174,8 +224,9 @@ def issue_link(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: 
     return draft.issued
 
 
-def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
-              catalogue: Catalogue | None = None) -> tuple[links.Link, dict[str, Any]]:
+def open_link(
+    ledger: Ledger, settings: Settings, kind: str, token: str, catalogue: Catalogue | None = None
+) -> tuple[links.Link, dict[str, Any]]:
     """Verify a token and find its issuance record; raise a LinkError saying why not.
 
     With ``catalogue``, a link naming a purpose the catalogue no longer offers is
@@ -183,24 +234,34 @@ def open_link(ledger: Ledger, settings: Settings, kind: str, token: str,
     """
     link = links.verify(settings, kind, token)
     if catalogue is not None and any(p not in catalogue.purposes for p in link.purposes):
-        raise LinkPurposeRetired("This link asks about a purpose that is no longer offered.",
-                                 link_id=link.link_id)
+        raise LinkPurposeRetired(
+            "This link asks about a purpose that is no longer offered.", link_id=link.link_id
+        )
     record = ledger.link(link.link_id)
     if record is None or "subject" not in record:
         raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
     if record.get("subject") != link.subject or record.get("kind") != kind:
         raise LinkTampered("This link does not match our records.", link_id=link.link_id)
     if record.get("superseded_by"):
-        raise LinkSuperseded("A newer link was sent to you; use the most recent e-mail.",
-                             link_id=link.link_id, superseded_at=record.get("superseded_at"))
+        raise LinkSuperseded(
+            "A newer link was sent to you; use the most recent e-mail.",
+            link_id=link.link_id,
+            superseded_at=record.get("superseded_at"),
+        )
     if record.get("withdrawn_at"):
-        raise LinkWithdrawn("This link was withdrawn: the address it was sent for changed.",
-                            link_id=link.link_id)
+        raise LinkWithdrawn(
+            "This link was withdrawn: the address it was sent for changed.", link_id=link.link_id
+        )
     return link, record
 
 
-def withdraw_link(ledger: Ledger, link: links.Link, reason: str, extra: dict[str, Any],
-                  also: list[dict[str, Any]] | None = None) -> bool:
+def withdraw_link(
+    ledger: Ledger,
+    link: links.Link,
+    reason: str,
+    extra: dict[str, Any],
+    also: list[dict[str, Any]] | None = None,
+) -> bool:
     """Take a link back for good: it was written where another person may open it.
 
     One transaction on the link's own person: a ``link_withdrawn`` event (the chain
@@ -217,16 +278,31 @@ def withdraw_link(ledger: Ledger, link: links.Link, reason: str, extra: dict[str
     def build(snap: Snapshot) -> Plan:
         if snap.seq == 0:
             return Plan()
-        plan = Plan(events=[Draft({"event_id": new_event_id(), "kind": "link_withdrawn",
-                                   "at": at, "link_id": link.link_id, "reason": reason,
-                                   "channel": record.get("channel"), **extra})],
-                    updates=[(*keys.link(link.link_id),
-                              {"withdrawn_at": at, "withdrawn_reason": reason}, grace)],
-                    puts=list(also or ()))
+        plan = Plan(
+            events=[
+                Draft(
+                    {
+                        "event_id": new_event_id(),
+                        "kind": "link_withdrawn",
+                        "at": at,
+                        "link_id": link.link_id,
+                        "reason": reason,
+                        "channel": record.get("channel"),
+                        **extra,
+                    }
+                )
+            ],
+            updates=[
+                (*keys.link(link.link_id), {"withdrawn_at": at, "withdrawn_reason": reason}, grace)
+            ],
+            puts=list(also or ()),
+        )
         live = (snap.profile or {}).get("live_links") or {}
         if link.link_id in live:
-            plan.profile = {"live_links": {k: v for k, v in live.items() if k != link.link_id},
-                            "updated_at": at}
+            plan.profile = {
+                "live_links": {k: v for k, v in live.items() if k != link.link_id},
+                "updated_at": at,
+            }
         return plan
 
     _, sealed = ledger.commit(link.subject, build)
@@ -248,7 +324,9 @@ def note_opened(ledger: Ledger, record: dict[str, Any]) -> None:
 def renewable(ledger: Ledger, exc: Exception) -> bool:
     """Whether a refused confirm link may ask for a new one: authentic (expired or
     superseded) and its issuance still on record (so we know whom to write to)."""
-    if getattr(exc, "reason", None) not in ("expired", "superseded") or not getattr(exc, "link_id", None):
+    if getattr(exc, "reason", None) not in ("expired", "superseded") or not getattr(
+        exc, "link_id", None
+    ):
         return False
     try:
         record = ledger.link(exc.link_id)  # type: ignore[attr-defined]
@@ -279,14 +357,16 @@ def _parse_choices(link: links.Link, choices: dict[str, str]) -> dict[str, str]:
     return parsed
 
 
-def _check_texts(catalogue: Catalogue, decisions: dict[str, str], locale: str,
-                 shown: dict[str, str]) -> None:
+def _check_texts(
+    catalogue: Catalogue, decisions: dict[str, str], locale: str, shown: dict[str, str]
+) -> None:
     for purpose in decisions:
         current = catalogue.get(purpose).text(locale).sha256
         if shown.get(purpose) != current:
             raise TextChanged(
                 "The wording of a purpose changed since this page was shown; please read "
-                "it again and confirm your choices.")
+                "it again and confirm your choices."
+            )
 
 
 def _new_state(previous: str | None, decision: str) -> str:
@@ -297,13 +377,25 @@ def _new_state(previous: str | None, decision: str) -> str:
 
 def _unchanged(current: dict[str, Any], decision: str, link_id: str, sha: str) -> bool:
     same_side = (current.get("state") == "accepted") == (decision == "accepted")
-    return bool(current) and same_side and current.get("link_id") == link_id \
+    return (
+        bool(current)
+        and same_side
+        and current.get("link_id") == link_id
         and current.get("text_sha256") == sha
+    )
 
 
-def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
-           choices: dict[str, str], locale: str, shown: dict[str, str],
-           ctx: RequestContext, subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
+def decide(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    link: links.Link,
+    record: dict[str, Any],
+    choices: dict[str, str],
+    locale: str,
+    shown: dict[str, str],
+    ctx: RequestContext,
+    subscribers: tuple[str, ...] = (),
+) -> list[PurposeState]:
     """Record one decision per chosen purpose, atomically; return every purpose's state."""
     decisions = _parse_choices(link, choices)
     if locale not in catalogue.locales:
@@ -311,9 +403,16 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
     _check_texts(catalogue, decisions, locale, shown)
     for purpose in decisions:
         text = catalogue.get(purpose).text(locale)
-        ledger.put_text(text.sha256, {"purpose": purpose, "locale": locale, "title": text.title,
-                                      "text": text.text,
-                                      "purpose_version": catalogue.get(purpose).version})
+        ledger.put_text(
+            text.sha256,
+            {
+                "purpose": purpose,
+                "locale": locale,
+                "title": text.title,
+                "text": text.text,
+                "purpose_version": catalogue.get(purpose).version,
+            },
+        )
 
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
         decision, sha = decisions[purpose], catalogue.get(purpose).text(locale).sha256
@@ -321,13 +420,21 @@ def decide(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[
             return None
         return {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
 
-    return _record(ledger, catalogue, link, record, list(decisions), locale, ctx, change,
-                   subscribers)
+    return _record(
+        ledger, catalogue, link, record, list(decisions), locale, ctx, change, subscribers
+    )
 
 
-def withdraw(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
-             locale: str, ctx: RequestContext, method: str,
-             subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
+def withdraw(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    link: links.Link,
+    record: dict[str, Any],
+    locale: str,
+    ctx: RequestContext,
+    method: str,
+    subscribers: tuple[str, ...] = (),
+) -> list[PurposeState]:
     """Withdraw every purpose of a withdraw link at once: no choice, no second step.
 
     Accepted becomes withdrawn; a purpose never accepted is recorded as refused (the
@@ -355,18 +462,28 @@ class Origin:
     note: dict[str, Any] | None = None
 
 
-def _plan_changes(snap: Snapshot, catalogue: Catalogue, origin: Origin, purposes: list[str],
-                  locale: str | None, ctx: RequestContext,
-                  change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
-                  subscribers: tuple[str, ...]) -> Plan:
+def _plan_changes(
+    snap: Snapshot,
+    catalogue: Catalogue,
+    origin: Origin,
+    purposes: list[str],
+    locale: str | None,
+    ctx: RequestContext,
+    change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+    subscribers: tuple[str, ...],
+) -> Plan:
     """One event and one new state per purpose ``change`` says changed."""
     plan, at, seq = Plan(), now_iso(), snap.seq
     if origin.link_id:  # the link must still be on record when the decision is written
         plan.checks.append(keys.link(origin.link_id))
     if origin.note:
         seq += 1
-        plan.events.append(Draft({"event_id": new_event_id(), "at": at,
-                                  "channel": origin.channel, **origin.note}, ctx.personal()))
+        plan.events.append(
+            Draft(
+                {"event_id": new_event_id(), "at": at, "channel": origin.channel, **origin.note},
+                ctx.personal(),
+            )
+        )
     for purpose in purposes:
         current = snap.states.get(purpose, {})
         changed = change(purpose, current)
@@ -374,43 +491,81 @@ def _plan_changes(snap: Snapshot, catalogue: Catalogue, origin: Origin, purposes
             continue
         seq += 1
         event_id, state = new_event_id(), changed["state"]
-        common = {"purpose": purpose, "purpose_version": catalogue.get(purpose).version,
-                  "text_sha256": changed.get("text_sha256"), "locale": locale,
-                  "link_id": origin.link_id, "channel": origin.channel}
-        plan.events.append(Draft({
-            "event_id": event_id, "kind": state, "at": at, **common,
-            "previous_state": current.get("state"), "link_kind": origin.link_kind,
-            "method": changed.get("method"),
-        }, ctx.personal()))
-        plan.puts.append({
-            **keys.item(keys.purpose(snap.subject, purpose)), **common,
-            "subject": snap.subject, "state": state, "decided_at": at,
-            "event_id": event_id, "event_seq": seq,
-            "sync_status": "pending", "sync_attempts": 0,
-            "sync_shard": keys.sync_shard(snap.subject), "sync_due": at,
-        })
+        common = {
+            "purpose": purpose,
+            "purpose_version": catalogue.get(purpose).version,
+            "text_sha256": changed.get("text_sha256"),
+            "locale": locale,
+            "link_id": origin.link_id,
+            "channel": origin.channel,
+        }
+        plan.events.append(
+            Draft(
+                {
+                    "event_id": event_id,
+                    "kind": state,
+                    "at": at,
+                    **common,
+                    "previous_state": current.get("state"),
+                    "link_kind": origin.link_kind,
+                    "method": changed.get("method"),
+                },
+                ctx.personal(),
+            )
+        )
+        plan.puts.append(
+            {
+                **keys.item(keys.purpose(snap.subject, purpose)),
+                **common,
+                "subject": snap.subject,
+                "state": state,
+                "decided_at": at,
+                "event_id": event_id,
+                "event_seq": seq,
+                "sync_status": "pending",
+                "sync_attempts": 0,
+                "sync_shard": keys.sync_shard(snap.subject),
+                "sync_due": at,
+            }
+        )
     if plan.events:  # a person who decided keeps their profile: no more expiry
         plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
         if subscribers:
-            plan.derived = lambda sealed: [item for event in sealed
-                                           for item in delivery_items(event, subscribers)]
+            plan.derived = lambda sealed: [
+                item for event in sealed for item in delivery_items(event, subscribers)
+            ]
     return plan
 
 
-def plan_withdraw_all(snap: Snapshot, catalogue: Catalogue, origin: Origin, method: str,
-                      asked: set[str], subscribers: tuple[str, ...] = (),
-                      ctx: RequestContext = RequestContext()) -> Plan:
+def plan_withdraw_all(
+    snap: Snapshot,
+    catalogue: Catalogue,
+    origin: Origin,
+    method: str,
+    asked: set[str],
+    subscribers: tuple[str, ...] = (),
+    ctx: RequestContext = RequestContext(),
+) -> Plan:
     """Withdraw every purpose of a person with no link (a mail complaint): same rule as
     a withdraw link. Accepted becomes withdrawn, ``asked``-but-undecided becomes
     refused, refused and withdrawn stay; ``origin.note`` is recorded first in any case."""
+
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
         if current.get("state") in ("refused", "withdrawn"):
             return None
         return {"state": _new_state(current.get("state"), "refused"), "method": method}
 
     purposes = sorted(p for p in {*snap.states, *asked} if p in catalogue.purposes)
-    return _plan_changes(snap, catalogue, origin, purposes, (snap.profile or {}).get("locale"),
-                         ctx, change, subscribers)
+    return _plan_changes(
+        snap,
+        catalogue,
+        origin,
+        purposes,
+        (snap.profile or {}).get("locale"),
+        ctx,
+        change,
+        subscribers,
+    )
 
 
 def asked_purposes(ledger: Ledger, subject: str) -> set[str]:
@@ -424,10 +579,17 @@ def asked_purposes(ledger: Ledger, subject: str) -> set[str]:
     return asked
 
 
-def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict[str, Any],
-            purposes: list[str], locale: str, ctx: RequestContext,
-            change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
-            subscribers: tuple[str, ...] = ()) -> list[PurposeState]:
+def _record(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    link: links.Link,
+    record: dict[str, Any],
+    purposes: list[str],
+    locale: str,
+    ctx: RequestContext,
+    change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+    subscribers: tuple[str, ...] = (),
+) -> list[PurposeState]:
     """Append one event and one new state per purpose ``change`` says changed, atomically.
 
     With ``subscribers``, each event's outbound webhook deliveries are written in the
@@ -448,8 +610,9 @@ def _record(ledger: Ledger, catalogue: Catalogue, link: links.Link, record: dict
     result = []
     for purpose in link.purposes:
         if purpose in written:
-            result.append(PurposeState(purpose, written[purpose]["kind"],
-                                       written[purpose]["at"], True))
+            result.append(
+                PurposeState(purpose, written[purpose]["kind"], written[purpose]["at"], True)
+            )
         else:
             current = snap.states.get(purpose, {})
             result.append(PurposeState(purpose, current.get("state"), current.get("decided_at")))

@@ -18,11 +18,13 @@ Each counter is split over a few shards (a random one per write) so concurrent
 transactions rarely touch the same item; a reader sums the shards. The module only
 computes deltas; the ledger writes them.
 """
+
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from chalicelib.store import keys
 
@@ -37,8 +39,11 @@ def _shard() -> str:
     return f"S{random.randrange(SHARDS)}"
 
 
-def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
-           sealed: Iterable[dict[str, Any]]) -> tuple[Delta, dict[str, list[str]]]:
+def deltas(
+    states: dict[str, dict[str, Any]],
+    profile: dict[str, Any] | None,
+    sealed: Iterable[dict[str, Any]],
+) -> tuple[Delta, dict[str, list[str]]]:
     """The counter changes of one commit, and what the person's profile must remember.
 
     ``states`` and ``profile`` are the snapshot the commit was built on (before). At
@@ -67,9 +72,15 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
     for event in sealed:
         kind, purpose_id = event.get("kind"), event.get("purpose")
         scope = keys.stats_scope(event.get("channel"))
-        asked_now = [purpose_id] if kind == "requested" and purpose_id else (
-            list(event.get("purposes") or ()) if kind == "link_issued"
-            and event.get("link_kind") == "confirm" else [])
+        asked_now = (
+            [purpose_id]
+            if kind == "requested" and purpose_id
+            else (
+                list(event.get("purposes") or ())
+                if kind == "link_issued" and event.get("link_kind") == "confirm"
+                else []
+            )
+        )
         for asked in asked_now:
             if asked not in decided and once("asked", asked):
                 purpose(asked, "pending")
@@ -84,7 +95,8 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
             purpose(purpose_id, kind)
             decided.add(purpose_id)
             out[(keys.stats_days(event["at"][:7]), f"{event['at'][:10]}#{shard}")][
-                f"{purpose_id}.{kind}"] += 1
+                f"{purpose_id}.{kind}"
+            ] += 1
             if scope:
                 out[(keys.stats(scope), shard)][kind] += 1
                 if once("answered_in", scope):
@@ -93,8 +105,12 @@ def deltas(states: dict[str, dict[str, Any]], profile: dict[str, Any] | None,
                     out[(keys.stats(scope), shard)]["confirmed"] += 1
         elif kind in ("link_written", "link_exported") and scope:
             out[(keys.stats(scope), shard)]["sent"] += 1
-        elif kind == "mail_sent" and scope and scope.startswith(keys.CAMPAIGN_PREFIX) \
-                and event.get("mail_kind") == "confirm":
+        elif (
+            kind == "mail_sent"
+            and scope
+            and scope.startswith(keys.CAMPAIGN_PREFIX)
+            and event.get("mail_kind") == "confirm"
+        ):
             out[(keys.stats(scope), shard)]["sent"] += 1
         elif kind == "erased":
             for p, state in states.items():

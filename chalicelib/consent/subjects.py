@@ -4,6 +4,7 @@ The table never keys anything by an address: a subject is ``HMAC-SHA256(pepper,
 normalised address)``, so a leaked key list reveals no address, yet the same address
 always finds the same subject (and its erasure tombstone).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,17 +5,18 @@ every Lambda container sees the same count and a burst at a window's edge cannot
 double the limit. Keys are keyed hashes: the table never holds an IP address or an
 e-mail address in a throttle item.
 """
+
 from __future__ import annotations
 
 import random
 import time
 
+from chalicelib.consent.subjects import subject_key
 from chalicelib.core.errors import Contention, OptinProofError
-from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Limit
-from chalicelib.consent.subjects import subject_key
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 _ATTEMPTS = 12
 
@@ -31,8 +32,14 @@ class Throttle:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def hit(self, scope: str, key: str, limit: Limit, now: float | None = None,
-            taken: list[tuple[str, str, int]] | None = None) -> bool:
+    def hit(
+        self,
+        scope: str,
+        key: str,
+        limit: Limit,
+        now: float | None = None,
+        taken: list[tuple[str, str, int]] | None = None,
+    ) -> bool:
         """Count one hit; False (and nothing counted) when ``limit`` is already reached.
 
         ``taken`` collects what was counted, so a request that then fails to record
@@ -45,10 +52,16 @@ class Throttle:
             hits = [h for h in item.get("hits", []) if h > at - limit.seconds * 1000]
             if len(hits) >= limit.count:
                 return False
-            written = self.ledger.put_versioned({
-                "pk": pk, "sk": sk, "scope": scope, "hits": [*hits, at],
-                "expires_at": at // 1000 + limit.seconds + 60,
-            }, int(item.get("version", 0)))
+            written = self.ledger.put_versioned(
+                {
+                    "pk": pk,
+                    "sk": sk,
+                    "scope": scope,
+                    "hits": [*hits, at],
+                    "expires_at": at // 1000 + limit.seconds + 60,
+                },
+                int(item.get("version", 0)),
+            )
             if written:
                 if taken is not None:
                     taken.append((scope, key, at))
@@ -66,8 +79,9 @@ class Throttle:
                     if not item or at not in item.get("hits", []):
                         break
                     hits = [h for h in item["hits"] if h != at]
-                    if self.ledger.put_versioned({**item, "hits": hits},
-                                                 int(item.get("version", 0))):
+                    if self.ledger.put_versioned(
+                        {**item, "hits": hits}, int(item.get("version", 0))
+                    ):
                         break
                 except OptinProofError:  # the store is still down: the hit stays
                     log("throttle_refund_failed", level="warning", scope=scope)

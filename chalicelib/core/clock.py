@@ -3,20 +3,21 @@
 Every timestamp in events, states and logs comes from here, so they sort as strings
 and compare across modules.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC, truncated to milliseconds."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
 
 
 def iso(moment: datetime) -> str:
     """``2026-11-29T14:03:12.345Z``: fixed width, so string order is time order."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}Z"
     )
 
@@ -28,7 +29,7 @@ def now_iso() -> str:
 
 def parse_iso(text: str) -> datetime:
     """Inverse of :func:`iso`; raises ``ValueError`` on anything else."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def parse_instant(text: str) -> datetime:
@@ -41,4 +42,4 @@ def parse_instant(text: str) -> datetime:
     moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("z", "Z") else value)
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} names no time zone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

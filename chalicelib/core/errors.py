@@ -6,6 +6,7 @@ table (:mod:`chalicelib.web.errors`); the CLI prints the message and exits non-z
 Only two private control-flow signals of the Act! sync live elsewhere (they never
 leave :mod:`chalicelib.act.sync`).
 """
+
 from __future__ import annotations
 
 
@@ -127,8 +128,9 @@ class LinkSuperseded(LinkError):
 
     reason = "superseded"
 
-    def __init__(self, message: str, link_id: str | None = None,
-                 superseded_at: str | None = None) -> None:
+    def __init__(
+        self, message: str, link_id: str | None = None, superseded_at: str | None = None
+    ) -> None:
         super().__init__(message, link_id)
         self.superseded_at = superseded_at
 
@@ -159,6 +161,7 @@ class MailPermanentFailure(MailError):
 
 # -- Act! --------------------------------------------------------------------------------
 
+
 class ActError(OptinProofError):
     """An Act! call failed; the message says what to check."""
 
@@ -178,8 +181,9 @@ class ActBadRequest(ActError):
 class ActUnavailable(ActError):
     """Act! did not answer usefully after the retries; ``ambiguous`` if a write may have landed."""
 
-    def __init__(self, message: str, ambiguous: bool = False,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, ambiguous: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
         #: Act! asked us to come back later than we can wait in one call (seconds).
@@ -195,6 +199,7 @@ class Unauthorised(BadInput):
 
 
 # -- requests and access -----------------------------------------------------------------
+
 
 class PayloadTooLarge(BadInput):
     """Body over :data:`MAX_FORM_BYTES`; mapped to HTTP 413."""
@@ -222,6 +227,7 @@ class BadName(BadInput):
 
 # -- SES notices through SNS -------------------------------------------------------------
 
+
 class SnsRejected(OptinProofError, ValueError):
     """The message is not one SNS sent us; the message names the check that failed."""
 
@@ -231,6 +237,7 @@ class SnsUnavailable(SnsRejected):
 
 
 # -- consent receipts --------------------------------------------------------------------
+
 
 class ReceiptError(BadInput):
     """A signed receipt that does not verify. ``reason`` names why, for pages and logs."""

@@ -5,10 +5,11 @@ the browser's ``Accept-Language``, then the catalogue default. Translations are
 compiled gettext catalogues under ``locales/`` (sources: ``locales/*/messages.po``,
 maintained with Babel; see the README).
 """
+
 from __future__ import annotations
 
 import gettext
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from babel.dates import format_datetime as _babel_datetime
@@ -41,8 +42,9 @@ def parse_accept_language(header: str | None) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
-def negotiate(requested: str | None, accept_language: str | None,
-              available: tuple[str, ...], default: str) -> str:
+def negotiate(
+    requested: str | None, accept_language: str | None, available: tuple[str, ...], default: str
+) -> str:
     """The locale to render: explicit choice, else best browser match, else default."""
     if requested and requested.lower() in available:
         return requested.lower()
@@ -56,8 +58,9 @@ def negotiate(requested: str | None, accept_language: str | None,
 @lru_cache(maxsize=8)
 def translations(locale: str) -> gettext.NullTranslations:
     """Compiled catalogue for ``locale``; English source strings need none."""
-    return gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), languages=[locale],
-                               fallback=(locale == "en"))
+    return gettext.translation(
+        DOMAIN, localedir=str(LOCALE_DIR), languages=[locale], fallback=(locale == "en")
+    )
 
 
 def format_moment(value: str | datetime | None, locale: str) -> str:
@@ -65,4 +68,4 @@ def format_moment(value: str | datetime | None, locale: str) -> str:
     if value is None:
         return ""
     moment = parse_iso(value) if isinstance(value, str) else value
-    return _babel_datetime(moment, format="long", tzinfo=timezone.utc, locale=locale)
+    return _babel_datetime(moment, format="long", tzinfo=UTC, locale=locale)

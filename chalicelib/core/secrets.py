@@ -8,25 +8,40 @@ They are read with one paged ``GetParametersByPath`` call per container and kept
 within minutes without a redeploy. A variable set in the environment wins over SSM,
 so local runs and tests need no AWS at all.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalicelib.core.errors import ConfigError
 from chalicelib.core.logs import log
 
 #: The settings that are secrets: never in config.json or the repository.
 SECRET_NAMES = (
-    "LINK_SECRET_KEYS", "SUBJECT_PEPPER", "ADMIN_SECRET_KEYS", "ACT_PASSWORD",
-    "ACT_WEBHOOK_TOKEN", "ACT_WEBHOOK_PATH_SECRET", "WEBHOOK_SECRET", "SES_SNS_PATH_SECRET",
+    "LINK_SECRET_KEYS",
+    "SUBJECT_PEPPER",
+    "ADMIN_SECRET_KEYS",
+    "ACT_PASSWORD",
+    "ACT_WEBHOOK_TOKEN",
+    "ACT_WEBHOOK_PATH_SECRET",
+    "WEBHOOK_SECRET",
+    "SES_SNS_PATH_SECRET",
     "MAIL_SMTP_PASSWORD",
 )
 #: Secrets ``cli secrets init`` generates (the others come from elsewhere, e.g. Act!).
-GENERATED = ("LINK_SECRET_KEYS", "SUBJECT_PEPPER", "ADMIN_SECRET_KEYS", "ACT_WEBHOOK_TOKEN",
-             "ACT_WEBHOOK_PATH_SECRET", "WEBHOOK_SECRET", "SES_SNS_PATH_SECRET")
+GENERATED = (
+    "LINK_SECRET_KEYS",
+    "SUBJECT_PEPPER",
+    "ADMIN_SECRET_KEYS",
+    "ACT_WEBHOOK_TOKEN",
+    "ACT_WEBHOOK_PATH_SECRET",
+    "WEBHOOK_SECRET",
+    "SES_SNS_PATH_SECRET",
+)
 
 _LOCK = threading.Lock()
 _RETRY_SECONDS = 30
@@ -42,8 +57,10 @@ def _ssm_client(region: str | None) -> Any:
     from botocore.config import Config
 
     return boto3.session.Session().client(
-        "ssm", region_name=region,
-        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 3}))
+        "ssm",
+        region_name=region,
+        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 3}),
+    )
 
 
 def read_path(client: Any, path: str) -> dict[str, str]:
@@ -63,22 +80,27 @@ def read_path(client: Any, path: str) -> dict[str, str]:
                 return found
             kwargs["NextToken"] = page["NextToken"]
     except (BotoCoreError, ClientError) as exc:
-        raise ConfigError(f"Cannot read the secrets under SSM path {path} ({exc}). Check the "
-                          "function's IAM policy (ssm:GetParametersByPath on that path, "
-                          "kms:Decrypt) and that `cli secrets init` was run.") from exc
+        raise ConfigError(
+            f"Cannot read the secrets under SSM path {path} ({exc}). Check the "
+            "function's IAM policy (ssm:GetParametersByPath on that path, "
+            "kms:Decrypt) and that `cli secrets init` was run."
+        ) from exc
 
 
-def environment(env: Mapping[str, str] | None = None,
-                client_factory: Callable[[str | None], Any] = _ssm_client,
-                now: Callable[[], float] = time.monotonic) -> dict[str, str]:
+def environment(
+    env: Mapping[str, str] | None = None,
+    client_factory: Callable[[str | None], Any] = _ssm_client,
+    now: Callable[[], float] = time.monotonic,
+) -> dict[str, str]:
     """The environment with the stage's SSM secrets filled in (environment wins)."""
     values = dict(os.environ if env is None else env)
     path = values.get("SECRETS_SSM_PATH", "").strip()
     if not path:
         return values
     if not path.startswith("/") or not path.endswith("/"):
-        raise ConfigError(f"SECRETS_SSM_PATH={path!r} must start and end with '/', e.g. "
-                          "/optinproof/prod/")
+        raise ConfigError(
+            f"SECRETS_SSM_PATH={path!r} must start and end with '/', e.g. /optinproof/prod/"
+        )
     ttl = float(values.get("SECRETS_CACHE_SECONDS", "300") or 300)
     with _LOCK:
         cached = _CACHE.get(path)

@@ -4,40 +4,42 @@ boto3 clients, the ledger and the catalogue are created lazily (never at import
 time) and cached per configuration, so tests that switch tables get fresh ones and
 production builds each once per container.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.consent.stats import deltas
-from chalicelib.store.ledger import Ledger
 from chalicelib.consent.catalogue import Catalogue, load_catalogue
+from chalicelib.consent.stats import deltas
 from chalicelib.core.settings import Settings, get_settings
+from chalicelib.store.ledger import Ledger
 
 if TYPE_CHECKING:
     from chalicelib.act.client import ActClient
     from chalicelib.act.reconcile import Reconciler
-    from chalicelib.mail.outbox import Postman
-    from chalicelib.consent.requests import Signups
     from chalicelib.act.sync import Pusher
+    from chalicelib.consent.requests import Signups
+    from chalicelib.mail.outbox import Postman
 
 
-def get_act_client(settings: Settings | None = None) -> "ActClient":
+def get_act_client(settings: Settings | None = None) -> ActClient:
     """The Act! client; ConfigError when ACT_API_URL is not set."""
     from chalicelib.act.client import ActClient
     from chalicelib.core.errors import ConfigError
 
     settings = settings or get_settings()
     if settings.act is None:
-        raise ConfigError("Act! is not configured: set ACT_API_URL, ACT_DATABASE, ACT_USERNAME "
-                          "and ACT_PASSWORD.")
+        raise ConfigError(
+            "Act! is not configured: set ACT_API_URL, ACT_DATABASE, ACT_USERNAME and ACT_PASSWORD."
+        )
     return ActClient(settings.act)
 
 
 _PUSHERS: dict[tuple[Any, ...], Any] = {}
 
 
-def get_pusher(settings: Settings | None = None) -> "Pusher":
+def get_pusher(settings: Settings | None = None) -> Pusher:
     """The sync pusher, reused (with its field map and history type) by a warm Lambda."""
     from chalicelib.act.sync import Pusher
 
@@ -55,11 +57,15 @@ def _dynamodb(endpoint: str | None, region: str, timeout: float) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=timeout, read_timeout=timeout,
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    max_pool_connections=32)
-    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint,
-                                          region_name=region, config=config)
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=32,
+    )
+    return boto3.session.Session().client(
+        "dynamodb", endpoint_url=endpoint, region_name=region, config=config
+    )
 
 
 def dynamodb_client(settings: Settings | None = None) -> Any:
@@ -80,17 +86,21 @@ def get_catalogue(settings: Settings | None = None) -> Catalogue:
     return load_catalogue(settings.catalogue_path)
 
 
-def get_postman(settings: Settings | None = None) -> "Postman":
+def get_postman(settings: Settings | None = None) -> Postman:
     """Who sends the mails, with the configured transport."""
     from chalicelib.mail.outbox import Postman
     from chalicelib.mail.transports import get_transport
 
     settings = settings or get_settings()
-    return Postman(get_ledger(settings), settings, get_catalogue(settings),
-                   get_transport(settings.mail, settings.aws_region))
+    return Postman(
+        get_ledger(settings),
+        settings,
+        get_catalogue(settings),
+        get_transport(settings.mail, settings.aws_region),
+    )
 
 
-def get_signups(settings: Settings | None = None) -> "Signups":
+def get_signups(settings: Settings | None = None) -> Signups:
     """The signup rules on the configured table."""
     from chalicelib.consent.requests import Signups
 
@@ -98,7 +108,7 @@ def get_signups(settings: Settings | None = None) -> "Signups":
     return Signups(get_ledger(settings), settings, get_catalogue(settings))
 
 
-def get_reconciler(settings: Settings | None = None) -> "Reconciler":
+def get_reconciler(settings: Settings | None = None) -> Reconciler:
     """Reconciles contacts changed in Act! (webhook hints, polling)."""
     from chalicelib.act.reconcile import Reconciler
     from chalicelib.core.errors import ConfigError
@@ -111,8 +121,15 @@ def get_reconciler(settings: Settings | None = None) -> "Reconciler":
     unknown = [p for p in act.ask_purposes if p not in catalogue.purposes]
     if unknown:
         raise ConfigError(f"ACT_ASK_PURPOSES names unknown purpose(s): {', '.join(unknown)}.")
-    return Reconciler(get_ledger(settings), settings, catalogue, get_act_client(settings),
-                      act.ask_purposes, act.drift, act.ask_new_address)
+    return Reconciler(
+        get_ledger(settings),
+        settings,
+        catalogue,
+        get_act_client(settings),
+        act.ask_purposes,
+        act.drift,
+        act.ask_new_address,
+    )
 
 
 #: How certificates and subscription URLs are fetched (HTTPS to sns.*.amazonaws.com).

@@ -8,6 +8,7 @@ environment, so a warm Lambda reads and validates them once.
 Size: every setting with its validation and its error message, in one place, is
 the point of this module.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,20 +38,59 @@ _DEFAULT_MAX_AGE = {
 }
 
 _ENV_NAMES = (
-    "CONSENT_TABLE", "DYNAMODB_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
-    "LINK_SECRET_KEYS", "SUBJECT_PEPPER", "PUBLIC_BASE_URL", "CONSENT_CATALOGUE",
-    "FORM_TOKEN_MAX_AGE", "DYNAMODB_TIMEOUT",
-    "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEOUT",
-    "ACT_CREATE_CONTACTS", "ACT_HISTORY_TYPE", "ACT_STATUS_VALUES", "ACT_AEM_OPT_OUT",
-    "ACT_AEM_CLEAR_ON_ACCEPT", "ACT_MAX_RETRIES", "SYNC_MAX_ATTEMPTS",
-    "ACT_WEBHOOK_TOKEN", "ACT_WEBHOOK_PATH_SECRET", "ACT_ASK_PURPOSES", "ACT_ASK_NEW_ADDRESS",
-    "ACT_DRIFT", "ACT_TIMEZONE",
-    "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_REPLY_TO", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
-    "MAIL_SMTP_SECURITY", "MAIL_SMTP_USERNAME", "MAIL_SMTP_PASSWORD", "MAIL_TIMEOUT",
-    "MAIL_SES_REGION", "MAIL_SES_ENDPOINT", "MAIL_SES_CONFIGURATION_SET", "MAIL_MAX_ATTEMPTS",
-    "MAIL_ALREADY_SUBSCRIBED", "THROTTLE_MAILS_PER_ADDRESS", "THROTTLE_SIGNUPS_PER_IP",
-    "SIGNUP_MIN_RESPONSE", "MAIL_DELIVERY", "WEBHOOK_SUBSCRIBERS", "WEBHOOK_SECRET",
-    "ADMIN_SECRET_KEYS", "SES_SNS_TOPIC_ARNS", "SES_SNS_PATH_SECRET", "ERASURE_ACT", "RECEIPT_MAIL",
+    "CONSENT_TABLE",
+    "DYNAMODB_ENDPOINT",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "LINK_SECRET_KEYS",
+    "SUBJECT_PEPPER",
+    "PUBLIC_BASE_URL",
+    "CONSENT_CATALOGUE",
+    "FORM_TOKEN_MAX_AGE",
+    "DYNAMODB_TIMEOUT",
+    "ACT_API_URL",
+    "ACT_DATABASE",
+    "ACT_USERNAME",
+    "ACT_PASSWORD",
+    "ACT_TIMEOUT",
+    "ACT_CREATE_CONTACTS",
+    "ACT_HISTORY_TYPE",
+    "ACT_STATUS_VALUES",
+    "ACT_AEM_OPT_OUT",
+    "ACT_AEM_CLEAR_ON_ACCEPT",
+    "ACT_MAX_RETRIES",
+    "SYNC_MAX_ATTEMPTS",
+    "ACT_WEBHOOK_TOKEN",
+    "ACT_WEBHOOK_PATH_SECRET",
+    "ACT_ASK_PURPOSES",
+    "ACT_ASK_NEW_ADDRESS",
+    "ACT_DRIFT",
+    "ACT_TIMEZONE",
+    "MAIL_TRANSPORT",
+    "MAIL_FROM",
+    "MAIL_REPLY_TO",
+    "MAIL_SMTP_HOST",
+    "MAIL_SMTP_PORT",
+    "MAIL_SMTP_SECURITY",
+    "MAIL_SMTP_USERNAME",
+    "MAIL_SMTP_PASSWORD",
+    "MAIL_TIMEOUT",
+    "MAIL_SES_REGION",
+    "MAIL_SES_ENDPOINT",
+    "MAIL_SES_CONFIGURATION_SET",
+    "MAIL_MAX_ATTEMPTS",
+    "MAIL_ALREADY_SUBSCRIBED",
+    "THROTTLE_MAILS_PER_ADDRESS",
+    "THROTTLE_SIGNUPS_PER_IP",
+    "SIGNUP_MIN_RESPONSE",
+    "MAIL_DELIVERY",
+    "WEBHOOK_SUBSCRIBERS",
+    "WEBHOOK_SECRET",
+    "ADMIN_SECRET_KEYS",
+    "SES_SNS_TOPIC_ARNS",
+    "SES_SNS_PATH_SECRET",
+    "ERASURE_ACT",
+    "RECEIPT_MAIL",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -81,7 +121,11 @@ class ActSettings:
     timezone: str = "UTC"
 
 
-_STATUS_DEFAULTS: dict[str, str] = {"accepted": "Accepted", "refused": "Refused", "withdrawn": "Withdrawn"}
+_STATUS_DEFAULTS: dict[str, str] = {
+    "accepted": "Accepted",
+    "refused": "Refused",
+    "withdrawn": "Withdrawn",
+}
 
 MAIL_TRANSPORTS = ("none", "smtp", "ses")
 MAIL_DELIVERIES = ("queued", "inline")
@@ -188,17 +232,22 @@ def _required_secret(env: dict[str, str], name: str) -> str:
     return value
 
 
-def _secret_keys(env: dict[str, str], name: str = "LINK_SECRET_KEYS",
-                 required: bool = True) -> tuple[str, ...]:
+def _secret_keys(
+    env: dict[str, str], name: str = "LINK_SECRET_KEYS", required: bool = True
+) -> tuple[str, ...]:
     raw = _required_secret(env, name) if required else env.get(name, "").strip()
     keys = tuple(part.strip() for part in raw.split(",") if part.strip())
     if required and not keys:
-        raise ConfigError(f"{name} holds no key. Generate one with: "
-                          "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        raise ConfigError(
+            f"{name} holds no key. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
     for position, key in enumerate(keys, start=1):
         if not key.isprintable() or not key.isascii():
-            raise ConfigError(f"{name}: key #{position} holds characters other than printable "
-                              "ASCII; generate keys with secrets.token_urlsafe(48).")
+            raise ConfigError(
+                f"{name}: key #{position} holds characters other than printable "
+                "ASCII; generate keys with secrets.token_urlsafe(48)."
+            )
         if len(key) < _MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"{name}: key #{position} has {len(key)} characters; each key "
@@ -211,12 +260,16 @@ def _ses_topics(env: dict[str, str]) -> dict[str, Any]:
     topics = frozenset(t.strip() for t in env.get("SES_SNS_TOPIC_ARNS", "").split(",") if t.strip())
     for topic in topics:
         if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}", topic):
-            raise ConfigError(f"SES_SNS_TOPIC_ARNS: {topic!r} is not an SNS topic ARN "
-                              "(arn:aws:sns:REGION:ACCOUNT:NAME).")
+            raise ConfigError(
+                f"SES_SNS_TOPIC_ARNS: {topic!r} is not an SNS topic ARN "
+                "(arn:aws:sns:REGION:ACCOUNT:NAME)."
+            )
     secret = _optional_secret(env, "SES_SNS_PATH_SECRET")
     if topics and not secret:
-        raise ConfigError("SES_SNS_TOPIC_ARNS is set but SES_SNS_PATH_SECRET is not: the SNS "
-                          "subscription URL needs it (/hooks/ses/<secret>).")
+        raise ConfigError(
+            "SES_SNS_TOPIC_ARNS is set but SES_SNS_PATH_SECRET is not: the SNS "
+            "subscription URL needs it (/hooks/ses/<secret>)."
+        )
     return {"ses_topics": topics, "ses_path_secret": secret}
 
 
@@ -265,14 +318,22 @@ def _webhooks(env: dict[str, str]) -> dict[str, Any]:
     for url in urls:
         parts = urlsplit(url)
         loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
-        if parts.username or parts.password or not parts.hostname \
-                or not (parts.scheme == "https" or loopback):
-            raise ConfigError(f"WEBHOOK_SUBSCRIBERS: {url!r} must be an https:// URL (plain http "
-                              "only for 127.0.0.1/localhost).")
+        if (
+            parts.username
+            or parts.password
+            or not parts.hostname
+            or not (parts.scheme == "https" or loopback)
+        ):
+            raise ConfigError(
+                f"WEBHOOK_SUBSCRIBERS: {url!r} must be an https:// URL (plain http "
+                "only for 127.0.0.1/localhost)."
+            )
     secret = _optional_secret(env, "WEBHOOK_SECRET")
     if urls and not secret:
-        raise ConfigError("WEBHOOK_SUBSCRIBERS is set but WEBHOOK_SECRET is not: subscribers "
-                          "need it to check the signature.")
+        raise ConfigError(
+            "WEBHOOK_SUBSCRIBERS is set but WEBHOOK_SECRET is not: subscribers "
+            "need it to check the signature."
+        )
     return {"webhook_subscribers": urls, "webhook_secret": secret}
 
 
@@ -282,16 +343,20 @@ def _status_values(env: dict[str, str]) -> dict[str, str]:
         return dict(_STATUS_DEFAULTS)
     parts = [part.strip() for part in raw.split(",")]
     if len(parts) != 3 or not all(parts):
-        raise ConfigError("ACT_STATUS_VALUES needs three comma-separated words, for accepted, "
-                          "refused and withdrawn (e.g. Accepted,Refused,Withdrawn).")
-    return dict(zip(("accepted", "refused", "withdrawn"), parts))
+        raise ConfigError(
+            "ACT_STATUS_VALUES needs three comma-separated words, for accepted, "
+            "refused and withdrawn (e.g. Accepted,Refused,Withdrawn)."
+        )
+    return dict(zip(("accepted", "refused", "withdrawn"), parts, strict=True))
 
 
 def _optional_secret(env: dict[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     if value and len(value) < _MIN_SECRET_LENGTH:
-        raise ConfigError(f"{name} needs at least {_MIN_SECRET_LENGTH} characters. Generate "
-                          "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        raise ConfigError(
+            f"{name} needs at least {_MIN_SECRET_LENGTH} characters. Generate "
+            "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return value or None
 
 
@@ -301,15 +366,22 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
     if not url:
         return None
     if not url.startswith(("https://", "http://")):
-        raise ConfigError(f"ACT_API_URL={url!r} must start with https:// (e.g. "
-                          "https://server/act.web.api)")
-    missing = [name for name in ("ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD")
-               if not env.get(name, "").strip()]
+        raise ConfigError(
+            f"ACT_API_URL={url!r} must start with https:// (e.g. https://server/act.web.api)"
+        )
+    missing = [
+        name
+        for name in ("ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD")
+        if not env.get(name, "").strip()
+    ]
     if missing:
         raise ConfigError(f"ACT_API_URL is set but {', '.join(missing)} is not.")
     return ActSettings(
-        api_url=url, database=env["ACT_DATABASE"].strip(), username=env["ACT_USERNAME"].strip(),
-        password=env["ACT_PASSWORD"], timeout=_number(env, "ACT_TIMEOUT", 10.0),
+        api_url=url,
+        database=env["ACT_DATABASE"].strip(),
+        username=env["ACT_USERNAME"].strip(),
+        password=env["ACT_PASSWORD"],
+        timeout=_number(env, "ACT_TIMEOUT", 10.0),
         max_retries=int(_number(env, "ACT_MAX_RETRIES", 4, int)),
         create_contacts=_flag(env, "ACT_CREATE_CONTACTS", False),
         history_type=env.get("ACT_HISTORY_TYPE", "").strip() or "General",
@@ -318,8 +390,9 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
         aem_clear_on_accept=_flag(env, "ACT_AEM_CLEAR_ON_ACCEPT", False),
         webhook_token=_optional_secret(env, "ACT_WEBHOOK_TOKEN"),
         webhook_path_secret=_optional_secret(env, "ACT_WEBHOOK_PATH_SECRET"),
-        ask_purposes=tuple(p.strip() for p in env.get("ACT_ASK_PURPOSES", "").split(",")
-                           if p.strip()),
+        ask_purposes=tuple(
+            p.strip() for p in env.get("ACT_ASK_PURPOSES", "").split(",") if p.strip()
+        ),
         ask_new_address=_flag(env, "ACT_ASK_NEW_ADDRESS", False),
         drift=_choice(env, "ACT_DRIFT", ("restore", "flag"), "restore"),
         timezone=_timezone(env),
@@ -343,8 +416,10 @@ def parse_limit(text: str, name: str) -> Limit:
     """
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*([smhd])\s*", text or "")
     if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
-        raise ConfigError(f"{name}={text!r} is not a limit: write a count, a slash and a "
-                          "window, e.g. 3/24h or 20/1h (units s, m, h, d).")
+        raise ConfigError(
+            f"{name}={text!r} is not a limit: write a count, a slash and a "
+            "window, e.g. 3/24h or 20/1h (units s, m, h, d)."
+        )
     return Limit(int(match.group(1)), int(match.group(2)) * _UNITS[match.group(3)])
 
 
@@ -361,15 +436,20 @@ def mail_settings(env: dict[str, str], public_base_url: str) -> MailSettings:
     sender = env.get("MAIL_FROM", "").strip()
     if transport != "none":
         if not sender or "@" not in sender:
-            raise ConfigError(f"MAIL_TRANSPORT={transport} needs MAIL_FROM, the sender address "
-                              "(e.g. 'Example Outdoor <consent@example-outdoor.eu>').")
+            raise ConfigError(
+                f"MAIL_TRANSPORT={transport} needs MAIL_FROM, the sender address "
+                "(e.g. 'Example Outdoor <consent@example-outdoor.eu>')."
+            )
         if not public_base_url:
-            raise ConfigError(f"MAIL_TRANSPORT={transport} needs PUBLIC_BASE_URL: mails carry "
-                              "absolute links (e.g. https://consent.example-outdoor.eu).")
+            raise ConfigError(
+                f"MAIL_TRANSPORT={transport} needs PUBLIC_BASE_URL: mails carry "
+                "absolute links (e.g. https://consent.example-outdoor.eu)."
+            )
     if transport == "smtp" and not env.get("MAIL_SMTP_HOST", "").strip():
         raise ConfigError("MAIL_TRANSPORT=smtp needs MAIL_SMTP_HOST (and usually MAIL_SMTP_PORT).")
     return MailSettings(
-        transport=transport, sender=sender,
+        transport=transport,
+        sender=sender,
         delivery=_choice(env, "MAIL_DELIVERY", MAIL_DELIVERIES, "queued"),
         reply_to=env.get("MAIL_REPLY_TO", "").strip() or None,
         smtp_host=env.get("MAIL_SMTP_HOST", "").strip() or "127.0.0.1",
@@ -383,8 +463,9 @@ def mail_settings(env: dict[str, str], public_base_url: str) -> MailSettings:
         ses_configuration_set=env.get("MAIL_SES_CONFIGURATION_SET", "").strip() or None,
         max_attempts=int(_number(env, "MAIL_MAX_ATTEMPTS", 6, int)),
         already_subscribed=_flag(env, "MAIL_ALREADY_SUBSCRIBED", False),
-        per_address=parse_limit(env.get("THROTTLE_MAILS_PER_ADDRESS", "3/24h"),
-                                "THROTTLE_MAILS_PER_ADDRESS"),
+        per_address=parse_limit(
+            env.get("THROTTLE_MAILS_PER_ADDRESS", "3/24h"), "THROTTLE_MAILS_PER_ADDRESS"
+        ),
         per_ip=parse_limit(env.get("THROTTLE_SIGNUPS_PER_IP", "20/1h"), "THROTTLE_SIGNUPS_PER_IP"),
     )
 
@@ -438,6 +519,7 @@ def get_settings() -> Settings:
     env: Any = os.environ
     if "SECRETS_SSM_PATH" in env:  # in AWS; locally the environment is read as it is
         from chalicelib.core.secrets import environment
+
         env = environment()
     relevant = tuple((name, env[name]) for name in _ENV_NAMES if name in env)
     return _cached(relevant)

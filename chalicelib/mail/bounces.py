@@ -13,6 +13,7 @@ notifications (``notificationType``) and configuration-set event publishing
 - SNS may deliver a message twice: the person's profile remembers the last SNS
   message ids it applied, checked inside the same transaction.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.consent import rules
+from chalicelib.consent.catalogue import Catalogue
+from chalicelib.consent.subjects import normalise_email, subject_key
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import BadInput, InvalidEmail
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.core.logs import log
-from chalicelib.proof.chain import new_event_id
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
-from chalicelib.consent.subjects import normalise_email, subject_key
+from chalicelib.proof.chain import new_event_id
 from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 _REMEMBERED = 20  # SNS message ids kept per person against redelivery
 
@@ -56,15 +57,27 @@ def parse(message: str) -> Notice:
     ses_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else None
     if kind == "bounce":
         bounce = _object(data, "bounce")
-        return Notice("bounce", _addresses(bounce, "bouncedRecipients"), ses_id, {
-            "bounce_type": str(bounce.get("bounceType") or "Undetermined"),
-            "bounce_subtype": str(bounce.get("bounceSubType") or ""),
-            "feedback_id": str(bounce.get("feedbackId") or "")})
+        return Notice(
+            "bounce",
+            _addresses(bounce, "bouncedRecipients"),
+            ses_id,
+            {
+                "bounce_type": str(bounce.get("bounceType") or "Undetermined"),
+                "bounce_subtype": str(bounce.get("bounceSubType") or ""),
+                "feedback_id": str(bounce.get("feedbackId") or ""),
+            },
+        )
     if kind == "complaint":
         complaint = _object(data, "complaint")
-        return Notice("complaint", _addresses(complaint, "complainedRecipients"), ses_id, {
-            "feedback_type": str(complaint.get("complaintFeedbackType") or ""),
-            "feedback_id": str(complaint.get("feedbackId") or "")})
+        return Notice(
+            "complaint",
+            _addresses(complaint, "complainedRecipients"),
+            ses_id,
+            {
+                "feedback_type": str(complaint.get("complaintFeedbackType") or ""),
+                "feedback_id": str(complaint.get("feedbackId") or ""),
+            },
+        )
     if not kind:
         raise BadInput("The SNS message is not an SES notification (no notificationType).")
     return Notice(kind, (), ses_id, {})
@@ -95,8 +108,9 @@ class Outcome:
     duplicate: int
 
 
-def apply(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice: Notice,
-          sns_message_id: str) -> Outcome:
+def apply(
+    ledger: Ledger, settings: Settings, catalogue: Catalogue, notice: Notice, sns_message_id: str
+) -> Outcome:
     """Record ``notice`` on each recipient's chain; unknown addresses change nothing."""
     recorded = unknown = duplicate = 0
     for address in notice.recipients:
@@ -131,14 +145,24 @@ def _campaign_of(ledger: Ledger, subject: str, ses_message_id: str | None) -> st
     return None
 
 
-def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice: Notice,
-               sns_message_id: str, subject: str) -> str:
+def _apply_one(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    notice: Notice,
+    sns_message_id: str,
+    subject: str,
+) -> str:
     if notice.kind not in ("bounce", "complaint"):
         return "unknown"
     channel = _campaign_of(ledger, subject, notice.ses_message_id)
-    note = {"kind": "bounced" if notice.kind == "bounce" else "complained",
-            "sns_message_id": sns_message_id, "ses_message_id": notice.ses_message_id,
-            "mail_channel": channel, **{k: v for k, v in notice.detail.items() if v}}
+    note = {
+        "kind": "bounced" if notice.kind == "bounce" else "complained",
+        "sns_message_id": sns_message_id,
+        "ses_message_id": notice.ses_message_id,
+        "mail_channel": channel,
+        **{k: v for k, v in notice.detail.items() if v},
+    }
     outcome = {"value": "recorded"}
     asked = rules.asked_purposes(ledger, subject) if notice.kind == "complaint" else set()
 
@@ -150,22 +174,30 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
         seen = list(profile.get("ses_seen") or [])
         # SES's feedback id names the bounce or complaint itself: the same notice
         # published through two topics (two SNS ids) is still one notice.
-        ids = [sns_message_id] + ([f"fb:{notice.detail['feedback_id']}"]
-                                  if notice.detail.get("feedback_id") else [])
+        ids = [sns_message_id] + (
+            [f"fb:{notice.detail['feedback_id']}"] if notice.detail.get("feedback_id") else []
+        )
         if any(key in seen for key in ids):
             outcome["value"] = "duplicate"
             return Plan()
         at = now_iso()
         remember: dict[str, Any] = {"ses_seen": [*seen, *ids][-_REMEMBERED:], "updated_at": at}
         if notice.kind == "bounce":
-            plan = Plan(events=[Draft({"event_id": new_event_id(), "at": at, "channel": "ses",
-                                       **note})])
+            plan = Plan(
+                events=[Draft({"event_id": new_event_id(), "at": at, "channel": "ses", **note})]
+            )
             if note.get("bounce_type") == "Permanent":
                 remember["undeliverable"] = {"at": at, "reason": "permanent bounce"}
         else:
             remember["complained_at"] = at  # campaigns never ask this person again
-            plan = rules.plan_withdraw_all(snap, catalogue, rules.Origin("ses", note=note),
-                                             "complaint", asked, settings.webhook_subscribers)
+            plan = rules.plan_withdraw_all(
+                snap,
+                catalogue,
+                rules.Origin("ses", note=note),
+                "complaint",
+                asked,
+                settings.webhook_subscribers,
+            )
         plan.profile = {**(plan.profile or {}), **remember}
         plan.puts.extend(_campaign_marks(ledger, subject, channel, note["kind"], at))
         return plan
@@ -174,13 +206,17 @@ def _apply_one(ledger: Ledger, settings: Settings, catalogue: Catalogue, notice:
     return outcome["value"]
 
 
-def _campaign_marks(ledger: Ledger, subject: str, channel: str | None, kind: str,
-                    at: str) -> list[dict[str, Any]]:
+def _campaign_marks(
+    ledger: Ledger, subject: str, channel: str | None, kind: str, at: str
+) -> list[dict[str, Any]]:
     """Mark the campaign's contact as bounced, so the campaign report counts it."""
     if not channel or not channel.startswith("campaign:"):
         return []
     campaign_id = channel.removeprefix("campaign:")
     owner = ledger.get(*keys.campaign_subject(campaign_id, subject))
-    item = ledger.get(*keys.campaign_contact(campaign_id, owner["contact_id"])) \
-        if owner and owner.get("contact_id") else None
+    item = (
+        ledger.get(*keys.campaign_contact(campaign_id, owner["contact_id"]))
+        if owner and owner.get("contact_id")
+        else None
+    )
     return [{**item, f"{kind}_at": at}] if item else []

@@ -6,6 +6,7 @@ rendering is the *template version*: its SHA-256 goes into the ``mail_sent`` eve
 and its text is kept write-once in the table, and the mail actually sent is exactly
 that text with the markers filled in.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,11 +20,11 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from email_validator import validate_email
 
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import utcnow
 from chalicelib.core.i18n import translations
-from chalicelib.web.render import environment
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.web.render import environment
 
 MAIL_KINDS = ("confirm", "already", "rights", "receipt")
 
@@ -60,9 +61,18 @@ class Template:
 
     @property
     def sha256(self) -> str:
-        canonical = json.dumps({"kind": self.kind, "locale": self.locale, "subject": self.subject,
-                                "text": self.text, "html": self.html},
-                               sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        canonical = json.dumps(
+            {
+                "kind": self.kind,
+                "locale": self.locale,
+                "subject": self.subject,
+                "text": self.text,
+                "html": self.html,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -75,14 +85,22 @@ class Composed:
     template: Template
 
 
-def render_template(settings: Settings, catalogue: Catalogue, kind: str, locale: str,
-                    purposes: tuple[str, ...], has_name: bool) -> Template:
+def render_template(
+    settings: Settings,
+    catalogue: Catalogue,
+    kind: str,
+    locale: str,
+    purposes: tuple[str, ...],
+    has_name: bool,
+) -> Template:
     """The mail of ``kind`` for these purposes in ``locale``, with markers for personal parts."""
     if kind not in MAIL_KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
     env = environment(locale)
     context = {
-        "locale": locale, "controller": catalogue.controller, "has_name": has_name,
+        "locale": locale,
+        "controller": catalogue.controller,
+        "has_name": has_name,
         "purposes": [{"id": p, "title": catalogue.get(p).text(locale).title} for p in purposes],
         # Never promise more time than the link has: whole days, or whole hours below one.
         "days": settings.link_max_age["confirm"] // 86400,
@@ -90,7 +108,9 @@ def render_template(settings: Settings, catalogue: Catalogue, kind: str, locale:
         "rights_hours": max(1, settings.link_max_age["rights"] // 3600),
         **{name: _marker(name) for name in MARKED},
     }
-    subject = translations(locale).gettext(SUBJECTS[kind]) % {"controller": catalogue.controller.name}
+    subject = translations(locale).gettext(SUBJECTS[kind]) % {
+        "controller": catalogue.controller.name
+    }
     text = env.get_template(f"mail/{kind}.txt").render(**context)
     body = env.get_template(f"mail/{kind}.html").render(subject=subject, **context)
     # One final newline on each part: what MIME encoding produces, so the stored version
@@ -109,8 +129,9 @@ def _sender_domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "optinproof.local"
 
 
-def envelope(settings: Settings, catalogue: Catalogue, to: str, subject: str,
-             mail_id: str | None) -> tuple[EmailMessage, str]:
+def envelope(
+    settings: Settings, catalogue: Catalogue, to: str, subject: str, mail_id: str | None
+) -> tuple[EmailMessage, str]:
     """A message with the headers every mail of ours carries; returns it and its Message-ID."""
     checked = validate_email(to, check_deliverability=False)
     if checked.local_part.isascii():  # the domain in IDNA 2008 form: any relay delivers it
@@ -129,10 +150,18 @@ def envelope(settings: Settings, catalogue: Catalogue, to: str, subject: str,
     return message, message_id
 
 
-def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to: str,
-            purposes: tuple[str, ...], urls: dict[str, str], name: str | None = None,
-            mail_id: str | None = None,
-            attachment: tuple[str, bytes] | None = None) -> Composed:
+def compose(
+    settings: Settings,
+    catalogue: Catalogue,
+    kind: str,
+    locale: str,
+    to: str,
+    purposes: tuple[str, ...],
+    urls: dict[str, str],
+    name: str | None = None,
+    mail_id: str | None = None,
+    attachment: tuple[str, bytes] | None = None,
+) -> Composed:
     """Build the message: text and HTML parts, and the headers mail clients rely on.
 
     ``List-Unsubscribe`` + ``List-Unsubscribe-Post`` (RFC 8058) let the mail client
@@ -155,5 +184,10 @@ def compose(settings: Settings, catalogue: Catalogue, kind: str, locale: str, to
 
 def template_record(template: Template) -> dict[str, str]:
     """What the table keeps of a template version (``MAILTPL#<sha256>``), for evidence."""
-    return {"mail_kind": template.kind, "locale": template.locale, "subject": template.subject,
-            "text": template.text, "html": template.html}
+    return {
+        "mail_kind": template.kind,
+        "locale": template.locale,
+        "subject": template.subject,
+        "text": template.text,
+        "html": template.html,
+    }

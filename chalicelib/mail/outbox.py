@@ -10,30 +10,35 @@ live in the pending-sync index under their own partition, so finding due mails
 needs no scan. Delivery is at least once: a crash between the transport's "sent"
 and our write means one more mail, never a lost one.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 from chalicelib.consent import links
-from chalicelib.mail import compose
-from chalicelib.proof import receipts
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import (
-    MailError, MailPermanentFailure, MailTemporaryFailure, OptinProofError,
+    MailError,
+    MailPermanentFailure,
+    MailTemporaryFailure,
+    OptinProofError,
 )
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.core.logs import log
-from chalicelib.proof.chain import new_event_id
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.mail import compose
 from chalicelib.mail.transports import Transport
+from chalicelib.proof import receipts
+from chalicelib.proof.chain import new_event_id
 from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 OUTBOX_SHARD = keys.OUTBOX_SHARD
 #: Wait after the 1st, 2nd, ... failed round (the last value repeats).
@@ -74,19 +79,37 @@ class MailOrder:
 def outbox_item(order: MailOrder, at: str, expires: int) -> dict[str, Any]:
     """The item a request writes beside its events; due at once."""
     return {
-        **keys.item(keys.mail(order.mail_id)), "mail_id": order.mail_id,
-        "subject": order.subject, "mail_kind": order.mail_kind, "locale": order.locale,
-        "purposes": list(order.purposes), "withdraw_link_id": order.withdraw_link_id,
-        "confirm_link_id": order.confirm_link_id, "channel": order.channel,
-        "rights_link_id": order.rights_link_id, "status": "queued", "attempts": 0, "queued_at": at,
-        "sync_shard": OUTBOX_SHARD, "sync_due": at, "expires_at": expires,
+        **keys.item(keys.mail(order.mail_id)),
+        "mail_id": order.mail_id,
+        "subject": order.subject,
+        "mail_kind": order.mail_kind,
+        "locale": order.locale,
+        "purposes": list(order.purposes),
+        "withdraw_link_id": order.withdraw_link_id,
+        "confirm_link_id": order.confirm_link_id,
+        "channel": order.channel,
+        "rights_link_id": order.rights_link_id,
+        "status": "queued",
+        "attempts": 0,
+        "queued_at": at,
+        "sync_shard": OUTBOX_SHARD,
+        "sync_due": at,
+        "expires_at": expires,
     }
 
 
 def _order(item: dict[str, Any]) -> MailOrder:
-    return MailOrder(item["mail_id"], item["subject"], item["mail_kind"], item["locale"],
-                     tuple(item["purposes"]), item["withdraw_link_id"],
-                     item.get("confirm_link_id"), item.get("channel"), item.get("rights_link_id"))
+    return MailOrder(
+        item["mail_id"],
+        item["subject"],
+        item["mail_kind"],
+        item["locale"],
+        tuple(item["purposes"]),
+        item["withdraw_link_id"],
+        item.get("confirm_link_id"),
+        item.get("channel"),
+        item.get("rights_link_id"),
+    )
 
 
 @dataclass(frozen=True)
@@ -101,8 +124,9 @@ class Delivery:
 class Postman:
     """Sends outbox items and records the outcome on the person's chain."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, catalogue: Catalogue,
-                 transport: Transport) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: Settings, catalogue: Catalogue, transport: Transport
+    ) -> None:
         self.ledger = ledger
         self.settings = settings
         self.catalogue = catalogue
@@ -112,16 +136,17 @@ class Postman:
         """Fresh tokens for the order's recorded link ids (the tokens are never stored)."""
         base, urls = self.settings.public_base_url, {}
         if order.withdraw_link_id:
-            withdraw, _ = links.mint(self.settings, "withdraw", order.subject, order.purposes,
-                                     order.withdraw_link_id)
+            withdraw, _ = links.mint(
+                self.settings, "withdraw", order.subject, order.purposes, order.withdraw_link_id
+            )
             urls["withdraw_url"] = f"{base}/u/{withdraw}"
         if order.rights_link_id:
-            rights, _ = links.mint(self.settings, "rights", order.subject, (),
-                                   order.rights_link_id)
+            rights, _ = links.mint(self.settings, "rights", order.subject, (), order.rights_link_id)
             urls["rights_url"] = f"{base}/r/{rights}"
         if order.confirm_link_id:
-            confirm, _ = links.mint(self.settings, "confirm", order.subject, order.purposes,
-                                    order.confirm_link_id)
+            confirm, _ = links.mint(
+                self.settings, "confirm", order.subject, order.purposes, order.confirm_link_id
+            )
             urls["confirm_url"] = f"{base}/c/{confirm}"
         return urls
 
@@ -130,8 +155,13 @@ class Postman:
         try:
             return self.deliver(mail_id)
         except OptinProofError as exc:
-            log("mail_deferred", level="warning", mail_id=mail_id, error=type(exc).__name__,
-                detail=redact(str(exc))[:300])
+            log(
+                "mail_deferred",
+                level="warning",
+                mail_id=mail_id,
+                error=type(exc).__name__,
+                detail=redact(str(exc))[:300],
+            )
             return Delivery(mail_id, "skipped", type(exc).__name__)
 
     def deliver(self, mail_id: str) -> Delivery:
@@ -160,25 +190,46 @@ class Postman:
                 return Delivery(mail_id, "skipped", "link superseded")
         try:
             attachment, receipt_id = self._receipt(order)
-            composed = compose.compose(self.settings, self.catalogue, order.mail_kind, order.locale,
-                                    profile["email"], order.purposes, self.urls(order),
-                                    name=profile.get("name"), mail_id=order.mail_id,
-                                    attachment=attachment)
+            composed = compose.compose(
+                self.settings,
+                self.catalogue,
+                order.mail_kind,
+                order.locale,
+                profile["email"],
+                order.purposes,
+                self.urls(order),
+                name=profile.get("name"),
+                mail_id=order.mail_id,
+                attachment=attachment,
+            )
         except receipts.NothingToReceipt:
             self._drop(order, "no consent to put in a receipt any more")
             return Delivery(mail_id, "skipped", "nothing to receipt")
         except (KeyError, ValueError) as exc:  # e.g. a purpose retired since the request
-            return self._failed(order, item, attempts, MailPermanentFailure(
-                f"The mail cannot be composed any more ({type(exc).__name__}: {exc})."))
-        self.ledger.put_content(keys.MAIL_TEMPLATE, composed.template.sha256,
-                                compose.template_record(composed.template))
+            return self._failed(
+                order,
+                item,
+                attempts,
+                MailPermanentFailure(
+                    f"The mail cannot be composed any more ({type(exc).__name__}: {exc})."
+                ),
+            )
+        self.ledger.put_content(
+            keys.MAIL_TEMPLATE, composed.template.sha256, compose.template_record(composed.template)
+        )
         try:
             provider_id = self._send(composed)
         except MailError as exc:
             return self._failed(order, item, attempts, exc)
         self._record_sent(order, composed, provider_id, attempts, receipt_id)
-        log("mail_sent", subject=order.subject, mail_id=order.mail_id, kind=order.mail_kind,
-            transport=self.transport.name, attempts=attempts)
+        log(
+            "mail_sent",
+            subject=order.subject,
+            mail_id=order.mail_id,
+            kind=order.mail_kind,
+            transport=self.transport.name,
+            attempts=attempts,
+        )
         return Delivery(mail_id, "sent")
 
     def _send(self, composed: compose.Composed) -> str:
@@ -200,29 +251,63 @@ class Postman:
         data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
         return ("consent-receipt.json", data), receipt["consentReceiptID"]
 
-    def _record_sent(self, order: MailOrder, composed: compose.Composed, provider_id: str,
-                     attempts: int, receipt_id: str | None = None) -> None:
+    def _record_sent(
+        self,
+        order: MailOrder,
+        composed: compose.Composed,
+        provider_id: str,
+        attempts: int,
+        receipt_id: str | None = None,
+    ) -> None:
         def build(snap: Snapshot) -> Plan:
-            return Plan(events=[Draft({
-                "event_id": new_event_id(), "kind": "mail_sent", "at": now_iso(),
-                "mail_id": order.mail_id, "mail_kind": order.mail_kind,
-                "message_id": composed.message_id, "provider_message_id": provider_id,
-                "transport": self.transport.name, "template_version": composed.template.sha256,
-                "locale": order.locale, "purposes": list(order.purposes),
-                "link_ids": [i for i in (order.confirm_link_id, order.withdraw_link_id,
-                                         order.rights_link_id) if i],
-                "channel": order.channel, "attempts": attempts, "receipt_id": receipt_id,
-            })], deletes=[keys.mail(order.mail_id)])
+            return Plan(
+                events=[
+                    Draft(
+                        {
+                            "event_id": new_event_id(),
+                            "kind": "mail_sent",
+                            "at": now_iso(),
+                            "mail_id": order.mail_id,
+                            "mail_kind": order.mail_kind,
+                            "message_id": composed.message_id,
+                            "provider_message_id": provider_id,
+                            "transport": self.transport.name,
+                            "template_version": composed.template.sha256,
+                            "locale": order.locale,
+                            "purposes": list(order.purposes),
+                            "link_ids": [
+                                i
+                                for i in (
+                                    order.confirm_link_id,
+                                    order.withdraw_link_id,
+                                    order.rights_link_id,
+                                )
+                                if i
+                            ],
+                            "channel": order.channel,
+                            "attempts": attempts,
+                            "receipt_id": receipt_id,
+                        }
+                    )
+                ],
+                deletes=[keys.mail(order.mail_id)],
+            )
 
         self.ledger.commit(order.subject, build)
 
-    def _failed(self, order: MailOrder, item: dict[str, Any], attempts: int,
-                exc: MailError) -> Delivery:
+    def _failed(
+        self, order: MailOrder, item: dict[str, Any], attempts: int, exc: MailError
+    ) -> Delivery:
         error = redact(str(exc))[:300]  # providers quote the address; the chain must not
         final = exc.permanent or attempts >= self.settings.mail.max_attempts
         due = utcnow() + timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
-        updated = {**item, "attempts": attempts, "last_error": error,
-                   "last_attempt_at": now_iso(), "status": "failed" if final else "queued"}
+        updated = {
+            **item,
+            "attempts": attempts,
+            "last_error": error,
+            "last_attempt_at": now_iso(),
+            "status": "failed" if final else "queued",
+        }
         for lease in ("claimed_by", "claimed_until"):
             updated.pop(lease, None)
         if final:  # out of the due index; kept (with its TTL) for `mail status`
@@ -232,27 +317,47 @@ class Postman:
             updated["sync_due"] = iso(due)
 
         def build(snap: Snapshot) -> Plan:
-            return Plan(events=[Draft({
-                "event_id": new_event_id(), "kind": "mail_failed", "at": now_iso(),
-                "mail_id": order.mail_id, "mail_kind": order.mail_kind,
-                "transport": self.transport.name, "error": error,
-                "permanent": exc.permanent, "attempts": attempts, "will_retry": not final,
-                "channel": order.channel,
-            })], puts=[updated])
+            return Plan(
+                events=[
+                    Draft(
+                        {
+                            "event_id": new_event_id(),
+                            "kind": "mail_failed",
+                            "at": now_iso(),
+                            "mail_id": order.mail_id,
+                            "mail_kind": order.mail_kind,
+                            "transport": self.transport.name,
+                            "error": error,
+                            "permanent": exc.permanent,
+                            "attempts": attempts,
+                            "will_retry": not final,
+                            "channel": order.channel,
+                        }
+                    )
+                ],
+                puts=[updated],
+            )
 
         self.ledger.commit(order.subject, build)
-        log("mail_failed", level="warning", subject=order.subject, mail_id=order.mail_id,
-            error=error, attempts=attempts, will_retry=not final)
+        log(
+            "mail_failed",
+            level="warning",
+            subject=order.subject,
+            mail_id=order.mail_id,
+            error=error,
+            attempts=attempts,
+            will_retry=not final,
+        )
         return Delivery(order.mail_id, "failed" if final else "retry", error)
 
     def _drop(self, order: MailOrder, why: str) -> None:
-        self.ledger.commit(order.subject, lambda snap: Plan(
-            deletes=[keys.mail(order.mail_id)]))
+        self.ledger.commit(order.subject, lambda snap: Plan(deletes=[keys.mail(order.mail_id)]))
         log("mail_dropped", subject=order.subject, mail_id=order.mail_id, reason=why)
 
 
-def queue_receipt(ledger: Ledger, settings: Settings, subject: str, locale: str,
-                  channel: str | None) -> str | None:
+def queue_receipt(
+    ledger: Ledger, settings: Settings, subject: str, locale: str, channel: str | None
+) -> str | None:
     """Queue a consent-receipt mail after a change of choices (``RECEIPT_MAIL``).
 
     The receipt itself is built when the mail leaves, from the consents then in force,
@@ -292,7 +397,19 @@ def outbox_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Queued and failed mails, for ``cli mail status`` (a scan: an operator's command)."""
     rows = []
     for item in ledger.scan_items(keys.MAIL_PREFIX, keys.MAIL):
-        rows.append({key: item.get(key) for key in (
-            "mail_id", "subject", "mail_kind", "status", "attempts", "queued_at",
-            "sync_due", "last_error")})
+        rows.append(
+            {
+                key: item.get(key)
+                for key in (
+                    "mail_id",
+                    "subject",
+                    "mail_kind",
+                    "status",
+                    "attempts",
+                    "queued_at",
+                    "sync_due",
+                    "last_error",
+                )
+            }
+        )
     return sorted(rows, key=lambda row: row.get("queued_at") or "")

@@ -10,6 +10,7 @@ small: the certificate is read by a minimal, strict DER reader, and the signatur
 checked by rebuilding the whole expected PKCS#1 block and comparing it as bytes,
 never by parsing the decrypted block (which lets e=3 signatures be forged).
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,14 +19,15 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
 
-from chalicelib.core.errors import SnsRejected, SnsUnavailable
 from chalicelib.core.clock import utcnow
+from chalicelib.core.errors import SnsRejected, SnsUnavailable
 
 #: SNS caps Message at 256 KiB; JSON escaping of an SES JSON Message (quotes) and the
 #: ~2 KiB envelope make the body larger, so allow twice that and no more.
@@ -33,17 +35,37 @@ MAX_BODY = 512 * 1024
 MAX_CERT = 64 * 1024
 MAX_FUTURE = timedelta(minutes=5)  # clock skew between SNS and us
 _CACHE_SIZE = 16
-_BASE = ("Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion",
-         "Signature", "SigningCertURL")
-REQUIRED = {"Notification": _BASE, "SubscriptionConfirmation": (*_BASE, "Token", "SubscribeURL"),
-            "UnsubscribeConfirmation": (*_BASE, "Token", "SubscribeURL")}
+_BASE = (
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+)
+REQUIRED = {
+    "Notification": _BASE,
+    "SubscriptionConfirmation": (*_BASE, "Token", "SubscribeURL"),
+    "UnsubscribeConfirmation": (*_BASE, "Token", "SubscribeURL"),
+}
 _SIGNED_NOTIFICATION = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-_SIGNED_CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn",
-                        "Type")
+_SIGNED_CONFIRMATION = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 _DIGESTS = {"1": "sha1", "2": "sha256"}
 #: DER DigestInfo prefixes of RFC 8017 section 9.2, note 1.
-_DIGEST_INFO = {"sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-                "sha256": bytes.fromhex("3031300d060960864801650304020105000420")}
+_DIGEST_INFO = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+}
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$", re.ASCII)
 _RSA_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1 rsaEncryption
@@ -112,6 +134,7 @@ def check_subscribe_url(url: str) -> None:
 
 # --- Minimal strict DER: just enough of X.509 to reach the RSA key and validity. ---
 
+
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, content start, content end) of the element at ``pos``; definite, minimal lengths."""
     if pos + 2 > len(data) or data[pos] & 0x1F == 0x1F:
@@ -122,7 +145,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
         count = first & 0x7F
         if not 1 <= count <= 4 or pos + count > len(data) or data[pos] == 0:
             raise SnsRejected("certificate: bad DER length")
-        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
+        length, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
         if length < 0x80:
             raise SnsRejected("certificate: non-minimal DER length")
     if pos + length > len(data):
@@ -152,8 +175,12 @@ def _inside(data: bytes, what: str, count: int | None = None) -> list[tuple[int,
 
 
 def _uint(tag: int, content: bytes) -> int:
-    if tag != 0x02 or not content or content[0] & 0x80 or (
-            len(content) > 1 and content[0] == 0 and not content[1] & 0x80):
+    if (
+        tag != 0x02
+        or not content
+        or content[0] & 0x80
+        or (len(content) > 1 and content[0] == 0 and not content[1] & 0x80)
+    ):
         raise SnsRejected("certificate: RSA key number is not a positive minimal DER INTEGER")
     return int.from_bytes(content, "big")
 
@@ -161,15 +188,18 @@ def _uint(tag: int, content: bytes) -> int:
 def _time(tag: int, content: bytes) -> datetime:
     """UTCTime ``YYMMDDHHMMSSZ`` or GeneralizedTime ``YYYYMMDDHHMMSSZ`` (RFC 5280 4.1.2.5)."""
     digits = content[:-1]
-    if (tag, len(content)) not in ((0x17, 13), (0x18, 15)) or not digits.isdigit() or (
-            content[-1:] != b"Z"):
+    if (
+        (tag, len(content)) not in ((0x17, 13), (0x18, 15))
+        or not digits.isdigit()
+        or (content[-1:] != b"Z")
+    ):
         raise SnsRejected("certificate: validity is not a UTCTime/GeneralizedTime ending in Z")
     year, rest = (int(digits[:2]), digits[2:]) if tag == 0x17 else (int(digits[:4]), digits[4:])
     if tag == 0x17:
         year += 1900 if year >= 50 else 2000
     try:
-        month, day, hour, minute, second = (int(rest[i:i + 2]) for i in range(0, 10, 2))
-        return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        month, day, hour, minute, second = (int(rest[i : i + 2]) for i in range(0, 10, 2))
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise SnsRejected("certificate: impossible validity date") from None
 
@@ -202,7 +232,11 @@ def _rsa_key(spki: bytes) -> tuple[int, int]:
     if len(parts) != 2 or parts[0][0] != 0x30 or parts[1][0] != 0x03:
         raise SnsRejected("certificate: malformed SubjectPublicKeyInfo")
     algorithm = _children(parts[0][1])
-    if not algorithm or algorithm[0] != (0x06, _RSA_OID) or algorithm[1:] not in ([], [(0x05, b"")]):
+    if (
+        not algorithm
+        or algorithm[0] != (0x06, _RSA_OID)
+        or algorithm[1:] not in ([], [(0x05, b"")])
+    ):
         raise SnsRejected("certificate: public key is not rsaEncryption")
     bits = parts[1][1]
     if not bits or bits[0] != 0:
@@ -234,8 +268,13 @@ def rsa_pkcs1v15_verify(n: int, e: int, signature: bytes, digest_name: str, mess
 def fetch_https(url: str) -> bytes:
     """GET ``url`` with TLS verified, short timeouts, no redirects and a size cap."""
     try:
-        response = _POOL.request("GET", url, redirect=False, preload_content=False,
-                                 timeout=urllib3.Timeout(connect=2.0, read=3.0))
+        response = _POOL.request(
+            "GET",
+            url,
+            redirect=False,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=2.0, read=3.0),
+        )
         try:
             data = response.read(MAX_CERT + 1)
         finally:
@@ -250,9 +289,13 @@ def fetch_https(url: str) -> bytes:
 class Verifier:
     """Checks SNS messages for our topics. Keep one per process: it caches certificates."""
 
-    def __init__(self, topics: frozenset[str], fetch: Callable[[str], bytes] | None = None,
-                 max_age: timedelta = timedelta(hours=1),
-                 now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        topics: frozenset[str],
+        fetch: Callable[[str], bytes] | None = None,
+        max_age: timedelta = timedelta(hours=1),
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.topics = topics
         self.fetch = fetch or fetch_https
         self.max_age = max_age
@@ -262,8 +305,9 @@ class Verifier:
     def verify(self, msg: dict[str, Any]) -> None:
         """Raise :class:`SnsRejected` unless ``msg`` (from :func:`parse`) is a fresh SNS message."""
         if msg["TopicArn"] not in self.topics:
-            raise SnsRejected(f"SNS topic {msg['TopicArn']} is not ours: add it to "
-                              f"SES_SNS_TOPIC_ARNS if it is")
+            raise SnsRejected(
+                f"SNS topic {msg['TopicArn']} is not ours: add it to SES_SNS_TOPIC_ARNS if it is"
+            )
         digest = _DIGESTS.get(msg["SignatureVersion"])
         if digest is None:
             raise SnsRejected(f"SNS SignatureVersion {msg['SignatureVersion']!r} is not 1 or 2")
@@ -271,12 +315,16 @@ class Verifier:
         now = self.now()
         sent = _timestamp(msg["Timestamp"])
         if now - sent > self.max_age or sent - now > MAX_FUTURE:
-            raise SnsRejected(f"SNS Timestamp {msg['Timestamp']} is outside "
-                              f"[now - {self.max_age}, now + {MAX_FUTURE}] (replay or clock skew)")
+            raise SnsRejected(
+                f"SNS Timestamp {msg['Timestamp']} is outside "
+                f"[now - {self.max_age}, now + {MAX_FUTURE}] (replay or clock skew)"
+            )
         n, e, not_before, not_after = self._certificate(msg["SigningCertURL"])
         if not not_before <= now <= not_after:
-            raise SnsRejected(f"certificate {msg['SigningCertURL']} is valid only from "
-                              f"{not_before} to {not_after}")
+            raise SnsRejected(
+                f"certificate {msg['SigningCertURL']} is valid only from "
+                f"{not_before} to {not_after}"
+            )
         try:
             signature = base64.b64decode(msg["Signature"], validate=True)
         except ValueError:  # binascii.Error, or non-ASCII text

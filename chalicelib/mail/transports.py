@@ -5,10 +5,10 @@ busy, throttled: the outbox tries again later) or permanently (recipient refused
 sender not verified: trying again cannot help). The choice is configuration
 (``MAIL_TRANSPORT``), so the same code runs against the local sink and SES.
 """
+
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -41,8 +41,13 @@ class SmtpTransport:
         # machine's FQDN on every connection, which can take seconds.
         helo = parseaddr(s.sender)[1].rpartition("@")[2] or "localhost"
         if s.smtp_security == "ssl":
-            return smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, local_hostname=helo,
-                                    timeout=s.timeout, context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(
+                s.smtp_host,
+                s.smtp_port,
+                local_hostname=helo,
+                timeout=s.timeout,
+                context=ssl.create_default_context(),
+            )
         client = smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=helo, timeout=s.timeout)
         if s.smtp_security == "starttls":
             client.starttls(context=ssl.create_default_context())
@@ -58,13 +63,19 @@ class SmtpTransport:
             codes = [code for code, _ in exc.recipients.values()]
             raise _by_code(min(codes) if codes else 550, "recipient refused") from exc
         except smtplib.SMTPResponseException as exc:
-            raise _by_code(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)) from exc
+            raise _by_code(
+                exc.smtp_code,
+                exc.smtp_error.decode("utf-8", "replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error),
+            ) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise MailPermanentFailure(f"The SMTP server lacks a feature we need: {exc}") from exc
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise MailTemporaryFailure(
                 f"Cannot reach the SMTP server {self.settings.smtp_host}:"
-                f"{self.settings.smtp_port} ({type(exc).__name__}: {exc}).") from exc
+                f"{self.settings.smtp_port} ({type(exc).__name__}: {exc})."
+            ) from exc
         return str(message["Message-ID"])
 
 
@@ -75,8 +86,14 @@ def _by_code(code: int, detail: str) -> MailTemporaryFailure | MailPermanentFail
 
 
 #: SES error codes after which the same mail can never be sent as it is.
-_SES_PERMANENT = {"MessageRejected", "BadRequestException", "MailFromDomainNotVerifiedException",
-                  "NotFoundException", "AccountSuspendedException", "AccessDeniedException"}
+_SES_PERMANENT = {
+    "MessageRejected",
+    "BadRequestException",
+    "MailFromDomainNotVerifiedException",
+    "NotFoundException",
+    "AccountSuspendedException",
+    "AccessDeniedException",
+}
 
 
 class SesTransport:
@@ -86,8 +103,9 @@ class SesTransport:
 
     def __init__(self, settings: MailSettings, default_region: str) -> None:
         self.settings = settings
-        self.client = _ses_client(settings.ses_region or default_region, settings.ses_endpoint,
-                                  settings.timeout)
+        self.client = _ses_client(
+            settings.ses_region or default_region, settings.ses_endpoint, settings.timeout
+        )
 
     def send(self, message: EmailMessage) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -99,7 +117,9 @@ class SesTransport:
             response = self.client.send_email(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            detail = f"SES refused the mail ({code}: {exc.response.get('Error', {}).get('Message', '')})"
+            detail = (
+                f"SES refused the mail ({code}: {exc.response.get('Error', {}).get('Message', '')})"
+            )
             if code in _SES_PERMANENT:
                 raise MailPermanentFailure(detail[:300]) from exc
             raise MailTemporaryFailure(detail[:300]) from exc
@@ -113,10 +133,14 @@ def _ses_client(region: str, endpoint: str | None, timeout: float) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=timeout, read_timeout=timeout,
-                    retries={"total_max_attempts": 2, "mode": "standard"})
-    return boto3.session.Session().client("sesv2", region_name=region, endpoint_url=endpoint,
-                                          config=config)
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"total_max_attempts": 2, "mode": "standard"},
+    )
+    return boto3.session.Session().client(
+        "sesv2", region_name=region, endpoint_url=endpoint, config=config
+    )
 
 
 class NoTransport:

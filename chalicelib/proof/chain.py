@@ -11,6 +11,7 @@ personal fields plus a random per-event salt (the salt stops anyone guessing an 
 from its hash). Erasure deletes the personal fields and the salt, keeps
 ``personal_hash``, and the chain still verifies.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -97,8 +99,12 @@ class ChainReport:
     reason: str = ""
 
 
-def verify_chain(subject: str, events: Iterable[dict[str, Any]],
-                 head_hash: str | None = None, head_seq: int | None = None) -> ChainReport:
+def verify_chain(
+    subject: str,
+    events: Iterable[dict[str, Any]],
+    head_hash: str | None = None,
+    head_seq: int | None = None,
+) -> ChainReport:
     """Walk events in sequence order; report the first one that does not verify.
 
     ``head_hash``/``head_seq`` (the subject's recorded chain head) also catch a
@@ -110,15 +116,18 @@ def verify_chain(subject: str, events: Iterable[dict[str, Any]],
         seq = event.get("seq")
         problem = _check_event(event, subject, previous, expected_seq)
         if problem:
-            return ChainReport(subject, count, False, seq if isinstance(seq, int) else
-                               expected_seq, problem)
+            return ChainReport(
+                subject, count, False, seq if isinstance(seq, int) else expected_seq, problem
+            )
         previous, count, expected_seq = event["hash"], count + 1, expected_seq + 1
     if head_seq is not None and head_seq != count:
-        return ChainReport(subject, count, False, count + 1,
-                           f"chain head says {head_seq} events, found {count}")
+        return ChainReport(
+            subject, count, False, count + 1, f"chain head says {head_seq} events, found {count}"
+        )
     if head_hash is not None and head_hash != previous:
-        return ChainReport(subject, count, False, count,
-                           "chain head hash differs from the last event's hash")
+        return ChainReport(
+            subject, count, False, count, "chain head hash differs from the last event's hash"
+        )
     return ChainReport(subject, count, True)
 
 

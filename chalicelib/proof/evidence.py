@@ -8,18 +8,19 @@ version sent, the forms and campaigns the events name, and the result of verifyi
 the chain and everything derived from it. The HTML rendering is the same content for
 reading and printing; the JSON is the subject export (schema v1) plus those parts.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from chalicelib.proof import audit
-from chalicelib.rights import access
-from chalicelib.store.ledger import Ledger
-from chalicelib.web.render import environment, stylesheet
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.proof import audit
+from chalicelib.rights import access
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
+from chalicelib.web.render import environment, stylesheet
 
 
 def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str) -> dict[str, Any]:
@@ -31,12 +32,19 @@ def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str)
         "mail_templates": _templates(ledger, events),
         "forms": _forms(catalogue, events),
         "campaigns": _campaigns(ledger, events),
-        "verification": {"ok": verdict.ok, "events": verdict.events,
-                         "broken_seq": verdict.broken_seq, "reason": verdict.reason or None,
-                         "checks": ["event hashes and prev_hash links", "sequence and chain "
-                                    "head", "IP/user-agent commitments", "purpose states "
-                                    "follow from their last events", "cited wordings and mail "
-                                    "templates stored intact"]},
+        "verification": {
+            "ok": verdict.ok,
+            "events": verdict.events,
+            "broken_seq": verdict.broken_seq,
+            "reason": verdict.reason or None,
+            "checks": [
+                "event hashes and prev_hash links",
+                "sequence and chain head",
+                "IP/user-agent commitments",
+                "purpose states follow from their last events",
+                "cited wordings and mail templates stored intact",
+            ],
+        },
     }
     return data
 
@@ -46,27 +54,47 @@ def _templates(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, A
     found = []
     for sha in versions:
         item = ledger.get(*keys.content(keys.MAIL_TEMPLATE, sha)) or {}
-        found.append({"sha256": sha, **{k: item.get(k) for k in
-                                        ("mail_kind", "locale", "subject", "text", "html")}})
+        found.append(
+            {
+                "sha256": sha,
+                **{k: item.get(k) for k in ("mail_kind", "locale", "subject", "text", "html")},
+            }
+        )
     return found
 
 
 def _forms(catalogue: Catalogue, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ids = sorted({e["channel"].removeprefix("form:") for e in events
-                  if str(e.get("channel", "")).startswith("form:")})
+    ids = sorted(
+        {
+            e["channel"].removeprefix("form:")
+            for e in events
+            if str(e.get("channel", "")).startswith("form:")
+        }
+    )
     forms = []
     for form_id in ids:
         form = catalogue.forms.get(form_id)
-        forms.append({"id": form_id, "defined_now": form is not None,
-                      **({k: v for k, v in dataclasses.asdict(form).items() if k != "id"}
-                         if form else {})})
+        forms.append(
+            {
+                "id": form_id,
+                "defined_now": form is not None,
+                **(
+                    {k: v for k, v in dataclasses.asdict(form).items() if k != "id"} if form else {}
+                ),
+            }
+        )
     return forms
 
 
 def _campaigns(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ids = sorted({e["campaign_id"] for e in events if e.get("campaign_id")}
-                 | {e["channel"].removeprefix("campaign:") for e in events
-                    if str(e.get("channel", "")).startswith("campaign:")})
+    ids = sorted(
+        {e["campaign_id"] for e in events if e.get("campaign_id")}
+        | {
+            e["channel"].removeprefix("campaign:")
+            for e in events
+            if str(e.get("channel", "")).startswith("campaign:")
+        }
+    )
     found = []
     for campaign_id in ids:
         item = ledger.get(*keys.campaign(campaign_id)) or {"campaign_id": campaign_id}
@@ -77,5 +105,8 @@ def _campaigns(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, A
 def html(data: dict[str, Any], locale: str) -> str:
     """The pack as one self-contained, printable HTML page (no external resource)."""
     css, _ = stylesheet()
-    return environment(locale).get_template("evidence.html").render(
-        locale=locale, stylesheet=css, pack=data)
+    return (
+        environment(locale)
+        .get_template("evidence.html")
+        .render(locale=locale, stylesheet=css, pack=data)
+    )

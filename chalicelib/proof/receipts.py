@@ -22,6 +22,7 @@ Receipts are built from the table by :func:`for_subject`, or from given parts by
 Size: one format, built, signed (JWS) and verified here together, so the
 fields signed and the fields checked cannot drift apart.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,16 +32,25 @@ import hmac
 import json
 import re
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from chalicelib.consent import links
-from chalicelib.core.clock import iso, parse_iso, utcnow
-from chalicelib.core.errors import BadInput, NothingToReceipt, ReceiptAlgorithmRefused, ReceiptEvidenceMissing, ReceiptMalformed, ReceiptTampered, ReceiptUnknownKey
-from chalicelib.store.ledger import Ledger
 from chalicelib.consent.catalogue import Catalogue, Controller, Purpose, canonical_text
+from chalicelib.core.clock import iso, parse_iso, utcnow
+from chalicelib.core.errors import (
+    BadInput,
+    NothingToReceipt,
+    ReceiptAlgorithmRefused,
+    ReceiptEvidenceMissing,
+    ReceiptMalformed,
+    ReceiptTampered,
+    ReceiptUnknownKey,
+)
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 VERSION = "KI-CR-v1.1.0"
 SCHEMA = "https://optinproof.eu/schemas/consent-receipt.v1.json"
@@ -71,8 +81,14 @@ _PII_CONTACT = "2 - Contact"
 
 # -- building ------------------------------------------------------------------------------
 
-def for_subject(ledger: Ledger, catalogue: Catalogue, subject: str, locale: str | None = None,
-                now: datetime | None = None) -> dict[str, Any]:
+
+def for_subject(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    subject: str,
+    locale: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The receipt of a subject's current states, read from the table.
 
     Reads the profile, the states, the chain (for event hashes) and the stored wordings
@@ -85,8 +101,9 @@ def for_subject(ledger: Ledger, catalogue: Catalogue, subject: str, locale: str 
     return build(catalogue, subject, profile, states, events, locale, now, texts)
 
 
-def stored_texts(ledger: Ledger,
-                 states: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def stored_texts(
+    ledger: Ledger, states: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The stored wording (``TEXT#<sha>``) of every text version the states cite."""
     texts = {}
     for sha in sorted({s["text_sha256"] for s in states.values() if s.get("text_sha256")}):
@@ -96,11 +113,16 @@ def stored_texts(ledger: Ledger,
     return texts
 
 
-def build(catalogue: Catalogue, subject: str, profile: Mapping[str, Any] | None,
-          states: Mapping[str, Mapping[str, Any]],
-          events: Iterable[Mapping[str, Any]] | None = None, locale: str | None = None,
-          now: datetime | None = None,
-          texts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def build(
+    catalogue: Catalogue,
+    subject: str,
+    profile: Mapping[str, Any] | None,
+    states: Mapping[str, Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]] | None = None,
+    locale: str | None = None,
+    now: datetime | None = None,
+    texts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A Kantara v1.1 receipt of ``states`` (``Ledger.current``), plus our extension.
 
     ``events`` (the subject's chain) adds each decision's event hash and checks that
@@ -110,17 +132,23 @@ def build(catalogue: Catalogue, subject: str, profile: Mapping[str, Any] | None,
     """
     address = (profile or {}).get("email")
     if not address:
-        raise NothingToReceipt("There is no address on record for this person (never "
-                               "confirmed, or erased): no consent receipt can be made.")
-    decided = {p: s for p, s in states.items() if s.get("state") in ("accepted", "refused",
-                                                                     "withdrawn")}
+        raise NothingToReceipt(
+            "There is no address on record for this person (never "
+            "confirmed, or erased): no consent receipt can be made."
+        )
+    decided = {
+        p: s for p, s in states.items() if s.get("state") in ("accepted", "refused", "withdrawn")
+    }
     if not decided:
-        raise NothingToReceipt("This person has not decided on any purpose yet: a consent "
-                               "receipt records decisions.")
+        raise NothingToReceipt(
+            "This person has not decided on any purpose yet: a consent receipt records decisions."
+        )
     locale = _locale(catalogue, profile, locale)
     by_id = _events_by_id(events)
-    rows = [_row(catalogue, purpose, decided[purpose], by_id, texts or {}, locale)
-            for purpose in sorted(decided)]
+    rows = [
+        _row(catalogue, purpose, decided[purpose], by_id, texts or {}, locale)
+        for purpose in sorted(decided)
+    ]
     accepted = [row for row in rows if row["state"] == "accepted"]
     controller = catalogue.controller
     return {
@@ -133,16 +161,22 @@ def build(catalogue: Catalogue, subject: str, profile: Mapping[str, Any] | None,
         "piiPrincipalId": address,
         "piiControllers": [_controller(controller)],
         "policyUrl": controller.privacy_policy_url,
-        "services": [{"service": f"{controller.name} e-mail communications",
-                      "purposes": [_kantara_purpose(catalogue, controller, row)
-                                   for row in accepted]}] if accepted else [],
+        "services": [
+            {
+                "service": f"{controller.name} e-mail communications",
+                "purposes": [_kantara_purpose(catalogue, controller, row) for row in accepted],
+            }
+        ]
+        if accepted
+        else [],
         "sensitive": False,
         "spiCat": [],
         EXTENSION: {
-            "schema": SCHEMA, "format": RECEIPT_FORMAT, "subject": subject,
+            "schema": SCHEMA,
+            "format": RECEIPT_FORMAT,
+            "subject": subject,
             "issued_at": iso(now or utcnow()),
-            "purposes": [{k: v for k, v in row.items() if not k.startswith("_")}
-                         for row in rows],
+            "purposes": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
         },
     }
 
@@ -162,8 +196,10 @@ def receipt_id(subject: str, states: Mapping[str, Mapping[str, Any]]) -> str:
 def _locale(catalogue: Catalogue, profile: Mapping[str, Any] | None, locale: str | None) -> str:
     chosen = locale or (profile or {}).get("locale") or catalogue.default_locale
     if chosen not in catalogue.locales:
-        raise BadInput(f"Unsupported language {chosen!r} for a receipt; choose one of "
-                       f"{', '.join(catalogue.locales)}.")
+        raise BadInput(
+            f"Unsupported language {chosen!r} for a receipt; choose one of "
+            f"{', '.join(catalogue.locales)}."
+        )
     return chosen
 
 
@@ -182,15 +218,21 @@ def _when(row: Mapping[str, Any]) -> str:
 
 
 def _events_by_id(
-        events: Iterable[Mapping[str, Any]] | None) -> dict[str, Mapping[str, Any]] | None:
+    events: Iterable[Mapping[str, Any]] | None,
+) -> dict[str, Mapping[str, Any]] | None:
     if events is None:
         return None
     return {e["event_id"]: e for e in events if e.get("event_id")}
 
 
-def _row(catalogue: Catalogue, purpose_id: str, state: Mapping[str, Any],
-         events: Mapping[str, Mapping[str, Any]] | None,
-         texts: Mapping[str, Mapping[str, Any]], locale: str) -> dict[str, Any]:
+def _row(
+    catalogue: Catalogue,
+    purpose_id: str,
+    state: Mapping[str, Any],
+    events: Mapping[str, Mapping[str, Any]] | None,
+    texts: Mapping[str, Mapping[str, Any]],
+    locale: str,
+) -> dict[str, Any]:
     """One purpose's line of the extension (keys with ``_`` are for building only)."""
     event = _event_for(purpose_id, state, events)
     sha = state.get("text_sha256")
@@ -198,7 +240,8 @@ def _row(catalogue: Catalogue, purpose_id: str, state: Mapping[str, Any],
     if state["state"] == "accepted" and wording is None:
         raise ReceiptEvidenceMissing(
             f"Purpose {purpose_id!r} is accepted but records no text version: the wording "
-            "the person accepted is unknown. Run `python -m chalicelib.cli chain verify`.")
+            "the person accepted is unknown. Run `python -m chalicelib.cli chain verify`."
+        )
     return {
         "id": purpose_id,
         "title": wording["title"] if wording else _current_title(catalogue, purpose_id, locale),
@@ -216,8 +259,9 @@ def _row(catalogue: Catalogue, purpose_id: str, state: Mapping[str, Any],
     }
 
 
-def _event_for(purpose_id: str, state: Mapping[str, Any],
-               events: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Any] | None:
+def _event_for(
+    purpose_id: str, state: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]] | None
+) -> Mapping[str, Any] | None:
     """The decision event the state rests on; with the chain given, it must be there."""
     if events is None:
         return None
@@ -226,12 +270,14 @@ def _event_for(purpose_id: str, state: Mapping[str, Any],
         raise ReceiptEvidenceMissing(
             f"The state of purpose {purpose_id!r} ({state['state']}, event "
             f"{state.get('event_id')}) has no matching event in the person's chain. Run "
-            "`python -m chalicelib.cli chain verify` before issuing receipts.")
+            "`python -m chalicelib.cli chain verify` before issuing receipts."
+        )
     return event
 
 
-def _wording(catalogue: Catalogue, purpose_id: str, sha: str,
-             texts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _wording(
+    catalogue: Catalogue, purpose_id: str, sha: str, texts: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     """The exact title and text of version ``sha``: stored, else in the catalogue.
 
     A stored wording is re-hashed: a receipt must never show words other than the
@@ -243,16 +289,21 @@ def _wording(catalogue: Catalogue, purpose_id: str, sha: str,
         if hashlib.sha256(canonical.encode("utf-8")).hexdigest() != sha:
             raise ReceiptEvidenceMissing(
                 f"The stored wording TEXT#{sha[:12]}… of purpose {purpose_id!r} no longer "
-                "hashes to its version (altered). Run `python -m chalicelib.cli chain verify`.")
+                "hashes to its version (altered). Run `python -m chalicelib.cli chain verify`."
+            )
         return {"title": stored["title"], "locale": stored.get("locale"), "canonical": canonical}
     purpose = catalogue.purposes.get(purpose_id)
-    for text in (purpose.texts.values() if purpose else ()):
+    for text in purpose.texts.values() if purpose else ():
         if text.sha256 == sha:
-            return {"title": text.title, "locale": text.locale,
-                    "canonical": canonical_text(text.title, text.text)}
+            return {
+                "title": text.title,
+                "locale": text.locale,
+                "canonical": canonical_text(text.title, text.text),
+            }
     raise ReceiptEvidenceMissing(
         f"The wording {sha[:12]}… that purpose {purpose_id!r} was decided on is neither "
-        f"stored (TEXT#{sha}) nor in the catalogue. Run `python -m chalicelib.cli chain verify`.")
+        f"stored (TEXT#{sha}) nor in the catalogue. Run `python -m chalicelib.cli chain verify`."
+    )
 
 
 def _current_title(catalogue: Catalogue, purpose_id: str, locale: str) -> str | None:
@@ -266,9 +317,12 @@ def _channel_words(channel: str) -> str:
         return f"signup form '{channel.removeprefix('form:')}'"
     if channel.startswith("campaign:"):
         return f"re-permission campaign '{channel.removeprefix('campaign:')}'"
-    known = {"act": "request started from the Act! CRM", "cli": "link issued by an operator",
-             "renewal": "renewed confirmation link",
-             "ses": "complaint reported by the mailbox provider"}
+    known = {
+        "act": "request started from the Act! CRM",
+        "cli": "link issued by an operator",
+        "renewal": "renewed confirmation link",
+        "ses": "complaint reported by the mailbox provider",
+    }
     return known.get(channel, f"channel '{channel}'" if channel else "unknown channel")
 
 
@@ -282,8 +336,10 @@ def _collection_method(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         where = _channel_words(row.get("channel") or "")
         if row["state"] == "accepted":
-            methods.append(f"Double opt-in: {where}, then acceptance through a confirmation "
-                           "link e-mailed to the address")
+            methods.append(
+                f"Double opt-in: {where}, then acceptance through a confirmation "
+                "link e-mailed to the address"
+            )
         elif row["_method"] == "one_click":
             methods.append(f"One-click unsubscribe from an e-mail ({where})")
         else:
@@ -321,8 +377,9 @@ def _purpose_category(purpose: Purpose | None) -> list[str]:
     return [_MARKETING if purpose is None or purpose.email_marketing else _CONTACT_REQUESTED]
 
 
-def _kantara_purpose(catalogue: Catalogue, controller: Controller,
-                     row: dict[str, Any]) -> dict[str, Any]:
+def _kantara_purpose(
+    catalogue: Catalogue, controller: Controller, row: dict[str, Any]
+) -> dict[str, Any]:
     """One accepted purpose, in Kantara's words; ``purpose`` is the wording accepted."""
     purpose = catalogue.purposes.get(row["id"])
     return {
@@ -331,14 +388,17 @@ def _kantara_purpose(catalogue: Catalogue, controller: Controller,
         "consentType": "EXPLICIT",
         "piiCategory": list(_optional(purpose, "pii_categories") or [_PII_CONTACT]),
         "primaryPurpose": False,
-        "termination": ("Until you withdraw it: use the withdrawal link at the bottom of "
-                        f"any of our e-mails, or write to {controller.contact_email}."),
+        "termination": (
+            "Until you withdraw it: use the withdrawal link at the bottom of "
+            f"any of our e-mails, or write to {controller.contact_email}."
+        ),
         # Act! is the controller's own CRM (a processor), not a third party.
         "thirdPartyDisclosure": False,
     }
 
 
 # -- signing -------------------------------------------------------------------------------
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -351,15 +411,16 @@ def _unb64(part: str, what: str) -> bytes:
     an edit there must not pass as the same signature.
     """
     if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
-        raise ReceiptMalformed(f"The receipt's {what} is not base64url: it was damaged or "
-                               "re-encoded; download the receipt again.")
+        raise ReceiptMalformed(
+            f"The receipt's {what} is not base64url: it was damaged or "
+            "re-encoded; download the receipt again."
+        )
     try:
         data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ReceiptMalformed(f"The receipt's {what} cannot be decoded.") from exc
     if _b64(data) != part:
-        raise ReceiptMalformed(f"The receipt's {what} is not in its canonical encoding "
-                               "(altered).")
+        raise ReceiptMalformed(f"The receipt's {what} is not in its canonical encoding (altered).")
     return data
 
 
@@ -390,8 +451,9 @@ def _mac(key: bytes, signing_input: bytes) -> bytes:
 
 def canonical(receipt: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8: the one byte string a receipt is signed as."""
-    return json.dumps(receipt, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return json.dumps(
+        receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def sign(settings: Settings, receipt: Mapping[str, Any]) -> str:
@@ -426,9 +488,11 @@ def _split(jws: object) -> tuple[str, str, str]:
         raise ReceiptMalformed("This is far larger than any receipt we issue.")
     parts = jws.split(".")
     if len(parts) != 3 or not all(parts[:2]):
-        raise ReceiptMalformed("The signed receipt is incomplete (it needs three parts: "
-                               "header.receipt.signature): copy all of it, or download the "
-                               "receipt again.")
+        raise ReceiptMalformed(
+            "The signed receipt is incomplete (it needs three parts: "
+            "header.receipt.signature): copy all of it, or download the "
+            "receipt again."
+        )
     return parts[0], parts[1], parts[2]
 
 
@@ -439,20 +503,25 @@ def _check_header(header: Mapping[str, Any], keys: dict[str, bytes]) -> bytes:
     if alg.lower() == "none":
         raise ReceiptAlgorithmRefused("This receipt is not signed (alg none): refused.")
     if alg != JWS_ALG:
-        raise ReceiptAlgorithmRefused(f"Algorithm {alg!r} is not accepted: our receipts are "
-                                      f"signed with {JWS_ALG} only.")
+        raise ReceiptAlgorithmRefused(
+            f"Algorithm {alg!r} is not accepted: our receipts are signed with {JWS_ALG} only."
+        )
     if header.get("typ") != JWS_TYPE:
-        raise ReceiptAlgorithmRefused(f"This token is of type {header.get('typ')!r}, not a "
-                                      f"consent receipt ({JWS_TYPE}).")
+        raise ReceiptAlgorithmRefused(
+            f"This token is of type {header.get('typ')!r}, not a consent receipt ({JWS_TYPE})."
+        )
     extra = sorted(set(header) - _HEADER_KEYS)
     if extra:
-        raise ReceiptAlgorithmRefused(f"Header field(s) {', '.join(extra)} are not ones we "
-                                      "use: refused.")
+        raise ReceiptAlgorithmRefused(
+            f"Header field(s) {', '.join(extra)} are not ones we use: refused."
+        )
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
-        raise ReceiptUnknownKey("This receipt was signed with a key we no longer hold (it "
-                                "was retired), or not by us: it cannot be verified. Ask for "
-                                "a new receipt; the proof of your consent is unaffected.")
+        raise ReceiptUnknownKey(
+            "This receipt was signed with a key we no longer hold (it "
+            "was retired), or not by us: it cannot be verified. Ask for "
+            "a new receipt; the proof of your consent is unaffected."
+        )
     return keys[kid]
 
 
@@ -468,14 +537,18 @@ def verify(settings: Settings, jws: str) -> dict[str, Any]:
     header = _json_object(_unb64(header_part, "header"), "header")
     key = _check_header(header, {key_id(k): k for k in _keys(settings)})
     if len(signature_part) < _SIGNATURE_LENGTH:
-        raise ReceiptMalformed("The receipt's signature is incomplete (cut short): copy all "
-                               "of it, or download the receipt again.")
+        raise ReceiptMalformed(
+            "The receipt's signature is incomplete (cut short): copy all "
+            "of it, or download the receipt again."
+        )
     content = _unb64(payload_part, "content")
     signature = _unb64(signature_part, "signature")
     expected = _mac(key, f"{header_part}.{payload_part}".encode("ascii"))
     if not hmac.compare_digest(signature, expected):
-        raise ReceiptTampered("This receipt was altered after it was signed: its signature "
-                              "does not match. Download the receipt again.")
+        raise ReceiptTampered(
+            "This receipt was altered after it was signed: its signature "
+            "does not match. Download the receipt again."
+        )
     receipt = _json_object(content, "content")
     if receipt.get("version") != VERSION:
         raise ReceiptMalformed(f"This is not a {VERSION} consent receipt.")
@@ -495,6 +568,7 @@ def matches_chain(receipt: Mapping[str, Any], events: Iterable[Mapping[str, Any]
     """
     hashes = {e.get("event_id"): e.get("hash") for e in events}
     rows = (receipt.get(EXTENSION) or {}).get("purposes") or []
-    return bool(rows) and all(row.get("event_hash") and hashes.get(row.get("event_id"))
-                              == row["event_hash"] for row in rows)
-
+    return bool(rows) and all(
+        row.get("event_hash") and hashes.get(row.get("event_id")) == row["event_hash"]
+        for row in rows
+    )

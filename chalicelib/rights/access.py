@@ -11,27 +11,29 @@ profile, purpose states, the exact wordings they were shown, every event of thei
 chain (with the chain's verification), and the Act! sync state of each purpose. The
 JSON follows ``schemas/subject-export.v1.json``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
-from chalicelib.proof import audit
 from chalicelib.consent import links
-from chalicelib.core.clock import now_iso
-from chalicelib.consent.rules import RequestContext, draft_link
-from chalicelib.core.errors import Contention, OutcomeUnknown, StoreUnavailable
-from chalicelib.consent.links import Link
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.core.logs import log
-from chalicelib.mail.compose import N_
-from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
-from chalicelib.proof.chain import PERSONAL_FIELDS, new_event_id
 from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.settings import Settings
+from chalicelib.consent.links import Link
+from chalicelib.consent.rules import RequestContext, draft_link
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.consent.throttle import Throttle, rate_key
+from chalicelib.core.clock import now_iso
+from chalicelib.core.errors import Contention, OutcomeUnknown, StoreUnavailable
+from chalicelib.core.logs import log
+from chalicelib.core.settings import Settings
+from chalicelib.mail.compose import N_
+from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
+from chalicelib.proof import audit
+from chalicelib.proof.chain import PERSONAL_FIELDS, new_event_id
 from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 EXPORT_SCHEMA = "https://optinproof.eu/schemas/subject-export.v1.json"
 EXPORT_VERSION = 1
@@ -46,8 +48,14 @@ class RightsRequest:
     mail_id: str | None = None
 
 
-def request_access(ledger: Ledger, settings: Settings, catalogue: Catalogue, email: str,
-                   locale: str, ctx: RequestContext) -> RightsRequest:
+def request_access(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    email: str,
+    locale: str,
+    ctx: RequestContext,
+) -> RightsRequest:
     """Mail a rights link to ``email`` if we hold data about it; InvalidEmail if malformed."""
     address = mail_address(email)
     taken: list[tuple[str, str, int]] = []
@@ -66,19 +74,36 @@ def request_access(ledger: Ledger, settings: Settings, catalogue: Catalogue, ema
             return Plan()
         rights = draft_link(settings, subject, "rights", [], "rights_page", at, ctx)
         # The page's "change my choices" link, issued with it (a rights link never decides).
-        prefs = draft_link(settings, subject, "preferences", list(catalogue.purposes),
-                           "rights_page", at, ctx)
+        prefs = draft_link(
+            settings, subject, "preferences", list(catalogue.purposes), "rights_page", at, ctx
+        )
         rights.record["preferences_link_id"] = prefs.issued.link_id
-        order = MailOrder(new_mail_id(), subject, "rights", snap.profile.get("locale") or locale,
-                          (), "", channel="rights_page", rights_link_id=rights.issued.link_id)
+        order = MailOrder(
+            new_mail_id(),
+            subject,
+            "rights",
+            snap.profile.get("locale") or locale,
+            (),
+            "",
+            channel="rights_page",
+            rights_link_id=rights.issued.link_id,
+        )
         state.update(status="mailed", mail_id=order.mail_id)
-        note = Draft({"event_id": new_event_id(), "kind": "access_requested", "at": at,
-                      "channel": "rights_page", "link_id": rights.issued.link_id},
-                     ctx.personal())
-        return Plan(events=[note, rights.event, prefs.event],
-                    puts=[rights.record, prefs.record,
-                          outbox_item(order, at, rights.record["expires_at"])],
-                    profile={"updated_at": at})
+        note = Draft(
+            {
+                "event_id": new_event_id(),
+                "kind": "access_requested",
+                "at": at,
+                "channel": "rights_page",
+                "link_id": rights.issued.link_id,
+            },
+            ctx.personal(),
+        )
+        return Plan(
+            events=[note, rights.event, prefs.event],
+            puts=[rights.record, prefs.record, outbox_item(order, at, rights.record["expires_at"])],
+            profile={"updated_at": at},
+        )
 
     try:
         ledger.commit(subject, build)
@@ -91,16 +116,25 @@ def request_access(ledger: Ledger, settings: Settings, catalogue: Catalogue, ema
     return RightsRequest(state["status"], subject, state.get("mail_id"))
 
 
-def _throttled(ledger: Ledger, settings: Settings, address: str, ctx: RequestContext,
-               taken: list[tuple[str, str, int]]) -> str:
+def _throttled(
+    ledger: Ledger,
+    settings: Settings,
+    address: str,
+    ctx: RequestContext,
+    taken: list[tuple[str, str, int]],
+) -> str:
     throttle, pepper, limits = Throttle(ledger), settings.subject_pepper, settings.mail
     try:
-        if ctx.ip and not throttle.hit("rights-ip", rate_key(pepper, "ip", ctx.ip),
-                                       limits.per_ip, taken=taken):
+        if ctx.ip and not throttle.hit(
+            "rights-ip", rate_key(pepper, "ip", ctx.ip), limits.per_ip, taken=taken
+        ):
             return "throttled_ip"
-        if not throttle.hit("rights-address", rate_key(pepper, "address",
-                                                       normalise_email(address)),
-                            limits.per_address, taken=taken):
+        if not throttle.hit(
+            "rights-address",
+            rate_key(pepper, "address", normalise_email(address)),
+            limits.per_address,
+            taken=taken,
+        ):
             return "throttled_address"
     except Contention:
         return "throttled_contention"
@@ -109,55 +143,80 @@ def _throttled(ledger: Ledger, settings: Settings, address: str, ctx: RequestCon
 
 # -- what we hold --------------------------------------------------------------------------
 
+
 def _texts(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The exact wording of every text version this person's events cite."""
     shas = sorted({e["text_sha256"] for e in events if e.get("text_sha256")})
     texts = []
     for sha in shas:
         item = ledger.get(*keys.content(keys.TEXT, sha)) or {}
-        texts.append({"sha256": sha, "purpose": item.get("purpose"), "locale": item.get("locale"),
-                      "purpose_version": item.get("purpose_version"),
-                      "title": item.get("title"), "text": item.get("text")})
+        texts.append(
+            {
+                "sha256": sha,
+                "purpose": item.get("purpose"),
+                "locale": item.get("locale"),
+                "purpose_version": item.get("purpose_version"),
+                "title": item.get("title"),
+                "text": item.get("text"),
+            }
+        )
     return texts
 
 
-def _purposes(catalogue: Catalogue, states: dict[str, dict[str, Any]],
-              locale: str) -> list[dict[str, Any]]:
+def _purposes(
+    catalogue: Catalogue, states: dict[str, dict[str, Any]], locale: str
+) -> list[dict[str, Any]]:
     rows = []
     for purpose_id in sorted(states):
         state = states[purpose_id]
         known = purpose_id in catalogue.purposes
-        rows.append({
-            "id": purpose_id,
-            "title": catalogue.get(purpose_id).text(locale).title if known else purpose_id,
-            "offered": known, "state": state.get("state"), "decided_at": state.get("decided_at"),
-            "channel": state.get("channel"), "purpose_version": state.get("purpose_version"),
-            "text_sha256": state.get("text_sha256"), "event_id": state.get("event_id"),
-            "act_sync": {"status": state.get("sync_status"),
-                         "synced_at": state.get("synced_at"),
-                         "attempts": state.get("sync_attempts"),
-                         "last_error": state.get("sync_error")},
-        })
+        rows.append(
+            {
+                "id": purpose_id,
+                "title": catalogue.get(purpose_id).text(locale).title if known else purpose_id,
+                "offered": known,
+                "state": state.get("state"),
+                "decided_at": state.get("decided_at"),
+                "channel": state.get("channel"),
+                "purpose_version": state.get("purpose_version"),
+                "text_sha256": state.get("text_sha256"),
+                "event_id": state.get("event_id"),
+                "act_sync": {
+                    "status": state.get("sync_status"),
+                    "synced_at": state.get("synced_at"),
+                    "attempts": state.get("sync_attempts"),
+                    "last_error": state.get("sync_error"),
+                },
+            }
+        )
     return rows
 
 
 #: What we keep and for how long: the same words for every person, in the export (in
 #: English) and on the report page (translated there).
 RETENTION = {
-    "profile": N_("Your address, name and language: while you hold a consent with us; if "
-                  "you never confirm, until your confirmation link expires."),
-    "events": N_("The record of each request, e-mail and decision: kept as proof of consent "
-                 "for as long as we may need to show it (GDPR art. 7(1)); erasure removes "
-                 "your address, name, IP address and browser from it."),
-    "links": N_("Links: confirmation %(confirm)d days, withdrawal %(withdraw)d days, this "
-                "page %(rights)d hours."),
+    "profile": N_(
+        "Your address, name and language: while you hold a consent with us; if "
+        "you never confirm, until your confirmation link expires."
+    ),
+    "events": N_(
+        "The record of each request, e-mail and decision: kept as proof of consent "
+        "for as long as we may need to show it (GDPR art. 7(1)); erasure removes "
+        "your address, name, IP address and browser from it."
+    ),
+    "links": N_(
+        "Links: confirmation %(confirm)d days, withdrawal %(withdraw)d days, this "
+        "page %(rights)d hours."
+    ),
 }
 
 
 def link_lifetimes(settings: Settings) -> dict[str, int]:
-    return {"confirm": settings.link_max_age["confirm"] // 86400,
-            "withdraw": settings.link_max_age["withdraw"] // 86400,
-            "rights": max(1, settings.link_max_age["rights"] // 3600)}
+    return {
+        "confirm": settings.link_max_age["confirm"] // 86400,
+        "withdraw": settings.link_max_age["withdraw"] // 86400,
+        "rights": max(1, settings.link_max_age["rights"] // 3600),
+    }
 
 
 def retention(settings: Settings, translate: Callable[[str], str] = str) -> dict[str, str]:
@@ -167,8 +226,13 @@ def retention(settings: Settings, translate: Callable[[str], str] = str) -> dict
     return texts
 
 
-def export(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str,
-           locale: str | None = None) -> dict[str, Any]:
+def export(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    subject: str,
+    locale: str | None = None,
+) -> dict[str, Any]:
     """Everything we hold about one subject, as the documented JSON (schema v1)."""
     profile, states = ledger.current(subject)
     events = list(ledger.events(subject))
@@ -177,14 +241,19 @@ def export(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: st
     controller = catalogue.controller
     tombstone = ledger.get(*keys.tombstone(subject))
     return {
-        "$schema": EXPORT_SCHEMA, "export_version": EXPORT_VERSION,
+        "$schema": EXPORT_SCHEMA,
+        "export_version": EXPORT_VERSION,
         "generated_at": now_iso(),
-        "controller": {"name": controller.name, "address": controller.address,
-                       "contact_email": controller.contact_email,
-                       "privacy_policy_url": controller.privacy_policy_url},
+        "controller": {
+            "name": controller.name,
+            "address": controller.address,
+            "contact_email": controller.contact_email,
+            "privacy_policy_url": controller.privacy_policy_url,
+        },
         "subject": {
             "key": subject,
-            "email": (profile or {}).get("email"), "name": (profile or {}).get("name"),
+            "email": (profile or {}).get("email"),
+            "name": (profile or {}).get("name"),
             "locale": (profile or {}).get("locale"),
             "created_at": (profile or {}).get("created_at"),
             "updated_at": (profile or {}).get("updated_at"),
@@ -197,13 +266,16 @@ def export(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: st
         # As sealed, salt included: anyone holding the file can re-check every hash and
         # every IP / user-agent commitment with chalicelib/proof.py alone.
         "events": events,
-        "chain": {"events": report.events, "verified": report.ok,
-                  "problem": report.reason or None,
-                  "how_to_verify": "SHA-256 of the canonical JSON of each event (sorted keys, "
-                                   "no spaces, UTF-8, null fields omitted) without hash and "
-                                   f"{', '.join(PERSONAL_FIELDS)}, personal_salt; each "
-                                   "prev_hash is the previous event's hash (the first: 64 "
-                                   "zeros)."},
+        "chain": {
+            "events": report.events,
+            "verified": report.ok,
+            "problem": report.reason or None,
+            "how_to_verify": "SHA-256 of the canonical JSON of each event (sorted keys, "
+            "no spaces, UTF-8, null fields omitted) without hash and "
+            f"{', '.join(PERSONAL_FIELDS)}, personal_salt; each "
+            "prev_hash is the previous event's hash (the first: 64 "
+            "zeros).",
+        },
         "retention": retention(settings),
     }
 
@@ -213,13 +285,18 @@ def offered(link: Link, catalogue: Catalogue) -> Link:
     return replace(link, purposes=tuple(p for p in link.purposes if p in catalogue.purposes))
 
 
-def preferences_href(ledger: Ledger, settings: Settings, link: Link,
-                     record: dict[str, Any]) -> str | None:
+def preferences_href(
+    ledger: Ledger, settings: Settings, link: Link, record: dict[str, Any]
+) -> str | None:
     """The preferences page issued with this rights link (re-signed from its record)."""
-    prefs = ledger.link(record.get("preferences_link_id") or "") if record.get(
-        "preferences_link_id") else None
+    prefs = (
+        ledger.link(record.get("preferences_link_id") or "")
+        if record.get("preferences_link_id")
+        else None
+    )
     if not prefs or prefs.get("subject") != link.subject:
         return None
-    token, _ = links.mint(settings, "preferences", link.subject, prefs["purposes"],
-                          prefs["link_id"])
+    token, _ = links.mint(
+        settings, "preferences", link.subject, prefs["purposes"], prefs["link_id"]
+    )
     return f"/p/{token}"

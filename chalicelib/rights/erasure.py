@@ -15,25 +15,27 @@ Keeping pseudonymous proof events is the controller's legal-claims exception (ar
 Erasing twice is harmless: a second run finishes what a first one could not (events
 not yet stripped, an Act! contact not yet cleared) and changes nothing else.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.act import fields
-from chalicelib.campaigns import define
 from chalicelib.act.client import ActClient, ActError, ActNotFound
+from chalicelib.campaigns import define
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import ConfigError, Contention, OptinProofError
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.store.keys import event_sk, purpose_sk, subject_pk
 from chalicelib.core.logs import log
 from chalicelib.proof.chain import PERSONAL_FIELDS, new_event_id
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.store import keys
+from chalicelib.store.keys import event_sk, purpose_sk, subject_pk
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 ACT_MODES = ("clear", "delete", "keep")
 _STRIPPED = (*PERSONAL_FIELDS, "personal_salt")
@@ -56,10 +58,17 @@ class Erasure:
     act: dict[str, str] = field(default_factory=dict)
 
 
-def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
-          act_mode: str, client: ActClient | None = None, aem_opt_out: bool = True,
-          push_pending: Callable[[str, str], Any] | None = None,
-          lock_wait: float = 15.0) -> Erasure:
+def erase(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    subject: str,
+    requested_by: str,
+    act_mode: str,
+    client: ActClient | None = None,
+    aem_opt_out: bool = True,
+    push_pending: Callable[[str, str], Any] | None = None,
+    lock_wait: float = 15.0,
+) -> Erasure:
     """Erase one subject; idempotent. ``act_mode``: clear the Act! consent fields,
     delete the contact, or keep it as it is.
 
@@ -76,45 +85,78 @@ def erase(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
                 try:
                     push_pending(pk, keys.purpose_sk(purpose))
                 except OptinProofError as exc:  # Act! down: the tombstone records the rest
-                    log("erase_push_failed", level="warning", subject=subject,
-                        error=type(exc).__name__)
+                    log(
+                        "erase_push_failed",
+                        level="warning",
+                        subject=subject,
+                        error=type(exc).__name__,
+                    )
     owner = uuid.uuid4().hex
     _take_lock(ledger, subject, owner, lock_wait)
     try:
-        return _erase_locked(ledger, catalogue, subject, requested_by, act_mode, client,
-                             aem_opt_out)
+        return _erase_locked(
+            ledger, catalogue, subject, requested_by, act_mode, client, aem_opt_out
+        )
     finally:
         ledger.release_lock(subject, owner)
 
 
-def erase_with_act(ledger: Ledger, catalogue: Catalogue, settings: Any, subject: str,
-                   requested_by: str, act_mode: str, client: ActClient | None,
-                   pusher: Any | None) -> Erasure:
+def erase_with_act(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    settings: Any,
+    subject: str,
+    requested_by: str,
+    act_mode: str,
+    client: ActClient | None,
+    pusher: Any | None,
+) -> Erasure:
     """:func:`erase` wired to the configured Act!: its aemOptOut rule, and the pusher
     that sends unsent decisions first."""
-    return erase(ledger, catalogue, subject, requested_by, act_mode, client,
-                 aem_opt_out=settings.act.aem_opt_out if settings.act else True,
-                 push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
-                 if pusher is not None else None)
+    return erase(
+        ledger,
+        catalogue,
+        subject,
+        requested_by,
+        act_mode,
+        client,
+        aem_opt_out=settings.act.aem_opt_out if settings.act else True,
+        push_pending=(lambda pk, sk: pusher.push(pk, sk, force=True))
+        if pusher is not None
+        else None,
+    )
 
 
 def _take_lock(ledger: Ledger, subject: str, owner: str, wait: float = 15.0) -> None:
     deadline = time.monotonic() + wait
     while not ledger.acquire_lock(subject, owner, _LOCK_SECONDS):
         if time.monotonic() > deadline:
-            raise Contention("This person's data is being sent to Act! right now; nothing "
-                             "was erased. Please try again in a minute.")
+            raise Contention(
+                "This person's data is being sent to Act! right now; nothing "
+                "was erased. Please try again in a minute."
+            )
         time.sleep(0.2)
 
 
-def _erase_locked(ledger: Ledger, catalogue: Catalogue, subject: str, requested_by: str,
-                  act_mode: str, client: ActClient | None, aem_opt_out: bool) -> Erasure:
+def _erase_locked(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    subject: str,
+    requested_by: str,
+    act_mode: str,
+    client: ActClient | None,
+    aem_opt_out: bool,
+) -> Erasure:
     pk = subject_pk(subject)
     tombstone = ledger.get(pk, keys.TOMBSTONE)
     profile, states = ledger.current(subject)
     link_ids = _link_ids(ledger, subject)
-    contact_ids = sorted({*((profile or {}).get("act_contact_ids") or []),
-                          *((tombstone or {}).get("act_contact_ids") or [])})
+    contact_ids = sorted(
+        {
+            *((profile or {}).get("act_contact_ids") or []),
+            *((tombstone or {}).get("act_contact_ids") or []),
+        }
+    )
     already = tombstone is not None and profile is None and not states
     at = (tombstone or {}).get("erased_at") or now_iso()
     if not already:
@@ -124,38 +166,78 @@ def _erase_locked(ledger: Ledger, catalogue: Catalogue, subject: str, requested_
     result.links_revoked = _revoke(ledger, link_ids)
     result.events_stripped = _strip_events(ledger, subject)
     result.act = _act(ledger, catalogue, subject, contact_ids, act_mode, client, aem_opt_out)
-    log("erased", subject=subject, by=requested_by, already=already,
-        events_stripped=result.events_stripped, act=result.act)
+    log(
+        "erased",
+        subject=subject,
+        by=requested_by,
+        already=already,
+        events_stripped=result.events_stripped,
+        act=result.act,
+    )
     return result
 
 
 def _link_ids(ledger: Ledger, subject: str) -> list[str]:
-    return sorted({e["link_id"] for e in ledger.events(subject)
-                   if e.get("kind") == "link_issued" and e.get("link_id")})
+    return sorted(
+        {
+            e["link_id"]
+            for e in ledger.events(subject)
+            if e.get("kind") == "link_issued" and e.get("link_id")
+        }
+    )
 
 
-def _commit_erasure(ledger: Ledger, subject: str, requested_by: str, act_mode: str,
-                    contact_ids: list[str], at: str, link_ids: list[str]) -> None:
+def _commit_erasure(
+    ledger: Ledger,
+    subject: str,
+    requested_by: str,
+    act_mode: str,
+    contact_ids: list[str],
+    at: str,
+    link_ids: list[str],
+) -> None:
     """One transaction: the ``erased`` event, profile and states gone, the tombstone."""
     pk = subject_pk(subject)
 
     def build(snap: Snapshot) -> Plan:
-        tombstone = {"pk": pk, "sk": keys.TOMBSTONE, "subject": subject, "erased_at": at,
-                     "requested_by": requested_by, "act_mode": act_mode,
-                     "act_contact_ids": contact_ids, "act_status": "pending" if contact_ids
-                     and act_mode != "keep" else "none"}
+        tombstone = {
+            "pk": pk,
+            "sk": keys.TOMBSTONE,
+            "subject": subject,
+            "erased_at": at,
+            "requested_by": requested_by,
+            "act_mode": act_mode,
+            "act_contact_ids": contact_ids,
+            "act_status": "pending" if contact_ids and act_mode != "keep" else "none",
+        }
         deletes = [(pk, purpose_sk(p)) for p in snap.states]
         if snap.profile is not None:
             deletes.append(keys.profile(subject))
         # The dashboard's erasure log: when, and which way; nobody named.
-        logged = {**keys.item(keys.erasure_log(at)),
-                  "erased_at": at, "requested_by": requested_by.split(":", 1)[0],
-                  "act_mode": act_mode}
-        return Plan(events=[Draft({
-            "event_id": new_event_id(), "kind": "erased", "at": at, "channel": requested_by,
-            "purposes": sorted(snap.states), "links_revoked": len(link_ids),
-            "act_mode": act_mode, "act_contacts": len(contact_ids)})],
-            puts=[tombstone, logged], deletes=deletes[:_BATCH])
+        logged = {
+            **keys.item(keys.erasure_log(at)),
+            "erased_at": at,
+            "requested_by": requested_by.split(":", 1)[0],
+            "act_mode": act_mode,
+        }
+        return Plan(
+            events=[
+                Draft(
+                    {
+                        "event_id": new_event_id(),
+                        "kind": "erased",
+                        "at": at,
+                        "channel": requested_by,
+                        "purposes": sorted(snap.states),
+                        "links_revoked": len(link_ids),
+                        "act_mode": act_mode,
+                        "act_contacts": len(contact_ids),
+                    }
+                )
+            ],
+            puts=[tombstone, logged],
+            deletes=deletes[:_BATCH],
+        )
 
     ledger.commit(subject, build)
 
@@ -180,8 +262,15 @@ def _strip_events(ledger: Ledger, subject: str) -> int:
     return stripped
 
 
-def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[str],
-         act_mode: str, client: ActClient | None, aem_opt_out: bool) -> dict[str, str]:
+def _act(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    subject: str,
+    contact_ids: list[str],
+    act_mode: str,
+    client: ActClient | None,
+    aem_opt_out: bool,
+) -> dict[str, str]:
     """Clear or delete the person's Act! contacts; the outcome is kept on the tombstone.
 
     ``keep`` still switches Act! e-marketing off (``aemOptOut``) when configured: an
@@ -198,20 +287,26 @@ def _act(ledger: Ledger, catalogue: Catalogue, subject: str, contact_ids: list[s
         _note_act(ledger, subject, outcome)
         return outcome
     try:
-        keys = list(fields.resolve(client, catalogue).values()) if act_mode == "clear" \
-            else []
+        keys = list(fields.resolve(client, catalogue).values()) if act_mode == "clear" else []
     except (ActError, ConfigError) as exc:
         outcome = {cid: f"failed: {str(exc)[:200]}" for cid in contact_ids}
         _note_act(ledger, subject, outcome)
         return outcome
-    outcome = {cid: _act_one(client, cid, act_mode, keys, link_keys, aem_opt_out)
-               for cid in contact_ids}
+    outcome = {
+        cid: _act_one(client, cid, act_mode, keys, link_keys, aem_opt_out) for cid in contact_ids
+    }
     _note_act(ledger, subject, outcome)
     return outcome
 
 
-def _act_one(client: ActClient, contact_id: str, act_mode: str, keys: list[str],
-             link_keys: list[str], aem_opt_out: bool) -> str:
+def _act_one(
+    client: ActClient,
+    contact_id: str,
+    act_mode: str,
+    keys: list[str],
+    link_keys: list[str],
+    aem_opt_out: bool,
+) -> str:
     """One contact: deleted, or its campaign link fields emptied (every mode: a link
     embeds the person's key) with, for ``clear``, the consent fields too."""
     body: dict[str, Any] = {"aemOptOut": True} if aem_opt_out else {}
@@ -238,19 +333,25 @@ def _note_act(ledger: Ledger, subject: str, outcome: dict[str, str]) -> None:
     if item is None:
         return
     done = all(not v.startswith(("failed", "pending")) for v in outcome.values())
-    item.update(act_status="done" if done else "failed", act_outcome=outcome,
-                act_checked_at=now_iso())
+    item.update(
+        act_status="done" if done else "failed", act_outcome=outcome, act_checked_at=now_iso()
+    )
     if done:
         item.pop("sync_shard", None)
         item.pop("sync_due", None)
     else:
-        item.update(sync_shard=ACT_RETRY_SHARD,
-                    sync_due=iso(utcnow() + timedelta(minutes=10)))
+        item.update(sync_shard=ACT_RETRY_SHARD, sync_due=iso(utcnow() + timedelta(minutes=10)))
     ledger.put(item)
 
 
-def retry_act(ledger: Ledger, catalogue: Catalogue, client: ActClient | None, act_mode: str,
-              aem_opt_out: bool, limit: int = 50) -> int:
+def retry_act(
+    ledger: Ledger,
+    catalogue: Catalogue,
+    client: ActClient | None,
+    act_mode: str,
+    aem_opt_out: bool,
+    limit: int = 50,
+) -> int:
     """The sweep's retry of Act! steps that failed (Act! down during an erasure)."""
     retried = 0
     for pk, _sk in ledger.sync_keys([ACT_RETRY_SHARD], due_before=now_iso()):
@@ -258,8 +359,15 @@ def retry_act(ledger: Ledger, catalogue: Catalogue, client: ActClient | None, ac
             break
         item = ledger.get(pk, keys.TOMBSTONE) or {}
         subject = keys.subject_of(pk)
-        _act(ledger, catalogue, subject, list(item.get("act_contact_ids") or []),
-             item.get("act_mode") or act_mode, client, aem_opt_out)
+        _act(
+            ledger,
+            catalogue,
+            subject,
+            list(item.get("act_contact_ids") or []),
+            item.get("act_mode") or act_mode,
+            client,
+            aem_opt_out,
+        )
         retried += 1
     return retried
 

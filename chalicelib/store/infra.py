@@ -12,6 +12,7 @@ Two ways to the same infrastructure, both from this module so they cannot drift:
 The stage's least-privilege IAM policy (``.chalice/policy-<stage>.json``) is generated
 here too, naming only the stage's table, index, stream, SES identity and parameters.
 """
+
 from __future__ import annotations
 
 import secrets as random_secrets
@@ -19,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.store import schema
 from chalicelib.core import secrets
 from chalicelib.core.errors import ConfigError
+from chalicelib.store import schema
 from chalicelib.store.ledger import PENDING_SYNC_INDEX
 
 APP = "optinproof"
@@ -35,50 +36,100 @@ def table_name(stage: str) -> str:
 
 # -- least-privilege policy -------------------------------------------------------------
 
+
 def policy(stage: str, sender_domain: str) -> dict[str, Any]:
     """The IAM policy of every function of the stage: the data it touches, nothing else."""
     table = f"arn:aws:dynamodb:*:*:table/{table_name(stage)}"
     path = secrets.parameter_path(stage, APP).rstrip("/")
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Logs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP}-{stage}-*"},
-        {"Sid": "ConsentTable", "Effect": "Allow",
-         "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-                    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
-                    "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"],
-         "Resource": [table, f"{table}/index/{PENDING_SYNC_INDEX}"]},
-        {"Sid": "ConsentStream", "Effect": "Allow",
-         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator"],
-         "Resource": f"{table}/stream/*"},
-        {"Sid": "ListStreamsIsNotResourceScoped", "Effect": "Allow",
-         "Action": ["dynamodb:ListStreams"], "Resource": "*"},
-        {"Sid": "SendMail", "Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-         "Resource": [f"arn:aws:ses:*:*:identity/{sender_domain}",
-                      f"arn:aws:ses:*:*:configuration-set/{APP}-{stage}"]},
-        {"Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParametersByPath"],
-         "Resource": [f"arn:aws:ssm:*:*:parameter{path}", f"arn:aws:ssm:*:*:parameter{path}/*"]},
-        {"Sid": "DecryptSecrets", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "*",
-         "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP}-{stage}-*",
+            },
+            {
+                "Sid": "ConsentTable",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:Query",
+                    "dynamodb:Scan",
+                    "dynamodb:DescribeTable",
+                ],
+                "Resource": [table, f"{table}/index/{PENDING_SYNC_INDEX}"],
+            },
+            {
+                "Sid": "ConsentStream",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                ],
+                "Resource": f"{table}/stream/*",
+            },
+            {
+                "Sid": "ListStreamsIsNotResourceScoped",
+                "Effect": "Allow",
+                "Action": ["dynamodb:ListStreams"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "SendMail",
+                "Effect": "Allow",
+                "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+                "Resource": [
+                    f"arn:aws:ses:*:*:identity/{sender_domain}",
+                    f"arn:aws:ses:*:*:configuration-set/{APP}-{stage}",
+                ],
+            },
+            {
+                "Sid": "Secrets",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParametersByPath"],
+                "Resource": [
+                    f"arn:aws:ssm:*:*:parameter{path}",
+                    f"arn:aws:ssm:*:*:parameter{path}/*",
+                ],
+            },
+            {
+                "Sid": "DecryptSecrets",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}},
+            },
+        ],
+    }
 
 
 # -- CloudFormation fragment ---------------------------------------------------------------
+
 
 def _cfn_table(stage: str) -> dict[str, Any]:
     spec = schema.table_definition(table_name(stage))
     return {
         "Type": "AWS::DynamoDB::Table",
         # The proof lives here: never replaced or deleted by a stack update.
-        "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
         "Properties": {
-            "TableName": spec["TableName"], "BillingMode": spec["BillingMode"],
+            "TableName": spec["TableName"],
+            "BillingMode": spec["BillingMode"],
             "AttributeDefinitions": spec["AttributeDefinitions"],
             "KeySchema": spec["KeySchema"],
             "GlobalSecondaryIndexes": spec["GlobalSecondaryIndexes"],
             "StreamSpecification": {
-                "StreamViewType": spec["StreamSpecification"]["StreamViewType"]},
+                "StreamViewType": spec["StreamSpecification"]["StreamViewType"]
+            },
             "SSESpecification": {"SSEEnabled": True},
             "TimeToLiveSpecification": {"AttributeName": schema.TTL_ATTRIBUTE, "Enabled": True},
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -92,10 +143,19 @@ def template(stage: str, sender_domain: str) -> dict[str, Any]:
     return {
         "Resources": {
             "ConsentTable": _cfn_table(stage),
-            "SenderIdentity": {"Type": "AWS::SES::EmailIdentity",
-                               "Properties": {"EmailIdentity": sender_domain}},
-            handler: {"Properties": {"Events": {f"{handler}DynamodbEventSource": {
-                "Properties": {"Stream": {"Fn::GetAtt": ["ConsentTable", "StreamArn"]}}}}}},
+            "SenderIdentity": {
+                "Type": "AWS::SES::EmailIdentity",
+                "Properties": {"EmailIdentity": sender_domain},
+            },
+            handler: {
+                "Properties": {
+                    "Events": {
+                        f"{handler}DynamodbEventSource": {
+                            "Properties": {"Stream": {"Fn::GetAtt": ["ConsentTable", "StreamArn"]}}
+                        }
+                    }
+                }
+            },
         },
         "Outputs": {
             "ConsentTableStreamArn": {"Value": {"Fn::GetAtt": ["ConsentTable", "StreamArn"]}},
@@ -106,8 +166,10 @@ def template(stage: str, sender_domain: str) -> dict[str, Any]:
 
 # -- boto3, idempotent ---------------------------------------------------------------------
 
-def create(stage: str, sender_domain: str | None, dynamodb: Any, ssm: Any | None,
-           sesv2: Any | None) -> tuple[list[str], dict[str, str]]:
+
+def create(
+    stage: str, sender_domain: str | None, dynamodb: Any, ssm: Any | None, sesv2: Any | None
+) -> tuple[list[str], dict[str, str]]:
     """Create what is missing; returns what was done and the outputs (stream ARN...)."""
     done = schema.create_table(dynamodb, table_name(stage))
     done.append(_point_in_time_recovery(dynamodb, table_name(stage)))
@@ -122,8 +184,8 @@ def create(stage: str, sender_domain: str | None, dynamodb: Any, ssm: Any | None
 def _point_in_time_recovery(dynamodb: Any, name: str) -> str:
     try:
         dynamodb.update_continuous_backups(
-            TableName=name,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code in ("UnknownOperationException", "UnrecognizedClientException"):
@@ -138,9 +200,13 @@ def init_secrets(ssm: Any, stage: str) -> list[str]:
     for name in secrets.GENERATED:
         parameter = secrets.parameter_path(stage, APP) + name
         try:
-            ssm.put_parameter(Name=parameter, Type="SecureString", Overwrite=False,
-                              Value=random_secrets.token_urlsafe(48),
-                              Description=f"OptinProof {stage}: {name} (generated)")
+            ssm.put_parameter(
+                Name=parameter,
+                Type="SecureString",
+                Overwrite=False,
+                Value=random_secrets.token_urlsafe(48),
+                Description=f"OptinProof {stage}: {name} (generated)",
+            )
             done.append(f"secret {parameter} generated")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ParameterAlreadyExists":
@@ -152,8 +218,9 @@ def init_secrets(ssm: Any, stage: str) -> list[str]:
 def set_secret(ssm: Any, stage: str, name: str, value: str) -> str:
     """Store (or replace) one secret, e.g. ACT_PASSWORD, or a rotated key list."""
     if name not in secrets.SECRET_NAMES:
-        raise ConfigError(f"{name} is not a secret setting; secrets are: "
-                          f"{', '.join(secrets.SECRET_NAMES)}.")
+        raise ConfigError(
+            f"{name} is not a secret setting; secrets are: {', '.join(secrets.SECRET_NAMES)}."
+        )
     if not value:
         raise ConfigError(f"Give {name} a value (read from standard input).")
     parameter = secrets.parameter_path(stage, APP) + name
@@ -172,17 +239,26 @@ def list_secrets(ssm: Any, stage: str) -> list[dict[str, Any]]:
     try:
         while True:
             page = ssm.get_parameters_by_path(**kwargs)
-            rows.extend({"name": p["Name"], "type": p.get("Type"), "version": p.get("Version"),
-                         "modified": str(p.get("LastModifiedDate", ""))}
-                        for p in page.get("Parameters", []))
+            rows.extend(
+                {
+                    "name": p["Name"],
+                    "type": p.get("Type"),
+                    "version": p.get("Version"),
+                    "modified": str(p.get("LastModifiedDate", "")),
+                }
+                for p in page.get("Parameters", [])
+            )
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
     except (ClientError, BotoCoreError) as exc:
         raise _config(exc, f"reading {path}") from exc
     present = {row["name"].rsplit("/", 1)[-1] for row in rows}
-    rows.extend({"name": path + name, "type": "missing", "version": None, "modified": ""}
-                for name in ("LINK_SECRET_KEYS", "SUBJECT_PEPPER") if name not in present)
+    rows.extend(
+        {"name": path + name, "type": "missing", "version": None, "modified": ""}
+        for name in ("LINK_SECRET_KEYS", "SUBJECT_PEPPER")
+        if name not in present
+    )
     return rows
 
 

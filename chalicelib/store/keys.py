@@ -12,6 +12,7 @@ sort after its ``EVENT#...`` items (so one range query from ``"P"`` reads them w
 the events), and event sort keys are zero-padded sequence numbers (chain order is
 key order, whatever the clocks say).
 """
+
 from __future__ import annotations
 
 import uuid

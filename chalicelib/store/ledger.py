@@ -10,28 +10,36 @@ snapshot, so concurrent clicks can never fork a chain or half-write a decision.
 Size: the commit, its snapshot read and the few query shapes it rests on stay in
 one module on purpose, so every condition a write depends on can be read in one place.
 """
+
 from __future__ import annotations
 
 import random
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import (
-    BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError,
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
 )
 
-from chalicelib.proof import chain as proof
-from chalicelib.store import keys
 from chalicelib.core.clock import iso, utcnow
 from chalicelib.core.errors import (
-    Contention, OutcomeUnknown, RequiredItemMissing, StoreUnavailable,
+    Contention,
+    OutcomeUnknown,
+    RequiredItemMissing,
+    StoreUnavailable,
 )
 from chalicelib.core.logs import log
+from chalicelib.proof import chain as proof
+from chalicelib.store import keys
 
 PENDING_SYNC_INDEX = "pending-sync"
 _MAX_ATTEMPTS = 40
@@ -123,8 +131,10 @@ class Plan:
 #: What a commit also writes, derived from the events it seals: counters to add to and
 #: values to append to profile lists (``(counters, remember)``). The services layer
 #: gives the dashboard's (``consent.stats.deltas``); the ledger knows no counter.
-Tally = Callable[[dict[str, dict[str, Any]], "dict[str, Any] | None", list[dict[str, Any]]],
-                 tuple[dict[tuple[str, str], dict[str, int]], dict[str, list[Any]]]]
+Tally = Callable[
+    [dict[str, dict[str, Any]], "dict[str, Any] | None", list[dict[str, Any]]],
+    tuple[dict[tuple[str, str], dict[str, int]], dict[str, list[Any]]],
+]
 
 
 class Ledger:
@@ -156,15 +166,18 @@ class Ledger:
             raise _store_error(operation, exc) from exc
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self._call("get_item", TableName=self.table, ConsistentRead=True,
-                              Key=to_item({"pk": pk, "sk": sk}))
+        response = self._call(
+            "get_item", TableName=self.table, ConsistentRead=True, Key=to_item({"pk": pk, "sk": sk})
+        )
         item = response.get("Item")
         return from_item(item) if item else None
 
     def query(self, pk: str, prefix: str, forward: bool = True) -> Iterator[dict[str, Any]]:
         """All items of partition ``pk`` whose sort key starts with ``prefix``, paged."""
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": forward,
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "ScanIndexForward": forward,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
         }
@@ -174,9 +187,12 @@ class Ledger:
         """Items by key, 100 per BatchGetItem, in the order given (missing ones left out)."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(keys), 100):
-            request = {self.table: {"Keys": [to_item({"pk": pk, "sk": sk})
-                                             for pk, sk in keys[start:start + 100]],
-                                    "ConsistentRead": True}}
+            request = {
+                self.table: {
+                    "Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
             while request:
                 page = self._call("batch_get_item", RequestItems=request)
                 for item in page.get("Responses", {}).get(self.table, []):
@@ -187,10 +203,15 @@ class Ledger:
 
     def query_between(self, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
         """Items of partition ``pk`` whose sort key is between ``low`` and ``high``."""
-        return self._paged("query", {
-            "TableName": self.table, "ConsistentRead": True,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": to_item({":pk": pk, ":low": low, ":high": high})})
+        return self._paged(
+            "query",
+            {
+                "TableName": self.table,
+                "ConsistentRead": True,
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+                "ExpressionAttributeValues": to_item({":pk": pk, ":low": low, ":high": high}),
+            },
+        )
 
     def _paged(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a query or scan, following ``LastEvaluatedKey``."""
@@ -210,18 +231,28 @@ class Ledger:
         """
         chain = self.get(*keys.chain(subject)) or {}
         profile, states = self.current(subject)
-        return Snapshot(subject, int(chain.get("seq", 0)),
-                        chain.get("head_hash", proof.GENESIS_HASH), states, profile)
+        return Snapshot(
+            subject,
+            int(chain.get("seq", 0)),
+            chain.get("head_hash", proof.GENESIS_HASH),
+            states,
+            profile,
+        )
 
     def current(self, subject: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
         """Profile and purpose states in one consistent query (what pages show)."""
         profile, states = None, {}
-        for item in self._paged("query", {
-            "TableName": self.table, "ConsistentRead": True,
-            "KeyConditionExpression": "pk = :pk AND sk >= :from",
-            "ExpressionAttributeValues": to_item({":pk": keys.subject_pk(subject),
-                                                  ":from": keys.AFTER_EVENTS}),
-        }):
+        for item in self._paged(
+            "query",
+            {
+                "TableName": self.table,
+                "ConsistentRead": True,
+                "KeyConditionExpression": "pk = :pk AND sk >= :from",
+                "ExpressionAttributeValues": to_item(
+                    {":pk": keys.subject_pk(subject), ":from": keys.AFTER_EVENTS}
+                ),
+            },
+        ):
             if item["sk"] == keys.PROFILE:
                 profile = item
             elif item["sk"].startswith(keys.PURPOSE_PREFIX):
@@ -231,14 +262,23 @@ class Ledger:
     def subjects(self) -> Iterator[str]:
         """Every subject with a chain head, a profile or events (paged scan, once each)."""
         seen: set[str] = set()
-        for item in self._paged("scan", {
-            "TableName": self.table, "ProjectionExpression": "pk, sk",
-            "FilterExpression": "begins_with(pk, :subj) AND (sk = :chain OR sk = :profile "
-                                "OR begins_with(sk, :event))",
-            "ExpressionAttributeValues": to_item({
-                ":subj": keys.SUBJECT_PREFIX, ":chain": keys.CHAIN, ":profile": keys.PROFILE,
-                ":event": keys.EVENT_PREFIX}),
-        }):
+        for item in self._paged(
+            "scan",
+            {
+                "TableName": self.table,
+                "ProjectionExpression": "pk, sk",
+                "FilterExpression": "begins_with(pk, :subj) AND (sk = :chain OR sk = :profile "
+                "OR begins_with(sk, :event))",
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":subj": keys.SUBJECT_PREFIX,
+                        ":chain": keys.CHAIN,
+                        ":profile": keys.PROFILE,
+                        ":event": keys.EVENT_PREFIX,
+                    }
+                ),
+            },
+        ):
             subject = keys.subject_of(item["pk"])
             if subject not in seen:
                 seen.add(subject)
@@ -249,8 +289,14 @@ class Ledger:
         condition, values = "begins_with(pk, :prefix)", {":prefix": pk_prefix}
         if sk is not None:
             condition, values[":sk"] = condition + " AND sk = :sk", sk
-        return self._paged("scan", {"TableName": self.table, "FilterExpression": condition,
-                                    "ExpressionAttributeValues": to_item(values)})
+        return self._paged(
+            "scan",
+            {
+                "TableName": self.table,
+                "FilterExpression": condition,
+                "ExpressionAttributeValues": to_item(values),
+            },
+        )
 
     def events(self, subject: str) -> Iterator[dict[str, Any]]:
         """The subject's events in chain order, exactly as sealed (without table keys)."""
@@ -262,23 +308,36 @@ class Ledger:
     def link(self, link_id: str) -> dict[str, Any] | None:
         return self.get(*keys.link(link_id))
 
-    def sync_keys(self, shards: list[str], due_before: str | None = None) -> Iterator[tuple[str, str]]:
+    def sync_keys(
+        self, shards: list[str], due_before: str | None = None
+    ) -> Iterator[tuple[str, str]]:
         """``(pk, sk)`` of purpose states in the pending-sync index, oldest due first."""
         for shard in shards:
             condition, values = "sync_shard = :shard", {":shard": shard}
             if due_before:
                 condition += " AND sync_due <= :due"
                 values[":due"] = due_before
-            for item in self._paged("query", {
-                "TableName": self.table, "IndexName": PENDING_SYNC_INDEX,
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": to_item(values),
-            }):
+            for item in self._paged(
+                "query",
+                {
+                    "TableName": self.table,
+                    "IndexName": PENDING_SYNC_INDEX,
+                    "KeyConditionExpression": condition,
+                    "ExpressionAttributeValues": to_item(values),
+                },
+            ):
                 yield item["pk"], item["sk"]
 
-    def update_state(self, pk: str, sk: str, event_id: str, set_fields: dict[str, Any],
-                     remove: tuple[str, ...] = (), extra_condition: str = "",
-                     extra_values: dict[str, Any] | None = None) -> bool:
+    def update_state(
+        self,
+        pk: str,
+        sk: str,
+        event_id: str,
+        set_fields: dict[str, Any],
+        remove: tuple[str, ...] = (),
+        extra_condition: str = "",
+        extra_values: dict[str, Any] | None = None,
+    ) -> bool:
         """Update sync bookkeeping of a purpose state, only if its decision is still ``event_id``.
 
         False when a newer decision replaced it (or ``extra_condition`` failed): the newer
@@ -294,9 +353,14 @@ class Ledger:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         condition = "event_id = :event" + (f" AND ({extra_condition})" if extra_condition else "")
         return self._conditional(
-            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
-            UpdateExpression=expression, ConditionExpression=condition,
-            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+            "update_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     # -- a per-person lock for pushes to Act! (decisions never overwrite this item) -----
 
@@ -308,31 +372,47 @@ class Ledger:
         """Take a lock item if free or expired; False when someone else holds it."""
         now = utcnow()
         return self._conditional(
-            "put_item", TableName=self.table,
-            Item=to_item({"pk": pk, "sk": sk, "owner": owner,
-                          "until": iso(now + timedelta(seconds=seconds)),
-                          "expires_at": int(now.timestamp()) + seconds + 3600}),
+            "put_item",
+            TableName=self.table,
+            Item=to_item(
+                {
+                    "pk": pk,
+                    "sk": sk,
+                    "owner": owner,
+                    "until": iso(now + timedelta(seconds=seconds)),
+                    "expires_at": int(now.timestamp()) + seconds + 3600,
+                }
+            ),
             ConditionExpression="attribute_not_exists(pk) OR #until < :now",
             ExpressionAttributeNames={"#until": "until"},
-            ExpressionAttributeValues=to_item({":now": iso(now)}))
+            ExpressionAttributeValues=to_item({":now": iso(now)}),
+        )
 
     def release(self, pk: str, sk: str, owner: str) -> None:
         """Give a lock item back, if it is still ours."""
         self._conditional(
-            "delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
-            ConditionExpression="#owner = :me", ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues=to_item({":me": owner}))
+            "delete_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=to_item({":me": owner}),
+        )
 
     def renew_lock(self, subject: str, owner: str, seconds: int) -> bool:
         """Extend our lock; False if it expired and someone else took it."""
         now = utcnow()
         return self._conditional(
-            "update_item", TableName=self.table,
+            "update_item",
+            TableName=self.table,
             Key=_key(keys.sync_lock(subject)),
-            UpdateExpression="SET #until = :until", ConditionExpression="#owner = :me",
+            UpdateExpression="SET #until = :until",
+            ConditionExpression="#owner = :me",
             ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
-            ExpressionAttributeValues=to_item({":until": iso(now + timedelta(seconds=seconds)),
-                                               ":me": owner}))
+            ExpressionAttributeValues=to_item(
+                {":until": iso(now + timedelta(seconds=seconds)), ":me": owner}
+            ),
+        )
 
     def release_lock(self, subject: str, owner: str) -> None:
         self.release(*keys.sync_lock(subject), owner)
@@ -341,40 +421,55 @@ class Ledger:
         """Lease an existing work item (e.g. a mail to send) so only one worker handles it."""
         now = utcnow()
         return self._conditional(
-            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            "update_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
             UpdateExpression="SET claimed_by = :me, claimed_until = :until",
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(claimed_until) "
-                                "OR claimed_until < :now)",
-            ExpressionAttributeValues=to_item({
-                ":me": owner, ":until": iso(now + timedelta(seconds=seconds)), ":now": iso(now)}))
+            "OR claimed_until < :now)",
+            ExpressionAttributeValues=to_item(
+                {":me": owner, ":until": iso(now + timedelta(seconds=seconds)), ":now": iso(now)}
+            ),
+        )
 
     def set_profile_fields(self, subject: str, fields: dict[str, Any]) -> None:
         """Cache facts on an existing profile (e.g. Act! contact ids); no-op if erased."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         self._conditional(
-            "update_item", TableName=self.table,
+            "update_item",
+            TableName=self.table,
             Key=_key(keys.profile(subject)),
             UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     def set_fields(self, pk: str, sk: str, fields: dict[str, Any]) -> None:
         """Set attributes of a bookkeeping item, creating it if absent (never an event)."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
-        self._call("update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
-                   UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}"
-                                                       for i in range(len(fields))),
-                   ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     def put(self, item: dict[str, Any], only_new: bool = False) -> bool:
         """Write a bookkeeping item (never an event); with ``only_new``, False if it exists."""
         if not only_new:
             self._call("put_item", TableName=self.table, Item=to_item(item))
             return True
-        return self._conditional("put_item", TableName=self.table, Item=to_item(item),
-                                 ConditionExpression="attribute_not_exists(pk)")
+        return self._conditional(
+            "put_item",
+            TableName=self.table,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def delete(self, pk: str, sk: str, if_equal: dict[str, Any] | None = None) -> bool:
         """Remove a bookkeeping item (a processed hint); never an event.
@@ -388,18 +483,26 @@ class Ledger:
         names = {f"#c{i}": name for i, name in enumerate(if_equal)}
         values = {f":c{i}": value for i, value in enumerate(if_equal.values())}
         return self._conditional(
-            "delete_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            "delete_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
             ConditionExpression=" AND ".join(f"#c{i} = :c{i}" for i in range(len(if_equal))),
-            ExpressionAttributeNames=names, ExpressionAttributeValues=to_item(values))
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     def remove_attributes(self, pk: str, sk: str, names: tuple[str, ...]) -> None:
         """Erasure only: drop personal attributes from an item that exists (an event keeps
         its commitment to them, so its hash still verifies)."""
         aliases = {f"#r{i}": name for i, name in enumerate(names)}
-        self._conditional("update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
-                          UpdateExpression="REMOVE " + ", ".join(aliases),
-                          ConditionExpression="attribute_exists(pk)",
-                          ExpressionAttributeNames=aliases)
+        self._conditional(
+            "update_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression="REMOVE " + ", ".join(aliases),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=aliases,
+        )
 
     def put_versioned(self, item: dict[str, Any], expected_version: int) -> bool:
         """Write ``item`` (with ``version = expected_version + 1``) only if nobody else did.
@@ -407,13 +510,19 @@ class Ledger:
         Optimistic concurrency for small counters (e.g. throttles): False when another
         writer got there first, so the caller re-reads and decides again.
         """
-        condition = ("attribute_not_exists(pk)" if expected_version == 0
-                     else "version = :expected")
-        extra = {} if expected_version == 0 else {
-            "ExpressionAttributeValues": to_item({":expected": expected_version})}
+        condition = "attribute_not_exists(pk)" if expected_version == 0 else "version = :expected"
+        extra = (
+            {}
+            if expected_version == 0
+            else {"ExpressionAttributeValues": to_item({":expected": expected_version})}
+        )
         return self._conditional(
-            "put_item", TableName=self.table, ConditionExpression=condition,
-            Item=to_item({**item, "version": expected_version + 1}), **extra)
+            "put_item",
+            TableName=self.table,
+            ConditionExpression=condition,
+            Item=to_item({**item, "version": expected_version + 1}),
+            **extra,
+        )
 
     def put_text(self, text_sha256: str, data: dict[str, Any]) -> None:
         """Keep the exact wording of a purpose text version, for evidence. Idempotent."""
@@ -429,14 +538,19 @@ class Ledger:
         if (self.table, kind, sha256) in _STORED_TEXTS:
             return
         pk, sk = keys.content(kind, sha256)
-        self._conditional("put_item", TableName=self.table,
-                          ConditionExpression="attribute_not_exists(pk)",
-                          Item=to_item({"pk": pk, "sk": sk, **data}))
+        self._conditional(
+            "put_item",
+            TableName=self.table,
+            ConditionExpression="attribute_not_exists(pk)",
+            Item=to_item({"pk": pk, "sk": sk, **data}),
+        )
         _STORED_TEXTS.add((self.table, kind, sha256))
 
     # -- the one write path --------------------------------------------------------
 
-    def commit(self, subject: str, build: Callable[[Snapshot], Plan]) -> tuple[Snapshot, list[dict[str, Any]]]:
+    def commit(
+        self, subject: str, build: Callable[[Snapshot], Plan]
+    ) -> tuple[Snapshot, list[dict[str, Any]]]:
         """Build a plan from a fresh snapshot and write it atomically, retrying on races.
 
         ``build`` must be a pure function of the snapshot: it may run several times.
@@ -454,93 +568,141 @@ class Ledger:
         log("chain_contention", level="warning", subject=subject, attempts=_MAX_ATTEMPTS)
         raise Contention("Too many simultaneous changes for this person; please try again.")
 
-    def _transaction(self, snap: Snapshot, plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _transaction(
+        self, snap: Snapshot, plan: Plan
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         pk = keys.subject_pk(snap.subject)
         sealed, head, seq = [], snap.head_hash, snap.seq
         for draft in plan.events:
             seq += 1
-            event = proof.seal({**draft.body, "subject": snap.subject, "seq": seq},
-                               draft.personal, head)
+            event = proof.seal(
+                {**draft.body, "subject": snap.subject, "seq": seq}, draft.personal, head
+            )
             head = event["hash"]
             sealed.append(event)
         now = sealed[-1]["at"] if sealed else None
         chain_update: dict[str, Any] = {
-            "TableName": self.table, "Key": _key(keys.chain(snap.subject)),
+            "TableName": self.table,
+            "Key": _key(keys.chain(snap.subject)),
             "UpdateExpression": "SET seq = :new, head_hash = :head, updated_at = :now, "
-                                "subject = :subject",
-            "ExpressionAttributeValues": to_item({
-                ":new": seq, ":head": head, ":now": now, ":subject": snap.subject,
-                **({":old": snap.seq} if snap.seq else {}),
-            }),
+            "subject = :subject",
+            "ExpressionAttributeValues": to_item(
+                {
+                    ":new": seq,
+                    ":head": head,
+                    ":now": now,
+                    ":subject": snap.subject,
+                    **({":old": snap.seq} if snap.seq else {}),
+                }
+            ),
             "ConditionExpression": "seq = :old" if snap.seq else "attribute_not_exists(pk)",
         }
         request: list[dict[str, Any]] = []
         if sealed:
             request.append({"Update": chain_update})
         elif snap.seq:
-            request.append({"ConditionCheck": {
-                "TableName": self.table, "Key": chain_update["Key"],
-                "ConditionExpression": "seq = :old",
-                "ExpressionAttributeValues": to_item({":old": snap.seq}),
-            }})
+            request.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": chain_update["Key"],
+                        "ConditionExpression": "seq = :old",
+                        "ExpressionAttributeValues": to_item({":old": snap.seq}),
+                    }
+                }
+            )
         for event in sealed:
-            request.append({"Put": {
-                "TableName": self.table,
-                "Item": to_item({"pk": pk, "sk": keys.event_sk(event["seq"]), **event}),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }})
-        counters, remember = self.tally(snap.states, snap.profile, sealed) if self.tally \
-            else ({}, {})
+            request.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item({"pk": pk, "sk": keys.event_sk(event["seq"]), **event}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        counters, remember = (
+            self.tally(snap.states, snap.profile, sealed) if self.tally else ({}, {})
+        )
         if remember and not any(d == keys.profile(snap.subject) for d in plan.deletes):
             profile = dict(plan.profile or {})
             for name, values in remember.items():  # e.g. a person asked twice is pending once
                 profile[name] = [*((snap.profile or {}).get(name) or []), *values]
             plan.profile = profile
-        request.extend({"Update": self._counter_update(pk_, sk_, fields)}
-                       for (pk_, sk_), fields in counters.items())
+        request.extend(
+            {"Update": self._counter_update(pk_, sk_, fields)}
+            for (pk_, sk_), fields in counters.items()
+        )
         derived = plan.derived(sealed) if plan.derived else []
         for item in [*plan.puts, *derived]:
             request.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
         for item_pk, item_sk, fields, ttl in plan.updates:
             request.append({"Update": self._stub_safe_update(item_pk, item_sk, fields, ttl)})
         for item_pk, item_sk in plan.deletes:
-            request.append({"Delete": {"TableName": self.table,
-                                       "Key": to_item({"pk": item_pk, "sk": item_sk})}})
+            request.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": to_item({"pk": item_pk, "sk": item_sk}),
+                    }
+                }
+            )
         if plan.profile is not None:
             request.append({"Update": self._profile_update(pk, plan.profile, plan.profile_remove)})
         if sealed or plan.puts:
             for check_pk, check_sk in plan.checks:
-                request.append({"ConditionCheck": {
-                    "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
-                    "ConditionExpression": "attribute_exists(pk)"}})
+                request.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": to_item({"pk": check_pk, "sk": check_sk}),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    }
+                )
             for check_pk, check_sk in plan.absent:
-                request.append({"ConditionCheck": {
-                    "TableName": self.table, "Key": to_item({"pk": check_pk, "sk": check_sk}),
-                    "ConditionExpression": "attribute_not_exists(pk)"}})
+                request.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": to_item({"pk": check_pk, "sk": check_sk}),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                )
         return sealed, request
 
     def _counter_update(self, pk: str, sk: str, fields: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(fields)}
         values = {f":c{i}": delta for i, delta in enumerate(fields.values())}
-        return {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
-                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(fields))),
-                "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values)}
+        return {
+            "TableName": self.table,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(fields))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+        }
 
     def set_once(self, pk: str, sk: str, name: str, value: Any) -> bool:
         """Set an attribute of an existing item unless it is set; True if this call set it."""
         return self._conditional(
-            "update_item", TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+            "update_item",
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
             UpdateExpression="SET #n = :v",
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#n)",
-            ExpressionAttributeNames={"#n": name}, ExpressionAttributeValues=to_item({":v": value}))
+            ExpressionAttributeNames={"#n": name},
+            ExpressionAttributeValues=to_item({":v": value}),
+        )
 
     def add_counters(self, counters: dict[tuple[str, str], dict[str, int]]) -> None:
         """Counter changes outside a commit (a page opened, a sync done, an expiry)."""
         for (pk, sk), fields in counters.items():
             self._call("update_item", **self._counter_update(pk, sk, fields))
 
-    def _profile_update(self, pk: str, fields: dict[str, Any],
-                        remove: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _profile_update(
+        self, pk: str, fields: dict[str, Any], remove: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         fields = {name: value for name, value in fields.items() if value is not None}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         names.update({f"#r{i}": name for i, name in enumerate(remove)})
@@ -552,21 +714,27 @@ class Ledger:
         if remove:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         return {
-            "TableName": self.table, "Key": _key((pk, keys.PROFILE)),
+            "TableName": self.table,
+            "Key": _key((pk, keys.PROFILE)),
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
         }
 
-    def _stub_safe_update(self, pk: str, sk: str, fields: dict[str, Any], ttl: int) -> dict[str, Any]:
+    def _stub_safe_update(
+        self, pk: str, sk: str, fields: dict[str, Any], ttl: int
+    ) -> dict[str, Any]:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
         sets.append("expires_at = if_not_exists(expires_at, :ttl)")
         values[":ttl"] = ttl
         return {
-            "TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
+            "TableName": self.table,
+            "Key": to_item({"pk": pk, "sk": sk}),
             "UpdateExpression": "SET " + ", ".join(sets),
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
         }
 
     def _transact(self, request: list[dict[str, Any]], checks: int = 0) -> bool:
@@ -579,30 +747,51 @@ class Ledger:
         """
         try:
             # The token makes botocore's own retry of a lost response idempotent.
-            self.client.transact_write_items(TransactItems=request,
-                                             ClientRequestToken=str(uuid.uuid4()))
+            self.client.transact_write_items(
+                TransactItems=request, ClientRequestToken=str(uuid.uuid4())
+            )
             return True
         except ClientError as exc:
             error = exc.response.get("Error", {})
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if error.get("Code") == "TransactionConflictException" or "TransactionConflict" in reasons:
+            if (
+                error.get("Code") == "TransactionConflictException"
+                or "TransactionConflict" in reasons
+            ):
                 return False
-            if error.get("Code") == "TransactionCanceledException" and reasons \
-                    and reasons[0] == "ConditionalCheckFailed":
+            if (
+                error.get("Code") == "TransactionCanceledException"
+                and reasons
+                and reasons[0] == "ConditionalCheckFailed"
+            ):
                 return False  # the chain head moved: rebuild on a fresh snapshot
-            if checks and "ConditionalCheckFailed" in reasons[len(reasons) - checks:]:
-                raise RequiredItemMissing("An item this write depends on no longer exists (or "
-                                          "one it must not meet now does).") from exc
-            log("store_error", level="error", operation="transact_write_items",
-                code=error.get("Code"), reasons=reasons)
-            raise StoreUnavailable(f"DynamoDB write failed ({error.get('Code')}: "
-                                   f"{', '.join(str(r) for r in reasons)}).") from exc
+            if checks and "ConditionalCheckFailed" in reasons[len(reasons) - checks :]:
+                raise RequiredItemMissing(
+                    "An item this write depends on no longer exists (or "
+                    "one it must not meet now does)."
+                ) from exc
+            log(
+                "store_error",
+                level="error",
+                operation="transact_write_items",
+                code=error.get("Code"),
+                reasons=reasons,
+            )
+            raise StoreUnavailable(
+                f"DynamoDB write failed ({error.get('Code')}: "
+                f"{', '.join(str(r) for r in reasons)})."
+            ) from exc
         except (ReadTimeoutError, ConnectionClosedError) as exc:
             # Sent, but the answer was lost: it may have been written. Never claim
             # "nothing changed"; the person looks again and sees what is recorded.
-            log("store_outcome_unknown", level="error", operation="transact_write_items",
-                code=type(exc).__name__)
-            raise OutcomeUnknown("DynamoDB did not answer a write it received; it may or may "
-                                 "not have been saved.") from exc
+            log(
+                "store_outcome_unknown",
+                level="error",
+                operation="transact_write_items",
+                code=type(exc).__name__,
+            )
+            raise OutcomeUnknown(
+                "DynamoDB did not answer a write it received; it may or may not have been saved."
+            ) from exc
         except BotoCoreError as exc:
             raise _store_error("transact_write_items", exc) from exc

@@ -4,6 +4,7 @@
 the tests and ``make run`` use the same function against DynamoDB Local), so the
 keys, the pending-sync index, TTL and the stream are defined once, here.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,15 +32,17 @@ def table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
-        "GlobalSecondaryIndexes": [{
-            # Sparse: only purpose states with a sync still to do carry sync_shard.
-            "IndexName": PENDING_SYNC_INDEX,
-            "KeySchema": [
-                {"AttributeName": "sync_shard", "KeyType": "HASH"},
-                {"AttributeName": "sync_due", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }],
+        "GlobalSecondaryIndexes": [
+            {
+                # Sparse: only purpose states with a sync still to do carry sync_shard.
+                "IndexName": PENDING_SYNC_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "sync_shard", "KeyType": "HASH"},
+                    {"AttributeName": "sync_due", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         "SSESpecification": {"Enabled": True},
     }
@@ -64,8 +67,10 @@ def create_table(client: Any, name: str, wait_seconds: float = 120) -> list[str]
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
         done.append(f"TTL already on ({ttl.get('AttributeName')})")
     else:
-        client.update_time_to_live(TableName=name, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
         done.append(f"TTL enabled on {TTL_ATTRIBUTE}")
     return done
 

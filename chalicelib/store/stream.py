@@ -7,10 +7,12 @@ does with it: decisions to push to Act!, mails to send for the first time, Act!
 contacts to reconcile, outbound webhooks to deliver, profiles that expired. The
 handlers never parse DynamoDB's low-level format themselves.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from chalicelib.store import keys
 from chalicelib.store.ledger import from_item
@@ -35,10 +37,12 @@ def decode(record: Any) -> Change:
     """A Chalice ``DynamoDBRecord`` (or the raw record dict of a Lambda event)."""
     raw = getattr(record, "_event_dict", None) or (record if isinstance(record, dict) else {})
     data = raw.get("dynamodb") or {}
-    new_image = getattr(record, "new_image", None) if not isinstance(record, dict) \
-        else data.get("NewImage")
-    old_image = getattr(record, "old_image", None) if not isinstance(record, dict) \
-        else data.get("OldImage")
+    new_image = (
+        getattr(record, "new_image", None) if not isinstance(record, dict) else data.get("NewImage")
+    )
+    old_image = (
+        getattr(record, "old_image", None) if not isinstance(record, dict) else data.get("OldImage")
+    )
     name = getattr(record, "event_name", None) or raw.get("eventName") or ""
     new = from_item(new_image) if new_image else None
     old = from_item(old_image) if old_image else None
@@ -69,16 +73,27 @@ def route(changes: Iterable[Change]) -> Routed:
         new = change.new or {}
         if change.sk.startswith(keys.PURPOSE_PREFIX) and new.get("sync_status") == "pending":
             routed.add(routed.syncs, (change.pk, change.sk))
-        elif change.sk == keys.MAIL and new.get("status") == "queued" \
-                and new.get("attempts") == 0 and new.get("mail_id"):
+        elif (
+            change.sk == keys.MAIL
+            and new.get("status") == "queued"
+            and new.get("attempts") == 0
+            and new.get("mail_id")
+        ):
             routed.add(routed.mails, new["mail_id"])
         elif change.sk == keys.HINT and new.get("contact_id"):
             routed.add(routed.hints, new["contact_id"])
-        elif change.pk.startswith(keys.HOOKOUT_PREFIX) and new.get("status") == "pending" \
-                and new.get("attempts") == 0:
+        elif (
+            change.pk.startswith(keys.HOOKOUT_PREFIX)
+            and new.get("status") == "pending"
+            and new.get("attempts") == 0
+        ):
             routed.add(routed.hookouts, (change.pk, change.sk))
-        elif change.event_name == "REMOVE" and change.by_ttl and change.sk == keys.PROFILE \
-                and change.old is not None:
+        elif (
+            change.event_name == "REMOVE"
+            and change.by_ttl
+            and change.sk == keys.PROFILE
+            and change.old is not None
+        ):
             routed.expired_profiles.append(change.old)
     return routed
 

@@ -14,6 +14,7 @@ Why signed tokens rather than IAM authorisation or API Gateway API keys:
 The keys are their own secret (not the link keys): a leaked link key must never
 open the admin API. No key set means the admin API is off (403), not open.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,32 +49,43 @@ class Operator:
 def _serializer(settings: Settings) -> URLSafeSerializer:
     if not settings.admin_secret_keys:
         raise AdminDenied("The admin API is off: set ADMIN_SECRET_KEYS to turn it on.", 403)
-    return URLSafeSerializer(list(settings.admin_secret_keys), salt=_SALT,
-                             signer_kwargs={"digest_method": hashlib.sha256})
+    return URLSafeSerializer(
+        list(settings.admin_secret_keys),
+        salt=_SALT,
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
 
 
-def mint(settings: Settings, operator: str, ttl: int = DEFAULT_TTL,
-         now: float | None = None, use: str = "api") -> str:
+def mint(
+    settings: Settings,
+    operator: str,
+    ttl: int = DEFAULT_TTL,
+    now: float | None = None,
+    use: str = "api",
+) -> str:
     """A bearer token for ``operator``, valid ``ttl`` seconds (at most 12 hours)."""
     if not _OPERATOR.fullmatch(operator or ""):
-        raise AdminDenied("Name the operator with 1-64 letters, digits, '.', '_', '@' or '-'.",
-                          400)
+        raise AdminDenied("Name the operator with 1-64 letters, digits, '.', '_', '@' or '-'.", 400)
     if not 0 < ttl <= MAX_TTL:
-        raise AdminDenied(f"An admin token lives between 1 second and {MAX_TTL // 3600} hours.",
-                          400)
+        raise AdminDenied(
+            f"An admin token lives between 1 second and {MAX_TTL // 3600} hours.", 400
+        )
     expires = int((now if now is not None else time.time()) + ttl)
     if use not in ("api", "browser"):
         raise AdminDenied("A token is for the api or a browser.", 400)
-    return _serializer(settings).dumps({"op": operator, "exp": expires, "use": use,
-                                        "jti": secrets.token_urlsafe(9)})
+    return _serializer(settings).dumps(
+        {"op": operator, "exp": expires, "use": use, "jti": secrets.token_urlsafe(9)}
+    )
 
 
 def bearer(header: str | None) -> str:
     """The token of an ``Authorization: Bearer ...`` header."""
     scheme, _, token = (header or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AdminDenied("Send an admin token: Authorization: Bearer <token> "
-                          "(mint one with: python -m chalicelib.cli admin token).")
+        raise AdminDenied(
+            "Send an admin token: Authorization: Bearer <token> "
+            "(mint one with: python -m chalicelib.cli admin token)."
+        )
     return token.strip()
 
 
@@ -83,15 +95,23 @@ def verify(settings: Settings, token: str, now: float | None = None) -> Operator
     try:
         payload = serializer.loads(token)
     except BadData as exc:
-        raise AdminDenied("This admin token is not valid (altered, or its key was "
-                          "retired).") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int) \
-            or not isinstance(payload.get("op"), str):
+        raise AdminDenied(
+            "This admin token is not valid (altered, or its key was retired)."
+        ) from exc
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("exp"), int)
+        or not isinstance(payload.get("op"), str)
+    ):
         raise AdminDenied("This admin token is not one we issue.")
     if payload["exp"] <= (now if now is not None else time.time()):
         raise AdminDenied("This admin token has expired; mint a new one.")
-    return Operator(payload["op"], str(payload.get("jti", "")), payload["exp"],
-                    "browser" if payload.get("use") == "browser" else "api")
+    return Operator(
+        payload["op"],
+        str(payload.get("jti", "")),
+        payload["exp"],
+        "browser" if payload.get("use") == "browser" else "api",
+    )
 
 
 # -- the dashboard in a browser: a signed link sets a session cookie ----------------------
@@ -114,8 +134,7 @@ def token_from(headers: dict[str, str], allow_cookie: bool) -> str:
 def session_cookie(token: str, operator: Operator, now: float | None = None) -> str:
     """The Set-Cookie value of a browser session: HttpOnly, Secure, SameSite=Strict, /admin."""
     max_age = max(0, operator.expires_at - int(now if now is not None else time.time()))
-    return (f"{COOKIE}={token}; Path=/admin; Max-Age={max_age}; HttpOnly; Secure; "
-            "SameSite=Strict")
+    return f"{COOKIE}={token}; Path=/admin; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
 
 
 def cleared_cookie() -> str:

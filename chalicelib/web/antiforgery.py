@@ -5,14 +5,15 @@ posts to our URL. Each form carries a token signed for that link id and that pag
 render; a POST without it, or with one for another link, is refused. It expires
 (``FORM_TOKEN_MAX_AGE``), after which the person simply sees the page again.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
-from chalicelib.core.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
 from chalicelib.consent.links import CANONICAL, signer
+from chalicelib.core.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
 from chalicelib.core.settings import Settings
 
 FIELD = "form_token"
@@ -30,7 +31,9 @@ def issue(settings: Settings, link_id: str) -> str:
 def check(settings: Settings, link_id: str, token: str | None) -> None:
     """Raise FormTokenMissing / FormTokenInvalid / FormExpired unless ``token`` fits this link."""
     if not token:
-        raise FormTokenMissing("This form was not sent from our page (its security field is missing).")
+        raise FormTokenMissing(
+            "This form was not sent from our page (its security field is missing)."
+        )
     if not CANONICAL.fullmatch(token):  # also refuses characters we never write
         raise FormTokenInvalid("This form's security field is not valid.")
     try:

@@ -5,6 +5,7 @@ sent inline, the receipt queued, the Act! contact reconciled. Each helper here w
 the services (``core.services``) for that work and logs instead of raising where the
 outbox, the pending-sync index or a hint keeps the work for a sweep to finish.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +13,12 @@ from typing import Any
 from chalicelib.core.errors import ConfigError, OptinProofError
 from chalicelib.core.logs import log
 from chalicelib.core.services import (
-    get_act_client, get_catalogue, get_ledger, get_postman, get_pusher, get_reconciler,
+    get_act_client,
+    get_catalogue,
+    get_ledger,
+    get_postman,
+    get_pusher,
+    get_reconciler,
 )
 from chalicelib.core.settings import get_settings
 from chalicelib.mail import outbox
@@ -45,9 +51,16 @@ def reconciler_or_none() -> Any:
 
 def erase(subject: str, requested_by: str, act_mode: str) -> erasure.Erasure:
     """Erase with Act! in the loop: unsent decisions pushed first, then cleared there."""
-    return erasure.erase_with_act(get_ledger(), get_catalogue(), get_settings(), subject,
-                                  requested_by, act_mode, act_client_or_none(),
-                                  pusher_or_none())
+    return erasure.erase_with_act(
+        get_ledger(),
+        get_catalogue(),
+        get_settings(),
+        subject,
+        requested_by,
+        act_mode,
+        act_client_or_none(),
+        pusher_or_none(),
+    )
 
 
 def reconcile(contact_ids: list[str]) -> int:
@@ -63,8 +76,13 @@ def reconcile(contact_ids: list[str]) -> int:
             reconciler.process(contact_id)
             done += 1
         except OptinProofError as exc:  # the hint stays; the sweep tries again
-            log("act_change_deferred", level="warning", contact_id=contact_id,
-                error=type(exc).__name__, detail=str(exc)[:300])
+            log(
+                "act_change_deferred",
+                level="warning",
+                contact_id=contact_id,
+                error=type(exc).__name__,
+                detail=str(exc)[:300],
+            )
     return done
 
 
@@ -75,8 +93,13 @@ def deliver(mail_id: str | None) -> None:
     try:
         get_postman().deliver(mail_id)
     except OptinProofError as exc:  # the outbox keeps it; the sweep tries again
-        log("mail_deferred", level="warning", mail_id=mail_id, error=type(exc).__name__,
-            detail=str(exc)[:300])
+        log(
+            "mail_deferred",
+            level="warning",
+            mail_id=mail_id,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+        )
 
 
 def receipt_after(subject: str, locale: str, channel: str | None, changed: bool) -> None:

@@ -5,6 +5,7 @@ Every figure comes from the ``STATS#...`` counter items the commits maintain
 erasure log: a page costs a few queries whatever the number of people. Each table
 can also be exported as CSV (the same rows).
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,15 +15,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from chalicelib.act import sync
 from chalicelib.campaigns import jobs
 from chalicelib.consent import stats
-from chalicelib.act import sync
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import utcnow
 from chalicelib.core.errors import BadInput
-from chalicelib.store.ledger import Ledger
-from chalicelib.store.keys import SYNC_HOLD
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.store import keys
+from chalicelib.store.keys import SYNC_HOLD
+from chalicelib.store.ledger import Ledger
 
 TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -40,8 +41,14 @@ class Filters:
 
     def query(self) -> dict[str, str]:
         """The filters as query parameters (for links that keep them)."""
-        values = {"purpose": self.purpose, "campaign": self.campaign, "form": self.form,
-                  "since": self.since.isoformat(), "until": self.until.isoformat(), "by": self.by}
+        values = {
+            "purpose": self.purpose,
+            "campaign": self.campaign,
+            "form": self.form,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "by": self.by,
+        }
         return {k: v for k, v in values.items() if v}
 
 
@@ -72,8 +79,11 @@ def filters(params: dict[str, str], catalogue: Catalogue, ledger: Ledger) -> Fil
     if form and form not in catalogue.forms:
         raise BadInput(f"Unknown form {form!r}.")
     campaign = params.get("campaign") or None
-    if campaign and jobs.index_entry(ledger, campaign) is None \
-            and ledger.get(*keys.campaign(campaign)) is None:
+    if (
+        campaign
+        and jobs.index_entry(ledger, campaign) is None
+        and ledger.get(*keys.campaign(campaign)) is None
+    ):
         raise BadInput(f"Unknown campaign {campaign!r}.")
     by = params.get("by") or "day"
     if by not in ("day", "week"):
@@ -93,8 +103,13 @@ def purposes(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> l
         if f.purpose and purpose_id != f.purpose:
             continue
         row = counts.get(purpose_id, {})
-        rows.append({"purpose": purpose_id, "title": purpose.text(locale).title,
-                     **{name: row.get(name, 0) for name in names}})
+        rows.append(
+            {
+                "purpose": purpose_id,
+                "title": purpose.text(locale).title,
+                **{name: row.get(name, 0) for name in names},
+            }
+        )
     return rows
 
 
@@ -107,8 +122,9 @@ def timeline(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str,
         day += timedelta(days=1)
     month = f.since.replace(day=1)
     while month <= f.until:  # one query per month of the range
-        for item in ledger.query_between(keys.stats_days(month.isoformat()[:7]),
-                                         f.since.isoformat(), f.until.isoformat() + "#~"):
+        for item in ledger.query_between(
+            keys.stats_days(month.isoformat()[:7]), f.since.isoformat(), f.until.isoformat() + "#~"
+        ):
             bucket = _bucket(date.fromisoformat(item["sk"][:10]), f.by)
             for purpose_id, kinds in stats.per_purpose([item]).items():
                 if purpose_id in catalogue.purposes and (not f.purpose or purpose_id == f.purpose):
@@ -134,12 +150,19 @@ def campaigns(ledger: Ledger, f: Filters) -> list[dict[str, Any]]:
         if f.campaign and entry["campaign_id"] != f.campaign:
             continue
         counts = _counter(ledger, keys.stats_campaign(entry["campaign_id"]), names)
-        rows.append({"campaign": entry["campaign_id"], "state": entry.get("state"),
-                     "sent": counts["sent"], "opened": counts["opened"],
-                     "decided": counts["answered"], "accepted": counts["confirmed"],
-                     "refused": max(0, counts["answered"] - counts["confirmed"]),
-                     "synced": counts["synced"],
-                     "answer_rate": _rate(counts["answered"], counts["sent"])})
+        rows.append(
+            {
+                "campaign": entry["campaign_id"],
+                "state": entry.get("state"),
+                "sent": counts["sent"],
+                "opened": counts["opened"],
+                "decided": counts["answered"],
+                "accepted": counts["confirmed"],
+                "refused": max(0, counts["answered"] - counts["confirmed"]),
+                "synced": counts["synced"],
+                "answer_rate": _rate(counts["answered"], counts["sent"]),
+            }
+        )
     return rows
 
 
@@ -150,10 +173,15 @@ def forms(ledger: Ledger, catalogue: Catalogue, f: Filters) -> list[dict[str, An
         if f.form and form_id != f.form:
             continue
         counts = _counter(ledger, keys.stats_form(form_id), ("signups", "answered", "confirmed"))
-        rows.append({"form": form_id, "signups": counts["signups"],
-                     "confirmed": counts["confirmed"],
-                     "refused": max(0, counts["answered"] - counts["confirmed"]),
-                     "confirmation_rate": _rate(counts["confirmed"], counts["signups"])})
+        rows.append(
+            {
+                "form": form_id,
+                "signups": counts["signups"],
+                "confirmed": counts["confirmed"],
+                "refused": max(0, counts["answered"] - counts["confirmed"]),
+                "confirmation_rate": _rate(counts["confirmed"], counts["signups"]),
+            }
+        )
     return rows
 
 
@@ -164,16 +192,25 @@ def _rate(part: int, whole: int) -> str:
 def syncs(ledger: Ledger, f: Filters, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
     """Decisions not (yet) in Act!: the oldest ``limit`` from the pending-sync index
     (keys only), read in one batch, and how many wait in all; no personal data."""
-    waiting = [key for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
-               if not f.purpose or key[1] == keys.purpose_sk(f.purpose)]
+    waiting = [
+        key
+        for key in ledger.sync_keys(sync.SWEEP_SHARDS + [SYNC_HOLD])
+        if not f.purpose or key[1] == keys.purpose_sk(f.purpose)
+    ]
     rows = []
     for state in ledger.get_many(waiting[:limit]):
-        rows.append({"subject": state["subject"][:12],
-                     "key": f"{state['subject']}|{state['purpose']}",
-                     "purpose": state["purpose"], "state": state["state"],
-                     "decided_at": state["decided_at"], "sync_status": state.get("sync_status"),
-                     "attempts": state.get("sync_attempts", 0),
-                     "error": state.get("sync_error", "")})
+        rows.append(
+            {
+                "subject": state["subject"][:12],
+                "key": f"{state['subject']}|{state['purpose']}",
+                "purpose": state["purpose"],
+                "state": state["state"],
+                "decided_at": state["decided_at"],
+                "sync_status": state.get("sync_status"),
+                "attempts": state.get("sync_attempts", 0),
+                "error": state.get("sync_error", ""),
+            }
+        )
     return rows, len(waiting)
 
 
@@ -182,10 +219,18 @@ def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     month = f.until.replace(day=1)
     for _ in range(13):
-        for item in ledger.query_between(keys.erasures_month(month.isoformat()[:7]),
-                                         f.since.isoformat(), f.until.isoformat() + "~"):
-            rows.append({"erased_at": item["erased_at"], "requested_by": item.get("requested_by"),
-                         "act_mode": item.get("act_mode")})
+        for item in ledger.query_between(
+            keys.erasures_month(month.isoformat()[:7]),
+            f.since.isoformat(),
+            f.until.isoformat() + "~",
+        ):
+            rows.append(
+                {
+                    "erased_at": item["erased_at"],
+                    "requested_by": item.get("requested_by"),
+                    "act_mode": item.get("act_mode"),
+                }
+            )
         if len(rows) >= limit or month <= f.since.replace(day=1):
             break
         month = (month - timedelta(days=1)).replace(day=1)
@@ -194,10 +239,15 @@ def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]
 
 def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[str, Any]:
     waiting, total = syncs(ledger, f)
-    return {"purposes": purposes(ledger, catalogue, f, locale),
-            "timeline": timeline(ledger, catalogue, f), "campaigns": campaigns(ledger, f),
-            "forms": forms(ledger, catalogue, f), "syncs": waiting,
-            "erasures": erasures(ledger, f), "syncs_waiting": total}
+    return {
+        "purposes": purposes(ledger, catalogue, f, locale),
+        "timeline": timeline(ledger, catalogue, f),
+        "campaigns": campaigns(ledger, f),
+        "forms": forms(ledger, catalogue, f),
+        "syncs": waiting,
+        "erasures": erasures(ledger, f),
+        "syncs_waiting": total,
+    }
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:
@@ -205,12 +255,18 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     if not rows:
         return ""
-    writer = csv.DictWriter(out, fieldnames=[k for k in rows[0] if k != "key"],
-                            extrasaction="ignore")
+    writer = csv.DictWriter(
+        out, fieldnames=[k for k in rows[0] if k != "key"], extrasaction="ignore"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"'{v}" if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
-                         for k, v in row.items() if k != "key"})
+        writer.writerow(
+            {
+                k: (f"'{v}" if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
+                for k, v in row.items()
+                if k != "key"
+            }
+        )
     return out.getvalue()
 
 
@@ -225,8 +281,21 @@ def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> di
             h = round(height * row[state] / peak, 2)
             y -= h
             if h:
-                bars.append({"x": round(index * slot + slot * 0.1, 2), "y": round(y, 2),
-                             "w": round(slot * 0.8, 2), "h": h, "state": state,
-                             "label": f"{row['period']}: {row[state]} {state}"})
-    return {"width": width, "height": height, "peak": peak, "bars": bars,
-            "first": rows[0]["period"] if rows else "", "last": rows[-1]["period"] if rows else ""}
+                bars.append(
+                    {
+                        "x": round(index * slot + slot * 0.1, 2),
+                        "y": round(y, 2),
+                        "w": round(slot * 0.8, 2),
+                        "h": h,
+                        "state": state,
+                        "label": f"{row['period']}: {row[state]} {state}",
+                    }
+                )
+    return {
+        "width": width,
+        "height": height,
+        "peak": peak,
+        "bars": bars,
+        "first": rows[0]["period"] if rows else "",
+        "last": rows[-1]["period"] if rows else "",
+    }

@@ -9,22 +9,28 @@
 The same functions feed ``cli forms snippet``, the README examples and the local
 demo page, so what marketing copies is what the tests exercise.
 """
+
 from __future__ import annotations
 
 import html
 import json
 
-from chalicelib.core.i18n import translations
 from chalicelib.consent.catalogue import Catalogue, Form
 from chalicelib.consent.requests import HONEYPOT
+from chalicelib.core.i18n import translations
 
 
 def _labels(locale: str) -> dict[str, str]:
     """The same words as our own form page, in the form's language."""
     _ = translations(locale).gettext
-    return {"email": _("Your e-mail address"), "name": _("Your first name (optional)"),
-            "submit": _("Send me the confirmation e-mail"),
-            "retry": _("Please try again in a moment."), "title": _("Stay in touch")}
+    return {
+        "email": _("Your e-mail address"),
+        "name": _("Your first name (optional)"),
+        "submit": _("Send me the confirmation e-mail"),
+        "retry": _("Please try again in a moment."),
+        "title": _("Stay in touch"),
+    }
+
 
 KINDS = ("iframe", "html", "script")
 
@@ -34,32 +40,40 @@ def iframe(base_url: str, form: Form, locale: str | None = None, height: str = "
     query = f"?lang={locale}" if locale else ""
     src = html.escape(f"{base_url}/signup/{form.id}{query}")
     title = html.escape(form.heading.get(locale or "") or _labels(locale or "en")["title"])
-    return (f'<iframe src="{src}" title="{title}" loading="lazy"\n'
-            f'        style="width:100%;max-width:42rem;height:{height};border:0"></iframe>')
+    return (
+        f'<iframe src="{src}" title="{title}" loading="lazy"\n'
+        f'        style="width:100%;max-width:42rem;height:{height};border:0"></iframe>'
+    )
 
 
 def plain_html(base_url: str, form: Form, catalogue: Catalogue, locale: str) -> str:
     """A plain HTML form posting to ``POST /signup/{form}`` (form-encoded)."""
     e, words = html.escape, _labels(locale)
-    lines = [f'<form method="post" action="{e(base_url)}/signup/{e(form.id)}">',
-             f'  <input type="hidden" name="lang" value="{e(locale)}">',
-             '  <input type="hidden" name="embed" value="html">',
-             f'  <p><label>{e(words["email"])} <input type="email" name="email" required '
-             'autocomplete="email"></label></p>']
+    lines = [
+        f'<form method="post" action="{e(base_url)}/signup/{e(form.id)}">',
+        f'  <input type="hidden" name="lang" value="{e(locale)}">',
+        '  <input type="hidden" name="embed" value="html">',
+        f'  <p><label>{e(words["email"])} <input type="email" name="email" required '
+        'autocomplete="email"></label></p>',
+    ]
     if form.ask_name:
-        lines.append(f'  <p><label>{e(words["name"])} <input type="text" name="name" '
-                     'autocomplete="given-name"></label></p>')
-    lines.append(f'  <p style="position:absolute;left:-9999px" aria-hidden="true"><input '
-                 f'type="text" name="{HONEYPOT}" tabindex="-1" autocomplete="off"></p>')
+        lines.append(
+            f'  <p><label>{e(words["name"])} <input type="text" name="name" '
+            'autocomplete="given-name"></label></p>'
+        )
+    lines.append(
+        f'  <p style="position:absolute;left:-9999px" aria-hidden="true"><input '
+        f'type="text" name="{HONEYPOT}" tabindex="-1" autocomplete="off"></p>'
+    )
     for purpose_id in form.purposes:
         text = catalogue.get(purpose_id).text(locale)
         lines += [
             f'  <p><label><input type="checkbox" name="purpose.{e(purpose_id)}" value="yes"> '
-            f'{e(text.title)}</label><br>',
-            f'     <small>{e(" ".join(text.text.split()))}</small>',
+            f"{e(text.title)}</label><br>",
+            f"     <small>{e(' '.join(text.text.split()))}</small>",
             f'     <input type="hidden" name="text.{e(purpose_id)}" value="{text.sha256}"></p>',
         ]
-    lines += [f'  <button type="submit">{e(words["submit"])}</button>', '</form>']
+    lines += [f'  <button type="submit">{e(words["submit"])}</button>', "</form>"]
     return "\n".join(lines)
 
 
@@ -111,17 +125,29 @@ _SCRIPT = """<form id="optinproof-{form_id}">
 def script(base_url: str, form: Form, locale: str) -> str:
     """The site's own form, built from ``form.json`` and posted as JSON."""
     words = _labels(locale)
-    name_field = (f'<p><label>{html.escape(words["name"])} <input type="text" name="name" '
-                  'autocomplete="given-name"></label></p>\n  ') if form.ask_name else ""
-    return _SCRIPT.format(form_id=html.escape(form.id), form_id_json=json.dumps(form.id),
-                          base=json.dumps(base_url), lang=json.dumps(locale),
-                          name_field=name_field, email_label=html.escape(words["email"]),
-                          submit_label=html.escape(words["submit"]),
-                          retry=json.dumps(words["retry"], ensure_ascii=False))
+    name_field = (
+        (
+            f'<p><label>{html.escape(words["name"])} <input type="text" name="name" '
+            'autocomplete="given-name"></label></p>\n  '
+        )
+        if form.ask_name
+        else ""
+    )
+    return _SCRIPT.format(
+        form_id=html.escape(form.id),
+        form_id_json=json.dumps(form.id),
+        base=json.dumps(base_url),
+        lang=json.dumps(locale),
+        name_field=name_field,
+        email_label=html.escape(words["email"]),
+        submit_label=html.escape(words["submit"]),
+        retry=json.dumps(words["retry"], ensure_ascii=False),
+    )
 
 
-def snippet(kind: str, base_url: str, form: Form, catalogue: Catalogue,
-            locale: str | None = None) -> str:
+def snippet(
+    kind: str, base_url: str, form: Form, catalogue: Catalogue, locale: str | None = None
+) -> str:
     """The embed code of ``kind`` for ``form`` served from ``base_url``."""
     locale = locale or form.locale or catalogue.default_locale
     if kind == "iframe":

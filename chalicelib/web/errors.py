@@ -6,6 +6,7 @@ their status and body from :func:`public_json` (people and scripts on public rou
 our own failures are named, never explained) or :func:`operator_json` (the admin API:
 operators get the reason, even for configuration errors).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,9 +41,9 @@ JSON_STATUS: tuple[tuple[type[Exception], int], ...] = ((domain.UnknownForm, 400
 _OUR_SIDE = {
     "outcome_unknown": "We could not confirm that this was recorded. Sending it again is safe.",
     "store_unavailable": "The service is not available right now; nothing was recorded. "
-                         "Please try again later.",
+    "Please try again later.",
     "internal": "The service is not available right now; nothing was recorded. "
-                "Please try again later.",
+    "Please try again later.",
 }
 
 
@@ -70,8 +71,13 @@ def public_json(exc: Exception) -> tuple[dict[str, Any], int]:
     """Body and status for a public JSON client; a 5xx never shows our internals."""
     answer = json_status(exc)
     if answer >= 500:
-        name = "outcome_unknown" if isinstance(exc, domain.OutcomeUnknown) else \
-            "store_unavailable" if isinstance(exc, domain.StoreUnavailable) else "internal"
+        name = (
+            "outcome_unknown"
+            if isinstance(exc, domain.OutcomeUnknown)
+            else "store_unavailable"
+            if isinstance(exc, domain.StoreUnavailable)
+            else "internal"
+        )
         return {"error": name, "message": _OUR_SIDE[name]}, answer
     return {"error": code(exc), "message": str(exc)}, answer
 

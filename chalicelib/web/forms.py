@@ -1,4 +1,5 @@
 """Reading form and JSON posts safely: size limit, content type, one value per field."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,12 @@ def parse_form(body: Body, content_type: str | None) -> dict[str, str]:
     """Decode an ``application/x-www-form-urlencoded`` body into a dict of strings."""
     data = _checked_body(body, content_type, FORM_TYPE)
     try:
-        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            data.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=MAX_FIELDS,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadInput("This form could not be read (bad encoding or too many fields).") from exc
     fields: dict[str, str] = {}
@@ -83,8 +88,11 @@ def is_one_click(raw: Body, content_type: str | None) -> bool:
         return ONE_CLICK.encode() in body.split(b"&")
     if media == "multipart/form-data":
         message = BytesParser(policy=default).parsebytes(
-            b"Content-Type: " + (content_type or "").encode("latin-1", "replace") + b"\r\n\r\n"
-            + body)
+            b"Content-Type: "
+            + (content_type or "").encode("latin-1", "replace")
+            + b"\r\n\r\n"
+            + body
+        )
         for part in message.iter_parts() if message.is_multipart() else []:
             if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
                 # Raw bytes: a part with an odd type or charset must not raise.

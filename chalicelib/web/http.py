@@ -6,6 +6,7 @@ form's website is allowed, how long a neutral answer takes) are written once. He
 take the Chalice request explicitly: the blueprints share one app, and a function that
 is handed its request can be tested without one.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ def locale(request: Request, explicit: str | None = None) -> str:
     """The page's language: the form's or link's choice, ``?lang=``, then Accept-Language."""
     catalogue = get_catalogue()
     wanted = explicit or query(request).get("lang")
-    return negotiate(wanted, request.headers.get("accept-language"), catalogue.locales,
-                     catalogue.default_locale)
+    return negotiate(
+        wanted, request.headers.get("accept-language"), catalogue.locales, catalogue.default_locale
+    )
 
 
 #: Chalice's type for response headers (a header may repeat).
@@ -73,18 +75,31 @@ def cors(request: Request, form: Form | None) -> dict[str, str]:
     origin = (request.headers.get("origin") or "").rstrip("/").lower()
     headers = {"Vary": "Origin"}
     if form is not None and form.allows(origin):
-        headers.update({"Access-Control-Allow-Origin": origin,
-                        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                        "Access-Control-Allow-Headers": "Content-Type",
-                        "Access-Control-Max-Age": "600"})
+        headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600",
+            }
+        )
     return headers
 
 
-def json_answer(request: Request, data: dict[str, Any], status: int = 200,
-                form: Form | None = None, headers: dict[str, str] | None = None) -> Response:
-    merged: Headers = {"Content-Type": "application/json", "Cache-Control": "no-store",
-                       "X-Content-Type-Options": "nosniff", **cors(request, form),
-                       **(headers or {})}
+def json_answer(
+    request: Request,
+    data: dict[str, Any],
+    status: int = 200,
+    form: Form | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    merged: Headers = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        **cors(request, form),
+        **(headers or {}),
+    }
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, headers=merged)
 
 

@@ -5,6 +5,7 @@ referrer, a strict Content-Security-Policy whose only style is our own inline sh
 (allowed by its hash, so no 'unsafe-inline'), and no framing except where a route
 says so. Personal pages are never cached.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,9 +16,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from chalicelib.web import errors as web_errors
 from chalicelib.core.i18n import format_moment, translations
 from chalicelib.core.settings import PACKAGE_ROOT
+from chalicelib.web import errors as web_errors
 
 TEMPLATE_DIR = PACKAGE_ROOT / "templates"
 STYLESHEET = TEMPLATE_DIR / "static" / "page.css"
@@ -48,7 +49,8 @@ def environment(locale: str) -> Environment:
         # Plain-text mails are not HTML: escaping "&" there would corrupt addresses.
         autoescape=lambda name: not (name or "").endswith(".txt"),
         extensions=["jinja2.ext.i18n"],
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["moment"] = lambda value: format_moment(value, locale)
@@ -56,8 +58,9 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def security_headers(frame_ancestors: str = "'none'", personal: bool = True,
-                     form_action: str = "'self'") -> dict[str, str]:
+def security_headers(
+    frame_ancestors: str = "'none'", personal: bool = True, form_action: str = "'self'"
+) -> dict[str, str]:
     """Headers for every HTML page; ``personal`` pages are never stored by caches."""
     _, style_source = stylesheet()
     headers = {
@@ -78,15 +81,22 @@ def security_headers(frame_ancestors: str = "'none'", personal: bool = True,
     return headers
 
 
-def render(template: str, locale: str, status: int = 200, frame_ancestors: str = "'none'",
-           form_action: str = "'self'", **context: Any) -> Page:
+def render(
+    template: str,
+    locale: str,
+    status: int = 200,
+    frame_ancestors: str = "'none'",
+    form_action: str = "'self'",
+    **context: Any,
+) -> Page:
     """Render ``template`` in ``locale`` with the shared page context.
 
     Only the embeddable signup form passes ``frame_ancestors`` (its allowed origins).
     """
     css, _ = stylesheet()
-    body = environment(locale).get_template(template).render(
-        locale=locale, stylesheet=css, **context)
+    body = (
+        environment(locale).get_template(template).render(locale=locale, stylesheet=css, **context)
+    )
     return Page(body, status, security_headers(frame_ancestors, form_action=form_action))
 
 

@@ -10,6 +10,7 @@ status``). The body is signed like Stripe's:
 
 so a receiver checks the signature and refuses old timestamps (replays).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,10 +23,10 @@ from typing import Any
 import urllib3
 
 from chalicelib.core.clock import iso, now_iso, utcnow
-from chalicelib.store.ledger import Ledger
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 QUEUE = keys.HOOKOUT_SHARD
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
@@ -57,12 +58,19 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 
 def payload(event: dict[str, Any]) -> dict[str, Any]:
     """What subscribers receive about a decision: no address, IP or user agent."""
-    return {"type": f"consent.{event['kind']}", "event_id": event["event_id"],
-            "subject": event["subject"], "purpose": event.get("purpose"),
-            "state": event["kind"], "previous_state": event.get("previous_state"),
-            "at": event["at"], "channel": event.get("channel"),
-            "purpose_version": event.get("purpose_version"),
-            "text_sha256": event.get("text_sha256"), "proof_hash": event.get("hash")}
+    return {
+        "type": f"consent.{event['kind']}",
+        "event_id": event["event_id"],
+        "subject": event["subject"],
+        "purpose": event.get("purpose"),
+        "state": event["kind"],
+        "previous_state": event.get("previous_state"),
+        "at": event["at"],
+        "channel": event.get("channel"),
+        "purpose_version": event.get("purpose_version"),
+        "text_sha256": event.get("text_sha256"),
+        "proof_hash": event.get("hash"),
+    }
 
 
 def delivery_items(event: dict[str, Any], subscribers: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -70,11 +78,20 @@ def delivery_items(event: dict[str, Any], subscribers: tuple[str, ...]) -> list[
     if event.get("kind") not in DECISIONS or not subscribers:
         return []
     body = json.dumps(payload(event), sort_keys=True, separators=(",", ":"))
-    return [{**keys.item(keys.hookout(event["event_id"], index)), "url": url,
-             "body": body, "status": "pending", "attempts": 0, "created_at": event["at"],
-             "sync_shard": QUEUE, "sync_due": event["at"],
-             "expires_at": int(time.time()) + 90 * 86400}
-            for index, url in enumerate(subscribers)]
+    return [
+        {
+            **keys.item(keys.hookout(event["event_id"], index)),
+            "url": url,
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": event["at"],
+            "sync_shard": QUEUE,
+            "sync_due": event["at"],
+            "expires_at": int(time.time()) + 90 * 86400,
+        }
+        for index, url in enumerate(subscribers)
+    ]
 
 
 class Dispatcher:
@@ -96,10 +113,18 @@ class Dispatcher:
         secret = self.settings.webhook_secret or ""
         status, error = None, ""
         try:
-            response = _POOL.request("POST", item["url"], body=body, timeout=5.0, headers={
-                "Content-Type": "application/json", "User-Agent": "OptinProof-Webhooks/1",
-                "X-OptinProof-Signature": sign(secret, body),
-                "X-OptinProof-Event": json.loads(body)["event_id"]})
+            response = _POOL.request(
+                "POST",
+                item["url"],
+                body=body,
+                timeout=5.0,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "OptinProof-Webhooks/1",
+                    "X-OptinProof-Signature": sign(secret, body),
+                    "X-OptinProof-Event": json.loads(body)["event_id"],
+                },
+            )
             status = response.status
             ok = 200 <= status < 300
             error = "" if ok else f"HTTP {status}"
@@ -127,20 +152,22 @@ class Dispatcher:
         return updated["status"]
 
 
-
 def requeue_failed(ledger: Ledger) -> int:
     """Put deliveries that gave up back in the queue (after the subscriber was fixed)."""
     count = 0
     for item in ledger.scan_items(keys.HOOKOUT_PREFIX):
         if item.get("status") != "failed":
             continue
-        ledger.put({**item, "status": "pending", "attempts": 0, "sync_shard": QUEUE,
-                    "sync_due": now_iso()})
+        ledger.put(
+            {**item, "status": "pending", "attempts": 0, "sync_shard": QUEUE, "sync_due": now_iso()}
+        )
         count += 1
     return count
 
 
-def due_keys(ledger: Ledger, include_later: bool = False, limit: int = 200) -> list[tuple[str, str]]:
+def due_keys(
+    ledger: Ledger, include_later: bool = False, limit: int = 200
+) -> list[tuple[str, str]]:
     due = []
     for key in ledger.sync_keys([QUEUE], None if include_later else now_iso()):
         due.append(key)
@@ -151,5 +178,7 @@ def due_keys(ledger: Ledger, include_later: bool = False, limit: int = 200) -> l
 
 def status_rows(ledger: Ledger) -> list[dict[str, Any]]:
     """Every delivery not delivered (pending or failed) with its log, for the CLI."""
-    rows = [item for item in ledger.scan_items(keys.HOOKOUT_PREFIX) if item.get("status") != "delivered"]
+    rows = [
+        item for item in ledger.scan_items(keys.HOOKOUT_PREFIX) if item.get("status") != "delivered"
+    ]
     return sorted(rows, key=lambda r: r.get("created_at", ""))

@@ -22,17 +22,89 @@ The package's modules follow the work: :mod:`.notice` (what is said), :mod:`.aud
 (to whom), :mod:`.sending` (mailing it, resumably), :mod:`.report` (what was done);
 this module is their public surface.
 """
-from chalicelib.rights.breach.notice import (
-    DEFAULT_SUBJECT, FAILED, MAIL_KIND, NOTIFIED, UNREACHABLE, MAX_NOTICE_BYTES, MAX_SUBJECT_CHARS, Notice, NoticeText, Recorded, STATES, breach_pk, check_breach_id, load_notice, load_recorded, message, notice_from_texts, parse_moment, person_sk, preview, progress_items, record_notice, render, resolve,
-)
+
 from chalicelib.rights.breach.audience import (
-    Selected, Selection, reachability, read_addresses, select, survey,
+    Selected,
+    Selection,
+    reachability,
+    read_addresses,
+    select,
+    survey,
 )
-from chalicelib.rights.breach.sending import (
-    Notifier, Pace, Progress, notify,
+from chalicelib.rights.breach.notice import (
+    DEFAULT_SUBJECT,
+    FAILED,
+    MAIL_KIND,
+    MAX_NOTICE_BYTES,
+    MAX_SUBJECT_CHARS,
+    NOTIFIED,
+    STATES,
+    UNREACHABLE,
+    Notice,
+    NoticeText,
+    Recorded,
+    breach_pk,
+    check_breach_id,
+    load_notice,
+    load_recorded,
+    message,
+    notice_from_texts,
+    parse_moment,
+    person_sk,
+    preview,
+    progress_items,
+    record_notice,
+    render,
+    resolve,
 )
 from chalicelib.rights.breach.report import (
-    Report, breaches, report,
+    Report,
+    breaches,
+    report,
+)
+from chalicelib.rights.breach.sending import (
+    Notifier,
+    Pace,
+    Progress,
+    notify,
 )
 
-__all__ = ['DEFAULT_SUBJECT', 'FAILED', 'NOTIFIED', 'UNREACHABLE', 'MAIL_KIND', 'MAX_NOTICE_BYTES', 'MAX_SUBJECT_CHARS', 'Notice', 'NoticeText', 'Notifier', 'Pace', 'Progress', 'Recorded', 'Report', 'STATES', 'Selected', 'Selection', 'breach_pk', 'breaches', 'check_breach_id', 'load_notice', 'load_recorded', 'message', 'notice_from_texts', 'notify', 'parse_moment', 'person_sk', 'preview', 'progress_items', 'reachability', 'read_addresses', 'record_notice', 'render', 'report', 'resolve', 'select', 'survey']
+__all__ = [
+    "DEFAULT_SUBJECT",
+    "FAILED",
+    "NOTIFIED",
+    "UNREACHABLE",
+    "MAIL_KIND",
+    "MAX_NOTICE_BYTES",
+    "MAX_SUBJECT_CHARS",
+    "Notice",
+    "NoticeText",
+    "Notifier",
+    "Pace",
+    "Progress",
+    "Recorded",
+    "Report",
+    "STATES",
+    "Selected",
+    "Selection",
+    "breach_pk",
+    "breaches",
+    "check_breach_id",
+    "load_notice",
+    "load_recorded",
+    "message",
+    "notice_from_texts",
+    "notify",
+    "parse_moment",
+    "person_sk",
+    "preview",
+    "progress_items",
+    "reachability",
+    "read_addresses",
+    "record_notice",
+    "render",
+    "report",
+    "resolve",
+    "select",
+    "survey",
+]

@@ -1,21 +1,23 @@
 """Who is affected: everyone, the holders of purpose states, or a list of addresses;
 and who among them can still be reached (erased or unknown people cannot).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from chalicelib.core.errors import BadInput, InvalidEmail
-from chalicelib.store.ledger import Ledger
-from chalicelib.store.keys import subject_pk
-from chalicelib.core.logs import log
 from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.settings import Settings
 from chalicelib.consent.subjects import normalise_email, subject_key
-from chalicelib.store import keys
+from chalicelib.core.errors import BadInput, InvalidEmail
+from chalicelib.core.logs import log
+from chalicelib.core.settings import Settings
 from chalicelib.rights.breach.notice import NOTIFIED, STATES, progress_items
+from chalicelib.store import keys
+from chalicelib.store.keys import subject_pk
+from chalicelib.store.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,24 @@ def read_addresses(path: Path) -> tuple[str, ...]:
     except OSError as exc:
         raise BadInput(f"cannot read the address file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}): save it as UTF-8, one address "
-                       "a line.") from exc
+        raise BadInput(
+            f"{path}: not UTF-8 (byte {exc.start}): save it as UTF-8, one address a line."
+        ) from exc
 
 
 def _check_selection(catalogue: Catalogue, selection: Selection) -> None:
     if selection.purpose is not None and selection.purpose not in catalogue.purposes:
-        raise BadInput(f"Purpose {selection.purpose!r} is not in the catalogue "
-                       f"({', '.join(catalogue.purposes)}).")
+        raise BadInput(
+            f"Purpose {selection.purpose!r} is not in the catalogue "
+            f"({', '.join(catalogue.purposes)})."
+        )
     wrong = [s for s in selection.states if s not in STATES]
     if not selection.states or wrong:
-        raise BadInput(f"Purpose states are {', '.join(STATES)}"
-                       + (f"; not {', '.join(wrong)}" if wrong else "") + ".")
+        raise BadInput(
+            f"Purpose states are {', '.join(STATES)}"
+            + (f"; not {', '.join(wrong)}" if wrong else "")
+            + "."
+        )
 
 
 def _known(ledger: Ledger, subject: str) -> bool:
@@ -93,8 +101,10 @@ def _listed(ledger: Ledger, settings: Settings, lines: Iterable[str]) -> Selecte
 
 def _matches(ledger: Ledger, subject: str, selection: Selection) -> bool:
     profile, states = ledger.current(subject)
-    if selection.purpose and (states.get(selection.purpose) or {}).get("state") \
-            not in selection.states:
+    if (
+        selection.purpose
+        and (states.get(selection.purpose) or {}).get("state") not in selection.states
+    ):
         return False
     if selection.since:
         profile = profile or {}
@@ -103,8 +113,9 @@ def _matches(ledger: Ledger, subject: str, selection: Selection) -> bool:
     return True
 
 
-def select(ledger: Ledger, settings: Settings, catalogue: Catalogue,
-           selection: Selection) -> Selected:
+def select(
+    ledger: Ledger, settings: Settings, catalogue: Catalogue, selection: Selection
+) -> Selected:
     """The subjects a notice concerns (reachable or not: :func:`notify` counts who is not)."""
     _check_selection(catalogue, selection)
     if selection.addresses is not None:
@@ -113,9 +124,15 @@ def select(ledger: Ledger, settings: Settings, catalogue: Catalogue,
         found = Selected(list(ledger.subjects()))
     if selection.purpose or selection.since:
         found.subjects = [s for s in found.subjects if _matches(ledger, s, selection)]
-    log("breach_selection", subjects=len(found.subjects), unknown=found.unknown,
-        invalid=len(found.invalid_lines), purpose=selection.purpose,
-        states=list(selection.states) if selection.purpose else None, since=selection.since)
+    log(
+        "breach_selection",
+        subjects=len(found.subjects),
+        unknown=found.unknown,
+        invalid=len(found.invalid_lines),
+        purpose=selection.purpose,
+        states=list(selection.states) if selection.purpose else None,
+        since=selection.since,
+    )
     return found
 
 

@@ -1,14 +1,14 @@
-"""What was done: per notice, how many were told, failed or could not be reached.
-"""
+"""What was done: per notice, how many were told, failed or could not be reached."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.core.clock import parse_iso
-from chalicelib.store.ledger import Ledger
-from chalicelib.store import keys
 from chalicelib.rights.breach.notice import NOTIFIED, UNREACHABLE, load_recorded, progress_items
+from chalicelib.store import keys
+from chalicelib.store.ledger import Ledger
 
 
 @dataclass
@@ -35,19 +35,28 @@ class Report:
         return round((parse_iso(self.last_at) - parse_iso(self.aware_at)).total_seconds() / 3600, 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"breach": self.breach_id, "notice_recorded_at": self.created_at,
-                "operator": self.operator, "aware_at": self.aware_at, "locales": self.locales,
-                "notified": self.notified, "unreachable": dict(self.unreachable),
-                "failed": self.failed, "permanent": self.permanent,
-                "first_notified_at": self.first_at, "last_notified_at": self.last_at,
-                "hours_after_awareness": self.hours_after_awareness}
+        return {
+            "breach": self.breach_id,
+            "notice_recorded_at": self.created_at,
+            "operator": self.operator,
+            "aware_at": self.aware_at,
+            "locales": self.locales,
+            "notified": self.notified,
+            "unreachable": dict(self.unreachable),
+            "failed": self.failed,
+            "permanent": self.permanent,
+            "first_notified_at": self.first_at,
+            "last_notified_at": self.last_at,
+            "hours_after_awareness": self.hours_after_awareness,
+        }
 
 
 def report(ledger: Ledger, breach_id: str) -> Report:
     """Counts by outcome and the first and last notification times (one query)."""
     recorded = load_recorded(ledger, breach_id)
-    result = Report(breach_id, recorded.created_at, recorded.operator, recorded.aware_at,
-                    sorted(recorded.texts))
+    result = Report(
+        breach_id, recorded.created_at, recorded.operator, recorded.aware_at, sorted(recorded.texts)
+    )
     for item in progress_items(ledger, breach_id):
         status = item.get("status")
         if status == NOTIFIED:
@@ -66,8 +75,14 @@ def report(ledger: Ledger, breach_id: str) -> Report:
 
 def breaches(ledger: Ledger) -> list[dict[str, Any]]:
     """Every recorded notice (id, when, by whom, languages): a scan, for operators."""
-    rows = [{"breach": item["breach_id"], "recorded_at": item.get("created_at"),
-             "operator": item.get("operator"), "aware_at": item.get("aware_at"),
-             "locales": sorted(item.get("texts") or {})}
-            for item in ledger.scan_items(keys.BREACH_PREFIX, keys.NOTICE)]
+    rows = [
+        {
+            "breach": item["breach_id"],
+            "recorded_at": item.get("created_at"),
+            "operator": item.get("operator"),
+            "aware_at": item.get("aware_at"),
+            "locales": sorted(item.get("texts") or {}),
+        }
+        for item in ledger.scan_items(keys.BREACH_PREFIX, keys.NOTICE)
+    ]
     return sorted(rows, key=lambda row: row.get("recorded_at") or "")

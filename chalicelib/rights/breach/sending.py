@@ -2,30 +2,42 @@
 transaction appends ``breach_notified`` and writes their progress, under a lease so
 two runs never mail the same person; a pace keeps within the transport's limits.
 """
+
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from chalicelib.mail import compose
+from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import BadInput, ConfigError, MailError, OptinProofError
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 from chalicelib.core.logs import log
-from chalicelib.mail.outbox import redact
-from chalicelib.proof.chain import new_event_id
-from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.mail import compose
+from chalicelib.mail.outbox import redact
 from chalicelib.mail.transports import Transport
-from chalicelib.store import keys
-from chalicelib.rights.breach.notice import (
-    FAILED, MAIL_KIND, NOTIFIED, UNREACHABLE, Notice, NoticeText, Recorded, breach_pk, message,
-    progress_items,
-    person_sk, record_notice, render,
-)
+from chalicelib.proof.chain import new_event_id
 from chalicelib.rights.breach.audience import reachability
+from chalicelib.rights.breach.notice import (
+    FAILED,
+    MAIL_KIND,
+    NOTIFIED,
+    UNREACHABLE,
+    Notice,
+    NoticeText,
+    Recorded,
+    breach_pk,
+    message,
+    person_sk,
+    progress_items,
+    record_notice,
+    render,
+)
+from chalicelib.store import keys
+from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
 
 _LEASE_SECONDS = 120
 
@@ -36,11 +48,17 @@ class Pace:
     SES and relays throttle per second: a burst would only earn refusals.
     """
 
-    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not per_second > 0:
-            raise BadInput(f"Rate {per_second!r}: give a positive number of mails per second "
-                           "(e.g. 10; your SES account's maximum send rate at most).")
+            raise BadInput(
+                f"Rate {per_second!r}: give a positive number of mails per second "
+                "(e.g. 10; your SES account's maximum send rate at most)."
+            )
         self.interval = 1.0 / per_second
         self.sleep, self.clock = sleep, clock
         self.next_at: float | None = None
@@ -107,16 +125,26 @@ class Progress:
 
     def line(self, verb: str = "notified") -> str:
         left = int(self.seconds_left())
-        return (f"{self.processed}/{self.total} people | {verb} {self.notified} | before "
-                f"{self.before} | unreachable {sum(self.unreachable.values())} | failed "
-                f"{self.failed + self.permanent} | {self.rate():.1f}/s | "
-                f"{left // 60}:{left % 60:02d} left")
+        return (
+            f"{self.processed}/{self.total} people | {verb} {self.notified} | before "
+            f"{self.before} | unreachable {sum(self.unreachable.values())} | failed "
+            f"{self.failed + self.permanent} | {self.rate():.1f}/s | "
+            f"{left // 60}:{left % 60:02d} left"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "processed": self.processed, "notified": self.notified,
-                "before": self.before, "unreachable": dict(self.unreachable),
-                "failed": self.failed, "permanent": self.permanent, "busy": self.busy,
-                "errors": self.errors[:10], "stopped": self.stopped}
+        return {
+            "total": self.total,
+            "processed": self.processed,
+            "notified": self.notified,
+            "before": self.before,
+            "unreachable": dict(self.unreachable),
+            "failed": self.failed,
+            "permanent": self.permanent,
+            "busy": self.busy,
+            "errors": self.errors[:10],
+            "stopped": self.stopped,
+        }
 
 
 def _settled(item: dict[str, Any] | None) -> str:
@@ -133,8 +161,15 @@ def _settled(item: dict[str, Any] | None) -> str:
 class Notifier:
     """Mails one recorded notice, person by person, resumably (see :func:`notify`)."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, catalogue: Catalogue,
-                 transport: Transport, recorded: Recorded, pace: Pace) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        catalogue: Catalogue,
+        transport: Transport,
+        recorded: Recorded,
+        pace: Pace,
+    ) -> None:
         self.ledger, self.settings, self.catalogue = ledger, settings, catalogue
         self.transport, self.recorded, self.pace = transport, recorded, pace
         self.pk = breach_pk(recorded.breach_id)
@@ -145,7 +180,9 @@ class Notifier:
         """Rendered once per language and run, and kept as evidence before the first send."""
         if text.locale not in self._templates:
             template = render(self.catalogue, text)
-            self.ledger.put_content(keys.MAIL_TEMPLATE, template.sha256, compose.template_record(template))
+            self.ledger.put_content(
+                keys.MAIL_TEMPLATE, template.sha256, compose.template_record(template)
+            )
             self._templates[text.locale] = template
         return self._templates[text.locale]
 
@@ -166,20 +203,30 @@ class Notifier:
             return settled, ""
         reason, profile = reachability(self.ledger, subject)
         if reason or profile is None:
-            self.ledger.put({"pk": self.pk, "sk": person_sk(subject), "subject": subject,
-                             "status": UNREACHABLE, "reason": reason, "at": now_iso(),
-                             "attempts": int((item or {}).get("attempts", 0))})
+            self.ledger.put(
+                {
+                    "pk": self.pk,
+                    "sk": person_sk(subject),
+                    "subject": subject,
+                    "status": UNREACHABLE,
+                    "reason": reason,
+                    "at": now_iso(),
+                    "attempts": int((item or {}).get("attempts", 0)),
+                }
+            )
             return UNREACHABLE, reason
         text = self.recorded.for_locale(profile.get("locale"))
         template = self.template(text)
         attempts = int((item or {}).get("attempts", 0)) + 1
         mail_id = secrets.token_hex(10)
         try:
-            msg, message_id = message(self.settings, self.catalogue, template, profile["email"],
-                                      mail_id)
+            msg, message_id = message(
+                self.settings, self.catalogue, template, profile["email"], mail_id
+            )
         except ValueError as exc:  # email_validator's errors: an address no relay takes
-            return self._failed(subject, attempts, True, f"the stored address is not usable "
-                                f"({type(exc).__name__})")
+            return self._failed(
+                subject, attempts, True, f"the stored address is not usable ({type(exc).__name__})"
+            )
         self.pace.wait()
         try:
             provider_id = self.transport.send(msg)
@@ -188,44 +235,107 @@ class Notifier:
         self._record(subject, text, template, mail_id, message_id, provider_id, attempts)
         return NOTIFIED, ""
 
-    def _record(self, subject: str, text: NoticeText, template: compose.Template, mail_id: str,
-                message_id: str, provider_id: str, attempts: int) -> None:
+    def _record(
+        self,
+        subject: str,
+        text: NoticeText,
+        template: compose.Template,
+        mail_id: str,
+        message_id: str,
+        provider_id: str,
+        attempts: int,
+    ) -> None:
         """The event and the progress item in one transaction: proof and resume agree."""
         breach_id, transport = self.recorded.breach_id, self.transport.name
 
         def build(snap: Snapshot) -> Plan:
             at, event_id = now_iso(), new_event_id()
-            return Plan(events=[Draft({
-                "event_id": event_id, "kind": "breach_notified", "at": at,
-                "breach_id": breach_id, "notice_sha256": text.sha256, "locale": text.locale,
-                "mail_kind": MAIL_KIND, "mail_id": mail_id, "message_id": message_id,
-                "provider_message_id": provider_id, "transport": transport,
-                "template_version": template.sha256, "channel": f"breach:{breach_id}",
-                "attempts": attempts,
-            })], puts=[{
-                "pk": self.pk, "sk": person_sk(subject), "subject": subject, "status": NOTIFIED,
-                "at": at, "event_id": event_id, "locale": text.locale,
-                "notice_sha256": text.sha256, "message_id": message_id, "attempts": attempts,
-            }])
+            return Plan(
+                events=[
+                    Draft(
+                        {
+                            "event_id": event_id,
+                            "kind": "breach_notified",
+                            "at": at,
+                            "breach_id": breach_id,
+                            "notice_sha256": text.sha256,
+                            "locale": text.locale,
+                            "mail_kind": MAIL_KIND,
+                            "mail_id": mail_id,
+                            "message_id": message_id,
+                            "provider_message_id": provider_id,
+                            "transport": transport,
+                            "template_version": template.sha256,
+                            "channel": f"breach:{breach_id}",
+                            "attempts": attempts,
+                        }
+                    )
+                ],
+                puts=[
+                    {
+                        "pk": self.pk,
+                        "sk": person_sk(subject),
+                        "subject": subject,
+                        "status": NOTIFIED,
+                        "at": at,
+                        "event_id": event_id,
+                        "locale": text.locale,
+                        "notice_sha256": text.sha256,
+                        "message_id": message_id,
+                        "attempts": attempts,
+                    }
+                ],
+            )
 
         self.ledger.commit(subject, build)
-        log("breach_notified", breach=breach_id, subject=subject, locale=text.locale,
-            transport=transport, attempts=attempts)
+        log(
+            "breach_notified",
+            breach=breach_id,
+            subject=subject,
+            locale=text.locale,
+            transport=transport,
+            attempts=attempts,
+        )
 
     def _failed(self, subject: str, attempts: int, permanent: bool, error: str) -> tuple[str, str]:
         error = redact(error)[:300]  # providers quote the address; this item outlives it
-        self.ledger.put({"pk": self.pk, "sk": person_sk(subject), "subject": subject,
-                         "status": FAILED, "permanent": permanent, "error": error,
-                         "attempts": attempts, "at": now_iso()})
-        log("breach_notice_failed", level="warning", breach=self.recorded.breach_id,
-            subject=subject, error=error, permanent=permanent, attempts=attempts)
+        self.ledger.put(
+            {
+                "pk": self.pk,
+                "sk": person_sk(subject),
+                "subject": subject,
+                "status": FAILED,
+                "permanent": permanent,
+                "error": error,
+                "attempts": attempts,
+                "at": now_iso(),
+            }
+        )
+        log(
+            "breach_notice_failed",
+            level="warning",
+            breach=self.recorded.breach_id,
+            subject=subject,
+            error=error,
+            permanent=permanent,
+            attempts=attempts,
+        )
         return ("permanent" if permanent else FAILED), f"{subject[:12]}: {error}"
 
 
-def notify(ledger: Ledger, settings: Settings, catalogue: Catalogue, transport: Transport,
-           notice: Notice, subjects: Sequence[str], rate_per_second: float = 10.0,
-           on_progress: Callable[[Progress], None] | None = None, deadline: float | None = None,
-           operator: str = "cli", sleep: Callable[[float], None] = time.sleep) -> Progress:
+def notify(
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    transport: Transport,
+    notice: Notice,
+    subjects: Sequence[str],
+    rate_per_second: float = 10.0,
+    on_progress: Callable[[Progress], None] | None = None,
+    deadline: float | None = None,
+    operator: str = "cli",
+    sleep: Callable[[float], None] = time.sleep,
+) -> Progress:
     """Mail the notice to every selected person still reachable; record each one.
 
     Safe to run again and again (after a failure, an interruption, or with a wider
@@ -234,8 +344,10 @@ def notify(ledger: Ledger, settings: Settings, catalogue: Catalogue, transport: 
     started after it and ``progress.stopped`` says the next run has more to do.
     """
     if transport.name == "none":
-        raise ConfigError("Breach notices are mailed by OptinProof: set MAIL_TRANSPORT (ses or "
-                          "smtp) and MAIL_FROM.")
+        raise ConfigError(
+            "Breach notices are mailed by OptinProof: set MAIL_TRANSPORT (ses or "
+            "smtp) and MAIL_FROM."
+        )
     pace = Pace(rate_per_second, sleep)
     recorded = record_notice(ledger, catalogue, notice, operator)
     notifier = Notifier(ledger, settings, catalogue, transport, recorded, pace)
@@ -260,6 +372,10 @@ def notify(ledger: Ledger, settings: Settings, catalogue: Catalogue, transport: 
         progress.count(outcome, reason)
         if on_progress:
             on_progress(progress)
-    log("breach_notify_run", breach=notice.breach_id, operator=operator, **{
-        k: v for k, v in progress.as_dict().items() if k != "errors"})
+    log(
+        "breach_notify_run",
+        breach=notice.breach_id,
+        operator=operator,
+        **{k: v for k, v in progress.as_dict().items() if k != "errors"},
+    )
     return progress

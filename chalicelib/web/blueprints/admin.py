@@ -1,6 +1,7 @@
 """Operators: the dashboard (session cookie from a sign-in link) and the admin API
 (bearer token from `optinproof admin token`); every call is logged.
 """
+
 from __future__ import annotations
 
 import io
@@ -9,28 +10,23 @@ from urllib.parse import urlencode
 
 from chalice import Blueprint, Response
 
-from chalicelib.web import admin_auth
-from chalicelib.campaigns import jobs
-from chalicelib.campaigns import define
-from chalicelib.campaigns import runner
-from chalicelib.campaigns import report
-from chalicelib.web import dashboard
-from chalicelib.rights import erasure
-from chalicelib.proof import evidence
-from chalicelib.web import views
+from chalicelib.campaigns import define, jobs, report, runner
+from chalicelib.consent.subjects import subject_of_address
 from chalicelib.core.errors import (
-    BadInput, ConfigError,
+    BadInput,
+    ConfigError,
 )
 from chalicelib.core.logs import log
-from chalicelib.web.render import Page, security_headers
 from chalicelib.core.services import (
-    get_catalogue, get_ledger,
+    get_catalogue,
+    get_ledger,
 )
 from chalicelib.core.settings import get_settings
-from chalicelib.consent.subjects import subject_of_address
+from chalicelib.proof import evidence
+from chalicelib.rights import erasure
 from chalicelib.store import keys
-
-from chalicelib.web import background, guards, http
+from chalicelib.web import admin_auth, background, dashboard, guards, http, views
+from chalicelib.web.render import Page, security_headers
 
 bp = Blueprint(__name__)
 admin_api = guards.admin_api(bp)
@@ -45,11 +41,21 @@ def admin_login() -> Response:
         operator = admin_auth.verify(get_settings(), token)
     except admin_auth.AdminDenied as exc:
         log("admin_refused", level="warning", route="/admin/login", reason=str(exc)[:200])
-        return http.respond(bp.current_request, views.admin_denied_page(get_catalogue(), http.locale(bp.current_request), exc.status))
+        return http.respond(
+            bp.current_request,
+            views.admin_denied_page(get_catalogue(), http.locale(bp.current_request), exc.status),
+        )
     log("admin_login", operator=operator.name)
-    return Response("", status_code=303, headers={
-        "Location": "/admin/dashboard", "Set-Cookie": admin_auth.session_cookie(token, operator),
-        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return Response(
+        "",
+        status_code=303,
+        headers={
+            "Location": "/admin/dashboard",
+            "Set-Cookie": admin_auth.session_cookie(token, operator),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @bp.route("/admin/logout", methods=["POST"], content_types=http.FORM_TYPES)
@@ -71,12 +77,19 @@ def admin_dashboard(operator: admin_auth.Operator, locale: str) -> Page:
     if params.get("format") == "csv":
         if table not in dashboard.TABLES:
             raise BadInput(f"table is one of {', '.join(dashboard.TABLES)}.")
-        return Page(dashboard.csv_table(data[table]), 200, {
-            "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'attachment; filename="{table}.csv"'})
-    return views.dashboard_page(get_settings(), catalogue, locale, data, chosen, operator,
-                                params.get("notice"))
+        return Page(
+            dashboard.csv_table(data[table]),
+            200,
+            {
+                "Content-Type": "text/csv; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Disposition": f'attachment; filename="{table}.csv"',
+            },
+        )
+    return views.dashboard_page(
+        get_settings(), catalogue, locale, data, chosen, operator, params.get("notice")
+    )
 
 
 @bp.route("/admin/syncs/retry", methods=["POST"], content_types=http.FORM_TYPES)
@@ -92,8 +105,14 @@ def admin_sync_retry(operator: admin_auth.Operator, locale: str, fields: dict[st
     outcome, error = pusher.push(*keys.purpose(subject, purpose), force=True)
     log("admin_sync_retry", operator=operator.name, purpose=purpose, outcome=outcome)
     notice = f"{purpose}: {outcome}" + (f" ({error[:120]})" if error else "")
-    return Page("", 303, {"Location": f"/admin/dashboard?{urlencode({'notice': notice})}",
-                          "Cache-Control": "no-store"})
+    return Page(
+        "",
+        303,
+        {
+            "Location": f"/admin/dashboard?{urlencode({'notice': notice})}",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.route("/admin/lookup", methods=["GET"])
@@ -124,9 +143,18 @@ def admin_campaign_start(operator: admin_auth.Operator) -> Response:
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     body = http.admin_body(bp.current_request)
     audience, value = define.audience_of(body)
-    campaign = define.define(ledger, settings, catalogue, body.get("id"),
-                                define.purposes_of(body), audience, value,
-                                body.get("delivery"), body.get("locale"), body.get("link_field"))
+    campaign = define.define(
+        ledger,
+        settings,
+        catalogue,
+        body.get("id"),
+        define.purposes_of(body),
+        audience,
+        value,
+        body.get("delivery"),
+        body.get("locale"),
+        body.get("link_field"),
+    )
     run = jobs.schedule(ledger, campaign, f"admin:{operator.name}")
     return http.json_answer(bp.current_request, {"campaign": campaign.public(), "run": run}, 202)
 
@@ -137,12 +165,19 @@ def admin_campaign(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """A campaign, its run state and its report per purpose."""
     ledger = get_ledger()
     campaign = define.load(ledger, campaign_id)
-    return http.json_answer(bp.current_request, {"campaign": campaign.public(), "run": jobs.public_entry(
-        ledger, campaign_id), "report": report.report(ledger, campaign).as_dict()})
+    return http.json_answer(
+        bp.current_request,
+        {
+            "campaign": campaign.public(),
+            "run": jobs.public_entry(ledger, campaign_id),
+            "report": report.report(ledger, campaign).as_dict(),
+        },
+    )
 
 
-@bp.route("/admin/campaigns/{campaign_id}/run", methods=["POST"],
-           content_types=["application/json"])
+@bp.route(
+    "/admin/campaigns/{campaign_id}/run", methods=["POST"], content_types=["application/json"]
+)
 @admin_api
 def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
@@ -150,18 +185,21 @@ def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Respo
     remind = http.admin_body(bp.current_request).get("remind", False)
     if not isinstance(remind, bool):
         raise BadInput("'remind' must be true or false.")
-    run = jobs.schedule(ledger, define.load(ledger, campaign_id),
-                                 f"admin:{operator.name}", remind=remind)
+    run = jobs.schedule(
+        ledger, define.load(ledger, campaign_id), f"admin:{operator.name}", remind=remind
+    )
     return http.json_answer(bp.current_request, {"run": run}, 202)
 
 
-@bp.route("/admin/campaigns/{campaign_id}/pause", methods=["POST"],
-           content_types=["application/json"])
+@bp.route(
+    "/admin/campaigns/{campaign_id}/pause", methods=["POST"], content_types=["application/json"]
+)
 @admin_api
 def admin_campaign_pause(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Stop the sweep from working on the campaign (resume with /run)."""
-    return http.json_answer(bp.current_request, {"run": jobs.pause(get_ledger(), campaign_id,
-                                             f"admin:{operator.name}")})
+    return http.json_answer(
+        bp.current_request, {"run": jobs.pause(get_ledger(), campaign_id, f"admin:{operator.name}")}
+    )
 
 
 @bp.route("/admin/campaigns/{campaign_id}/links.csv", methods=["GET"])
@@ -175,13 +213,20 @@ def admin_campaign_csv(operator: admin_auth.Operator, campaign_id: str) -> Respo
         raise BadInput("'only' can be no-answer (or leave it out for every delivered contact).")
     out = io.StringIO()
     rows = runner.export_csv(
-        runner.Runner(ledger, get_settings(), get_catalogue(), None, campaign), out,
-        only=report.no_answer_filter(ledger, campaign) if only else None)
+        runner.Runner(ledger, get_settings(), get_catalogue(), None, campaign),
+        out,
+        only=report.no_answer_filter(ledger, campaign) if only else None,
+    )
     log("admin_export", operator=operator.name, campaign=campaign_id, rows=rows, only=only)
-    return Response(out.getvalue(), headers={
-        "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{campaign_id}-links.csv"',
-        "X-Content-Type-Options": "nosniff"})
+    return Response(
+        out.getvalue(),
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{campaign_id}-links.csv"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @bp.route("/admin/evidence", methods=["GET"])
@@ -194,13 +239,18 @@ def admin_evidence(operator: admin_auth.Operator) -> Response:
     if params.get("format", "json") not in ("json", "html"):
         raise BadInput("format is json or html.")
     if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(bp.current_request, {"error": "not_found", "message": "Nothing is held about this person."},
-                     404)
+        return http.json_answer(
+            bp.current_request,
+            {"error": "not_found", "message": "Nothing is held about this person."},
+            404,
+        )
     data = evidence.pack(ledger, settings, get_catalogue(), subject)
     log("admin_evidence", operator=operator.name, subject=subject)
     if params.get("format") == "html":
-        return Response(evidence.html(data, data["subject"].get("locale") or "en"), headers={
-            **security_headers(), "Content-Disposition": "inline"})
+        return Response(
+            evidence.html(data, data["subject"].get("locale") or "en"),
+            headers={**security_headers(), "Content-Disposition": "inline"},
+        )
     return http.json_answer(bp.current_request, data)
 
 
@@ -214,9 +264,20 @@ def admin_erase(operator: admin_auth.Operator) -> Response:
     if act_mode not in erasure.ACT_MODES:
         raise BadInput(f"act is one of {', '.join(erasure.ACT_MODES)}.")
     if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(bp.current_request, {"error": "not_found", "message": "Nothing is held about this person."},
-                     404)
+        return http.json_answer(
+            bp.current_request,
+            {"error": "not_found", "message": "Nothing is held about this person."},
+            404,
+        )
     done = background.erase(subject, f"admin:{operator.name}", act_mode)
-    return http.json_answer(bp.current_request, {"subject": subject, "erased_at": done.erased_at, "already": done.already,
-                  "events_stripped": done.events_stripped, "links_revoked": done.links_revoked,
-                  "act": done.act})
+    return http.json_answer(
+        bp.current_request,
+        {
+            "subject": subject,
+            "erased_at": done.erased_at,
+            "already": done.already,
+            "events_stripped": done.events_stripped,
+            "links_revoked": done.links_revoked,
+            "act": done.act,
+        },
+    )

@@ -4,6 +4,7 @@ The stream is the fast path (mails out, decisions to Act!, hints reconciled,
 webhooks delivered); each sweep is the safety net for what the stream missed or
 what failed. None of them fails its batch: work left stays where a sweep finds it.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,32 +12,32 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib.act import reconcile
+from chalicelib.act import reconcile, sync
 from chalicelib.campaigns import jobs
-from chalicelib.rights import erasure
-from chalicelib.mail import outbox
 from chalicelib.consent import stats
-from chalicelib.act import sync
-from chalicelib.web import webhooks_out
 from chalicelib.core.errors import (
     OptinProofError,
 )
 from chalicelib.core.logs import log
 from chalicelib.core.services import (
-    get_act_client, get_catalogue, get_ledger, get_postman,
+    get_act_client,
+    get_catalogue,
+    get_ledger,
+    get_postman,
 )
 from chalicelib.core.settings import get_settings
+from chalicelib.mail import outbox
+from chalicelib.rights import erasure
 from chalicelib.store import stream
-
-from chalicelib.web import background
+from chalicelib.web import background, webhooks_out
 
 bp = Blueprint(__name__)
 
 
-
 CONSENT_STREAM_ARN = os.environ.get(
     "CONSENT_TABLE_STREAM_ARN",
-    "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset")
+    "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset",
+)
 
 
 @bp.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
@@ -52,8 +53,13 @@ def on_table_change(event: Any) -> dict[str, Any]:
     pusher = background.pusher_or_none()
     if pusher is not None:  # decisions to Act! first: the most important work of the batch
         report = sync.drain(pusher, routed.syncs)
-        log("sync_stream", synced=report.synced, failed=report.failed, held=report.held,
-            skipped=report.skipped)
+        log(
+            "sync_stream",
+            synced=report.synced,
+            failed=report.failed,
+            held=report.held,
+            skipped=report.skipped,
+        )
         result.update(synced=report.synced, failed=report.failed)
     result["mailed"] = _send_new_mails(routed.mails)
     reconciled = background.reconcile(routed.hints)
@@ -100,8 +106,10 @@ def mail_sweep(event: Any) -> dict[str, Any]:
     if get_settings().mail.transport == "none":
         return {"sent": 0}
     results = outbox.sweep(get_postman())
-    counts: dict[str, Any] = {status: sum(1 for r in results if r.status == status)
-              for status in ("sent", "retry", "failed", "skipped")}
+    counts: dict[str, Any] = {
+        status: sum(1 for r in results if r.status == status)
+        for status in ("sent", "retry", "failed", "skipped")
+    }
     if results:
         log("mail_sweep", **counts)
     return counts
@@ -118,8 +126,12 @@ def campaign_sweep(event: Any) -> dict[str, Any]:
     """Work on campaigns started through the admin API, until the Lambda's time is up."""
     context = getattr(event, "context", None)
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
-    tools = jobs.Tools(get_settings(), get_catalogue(),
-                                get_act_client() if get_settings().act else None, get_postman)
+    tools = jobs.Tools(
+        get_settings(),
+        get_catalogue(),
+        get_act_client() if get_settings().act else None,
+        get_postman,
+    )
     results = jobs.work(get_ledger(), tools, max(5.0, remaining - 30))
     return {"campaigns": len(results)}
 
@@ -132,9 +144,19 @@ def sync_sweep(event: Any) -> dict[str, Any]:
         return {"synced": 0, "failed": 0}
     background.reconcile(reconcile.Reconciler.pending_in(pusher.ledger))
     settings = get_settings()
-    erasure.retry_act(pusher.ledger, get_catalogue(), pusher.client, settings.erasure_act,
-                      settings.act.aem_opt_out if settings.act else True)
+    erasure.retry_act(
+        pusher.ledger,
+        get_catalogue(),
+        pusher.client,
+        settings.erasure_act,
+        settings.act.aem_opt_out if settings.act else True,
+    )
     report = sync.drain(pusher, sync.due_keys(pusher.ledger), limit=500)
-    log("sync_sweep", synced=report.synced, failed=report.failed, held=report.held,
-        skipped=report.skipped)
+    log(
+        "sync_sweep",
+        synced=report.synced,
+        failed=report.failed,
+        held=report.held,
+        skipped=report.skipped,
+    )
     return {"synced": report.synced, "failed": report.failed}

@@ -1,6 +1,7 @@
 """The data-subject rights: ask for a link, read the report, export JSON, the signed
 receipt, erasure after one explicit confirmation.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,24 +10,21 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.web import antiforgery
-from chalicelib.consent import rules
-from chalicelib.web import forms
-from chalicelib.consent import links
-from chalicelib.proof import receipts
-from chalicelib.rights import access
-from chalicelib.web import views
+from chalicelib.consent import links, rules
 from chalicelib.core.errors import (
-    InvalidEmail, NoChoice,
+    InvalidEmail,
+    NoChoice,
 )
 from chalicelib.core.logs import log
-from chalicelib.web.render import Page
 from chalicelib.core.services import (
-    get_catalogue, get_ledger,
+    get_catalogue,
+    get_ledger,
 )
 from chalicelib.core.settings import get_settings
-
-from chalicelib.web import background, guards, http
+from chalicelib.proof import receipts
+from chalicelib.rights import access
+from chalicelib.web import antiforgery, background, forms, guards, http, views
+from chalicelib.web.render import Page
 
 bp = Blueprint(__name__)
 html_page = guards.html_page(bp)
@@ -50,11 +48,22 @@ def rights_ask() -> Page:
     antiforgery.check_origin(request.headers)
     email = (fields.get("email") or "").strip()
     try:
-        outcome = access.request_access(get_ledger(), get_settings(), get_catalogue(), email,
-                                        locale, http.request_context(bp.current_request))
+        outcome = access.request_access(
+            get_ledger(),
+            get_settings(),
+            get_catalogue(),
+            email,
+            locale,
+            http.request_context(bp.current_request),
+        )
     except InvalidEmail as exc:
-        return views.rights_request_page(get_catalogue(), locale, error=views.signup_error(
-            exc, locale), email=email[:320], status=400)
+        return views.rights_request_page(
+            get_catalogue(),
+            locale,
+            error=views.signup_error(exc, locale),
+            email=email[:320],
+            status=400,
+        )
     background.deliver(outcome.mail_id)
     http.pad(started)
     return views.rights_request_page(get_catalogue(), locale, done=True)
@@ -73,10 +82,18 @@ def rights_report(token: str) -> Page:
     locale = http.locale(bp.current_request)
     data = access.export(get_ledger(), settings, catalogue, link.subject, locale)
     base = f"/r/{views.quote_token(token)}"
-    return views.rights_report_page(settings, catalogue, locale, data, {
-        "export": f"{base}/export.json", "erase": f"{base}/erase",
-        "receipt": f"{base}/receipt.json" if data["purposes"] else None,
-        "preferences": access.preferences_href(get_ledger(), settings, link, record)})
+    return views.rights_report_page(
+        settings,
+        catalogue,
+        locale,
+        data,
+        {
+            "export": f"{base}/export.json",
+            "erase": f"{base}/erase",
+            "receipt": f"{base}/receipt.json" if data["purposes"] else None,
+            "preferences": access.preferences_href(get_ledger(), settings, link, record),
+        },
+    )
 
 
 @bp.route("/r/{token}/export.json", methods=["GET"])
@@ -86,10 +103,17 @@ def rights_export(token: str) -> Page:
     link, _ = _rights_link(token)
     data = access.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
     log("rights_exported", subject=link.subject, link_id=link.link_id)
-    return Page(json.dumps(data, ensure_ascii=False, indent=2), 200, {
-        "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        "Content-Disposition": 'attachment; filename="my-data.json"'})
+    return Page(
+        json.dumps(data, ensure_ascii=False, indent=2),
+        200,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Content-Disposition": 'attachment; filename="my-data.json"',
+        },
+    )
 
 
 @bp.route("/r/{token}/receipt.json", methods=["GET"])
@@ -98,12 +122,20 @@ def rights_receipt(token: str) -> Page:
     """A Kantara consent receipt of the person's current consents, signed (JWS)."""
     link, _ = _rights_link(token)
     settings = get_settings()
-    receipt = receipts.for_subject(get_ledger(), get_catalogue(), link.subject, http.locale(bp.current_request))
-    return Page(json.dumps(receipts.document(settings, receipt), ensure_ascii=False, indent=2),
-                200, {"Content-Type": "application/json; charset=utf-8",
-                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                      "Referrer-Policy": "no-referrer",
-                      "Content-Disposition": 'attachment; filename="consent-receipt.json"'})
+    receipt = receipts.for_subject(
+        get_ledger(), get_catalogue(), link.subject, http.locale(bp.current_request)
+    )
+    return Page(
+        json.dumps(receipts.document(settings, receipt), ensure_ascii=False, indent=2),
+        200,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Content-Disposition": 'attachment; filename="consent-receipt.json"',
+        },
+    )
 
 
 @bp.route("/r/{token}/erase", methods=["GET", "HEAD"])
@@ -112,8 +144,15 @@ def erase_show(token: str) -> Page:
     """Erasure asks for one explicit confirmation (GET never erases)."""
     link, _ = _rights_link(token)
     quoted = views.quote_token(token)
-    return views.erase_page(get_settings(), get_catalogue(), http.locale(bp.current_request), link.link_id,
-                            f"/r/{quoted}/erase", f"/r/{quoted}", get_settings().erasure_act)
+    return views.erase_page(
+        get_settings(),
+        get_catalogue(),
+        http.locale(bp.current_request),
+        link.link_id,
+        f"/r/{quoted}/erase",
+        f"/r/{quoted}",
+        get_settings().erasure_act,
+    )
 
 
 @bp.route("/r/{token}/erase", methods=["POST"], content_types=http.FORM_TYPES)
@@ -131,10 +170,26 @@ def erase_confirm(token: str) -> Page:
         if fields.get("confirm") != "yes":
             raise NoChoice(views.erase_unticked(locale))
     except tuple(views.FORM_ERRORS) as exc:
-        return views.erase_page(settings, catalogue, locale, link.link_id, f"/r/{quoted}/erase",
-                                f"/r/{quoted}", settings.erasure_act, status=400,
-                                error=str(exc) if isinstance(exc, NoChoice)
-                                else views.form_error(exc, locale))
+        return views.erase_page(
+            settings,
+            catalogue,
+            locale,
+            link.link_id,
+            f"/r/{quoted}/erase",
+            f"/r/{quoted}",
+            settings.erasure_act,
+            status=400,
+            error=str(exc) if isinstance(exc, NoChoice) else views.form_error(exc, locale),
+        )
     done = background.erase(link.subject, "rights_page", settings.erasure_act)
-    return views.erase_page(settings, catalogue, locale, link.link_id, "", "",
-                            settings.erasure_act, done=True, erased_at=done.erased_at)
+    return views.erase_page(
+        settings,
+        catalogue,
+        locale,
+        link.link_id,
+        "",
+        "",
+        settings.erasure_act,
+        done=True,
+        erased_at=done.erased_at,
+    )

@@ -1,30 +1,32 @@
 """Signup forms: the iframe page, the JSON description for scripts, CORS preflight, and
 the submission, which always gets the same neutral answer (new, known, throttled, bot).
 """
+
 from __future__ import annotations
 
 import time
 
 from chalice import Blueprint, Response
 
-from chalicelib.web import forms
 from chalicelib.consent import requests
-from chalicelib.web import views
+from chalicelib.consent.catalogue import Form
 from chalicelib.core.errors import (
-    BadInput, FormExpired, InvalidEmail, OptinProofError,
+    BadInput,
+    FormExpired,
+    InvalidEmail,
+    OptinProofError,
     UnknownForm,
 )
 from chalicelib.core.i18n import translations
 from chalicelib.core.logs import log
-from chalicelib.web.render import Page
-from chalicelib.consent.catalogue import Form
 from chalicelib.core.services import (
-    get_catalogue, get_signups,
+    get_catalogue,
+    get_signups,
 )
 from chalicelib.core.settings import get_settings
-
-from chalicelib.web import background, guards, http
+from chalicelib.web import background, forms, guards, http, views
 from chalicelib.web import errors as web_errors
+from chalicelib.web.render import Page
 
 bp = Blueprint(__name__)
 html_page = guards.html_page(bp)
@@ -35,7 +37,9 @@ html_page = guards.html_page(bp)
 def signup_form(form_id: str) -> Page:
     """The embeddable form (iframe). Framable only by the form's allowed origins."""
     form = http.find_form(form_id)
-    started = requests.start_token(get_settings(), form.id, bp.current_request.headers.get("referer"))
+    started = requests.start_token(
+        get_settings(), form.id, bp.current_request.headers.get("referer")
+    )
     return views.signup_page(get_catalogue(), form, _signup_locale(form), form.id, started)
 
 
@@ -46,15 +50,24 @@ def signup_form_json(form_id: str) -> Response:
         form = http.find_form(form_id)
         locale = _signup_locale(form)
         catalogue = get_catalogue()
-        return http.json_answer(bp.current_request, {
-            "form": form.id, "locale": locale, "ask_name": form.ask_name,
-            "controller": {"name": catalogue.controller.name,
-                           "privacy_policy_url": catalogue.controller.privacy_policy_url},
-            "purposes": views.purpose_views(catalogue, form.purposes, locale),
-            "started": requests.start_token(get_settings(), form.id,
-                                          bp.current_request.headers.get("referer")),
-            "honeypot": requests.HONEYPOT,
-        }, form=form)
+        return http.json_answer(
+            bp.current_request,
+            {
+                "form": form.id,
+                "locale": locale,
+                "ask_name": form.ask_name,
+                "controller": {
+                    "name": catalogue.controller.name,
+                    "privacy_policy_url": catalogue.controller.privacy_policy_url,
+                },
+                "purposes": views.purpose_views(catalogue, form.purposes, locale),
+                "started": requests.start_token(
+                    get_settings(), form.id, bp.current_request.headers.get("referer")
+                ),
+                "honeypot": requests.HONEYPOT,
+            },
+            form=form,
+        )
     except OptinProofError as exc:
         return http.json_error(bp.current_request, exc, None)
 
@@ -82,22 +95,38 @@ def signup_submit(form_id: str) -> Response:
         requests.check_origin(form, request.headers)
         referer = request.headers.get("referer") or request.headers.get("origin")
         if as_json:
-            submission = requests.from_json(forms.parse_json(request.raw_body,
-                                          request.headers.get("content-type")), referer)
+            submission = requests.from_json(
+                forms.parse_json(request.raw_body, request.headers.get("content-type")), referer
+            )
         else:
             fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
             submission = requests.from_form(fields, referer)
         locale = _signup_locale(form, submission.locale)
-        outcome = get_signups().submit(form, submission, locale, http.request_context(bp.current_request))
+        outcome = get_signups().submit(
+            form, submission, locale, http.request_context(bp.current_request)
+        )
     except OptinProofError as exc:
         log("signup_refused", form=form_id, error=type(exc).__name__)
         return _signup_error(exc, form, fields, as_json)
     except Exception as exc:  # noqa: BLE001 - an answer, never a stack trace
-        log("request_failed", level="error", route=request.path, error=type(exc).__name__,
-            detail=str(exc)[:300])
+        log(
+            "request_failed",
+            level="error",
+            route=request.path,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+        )
         if as_json:
-            return http.json_answer(bp.current_request, {"error": "internal", "message": "Something went wrong on our side; "
-                          "nothing was recorded. Please try again later."}, 500, form)
+            return http.json_answer(
+                bp.current_request,
+                {
+                    "error": "internal",
+                    "message": "Something went wrong on our side; "
+                    "nothing was recorded. Please try again later.",
+                },
+                500,
+                form,
+            )
         return http.respond(bp.current_request, views.bare_error_page(500))
     background.deliver(outcome.mail_id)
     http.pad(started)
@@ -115,34 +144,60 @@ def _signup_answer(form: Form, locale: str, as_json: bool, embed: str | None) ->
         message = translations(locale).gettext(views.SIGNUP_ANSWER)
         return http.json_answer(bp.current_request, {"status": "ok", "message": message}, 200, form)
     if form.redirect_after_submit and embed != "iframe":
-        return Response("", status_code=303, headers={
-            "Location": form.redirect_after_submit, "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer"})
+        return Response(
+            "",
+            status_code=303,
+            headers={
+                "Location": form.redirect_after_submit,
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
     back = f"{form.id}?lang={locale}" if embed == "iframe" else None
-    return http.respond(bp.current_request, views.signup_done_page(get_catalogue(), locale, back, form=form))
+    return http.respond(
+        bp.current_request, views.signup_done_page(get_catalogue(), locale, back, form=form)
+    )
 
 
-def _signup_error(exc: OptinProofError, form: Form | None, fields: dict[str, str],
-                  as_json: bool) -> Response:
+def _signup_error(
+    exc: OptinProofError, form: Form | None, fields: dict[str, str], as_json: bool
+) -> Response:
     if as_json:
         return http.json_error(bp.current_request, exc, form)
     catalogue = get_catalogue()
-    if form is not None and isinstance(exc, (BadInput, InvalidEmail)) \
-            and not isinstance(exc, (forms.PayloadTooLarge, forms.UnsupportedType)) \
-            and web_errors.status(exc) == 400:
+    if (
+        form is not None
+        and isinstance(exc, (BadInput, InvalidEmail))
+        and not isinstance(exc, (forms.PayloadTooLarge, forms.UnsupportedType))
+        and web_errors.status(exc) == 400
+    ):
         locale = _signup_locale(form, fields.get("lang"))
-        values = {"email": fields.get("email", ""), "name": fields.get("name", ""),
-                  "purposes": tuple(k.removeprefix("purpose.") for k in fields
-                                    if k.startswith("purpose."))}
+        values = {
+            "email": fields.get("email", ""),
+            "name": fields.get("name", ""),
+            "purposes": tuple(
+                k.removeprefix("purpose.") for k in fields if k.startswith("purpose.")
+            ),
+        }
         # Keep the form's original start time, unless that is what expired.
         started = fields.get(requests.TOKEN_FIELD)
         if not started or isinstance(exc, FormExpired):
             started = requests.start_token(get_settings(), form.id, None)
-        return http.respond(bp.current_request, views.signup_page(catalogue, form, locale, form.id, started,
-                                          fields.get("embed") or "html", values,
-                                          views.signup_error(exc, locale), 400))
+        return http.respond(
+            bp.current_request,
+            views.signup_page(
+                catalogue,
+                form,
+                locale,
+                form.id,
+                started,
+                fields.get("embed") or "html",
+                values,
+                views.signup_error(exc, locale),
+                400,
+            ),
+        )
     locale = http.locale(bp.current_request, fields.get("lang"))
-    page = views.error_page(exc, catalogue, locale, "",
-                            frame_ancestors=views.frame_ancestors(form))
+    page = views.error_page(exc, catalogue, locale, "", frame_ancestors=views.frame_ancestors(form))
     status = 400 if isinstance(exc, UnknownForm) else page.status
     return http.respond(bp.current_request, Page(page.body, status, page.headers))

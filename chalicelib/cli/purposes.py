@@ -1,0 +1,43 @@
+"""``purposes``: check the purpose catalogue before deploying it."""
+
+from __future__ import annotations
+
+import click
+
+from chalicelib.cli.common import group, print_data
+from chalicelib.consent.catalogue import load_catalogue
+from chalicelib.core.settings import catalogue_path
+
+purposes = group("purposes", "check the purpose catalogue", "purposes check")
+
+
+@purposes.command(
+    "check",
+    short_help="validate the catalogue and print each purpose's text version",
+    help="Load the catalogue ($CONSENT_CATALOGUE or catalogue.toml) as the app "
+    "would, and print the purposes with their versions.",
+    example="purposes check --json",
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def purposes_check(as_json: bool) -> int:
+    """Loading it as the app does catches a broken catalogue before people see it."""
+    catalogue = load_catalogue(catalogue_path())
+    rows = [
+        {
+            "id": p.id,
+            "version": p.version,
+            "email_marketing": p.email_marketing,
+            "texts": {loc: t.sha256 for loc, t in p.texts.items()},
+        }
+        for p in catalogue.purposes.values()
+    ]
+    if as_json:
+        print_data({"controller": catalogue.controller.name, "purposes": rows}, True)
+    else:
+        print(
+            f"{catalogue.source}: valid, controller {catalogue.controller.name!r}, "
+            f"locales {', '.join(catalogue.locales)}"
+        )
+        for row in rows:
+            print(f"  {row['id']:<20} version {row['version']}")
+    return 0
