@@ -24,7 +24,7 @@ from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import utcnow
 from chalicelib.core.i18n import translations
 from chalicelib.core.settings import Settings
-from chalicelib.web.render import environment
+from chalicelib.core.templates import environment
 
 MAIL_KINDS = ("confirm", "already", "rights", "receipt")
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
+from chalicelib.core.templates import environment, stylesheet
 from chalicelib.proof import audit
 from chalicelib.rights import access
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
-from chalicelib.web.render import environment, stylesheet
 
 
 def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str) -> dict[str, Any]:

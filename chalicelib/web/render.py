@@ -8,20 +8,11 @@ says so. Personal pages are never cached.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader
-
-from chalicelib.core.i18n import format_moment, translations
-from chalicelib.core.settings import PACKAGE_ROOT
+from chalicelib.core.templates import environment, stylesheet
 from chalicelib.web import errors as web_errors
-
-TEMPLATE_DIR = PACKAGE_ROOT / "templates"
-STYLESHEET = TEMPLATE_DIR / "static" / "page.css"
 
 
 @dataclass(frozen=True)
@@ -31,31 +22,6 @@ class Page:
     body: str
     status: int
     headers: dict[str, str]
-
-
-@lru_cache(maxsize=1)
-def stylesheet() -> tuple[str, str]:
-    """The inline stylesheet and its CSP source expression."""
-    css = STYLESHEET.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
-    return css, f"'sha256-{digest}'"
-
-
-@lru_cache(maxsize=8)
-def environment(locale: str) -> Environment:
-    """One Jinja2 environment per locale, with its translations installed."""
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        # Plain-text mails are not HTML: escaping "&" there would corrupt addresses.
-        autoescape=lambda name: not (name or "").endswith(".txt"),
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["moment"] = lambda value: format_moment(value, locale)
-    env.filters["paragraphs"] = lambda text: [p.strip() for p in text.split("\n\n") if p.strip()]
-    return env
 
 
 def security_headers(

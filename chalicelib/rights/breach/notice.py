@@ -20,11 +20,11 @@ from chalicelib.core.errors import BadInput
 from chalicelib.core.i18n import translations
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
+from chalicelib.core.templates import environment
 from chalicelib.mail import compose
 from chalicelib.mail.compose import N_
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
-from chalicelib.web.render import environment
 
 MAIL_KIND = "breach"
 DEFAULT_SUBJECT = N_("Important information about your personal data")
