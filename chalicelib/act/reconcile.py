@@ -12,6 +12,9 @@ later (stream, sweep, or ``cli act poll``) by re-reading the contact from Act!:
 - consent fields edited by hand in Act! are drift: our proof wins. The drift is
   recorded (``DRIFT#`` items, ``cli act drift``) and, with ``ACT_DRIFT=restore`` (the
   default), the fields are written back by the sync.
+
+Size: a change seen in Act! (webhook hint, poll, reconcile) is read, compared and
+answered here, so the rules for "whose contact is this now" live in one place.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import click
 from chalicelib.cli.common import group, print_data
 from chalicelib.core.services import get_ledger
 from chalicelib.core.settings import get_settings
+from chalicelib.store import keys
 from chalicelib.web import webhooks_out
 
 webhooks = group(
@@ -31,7 +32,7 @@ def webhooks_status(as_json: bool) -> int:
     for row in rows:
         last = (row.get("log") or [{}])[-1]
         print(
-            f"{row['status']:<8} {row['pk'].removeprefix('HOOKOUT#')} -> {row['url']}  "
+            f"{row['status']:<8} {keys.hookout_of(row['pk'])} -> {row['url']}  "
             f"attempts {row.get('attempts', 0)}  next {row.get('sync_due') or '-'}  "
             f"last {last.get('status') or last.get('error') or '-'}"
         )

@@ -4,6 +4,9 @@ A purpose's wording is evidence: a decision is only worth what the person read. 
 each (purpose, locale) text gets a version, the SHA-256 of its canonical form, and
 every event stores the version it was decided on. A catalogue that could show a
 person an empty or missing text is refused at load, naming the line and field.
+
+Size: the catalogue's whole schema and its validation (with the line to fix in
+each error) belong to one reader of one file.
 """
 
 from __future__ import annotations

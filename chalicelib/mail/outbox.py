@@ -9,6 +9,9 @@ the sweep tries again until ``MAIL_MAX_ATTEMPTS`` rounds are spent. Outbox items
 live in the pending-sync index under their own partition, so finding due mails
 needs no scan. Delivery is at least once: a crash between the transport's "sent"
 and our write means one more mail, never a lost one.
+
+Size: queue, claim, send, back off and record are one outbox protocol; its
+exactly-once-or-retried promise is checked in one module.
 """
 
 from __future__ import annotations

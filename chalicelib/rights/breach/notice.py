@@ -1,5 +1,8 @@
 """The notice itself: its id, its texts per language (checked, as files or given), how
 it is recorded once and never changed, and the mail it becomes.
+
+Size: the notice's texts, their checks and the one mail they become are
+recorded and compared together (a notice never changes once sent).
 """
 
 from __future__ import annotations
