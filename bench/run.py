@@ -17,20 +17,24 @@ import smtplib
 import statistics
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from jinja2 import Template
 
-from chalicelib.consent import rules
-from chalicelib.consent import links
+from chalicelib.consent import links, requests, rules, submissions
+from chalicelib.consent.rules import PurposeState, RequestContext
+from chalicelib.consent.throttle import Throttle
+from chalicelib.core.services import (
+    dynamodb_client,
+    get_catalogue,
+    get_ledger,
+    get_postman,
+    get_signups,
+)
+from chalicelib.core.settings import get_settings
 from chalicelib.mail import compose
 from chalicelib.store import schema
-from chalicelib.consent import requests
 from chalicelib.web import views
-from chalicelib.consent.rules import PurposeState, RequestContext
-from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger, get_postman, get_signups
-from chalicelib.core.settings import get_settings
-from chalicelib.consent.throttle import Throttle
 from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
 from devstack.mailsink import MailSink
 
@@ -82,7 +86,7 @@ def main() -> None:
                               ("newsletter",), {"confirm_url": "u", "withdraw_url": "w"}).message
 
         def submit(i: int) -> None:
-            outcomes.append(signups.submit(form, requests.Submission(
+            outcomes.append(signups.submit(form, submissions.Submission(
                 f"s{i}@example.eu", ("newsletter", "events")), "en", ctx))
 
         rows = [

@@ -35,7 +35,7 @@ from itsdangerous import TimestampSigner
 from chalicelib.web import antiforgery
 from chalicelib.web import forms
 from chalicelib.consent import links
-from chalicelib.consent import requests
+from chalicelib.consent import submissions
 from chalicelib.act.client import ActClient, odata_string
 from chalicelib.core.errors import (
     BadInput, FormTokenInvalid, InvalidEmail, LinkError, LinkExpired, LinkTampered, LinkWrongKind,
@@ -244,7 +244,7 @@ def test_arbitrary_strings_never_verify_and_raise_only_link_errors(kind, token):
 @given(kind=kinds, link_id=link_ids, subject=subjects)
 def test_tokens_of_other_uses_are_not_links_and_links_are_not_form_tokens(kind, link_id, subject):
     form_token = antiforgery.issue(SETTINGS, link_id)
-    start = requests.start_token(SETTINGS, "website", "https://shop.example/")
+    start = submissions.start_token(SETTINGS, "website", "https://shop.example/")
     for token in (form_token, start):
         with pytest.raises(LinkTampered):
             links.verify(SETTINGS, kind, token)
@@ -335,7 +335,7 @@ def test_parse_form_returns_strings_or_bad_input(body, content_type):
     assert isinstance(fields, dict) and len(fields) <= forms.MAX_FIELDS
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items())
     with contextlib.suppress(BadInput):  # a Submission or a BadInput, nothing else
-        requests.from_form(fields, None)
+        submissions.from_form(fields, None)
 
 
 @settings(max_examples=120)
@@ -348,7 +348,7 @@ def test_parse_json_returns_an_object_or_bad_input(body, content_type):
     assert forms.media_type(content_type) == forms.JSON_TYPE
     assert isinstance(data, dict)
     with contextlib.suppress(BadInput):  # a Submission or a BadInput, nothing else
-        requests.from_json(data, None)
+        submissions.from_json(data, None)
 
 
 form_values = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
@@ -357,8 +357,8 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=8)
-submission_keys = ("email", "name", "purposes", "texts", "locale", requests.HONEYPOT,
-                   requests.TOKEN_FIELD, "page_url")
+submission_keys = ("email", "name", "purposes", "texts", "locale", submissions.HONEYPOT,
+                   submissions.TOKEN_FIELD, "page_url")
 
 
 @FAST
@@ -369,26 +369,26 @@ submission_keys = ("email", "name", "purposes", "texts", "locale", requests.HONE
 def test_from_json_gives_a_submission_or_bad_input(data, purposes, texts, email):
     for candidate in (data, {**data, "purposes": purposes, "texts": texts, "email": email}):
         try:
-            submission = requests.from_json(candidate, None)
+            submission = submissions.from_json(candidate, None)
         except BadInput:
             continue
         assert isinstance(submission.email, str) and len(submission.email) <= 320
         assert all(isinstance(p, str) for p in submission.purposes)
-        assert submission.name is None or len(submission.name) <= requests.MAX_NAME
+        assert submission.name is None or len(submission.name) <= submissions.MAX_NAME
 
 
 @FAST
 @given(fields=st.dictionaries(
-    st.one_of(st.sampled_from(("email", "name", "lang", requests.HONEYPOT, requests.TOKEN_FIELD)),
+    st.one_of(st.sampled_from(("email", "name", "lang", submissions.HONEYPOT, submissions.TOKEN_FIELD)),
               st.builds("{}{}".format, st.sampled_from(("purpose.", "text.")), form_values)),
     form_values))
 def test_from_form_gives_a_submission_or_bad_input(fields):
     try:
-        submission = requests.from_form(fields, None)
+        submission = submissions.from_form(fields, None)
     except BadInput:
         return
     assert set(submission.purposes) <= {k.removeprefix("purpose.") for k in fields}
-    assert submission.name is None or requests._NAME.fullmatch(submission.name)
+    assert submission.name is None or submissions._NAME.fullmatch(submission.name)
 
 
 @FAST
@@ -414,7 +414,7 @@ def test_json_objects_round_trip_and_submissions_are_checked(data):
     assume(len(body) <= forms.MAX_FORM_BYTES)
     assert forms.parse_json(body, "application/json; charset=utf-8") == data
     try:
-        submission = requests.from_json(data, None)
+        submission = submissions.from_json(data, None)
     except BadInput:
         return
     assert all(isinstance(p, str) for p in submission.purposes)

@@ -114,12 +114,12 @@ def subject_of(address: str) -> str:
 
 def signed_up(client: Any, address: str, purposes: tuple[str, ...] = ("newsletter",)) -> str:
     """A person who signed up through the form and accepted through the mailed link."""
-    from chalicelib.consent import requests
+    from chalicelib.consent import submissions
     from chalicelib.consent.rules import RequestContext
 
     outcome = services.get_signups().submit(
         get_catalogue().forms["website"],
-        requests.Submission(address, tuple(purposes), page_url=SHOP),
+        submissions.Submission(address, tuple(purposes), page_url=SHOP),
         "en", RequestContext(ip="192.0.2.1"))
     get_postman().deliver(outcome.mail_id)
     return outcome.subject

@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.consent import links, stats
 from chalicelib.consent.catalogue import Catalogue
+from chalicelib.consent.deliveries import delivery_items
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import (
@@ -36,7 +37,6 @@ from chalicelib.core.settings import Settings
 from chalicelib.proof.chain import new_event_id
 from chalicelib.store import keys
 from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
-from chalicelib.web.webhooks_out import delivery_items
 
 CHOICES = {"accept": "accepted", "refuse": "refused"}
 #: Links outlive their signature by this much in the table, for audit of late clicks.

@@ -16,7 +16,7 @@ import html
 import json
 
 from chalicelib.consent.catalogue import Catalogue, Form
-from chalicelib.consent.requests import HONEYPOT
+from chalicelib.consent.submissions import HONEYPOT
 from chalicelib.core.i18n import translations
 
 

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from chalicelib.consent import requests
+from chalicelib.consent import submissions
 from chalicelib.consent.catalogue import Catalogue, Form
 from chalicelib.consent.rules import PurposeState
 from chalicelib.core import errors
+from chalicelib.core.errors import BadName, NoPurpose
 from chalicelib.core.i18n import translations
 from chalicelib.core.settings import Settings
 from chalicelib.rights import access
@@ -372,9 +373,9 @@ def signup_error(exc: Exception, locale: str) -> str:
     for kind, message in SIGNUP_ERRORS.items():
         if isinstance(exc, kind):
             return _(message)
-    if isinstance(exc, requests.NoPurpose):
+    if isinstance(exc, NoPurpose):
         return _(N_("Tick at least one of the choices, then send the form."))
-    if isinstance(exc, requests.BadName):
+    if isinstance(exc, BadName):
         return _(N_("Please enter just your first name (letters only)."))
     return str(exc)
 
@@ -428,7 +429,7 @@ def signup_page(
         action=action,
         started=started,
         embed=embed,
-        honeypot=requests.HONEYPOT,
+        honeypot=submissions.HONEYPOT,
         error=error,
         purposes=purpose_views(catalogue, form.purposes, locale),
         values={"email": "", "name": "", "purposes": (), **(values or {})},

@@ -22,16 +22,15 @@ from typing import Any
 
 import urllib3
 
+from chalicelib.consent.deliveries import QUEUE
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
 
-QUEUE = keys.HOOKOUT_SHARD
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
 MAX_ATTEMPTS = 8
-DECISIONS = ("accepted", "refused", "withdrawn")
 _POOL = urllib3.PoolManager(num_pools=4, maxsize=8, retries=False)
 _LOG_KEEP = 10
 
@@ -54,44 +53,6 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
         return False
     expected = sign(secret, body, stamp).split("v1=", 1)[1]
     return hmac.compare_digest(expected.encode(), parts.get("v1", "").encode("utf-8", "replace"))
-
-
-def payload(event: dict[str, Any]) -> dict[str, Any]:
-    """What subscribers receive about a decision: no address, IP or user agent."""
-    return {
-        "type": f"consent.{event['kind']}",
-        "event_id": event["event_id"],
-        "subject": event["subject"],
-        "purpose": event.get("purpose"),
-        "state": event["kind"],
-        "previous_state": event.get("previous_state"),
-        "at": event["at"],
-        "channel": event.get("channel"),
-        "purpose_version": event.get("purpose_version"),
-        "text_sha256": event.get("text_sha256"),
-        "proof_hash": event.get("hash"),
-    }
-
-
-def delivery_items(event: dict[str, Any], subscribers: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The delivery items a decision writes with itself (one per subscriber)."""
-    if event.get("kind") not in DECISIONS or not subscribers:
-        return []
-    body = json.dumps(payload(event), sort_keys=True, separators=(",", ":"))
-    return [
-        {
-            **keys.item(keys.hookout(event["event_id"], index)),
-            "url": url,
-            "body": body,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": event["at"],
-            "sync_shard": QUEUE,
-            "sync_due": event["at"],
-            "expires_at": int(time.time()) + 90 * 86400,
-        }
-        for index, url in enumerate(subscribers)
-    ]
 
 
 class Dispatcher:

@@ -8,7 +8,7 @@ import time
 
 from chalice import Blueprint, Response
 
-from chalicelib.consent import requests
+from chalicelib.consent import submissions
 from chalicelib.consent.catalogue import Form
 from chalicelib.core.errors import (
     BadInput,
@@ -37,7 +37,7 @@ html_page = guards.html_page(bp)
 def signup_form(form_id: str) -> Page:
     """The embeddable form (iframe). Framable only by the form's allowed origins."""
     form = http.find_form(form_id)
-    started = requests.start_token(
+    started = submissions.start_token(
         get_settings(), form.id, bp.current_request.headers.get("referer")
     )
     return views.signup_page(get_catalogue(), form, _signup_locale(form), form.id, started)
@@ -61,10 +61,10 @@ def signup_form_json(form_id: str) -> Response:
                     "privacy_policy_url": catalogue.controller.privacy_policy_url,
                 },
                 "purposes": views.purpose_views(catalogue, form.purposes, locale),
-                "started": requests.start_token(
+                "started": submissions.start_token(
                     get_settings(), form.id, bp.current_request.headers.get("referer")
                 ),
-                "honeypot": requests.HONEYPOT,
+                "honeypot": submissions.HONEYPOT,
             },
             form=form,
         )
@@ -92,15 +92,15 @@ def signup_submit(form_id: str) -> Response:
     fields = {}  # type: dict[str, str]
     try:
         form = http.find_form(form_id)
-        requests.check_origin(form, request.headers)
+        submissions.check_origin(form, request.headers)
         referer = request.headers.get("referer") or request.headers.get("origin")
         if as_json:
-            submission = requests.from_json(
+            submission = submissions.from_json(
                 forms.parse_json(request.raw_body, request.headers.get("content-type")), referer
             )
         else:
             fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
-            submission = requests.from_form(fields, referer)
+            submission = submissions.from_form(fields, referer)
         locale = _signup_locale(form, submission.locale)
         outcome = get_signups().submit(
             form, submission, locale, http.request_context(bp.current_request)
@@ -180,9 +180,9 @@ def _signup_error(
             ),
         }
         # Keep the form's original start time, unless that is what expired.
-        started = fields.get(requests.TOKEN_FIELD)
+        started = fields.get(submissions.TOKEN_FIELD)
         if not started or isinstance(exc, FormExpired):
-            started = requests.start_token(get_settings(), form.id, None)
+            started = submissions.start_token(get_settings(), form.id, None)
         return http.respond(
             bp.current_request,
             views.signup_page(
