@@ -149,7 +149,7 @@ def test_unexpected_failure_is_a_page_not_a_stack_trace(client, mint, monkeypatc
     from chalicelib.consent import rules
 
     issued = mint()
-    monkeypatch.setattr(rules, "states", lambda *args: 1 / 0)
+    monkeypatch.setattr(rules, "read_page", lambda *args: 1 / 0)
     page = client.http.get(f"/c/{issued.token}")
     assert page.status_code == 500
     assert "Nothing was changed" in page.body.decode() and "Traceback" not in page.body.decode()
@@ -166,19 +166,19 @@ def test_revocation_racing_a_decision_wins(env, mint, ledger, table_items, monke
     issued = mint("race-revoke@example.eu", "newsletter")
     settings, catalogue = get_settings(), get_catalogue()
     link, record = rules.open_link(ledger, settings, "confirm", issued.token, catalogue)
-    real_snapshot = Ledger.snapshot
+    real_read = Ledger._read  # the commit's one read (link record included)
 
-    def snapshot_then_revoke(self, subject):
-        snap = real_snapshot(self, subject)
+    def read_then_revoke(self, subject, reads):
+        snap = real_read(self, subject, reads)
         self.client.delete_item(TableName=self.table,
                                 Key={"pk": {"S": f"LINK#{issued.link_id}"}, "sk": {"S": "LINK"}})
         return snap
 
-    monkeypatch.setattr(Ledger, "snapshot", snapshot_then_revoke)
+    monkeypatch.setattr(Ledger, "_read", read_then_revoke)
     shown = {"newsletter": catalogue.get("newsletter").text("en").sha256}
     with pytest.raises(LinkRevoked):
         rules.decide(ledger, catalogue, link, record, {"newsletter": "accept"}, "en", shown,
                        rules.RequestContext())
-    monkeypatch.setattr(Ledger, "snapshot", real_snapshot)
+    monkeypatch.setattr(Ledger, "_read", real_read)
     assert [e["kind"] for e in ledger.events(issued.subject)] == ["link_issued"]
     assert ledger.snapshot(issued.subject).states == {}

@@ -11,6 +11,7 @@ states; split, each would re-read what the others assume.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,7 @@ from chalicelib.core.errors import (
 from chalicelib.core.settings import Settings
 from chalicelib.proof.chain import new_event_id
 from chalicelib.store import keys
-from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
+from chalicelib.store.ledger import Draft, Ledger, Plan, Reads, Snapshot
 
 CHOICES = {"accept": "accepted", "refuse": "refused"}
 #: Links outlive their signature by this much in the table, for audit of late clicks.
@@ -224,23 +225,26 @@ def issue_link(
     return draft.issued
 
 
-def open_link(
-    ledger: Ledger, settings: Settings, kind: str, token: str, catalogue: Catalogue | None = None
-) -> tuple[links.Link, dict[str, Any]]:
-    """Verify a token and find its issuance record; raise a LinkError saying why not.
-
-    With ``catalogue``, a link naming a purpose the catalogue no longer offers is
-    refused too (there is no wording left to show for it).
-    """
+def verify_link(
+    settings: Settings, kind: str, token: str, catalogue: Catalogue | None = None
+) -> links.Link:
+    """The signature, lifetime and kind of a token (no table read); with ``catalogue``,
+    a link naming a purpose the catalogue no longer offers is refused too (there is no
+    wording left to show for it)."""
     link = links.verify(settings, kind, token)
     if catalogue is not None and any(p not in catalogue.purposes for p in link.purposes):
         raise LinkPurposeRetired(
             "This link asks about a purpose that is no longer offered.", link_id=link.link_id
         )
-    record = ledger.link(link.link_id)
+    return link
+
+
+def check_record(link: links.Link, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The link's issuance record, if it still lets the link act; a LinkError saying
+    why not (revoked, tampered, superseded, withdrawn)."""
     if record is None or "subject" not in record:
         raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
-    if record.get("subject") != link.subject or record.get("kind") != kind:
+    if record.get("subject") != link.subject or record.get("kind") != link.kind:
         raise LinkTampered("This link does not match our records.", link_id=link.link_id)
     if record.get("superseded_by"):
         raise LinkSuperseded(
@@ -252,7 +256,52 @@ def open_link(
         raise LinkWithdrawn(
             "This link was withdrawn: the address it was sent for changed.", link_id=link.link_id
         )
-    return link, record
+    return record
+
+
+def open_link(
+    ledger: Ledger, settings: Settings, kind: str, token: str, catalogue: Catalogue | None = None
+) -> tuple[links.Link, dict[str, Any]]:
+    """Verify a token and find its issuance record; raise a LinkError saying why not."""
+    link = verify_link(settings, kind, token, catalogue)
+    return link, check_record(link, ledger.link(link.link_id))
+
+
+@dataclass(frozen=True)
+class OpenedPage:
+    """What a link's page shows, from one read: the link, its record, its states."""
+
+    link: links.Link
+    record: dict[str, Any]
+    states: list[PurposeState]
+
+
+def open_page(
+    ledger: Ledger,
+    settings: Settings,
+    kind: str,
+    token: str,
+    catalogue: Catalogue | None = None,
+    widen: Callable[[links.Link], links.Link] | None = None,
+) -> OpenedPage:
+    """A link's page in one round trip: its record and the states of its purposes in
+    one BatchGetItem (``widen`` turns the link into the purposes the page shows, e.g.
+    every offered purpose for a preferences page)."""
+    link = verify_link(settings, kind, token, catalogue)
+    return read_page(ledger, widen(link) if widen is not None else link)
+
+
+def read_page(ledger: Ledger, link: links.Link) -> OpenedPage:
+    """A verified link's record (checked) and its purposes' states, in one BatchGetItem."""
+    wanted = [keys.link(link.link_id), *(keys.purpose(link.subject, p) for p in link.purposes)]
+    found = {(item["pk"], item["sk"]): item for item in ledger.get_many(wanted)}
+    record = check_record(link, found.get(keys.link(link.link_id)))
+    states = [_page_state(p, found.get(keys.purpose(link.subject, p), {})) for p in link.purposes]
+    return OpenedPage(link, record, states)
+
+
+def _page_state(purpose: str, current: dict[str, Any]) -> PurposeState:
+    return PurposeState(purpose, current.get("state"), current.get("decided_at"))
 
 
 def withdraw_link(
@@ -309,16 +358,33 @@ def withdraw_link(
     return bool(sealed)
 
 
+#: Links whose first opening this container already wrote (or is writing): a scanner
+#: storm on one link costs one read per GET and a single write. Bounded: cleared when full.
+_OPENED: set[str] = set()
+_OPENED_LOCK = threading.Lock()
+_OPENED_MAX = 10_000
+
+
 def note_opened(ledger: Ledger, record: dict[str, Any]) -> None:
     """Count the first opening of a campaign or form link's page (the funnel's step
-    between "sent" and "decided"). Mail scanners open links too: it is an upper bound."""
-    if record.get("opened_at") or not stats.opened(record.get("channel")):
+    between "sent" and "decided"). Mail scanners open links too: it is an upper bound.
+
+    One request: the link's ``opened_at`` and the counter move together, and only for
+    the first opening (the condition is DynamoDB's, so other containers agree)."""
+    counters = stats.opened(record.get("channel"))
+    if record.get("opened_at") or not counters:
         return
+    with _OPENED_LOCK:
+        if record["link_id"] in _OPENED:
+            return
+        if len(_OPENED) >= _OPENED_MAX:
+            _OPENED.clear()
+        _OPENED.add(record["link_id"])
     try:
-        if ledger.set_once(*keys.link(record["link_id"]), "opened_at", now_iso()):
-            ledger.add_counters(stats.opened(record.get("channel")))
+        ledger.set_once_counted(*keys.link(record["link_id"]), "opened_at", now_iso(), counters)
     except OptinProofError:  # a count, never a reason to refuse the page
-        return
+        with _OPENED_LOCK:
+            _OPENED.discard(record["link_id"])
 
 
 def renewable(ledger: Ledger, exc: Exception) -> bool:
@@ -333,15 +399,6 @@ def renewable(ledger: Ledger, exc: Exception) -> bool:
     except OptinProofError:
         return False
     return bool(record and "subject" in record)
-
-
-def states(ledger: Ledger, link: links.Link) -> list[PurposeState]:
-    """The current state of each purpose the link asks about, in the link's order."""
-    _, current = ledger.current(link.subject)
-    return [
-        PurposeState(p, current.get(p, {}).get("state"), current.get(p, {}).get("decided_at"))
-        for p in link.purposes
-    ]
 
 
 def _parse_choices(link: links.Link, choices: dict[str, str]) -> dict[str, str]:
@@ -389,30 +446,37 @@ def decide(
     ledger: Ledger,
     catalogue: Catalogue,
     link: links.Link,
-    record: dict[str, Any],
+    record: dict[str, Any] | None,
     choices: dict[str, str],
     locale: str,
     shown: dict[str, str],
     ctx: RequestContext,
     subscribers: tuple[str, ...] = (),
-) -> list[PurposeState]:
-    """Record one decision per chosen purpose, atomically; return every purpose's state."""
+) -> Decided:
+    """Record one decision per chosen purpose, atomically; return every purpose's state.
+
+    ``record``: the link's record when the caller opened the link already (or None).
+    The decision reads and checks the record again in its own consistent read either
+    way, so it is never decided on a record older than the chain head it is written on.
+    """
     decisions = _parse_choices(link, choices)
     if locale not in catalogue.locales:
         raise BadInput(f"Unsupported language {locale!r}.")
     _check_texts(catalogue, decisions, locale, shown)
-    for purpose in decisions:
-        text = catalogue.get(purpose).text(locale)
-        ledger.put_text(
-            text.sha256,
-            {
-                "purpose": purpose,
-                "locale": locale,
-                "title": text.title,
-                "text": text.text,
-                "purpose_version": catalogue.get(purpose).version,
-            },
-        )
+
+    def keep_texts() -> None:
+        for purpose in decisions:
+            text = catalogue.get(purpose).text(locale)
+            ledger.put_text(
+                text.sha256,
+                {
+                    "purpose": purpose,
+                    "locale": locale,
+                    "title": text.title,
+                    "text": text.text,
+                    "purpose_version": catalogue.get(purpose).version,
+                },
+            )
 
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
         decision, sha = decisions[purpose], catalogue.get(purpose).text(locale).sha256
@@ -421,7 +485,7 @@ def decide(
         return {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
 
     return _record(
-        ledger, catalogue, link, record, list(decisions), locale, ctx, change, subscribers
+        ledger, catalogue, link, list(decisions), locale, ctx, change, subscribers, keep_texts
     )
 
 
@@ -429,13 +493,15 @@ def withdraw(
     ledger: Ledger,
     catalogue: Catalogue,
     link: links.Link,
-    record: dict[str, Any],
+    record: dict[str, Any] | None,
     locale: str,
     ctx: RequestContext,
     method: str,
     subscribers: tuple[str, ...] = (),
-) -> list[PurposeState]:
+) -> Decided:
     """Withdraw every purpose of a withdraw link at once: no choice, no second step.
+
+    ``record`` as for :func:`decide` (re-read and checked in the decision's own read).
 
     Accepted becomes withdrawn; a purpose never accepted is recorded as refused (the
     person said no to being asked); already refused or withdrawn stays as it is.
@@ -448,7 +514,7 @@ def withdraw(
             return None
         return {"state": _new_state(current.get("state"), "refused"), "method": method}
 
-    return _record(ledger, catalogue, link, record, purposes, locale, ctx, change, subscribers)
+    return _record(ledger, catalogue, link, purposes, locale, ctx, change, subscribers)
 
 
 @dataclass(frozen=True)
@@ -579,31 +645,52 @@ def asked_purposes(ledger: Ledger, subject: str) -> set[str]:
     return asked
 
 
+@dataclass(frozen=True)
+class Decided:
+    """What a decision through a link left: each purpose's state, and the link's record
+    as the decision found it (its channel says where the person came from)."""
+
+    states: list[PurposeState]
+    record: dict[str, Any]
+
+
 def _record(
     ledger: Ledger,
     catalogue: Catalogue,
     link: links.Link,
-    record: dict[str, Any],
     purposes: list[str],
     locale: str,
     ctx: RequestContext,
     change: Callable[[str, dict[str, Any]], dict[str, Any] | None],
     subscribers: tuple[str, ...] = (),
-) -> list[PurposeState]:
+    before_write: Callable[[], None] | None = None,
+) -> Decided:
     """Append one event and one new state per purpose ``change`` says changed, atomically.
 
-    With ``subscribers``, each event's outbound webhook deliveries are written in the
-    same transaction (a decision is never recorded without them).
+    Two round trips: one consistent read of the chain head, the profile, the link's
+    purposes and the link's record, and the transaction. The record is checked on every
+    read (a rebuild after a lost race sees a link superseded meanwhile), and the
+    transaction still requires it on record. With ``subscribers``, each event's outbound
+    webhook deliveries are written in the same transaction. ``before_write`` runs once
+    the link is known good, before the first write (e.g. keep the wordings the events
+    cite): a refused link writes nothing at all.
     """
-    origin = Origin(record.get("channel"), link.link_id, link.kind)
+    seen: dict[str, dict[str, Any]] = {}
 
     def build(snap: Snapshot) -> Plan:
+        record = check_record(link, snap.items.get(keys.link(link.link_id)))
+        seen["record"] = record
         if snap.profile is None:
             raise LinkRevoked("This link is no longer valid.", link_id=link.link_id)
+        if before_write is not None and "prepared" not in seen:
+            before_write()
+            seen["prepared"] = record
+        origin = Origin(record.get("channel"), link.link_id, link.kind)
         return _plan_changes(snap, catalogue, origin, purposes, locale, ctx, change, subscribers)
 
+    reads = Reads(tuple(link.purposes), (keys.link(link.link_id),))
     try:
-        snap, sealed = ledger.commit(link.subject, build)
+        snap, sealed = ledger.commit(link.subject, build, reads)
     except RequiredItemMissing as exc:
         raise LinkRevoked("This link is no longer valid.", link_id=link.link_id) from exc
     written = {event["purpose"]: event for event in sealed}
@@ -614,6 +701,5 @@ def _record(
                 PurposeState(purpose, written[purpose]["kind"], written[purpose]["at"], True)
             )
         else:
-            current = snap.states.get(purpose, {})
-            result.append(PurposeState(purpose, current.get("state"), current.get("decided_at")))
-    return result
+            result.append(_page_state(purpose, snap.states.get(purpose, {})))
+    return Decided(result, seen["record"])

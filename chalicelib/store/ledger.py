@@ -43,6 +43,8 @@ from chalicelib.store import keys
 
 PENDING_SYNC_INDEX = "pending-sync"
 _MAX_ATTEMPTS = 40
+#: DynamoDB's limit of items in one TransactGetItems.
+_MAX_TRANSACT_GET = 100
 _SERIALIZER = TypeSerializer()
 _STORED_TEXTS: set[tuple[str, str, str]] = set()
 _DESERIALIZER = TypeDeserializer()
@@ -93,6 +95,31 @@ class Snapshot:
     head_hash: str
     states: dict[str, dict[str, Any]]
     profile: dict[str, Any] | None
+    #: Other items read in the same consistent read (``Reads.items``), by key; absent
+    #: ones are missing.
+    items: dict[keys.Key, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """A snapshot narrowed to what one decision needs, read in ONE round trip.
+
+    ``TransactGetItems`` of the chain head, the profile, the named purposes' states and
+    ``items`` (e.g. the link the decision comes through): a serializable view, so the
+    states and the head it is conditioned on belong to the same moment. Without it a
+    snapshot reads the head, then every state (two round trips).
+    """
+
+    purposes: tuple[str, ...]
+    items: tuple[keys.Key, ...] = ()
+
+    def keys_for(self, subject: str) -> list[keys.Key]:
+        return [
+            keys.chain(subject),
+            keys.profile(subject),
+            *(keys.purpose(subject, p) for p in self.purposes),
+            *self.items,
+        ]
 
 
 @dataclass
@@ -223,8 +250,52 @@ class Ledger:
                 return
             kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
+    def _read(self, subject: str, reads: Reads | None) -> Snapshot | None:
+        """A commit's snapshot; ``None`` only when a narrowed read (``reads``) met a
+        concurrent transaction and must be tried again."""
+        if reads is not None and len(reads.keys_for(subject)) <= _MAX_TRANSACT_GET:
+            return self._narrow_snapshot(subject, reads)
+        return self.snapshot(subject)
+
+    def _narrow_snapshot(self, subject: str, reads: Reads) -> Snapshot | None:
+        wanted = reads.keys_for(subject)
+        try:
+            response = self.client.transact_get_items(
+                TransactItems=[{"Get": {"TableName": self.table, "Key": _key(k)}} for k in wanted]
+            )
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "TransactionConflict" in reasons or exc.response.get("Error", {}).get("Code") in (
+                "TransactionConflictException",
+                "TransactionInProgressException",
+            ):
+                return None
+            raise _store_error("transact_get_items", exc) from exc
+        except BotoCoreError as exc:
+            raise _store_error("transact_get_items", exc) from exc
+        found = {
+            key: from_item(answer["Item"])
+            for key, answer in zip(wanted, response.get("Responses", []), strict=False)
+            if answer.get("Item")
+        }
+        chain = found.pop(keys.chain(subject), {})
+        profile = found.pop(keys.profile(subject), None)
+        states = {
+            item["purpose"]: found.pop(key)
+            for key, item in list(found.items())
+            if key[0] == keys.subject_pk(subject) and key[1].startswith(keys.PURPOSE_PREFIX)
+        }
+        return Snapshot(
+            subject,
+            int(chain.get("seq", 0)),
+            chain.get("head_hash", proof.GENESIS_HASH),
+            states,
+            profile,
+            found,
+        )
+
     def snapshot(self, subject: str) -> Snapshot:
-        """Chain head, profile and purpose states, in two consistent reads.
+        """Chain head, profile and every purpose state, in two consistent reads.
 
         ``PROFILE`` and ``PURPOSE#...`` sort after ``EVENT#...``, so one range query
         from "P" fetches them without touching the (many) events.
@@ -549,15 +620,20 @@ class Ledger:
     # -- the one write path --------------------------------------------------------
 
     def commit(
-        self, subject: str, build: Callable[[Snapshot], Plan]
+        self, subject: str, build: Callable[[Snapshot], Plan], reads: Reads | None = None
     ) -> tuple[Snapshot, list[dict[str, Any]]]:
         """Build a plan from a fresh snapshot and write it atomically, retrying on races.
 
         ``build`` must be a pure function of the snapshot: it may run several times.
-        Returns the snapshot the plan was built on and the sealed events written.
+        With ``reads``, the snapshot holds only what they name (a decision: its purposes
+        and its link), read in one round trip. Returns the snapshot the plan was built
+        on and the sealed events written.
         """
         for attempt in range(_MAX_ATTEMPTS):
-            snap = self.snapshot(subject)
+            snap = self._read(subject, reads)
+            if snap is None:  # the read met a write in progress: wait, read again
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+                continue
             plan = build(snap)
             if plan.empty():
                 return snap, []
@@ -694,6 +770,36 @@ class Ledger:
             ExpressionAttributeNames={"#n": name},
             ExpressionAttributeValues=to_item({":v": value}),
         )
+
+    def set_once_counted(
+        self, pk: str, sk: str, name: str, value: Any, counters: dict[keys.Key, dict[str, int]]
+    ) -> bool:
+        """:meth:`set_once` and the counters it justifies, in one request: the counters
+        move only if this call set the attribute (a page's first opening)."""
+        if not counters:
+            return self.set_once(pk, sk, name, value)
+        request = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({"pk": pk, "sk": sk}),
+                    "UpdateExpression": "SET #n = :v",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#n)",
+                    "ExpressionAttributeNames": {"#n": name},
+                    "ExpressionAttributeValues": to_item({":v": value}),
+                }
+            },
+            *({"Update": self._counter_update(k[0], k[1], f)} for k, f in counters.items()),
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=request)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False  # set already (or the item is gone), or a concurrent writer
+            raise _store_error("transact_write_items", exc) from exc
+        except BotoCoreError as exc:
+            raise _store_error("transact_write_items", exc) from exc
 
     def add_counters(self, counters: dict[tuple[str, str], dict[str, int]]) -> None:
         """Counter changes outside a commit (a page opened, a sync done, an expiry)."""

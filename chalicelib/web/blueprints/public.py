@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
 
 from chalice import Blueprint, Response
 
@@ -24,6 +24,7 @@ from chalicelib.core.services import (
 )
 from chalicelib.core.settings import get_settings
 from chalicelib.rights import access
+from chalicelib.store.ledger import Ledger
 from chalicelib.web import antiforgery, background, forms, guards, http, views
 from chalicelib.web import errors as web_errors
 from chalicelib.web.render import Page
@@ -35,63 +36,77 @@ html_page = guards.html_page(bp)
 @bp.route("/c/{token}", methods=["GET", "HEAD"])
 @html_page
 def confirm_show(token: str) -> Page:
-    """The confirmation page. Renders only: GET and HEAD never change anything."""
+    """The confirmation page. Renders only: GET and HEAD never change anything (but
+    the first GET of a campaign or form link is counted as opened)."""
     settings, ledger = get_settings(), get_ledger()
-    link, record = rules.open_link(ledger, settings, "confirm", token, get_catalogue())
+    page = rules.open_page(ledger, settings, "confirm", token, get_catalogue())
     if bp.current_request.method == "GET":
-        rules.note_opened(ledger, record)
+        rules.note_opened(ledger, page.record)
     return views.confirm_page(
         settings,
         get_catalogue(),
         http.locale(bp.current_request),
         views.quote_token(token),
-        link.link_id,
-        rules.states(ledger, link),
+        page.link.link_id,
+        page.states,
     )
 
 
 @bp.route("/c/{token}", methods=["POST"], content_types=http.FORM_TYPES)
 @html_page
 def confirm_decide(token: str) -> Page:
-    """Record the decisions of a submitted confirmation page."""
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, record = rules.open_link(ledger, settings, "confirm", token, catalogue)
-    return _record_choices(
-        link,
-        record,
-        views.quote_token(token),
-        "decisions_recorded",
-        record.get("channel"),
-        continue_url=views.continue_url(catalogue, record.get("channel")),
-    )
+    """Record the decisions of a submitted confirmation page (two DynamoDB round trips:
+    the decision's one read, which also checks the link's record, and its transaction)."""
+    link = rules.verify_link(get_settings(), "confirm", token, get_catalogue())
+    return _record_choices(link, views.quote_token(token), "decisions_recorded", None)
+
+
+def _link_first[T](ledger: Ledger, link: links.Link, check: Callable[[], T]) -> T:
+    """Run one check of a posted page; when it fails, a link refused for its own reason
+    (revoked, superseded, withdrawn) says that instead. The decision reads the link's
+    record itself, so this costs a read on the error path only."""
+    try:
+        return check()
+    except OptinProofError:
+        rules.read_page(ledger, link)
+        raise
 
 
 def _record_choices(
     link: links.Link,
-    record: dict[str, Any],
     path: str,
     event: str,
     receipt_channel: str | None,
-    continue_url: str | None = None,
     title: str = views.CONFIRM_TITLE,
 ) -> Page:
-    """A submitted confirmation or preferences page: checked, recorded, answered."""
+    """A submitted confirmation or preferences page: checked, recorded, answered.
+
+    ``receipt_channel``: the receipt's channel, or None for the link's own (a
+    confirmation page, which also offers the channel's "continue" link)."""
     request = bp.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
+    fields = _link_first(
+        ledger,
+        link,
+        lambda: forms.parse_form(request.raw_body, request.headers.get("content-type")),
+    )
     locale = http.locale(bp.current_request, fields.get("lang"))
-    antiforgery.check_origin(request.headers)
+    _link_first(ledger, link, lambda: antiforgery.check_origin(request.headers))
     choices = {
         k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")
     }
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
     try:
-        antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD))
-        result = rules.decide(
+        _link_first(
+            ledger,
+            link,
+            lambda: antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD)),
+        )
+        decided = rules.decide(
             ledger,
             catalogue,
             link,
-            record,
+            None,
             choices,
             locale,
             shown,
@@ -105,11 +120,12 @@ def _record_choices(
             locale,
             path,
             link.link_id,
-            rules.states(ledger, link),
+            rules.read_page(ledger, link).states,  # a link refused meanwhile says so
             status=web_errors.status(exc),
             error=views.form_error(exc, locale),
             title=title,
         )
+    result, channel = decided.states, decided.record.get("channel")
     changed = any(item.changed for item in result)
     log(
         event,
@@ -117,7 +133,7 @@ def _record_choices(
         link_id=link.link_id,
         changed=[item.purpose for item in result if item.changed],
     )
-    background.receipt_after(link.subject, locale, receipt_channel, changed)
+    background.receipt_after(link.subject, locale, receipt_channel or channel, changed)
     return views.confirm_page(
         settings,
         catalogue,
@@ -126,7 +142,7 @@ def _record_choices(
         link.link_id,
         result,
         unchanged=not changed,
-        continue_url=continue_url,
+        continue_url=None if receipt_channel else views.continue_url(catalogue, channel),
         title=title,
     )
 
@@ -153,13 +169,9 @@ def confirm_renew(token: str) -> Page:
 @html_page
 def withdraw_show(token: str) -> Page:
     """The withdraw page: one button. GET never withdraws (mail scanners open links)."""
-    ledger = get_ledger()
-    link, _ = rules.open_link(ledger, get_settings(), "withdraw", token)
+    page = rules.open_page(get_ledger(), get_settings(), "withdraw", token)
     return views.withdraw_page(
-        get_catalogue(),
-        http.locale(bp.current_request),
-        views.quote_token(token),
-        rules.states(ledger, link),
+        get_catalogue(), http.locale(bp.current_request), views.quote_token(token), page.states
     )
 
 
@@ -176,21 +188,22 @@ def withdraw_post(token: str) -> Page:
     if len(body) > forms.MAX_FORM_BYTES:
         raise forms.PayloadTooLarge("This request is too large.")
     ledger, catalogue = get_ledger(), get_catalogue()
-    link, record = rules.open_link(ledger, get_settings(), "withdraw", token)
+    link = rules.verify_link(get_settings(), "withdraw", token)
     content_type = request.headers.get("content-type")
     one_click = forms.is_one_click(body, content_type)
     fields = {} if one_click else forms.parse_form(body, content_type)
     locale = http.locale(bp.current_request, fields.get("lang"))
-    result = rules.withdraw(
+    decided = rules.withdraw(
         ledger,
         catalogue,
         link,
-        record,
+        None,
         locale,
         http.request_context(bp.current_request),
         "one_click" if one_click else "page",
         get_settings().webhook_subscribers,
     )
+    result = decided.states
     log(
         "withdrawn",
         subject=link.subject,
@@ -199,7 +212,7 @@ def withdraw_post(token: str) -> Page:
         changed=[item.purpose for item in result if item.changed],
     )
     background.receipt_after(
-        link.subject, locale, record.get("channel"), any(item.changed for item in result)
+        link.subject, locale, decided.record.get("channel"), any(item.changed for item in result)
     )
     return views.withdraw_page(catalogue, locale, views.quote_token(token), result, done=True)
 
@@ -208,16 +221,17 @@ def withdraw_post(token: str) -> Page:
 @html_page
 def preferences_show(token: str) -> Page:
     """Every purpose with its current state and date; change any of them."""
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, _ = rules.open_link(ledger, settings, "preferences", token)
-    link = access.offered(link, catalogue)
+    settings, catalogue = get_settings(), get_catalogue()
+    page = rules.open_page(
+        get_ledger(), settings, "preferences", token, widen=lambda ln: access.offered(ln, catalogue)
+    )
     return views.confirm_page(
         settings,
         catalogue,
         http.locale(bp.current_request),
         f"/p/{views.quote_token(token)}",
-        link.link_id,
-        rules.states(ledger, link),
+        page.link.link_id,
+        page.states,
         title=views.PREFERENCES_TITLE,
     )
 
@@ -226,11 +240,9 @@ def preferences_show(token: str) -> Page:
 @html_page
 def preferences_save(token: str) -> Page:
     """Record each changed choice of the preferences page (each change is an event)."""
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    link, record = rules.open_link(ledger, settings, "preferences", token)
+    link = rules.verify_link(get_settings(), "preferences", token)
     return _record_choices(
-        access.offered(link, catalogue),
-        record,
+        access.offered(link, get_catalogue()),
         f"/p/{views.quote_token(token)}",
         "preferences_recorded",
         "preferences",
