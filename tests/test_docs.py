@@ -183,8 +183,9 @@ def tokens(command: str) -> list[str]:
     return list(lexer)
 
 
-def invocations_in(words: list[str], where: str, output: list[str] | None = None,
-                   inline: bool = False) -> Iterator[Invocation]:
+def invocations_in(
+    words: list[str], where: str, output: list[str] | None = None, inline: bool = False
+) -> Iterator[Invocation]:
     env: dict[str, str] = {}
     i = 0
     while i < len(words):
@@ -201,9 +202,15 @@ def invocations_in(words: list[str], where: str, output: list[str] | None = None
         program, skip = None, 0
         if Path(word).name == "optinproof":
             program, skip = "cli", 1
-        elif Path(word).name.startswith("python") and words[i + 1:i + 3] == ["-m", "chalicelib.cli"]:
+        elif Path(word).name.startswith("python") and words[i + 1 : i + 3] == [
+            "-m",
+            "chalicelib.cli",
+        ]:
             program, skip = "cli", 3
-        elif Path(word).name.startswith("python") and words[i + 1:i + 3] == ["-m", "devstack.act_simulator"]:
+        elif Path(word).name.startswith("python") and words[i + 1 : i + 3] == [
+            "-m",
+            "devstack.act_simulator",
+        ]:
             program, skip = "simulator", 3
         elif word == "make":
             program, skip = "make", 1
@@ -213,7 +220,7 @@ def invocations_in(words: list[str], where: str, output: list[str] | None = None
         j = i + skip
         while j < len(words) and words[j] not in SHELL_OPERATORS:
             j += 1
-        yield Invocation(program, words[i + skip:j], where, dict(env), output, inline)
+        yield Invocation(program, words[i + skip : j], where, dict(env), output, inline)
         env, i = {}, j
 
 
@@ -228,8 +235,11 @@ def documented_invocations() -> list[Invocation]:
                 found += invocations_in(tokens(command), f"{name}:{line}", output)
         for span in code_spans(prose(path)):
             words = span.split()
-            starts = [i for i, w in enumerate(words) if Path(w).name == "optinproof"
-                      or w == "make" or w == "-m"]
+            starts = [
+                i
+                for i, w in enumerate(words)
+                if Path(w).name == "optinproof" or w == "make" or w == "-m"
+            ]
             if starts:
                 found += invocations_in(words, f"{name}: `{span}`", inline=True)
     return found
@@ -274,7 +284,9 @@ def options_used(args: list[str]) -> list[str]:
     return [a.split("=", 1)[0] for a in args if re.fullmatch(r"--[a-z][\w-]*(=.*)?", a)]
 
 
-def leaf_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def leaf_commands(
+    group: click.Group = cli, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
     for name, sub in group.commands.items():
         if isinstance(sub, click.Group):
             yield from leaf_commands(sub, prefix + (name,))
@@ -285,8 +297,13 @@ def leaf_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> Ite
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An environment in which a command cannot reach AWS, DynamoDB, Act! or a mailer."""
-    for name in (*core_settings._ENV_NAMES, "SECRETS_SSM_PATH", "AWS_PROFILE",
-                 "AWS_SESSION_TOKEN", "CONSENT_TABLE_STREAM_ARN"):
+    for name in (
+        *core_settings._ENV_NAMES,
+        "SECRETS_SSM_PATH",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "CONSENT_TABLE_STREAM_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LINK_SECRET_KEYS", "doc-test-link-key-" + "k" * 32)
     monkeypatch.setenv("SUBJECT_PEPPER", "doc-test-pepper-" + "p" * 32)
@@ -344,12 +361,16 @@ def test_the_docs_show_cli_commands_at_all() -> None:
 
 
 @pytest.mark.parametrize("inv", CLI_LINES, ids=[inv.where for inv in CLI_LINES])
-def test_documented_cli_line_names_a_real_command_and_only_options_it_accepts(inv: Invocation) -> None:
+def test_documented_cli_line_names_a_real_command_and_only_options_it_accepts(
+    inv: Invocation,
+) -> None:
     path, command, rest = resolve(inv.args)
     # words that are not options; a placeholder (COMMAND, [options]) stands for any
     words = [a for a in rest if not a.startswith("-") and not a.isupper() and a[0] not in "[(<"]
     if isinstance(command, click.Group):
-        assert not words or "--help" in rest, f"{inv.where}: no command {words[0]!r} in {' '.join(path) or 'the CLI'}"
+        assert not words or "--help" in rest, (
+            f"{inv.where}: no command {words[0]!r} in {' '.join(path) or 'the CLI'}"
+        )
     accepted = options_in_help(cli_help(path))
     unknown = [o for o in options_used(rest) if o not in accepted and o != "--help"]
     assert not unknown, f"{inv.where}: {' '.join(path)} does not accept {unknown}"
@@ -366,7 +387,9 @@ def test_safe_documented_cli_command_runs_as_written_and_prints_what_the_docs_sh
     assert code == 0, f"{inv.where}: exit {code}"
     for line in inv.output or []:
         if line.strip():
-            assert line.strip() in out, f"{inv.where}: the docs show {line.strip()!r}; it prints:\n{out}"
+            assert line.strip() in out, (
+                f"{inv.where}: the docs show {line.strip()!r}; it prints:\n{out}"
+            )
 
 
 SIM_LINES = [inv for inv in INVOCATIONS if inv.program == "simulator"]
@@ -374,8 +397,13 @@ SIM_LINES = [inv for inv in INVOCATIONS if inv.program == "simulator"]
 
 def test_documented_act_simulator_lines_use_only_options_it_accepts() -> None:
     assert SIM_LINES
-    run = subprocess.run([sys.executable, "-m", "devstack.act_simulator", "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "devstack.act_simulator", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 0, run.stderr
     accepted = options_in_help(run.stdout) | {"--help"}
     for inv in SIM_LINES:
@@ -386,13 +414,20 @@ def test_documented_act_simulator_lines_use_only_options_it_accepts() -> None:
 def test_documented_make_targets_exist_and_make_help_runs() -> None:
     makefile = (ROOT / "Makefile").read_text("utf-8")
     targets = set(re.findall(r"(?m)^([a-z][\w-]*):", makefile))
-    used = {(inv.args[0], inv.where) for inv in INVOCATIONS
-            if inv.program == "make" and inv.args and not inv.args[0].startswith("-")
-            and "=" not in inv.args[0]}
+    used = {
+        (inv.args[0], inv.where)
+        for inv in INVOCATIONS
+        if inv.program == "make"
+        and inv.args
+        and not inv.args[0].startswith("-")
+        and "=" not in inv.args[0]
+    }
     assert {"run", "test"} <= {target for target, _ in used}
     missing = [f"{where}: make {target}" for target, where in used if target not in targets]
     assert not missing, "\n".join(missing)
-    run = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 0 and "make run" in run.stdout, run.stderr
 
 
@@ -429,17 +464,24 @@ def test_cli_reference_table_lists_every_command_with_exactly_the_options_it_acc
         accepted = options_in_help(cli_help(path)) - {"--help"}
         shown = set(re.findall(r"--[a-z][\w-]*", span))
         if shown - accepted:
-            problems.append(f"{' '.join(path)}: documents {sorted(shown - accepted)}, which it does not accept")
+            problems.append(
+                f"{' '.join(path)}: documents {sorted(shown - accepted)}, which it does not accept"
+            )
         if accepted - shown:
-            problems.append(f"{' '.join(path)}: accepts {sorted(accepted - shown)}, not in the table")
+            problems.append(
+                f"{' '.join(path)}: accepts {sorted(accepted - shown)}, not in the table"
+            )
     assert not problems, "\n".join(problems)
 
 
 def test_configuration_table_names_every_setting_and_secret_the_app_reads() -> None:
     table = section(REFERENCE, "Configuration")
     named = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
-    wanted = set(core_settings._ENV_NAMES) | set(core_secrets.SECRET_NAMES) | {
-        "SECRETS_SSM_PATH", "SECRETS_CACHE_SECONDS", "CONSENT_TABLE_STREAM_ARN"}
+    wanted = (
+        set(core_settings._ENV_NAMES)
+        | set(core_secrets.SECRET_NAMES)
+        | {"SECRETS_SSM_PATH", "SECRETS_CACHE_SECONDS", "CONSENT_TABLE_STREAM_ARN"}
+    )
     assert wanted - named == set()
 
 
@@ -449,8 +491,20 @@ def test_marketing_guide_embed_snippets_are_what_forms_snippet_prints(
 ) -> None:
     printed = {}
     for kind in ("iframe", "html", "script"):
-        code, out = run_cli(["forms", "snippet", "--form", "website", "--kind", kind,
-                             "--lang", lang, "--base-url", SNIPPET_BASE])
+        code, out = run_cli(
+            [
+                "forms",
+                "snippet",
+                "--form",
+                "website",
+                "--kind",
+                kind,
+                "--lang",
+                lang,
+                "--base-url",
+                SNIPPET_BASE,
+            ]
+        )
         assert code == 0
         printed[kind] = out.strip()
     shown = [b.text.strip() for b in fenced_blocks(ROOT / "docs" / guide) if b.lang == "html"]
