@@ -60,6 +60,12 @@ SAFE_OFFLINE = {
 #: Separators that end one command of a shell line.
 SHELL_OPERATORS = {"|", "||", "&&", ";", "(", ")", ">", ">>", "<", "&"}
 SNIPPET_BASE = "https://consent.example-outdoor.eu"
+#: the worktree's own interpreter (the one `make deps` set up), for subprocesses
+PYTHON = (
+    str(ROOT / ".venv" / "bin" / "python")
+    if (ROOT / ".venv" / "bin" / "python").exists()
+    else sys.executable
+)
 
 
 # --- reading the markdown -------------------------------------------------------------
@@ -398,7 +404,7 @@ SIM_LINES = [inv for inv in INVOCATIONS if inv.program == "simulator"]
 def test_documented_act_simulator_lines_use_only_options_it_accepts() -> None:
     assert SIM_LINES
     run = subprocess.run(
-        [sys.executable, "-m", "devstack.act_simulator", "--help"],
+        [PYTHON, "-m", "devstack.act_simulator", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
