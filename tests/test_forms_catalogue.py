@@ -72,7 +72,8 @@ def assert_points_at(raw: str, message: str, index: int, *fragments: str) -> Non
 
 
 def test_shipped_catalogue_has_the_website_form() -> None:
-    """The deployed catalogue offers the form the README's snippets refer to."""
+    """The deployed catalogue offers the form the embed snippets of docs/marketing.*.md refer to
+    (tests/test_docs.py checks those snippets against `forms snippet`)."""
     catalogue = load_catalogue(PACKAGE_ROOT / "catalogue.toml")
     website = catalogue.forms["website"]
     assert set(website.purposes) <= set(catalogue.purposes)
