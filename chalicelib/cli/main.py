@@ -1,6 +1,6 @@
 """The operator CLI: ``python -m chalicelib.cli --help`` (or ``optinproof --help``).
 
-Every command reads the same environment variables as the app (see the README), so
+Every command reads the same environment variables as the app (see docs/reference.md), so
 what the CLI writes is exactly what the app reads. Errors print one line saying what
 to fix and exit non-zero. Each command group lives in its own module; this one is the
 root group and the exit-code mapping scripts rely on.
@@ -40,7 +40,7 @@ cli = ExampleGroup(
     name="optinproof",
     help="OptinProof operator commands. Configuration comes from environment "
     "variables (CONSENT_TABLE, DYNAMODB_ENDPOINT, LINK_SECRET_KEYS, "
-    "SUBJECT_PEPPER, PUBLIC_BASE_URL, ...); see the README.",
+    "SUBJECT_PEPPER, PUBLIC_BASE_URL, ...); see docs/reference.md.",
     example="sync status --json",
 )
 

@@ -3,7 +3,7 @@
 The page language is chosen by ``?lang=`` first (a person's explicit choice), then
 the browser's ``Accept-Language``, then the catalogue default. Translations are
 compiled gettext catalogues under ``locales/`` (sources: ``locales/*/messages.po``,
-maintained with Babel; see the README).
+maintained with Babel; see docs/reference.md).
 """
 
 from __future__ import annotations

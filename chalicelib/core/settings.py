@@ -99,7 +99,7 @@ _MIN_SECRET_LENGTH = 32
 
 @dataclass(frozen=True)
 class ActSettings:
-    """How to reach Act! and what to write there. See the README's Act! section."""
+    """How to reach Act! and what to write there. See docs/operators.md, Act!."""
 
     api_url: str
     database: str
@@ -152,7 +152,7 @@ def _human_seconds(seconds: int) -> str:
 
 @dataclass(frozen=True)
 class MailSettings:
-    """How OptinProof sends its own mails. See the README's mail section."""
+    """How OptinProof sends its own mails. See docs/operators.md, mail."""
 
     transport: str = "none"
     #: queued: sent by the table's stream (and the sweep), never inside a signup request,
@@ -177,7 +177,7 @@ class MailSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every knob of the app. See the README's configuration table."""
+    """Every knob of the app. See docs/reference.md, Configuration."""
 
     consent_table: str
     dynamodb_endpoint: str | None

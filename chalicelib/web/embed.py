@@ -6,7 +6,7 @@
 - ``script``: the site's own form, filled from ``form.json`` and posted as JSON
   (CORS limited to the form's ``allowed_origins``).
 
-The same functions feed ``cli forms snippet``, the README examples and the local
+The same functions feed ``cli forms snippet``, the marketing guides' examples and the local
 demo page, so what marketing copies is what the tests exercise.
 """
 
