@@ -36,8 +36,9 @@ html_page = guards.html_page(bp)
 @bp.route("/c/{token}", methods=["GET", "HEAD"])
 @html_page
 def confirm_show(token: str) -> Page:
-    """The confirmation page. Renders only: GET and HEAD never change anything (but
-    the first GET of a campaign or form link is counted as opened)."""
+    """The confirmation page. Renders only: GET and HEAD never change anything.
+
+    The one write: the first GET of a campaign or form link is counted as opened."""
     settings, ledger = get_settings(), get_ledger()
     page = rules.open_page(ledger, settings, "confirm", token, get_catalogue())
     if bp.current_request.method == "GET":
@@ -55,8 +56,10 @@ def confirm_show(token: str) -> Page:
 @bp.route("/c/{token}", methods=["POST"], content_types=http.FORM_TYPES)
 @html_page
 def confirm_decide(token: str) -> Page:
-    """Record the decisions of a submitted confirmation page (two DynamoDB round trips:
-    the decision's one read, which also checks the link's record, and its transaction)."""
+    """Record the decisions of a submitted confirmation page.
+
+    Two DynamoDB round trips: the decision's one read (which also checks the link's
+    record) and its transaction."""
     link = rules.verify_link(get_settings(), "confirm", token, get_catalogue())
     return _record_choices(link, views.quote_token(token), "decisions_recorded", None)
 
