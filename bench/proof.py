@@ -157,24 +157,93 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
             fields.update({"decision.newsletter": "accept", "decision.events": "refuse"})
             pages.append((f"/c/{link.token}", urlencode(fields)))
         counter = CallCounter(client)
+        captured = Captured(client)
         started = time.perf_counter()
         for path, body in pages:
             answer = http.http.post(path, body=body, headers={
                 "Content-Type": "application/x-www-form-urlencoded"})
             assert answer.status_code == 200, answer.status_code
         post_rate = count / (time.perf_counter() - started)
-    trips = counter.count / count
+        trips = counter.count / count
+        captured.stop()
+        rows += scanner_storm(http, ledger, settings, catalogue, client)
 
-    def transact(i: int) -> None:
-        client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": settings.consent_table,
-                     "Item": {"pk": {"S": f"RAW#{i}"}, "sk": {"S": f"E#{n}"}}}}
-            for n in range(4)])
-    raw_tx = per_second(transact)
+    # The floor: the very transactions those POSTs wrote, replayed on fresh keys.
+    replays = [fresh_copy(request, n) for n, request in enumerate(captured.requests)]
+    started = time.perf_counter()
+    for request in replays:
+        client.transact_write_items(TransactItems=request)
+    raw_tx = len(replays) / (time.perf_counter() - started)
+    items = statistics.median(len(r) for r in replays)
     rows.append(("confirmation POST (2 purposes), in-process", f"{post_rate:,.0f}/s",
-                 f"{raw_tx:,.0f}/s raw TransactWriteItems", f"{raw_tx / post_rate:.1f}x"))
+                 f"{raw_tx:,.0f}/s raw TransactWriteItems ({items:.0f} items)",
+                 f"{raw_tx / post_rate:.1f}x"))
     rows.append(("DynamoDB round trips per confirmation POST", f"{trips:.1f}", "1", ""))
     return rows
+
+
+class Captured:
+    """The TransactWriteItems requests the app sends, as sent."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.requests = client, []
+        client.meta.events.register("provide-client-params.dynamodb.TransactWriteItems",
+                                    self._seen)
+
+    def _seen(self, params: dict[str, Any], **_: Any) -> None:
+        self.requests.append(params["TransactItems"])
+
+    def stop(self) -> None:
+        self.client.meta.events.unregister("provide-client-params.dynamodb.TransactWriteItems",
+                                           self._seen)
+
+
+def fresh_copy(request: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The same items on keys nobody wrote (``RAW#<n>#`` before each pk), conditions
+    dropped (they were about the original keys): what DynamoDB itself costs to write them."""
+    out = []
+    for entry in request:
+        (op, body), = entry.items()
+        body = {**body}
+        for name in ("Key", "Item"):
+            if name in body:
+                body[name] = {**body[name], "pk": {"S": f"RAW#{n}#{body[name]['pk']['S']}"}}
+        condition = body.pop("ConditionExpression", "")
+        if op == "ConditionCheck":
+            body["ConditionExpression"] = "attribute_not_exists(pk)"
+            body.pop("ExpressionAttributeValues", None)
+            body.pop("ExpressionAttributeNames", None)
+        elif condition:
+            used = " ".join(str(body.get(k, "")) for k in ("UpdateExpression",))
+            for group in ("ExpressionAttributeValues", "ExpressionAttributeNames"):
+                kept = {k: v for k, v in body.get(group, {}).items() if k in used}
+                if kept:
+                    body[group] = kept
+                else:
+                    body.pop(group, None)
+        out.append({op: body})
+    return out
+
+
+def scanner_storm(http: Any, ledger: Any, settings: Any, catalogue: Any,
+                  client: Any) -> list[tuple[str, str, str, str]]:
+    """DynamoDB requests of a link's page: first GET, a repeat, and 1,000 GETs (a mail
+    scanner) on one campaign link."""
+    from chalicelib.consent import rules
+
+    issued = rules.issue_link(ledger, settings, catalogue, "storm@example.eu", ["newsletter"],
+                              channel="campaign:bench")
+    counter = CallCounter(client)
+    http.http.get(f"/c/{issued.token}")
+    first = counter.count
+    http.http.get(f"/c/{issued.token}")
+    repeat = counter.count - first
+    for _ in range(998):
+        http.http.get(f"/c/{issued.token}")
+    return [("DynamoDB requests per confirmation GET (first open, then repeat)",
+             f"{first} / {repeat}", "1 read (+1 write the first time)", ""),
+            ("scanner storm: 1,000 GETs on one link", f"{counter.count} requests",
+             "1,001", f"{counter.count / 1001:.2f}x")]
 
 
 def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, str, str]]:
