@@ -726,23 +726,15 @@ class Ledger:
         if plan.profile is not None:
             request.append({"Update": self._profile_update(pk, plan.profile, plan.profile_remove)})
         if sealed or plan.puts:
-            for check_pk, check_sk in plan.checks:
+            conditions = [(key, "attribute_exists(pk)") for key in plan.checks]
+            conditions += [(key, "attribute_not_exists(pk)") for key in plan.absent]
+            for (check_pk, check_sk), condition in conditions:
                 request.append(
                     {
                         "ConditionCheck": {
                             "TableName": self.table,
                             "Key": to_item({"pk": check_pk, "sk": check_sk}),
-                            "ConditionExpression": "attribute_exists(pk)",
-                        }
-                    }
-                )
-            for check_pk, check_sk in plan.absent:
-                request.append(
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table,
-                            "Key": to_item({"pk": check_pk, "sk": check_sk}),
-                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ConditionExpression": condition,
                         }
                     }
                 )
@@ -761,15 +753,17 @@ class Ledger:
 
     def set_once(self, pk: str, sk: str, name: str, value: Any) -> bool:
         """Set an attribute of an existing item unless it is set; True if this call set it."""
-        return self._conditional(
-            "update_item",
-            TableName=self.table,
-            Key=to_item({"pk": pk, "sk": sk}),
-            UpdateExpression="SET #n = :v",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#n)",
-            ExpressionAttributeNames={"#n": name},
-            ExpressionAttributeValues=to_item({":v": value}),
-        )
+        return self._conditional("update_item", **self._set_once_update(pk, sk, name, value))
+
+    def _set_once_update(self, pk: str, sk: str, name: str, value: Any) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": "SET #n = :v",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#n)",
+            "ExpressionAttributeNames": {"#n": name},
+            "ExpressionAttributeValues": to_item({":v": value}),
+        }
 
     def set_once_counted(
         self, pk: str, sk: str, name: str, value: Any, counters: dict[keys.Key, dict[str, int]]
@@ -779,16 +773,7 @@ class Ledger:
         if not counters:
             return self.set_once(pk, sk, name, value)
         request = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_item({"pk": pk, "sk": sk}),
-                    "UpdateExpression": "SET #n = :v",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#n)",
-                    "ExpressionAttributeNames": {"#n": name},
-                    "ExpressionAttributeValues": to_item({":v": value}),
-                }
-            },
+            {"Update": self._set_once_update(pk, sk, name, value)},
             *({"Update": self._counter_update(k[0], k[1], f)} for k, f in counters.items()),
         ]
         try:

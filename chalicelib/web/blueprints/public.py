@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 from chalice import Blueprint, Response
 
@@ -99,6 +100,7 @@ def _record_choices(
         k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")
     }
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
+    show = partial(views.confirm_page, settings, catalogue, locale, path, link.link_id, title=title)
     try:
         _link_first(
             ledger,
@@ -117,16 +119,10 @@ def _record_choices(
             settings.webhook_subscribers,
         )
     except tuple(views.FORM_ERRORS) as exc:
-        return views.confirm_page(
-            settings,
-            catalogue,
-            locale,
-            path,
-            link.link_id,
+        return show(
             rules.read_page(ledger, link).states,  # a link refused meanwhile says so
             status=web_errors.status(exc),
             error=views.form_error(exc, locale),
-            title=title,
         )
     result, channel = decided.states, decided.record.get("channel")
     changed = any(item.changed for item in result)
@@ -137,16 +133,10 @@ def _record_choices(
         changed=[item.purpose for item in result if item.changed],
     )
     background.receipt_after(link.subject, locale, receipt_channel or channel, changed)
-    return views.confirm_page(
-        settings,
-        catalogue,
-        locale,
-        path,
-        link.link_id,
+    return show(
         result,
         unchanged=not changed,
         continue_url=None if receipt_channel else views.continue_url(catalogue, channel),
-        title=title,
     )
 
 
