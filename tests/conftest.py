@@ -1,4 +1,5 @@
-"""Shared fixtures: DynamoDB Local for the session, a fresh table per test, the app.
+"""Shared fixtures: DynamoDB Local for the session, a fresh table per test, the app;
+the Act! simulator, the SMTP sink, the admin API, a confirmed person, Chromium.
 
 Nothing is mocked: the ledger talks to the real DynamoDB engine over HTTP on a free
 loopback port, pages are rendered by the real Jinja2 templates, requests go through
@@ -13,6 +14,7 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
@@ -271,3 +273,138 @@ def mail_env(env: dict[str, str], mail_sink: Any, monkeypatch: pytest.MonkeyPatc
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return {**env, **values}
+
+
+# -- the admin API and a person with a rights link -----------------------------------------
+
+
+@pytest.fixture
+def admin_env(act_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The Act! configuration plus the admin API's key (tests.support.admin signs with it)."""
+    from tests.support.admin import ADMIN_KEY
+
+    monkeypatch.setenv("ADMIN_SECRET_KEYS", ADMIN_KEY)
+    return {**act_env, "ADMIN_SECRET_KEYS": ADMIN_KEY}
+
+
+@pytest.fixture
+def person(mail_env, act_env, client, mail_sink, act_sim) -> dict[str, str]:
+    """Zoé, an Act! contact, confirmed through the form and the mail, with a rights link."""
+    from tests.support.rights import ask_rights, confirmed, rights_path
+
+    act_sim.add_contact(firstName="Zoé", lastName="Rights", emailAddress="zoe@example.eu")
+    confirm = confirmed(client, mail_sink, "zoe@example.eu")
+    mail_sink.clear()
+    assert ask_rights(client, "Zoe@Example.eu").status_code == 200
+    assert len(mail_sink.messages) == 1
+    return {"email": "zoe@example.eu", "confirm": confirm, "rights": rights_path(mail_sink)}
+
+
+# -- browser (Debian's Chromium, loopback only) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium, or None when it is not installed (each test then fails, saying why)."""
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS, timeout=30_000)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str) -> Iterator[tuple[Any, Any] | None]:
+    """A fresh English-speaking browser context on the live app, with everything recorded."""
+    from tests.support.browser import TIMEOUT_MS, Watch, is_app
+
+    if browser is None:
+        yield None
+        return
+    watch = Watch(live_server)
+    context = browser.new_context(locale="en-GB", viewport={"width": 900, "height": 1000})
+
+    def guard(route: Any) -> None:
+        if is_app(route.request.url, live_server):
+            route.continue_()
+        else:
+            watch.blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.on("console", lambda message: watch.console.append((message.type, message.text)))
+    tab.on("pageerror", lambda error: watch.page_errors.append(str(error)))
+    tab.on("request", lambda request: watch.requests.append((request.method, request.url)))
+    try:
+        yield tab, watch
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def site(mail_env, mail_sink, act_env, live_server, tmp_path, monkeypatch) -> dict[str, Any]:
+    """A catalogue whose form may be embedded on the sink's origin, and a page doing so."""
+    from chalicelib.consent.catalogue import load_catalogue
+    from chalicelib.web import embed
+
+    shipped = Path(mail_env["CONSENT_CATALOGUE"]).read_text(encoding="utf-8")
+    path = tmp_path / "site-catalogue.toml"
+    path.write_text(shipped.split("[[forms]]")[0] + f"""
+[[forms]]
+id = "website"
+purposes = ["newsletter", "promotions", "events"]
+allowed_origins = ["{mail_sink.http_url}"]
+ask_name = true
+min_fill_seconds = 1
+""", encoding="utf-8")
+    monkeypatch.setenv("CONSENT_CATALOGUE", str(path))
+    monkeypatch.setenv("PUBLIC_BASE_URL", live_server)
+    catalogue = load_catalogue(path)
+    form = catalogue.forms["website"]
+    for kind in embed.KINDS:
+        mail_sink.add_page(f"/embed-{kind}", (
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Shop</title>"
+            f"</head><body><h1>Example shop</h1>{embed.snippet(kind, live_server, form, catalogue, 'en')}"
+            "</body></html>"))
+    return {"app": live_server, "site": mail_sink.http_url, "sink": mail_sink}
+
+
+@pytest.fixture
+def tab(browser: Any, site: dict[str, Any]) -> Iterator[tuple[Any, list[str]]]:
+    """A browser context that may reach the app and the embedding site, and nothing else."""
+    from tests.support.browser import MISSING_CHROMIUM, TIMEOUT_MS
+
+    if browser is None:
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    allowed = {urlsplit(site["app"]).port, urlsplit(site["site"]).port}
+    problems: list[str] = []
+    context = browser.new_context(locale="en-GB", viewport={"width": 1000, "height": 1200})
+
+    def guard(route: Any) -> None:
+        parts = urlsplit(route.request.url)
+        if parts.hostname == "127.0.0.1" and parts.port in allowed:
+            route.continue_()
+        else:
+            problems.append(f"blocked {route.request.url}")
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine needs more than 5 s
+    page.on("console", lambda m: problems.append(f"console {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error {error}"))
+    try:
+        yield page, problems
+    finally:
+        context.close()

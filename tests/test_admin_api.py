@@ -12,35 +12,10 @@ import pytest
 from chalicelib.web import admin_auth
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
-from chalicelib.act.client import ActClient
-from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.services import get_ledger
 from chalicelib.core.settings import get_settings
 from tests.conftest import KEY_NEW, new_secret
-
-ADMIN_KEY = new_secret()
-
-
-@pytest.fixture
-def admin_env(act_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setenv("ADMIN_SECRET_KEYS", ADMIN_KEY)
-    return {**act_env, "ADMIN_SECRET_KEYS": ADMIN_KEY}
-
-
-def auth(token: str | None = None) -> dict[str, str]:
-    token = token or admin_auth.mint(get_settings(), "alice@example.eu", 600)
-    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-def call(client: Any, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else b""
-    return getattr(client.http, method)(path, body=data, headers=headers or auth())
-
-
-def tools() -> jobs.Tools:
-    settings = get_settings()
-    return jobs.Tools(settings, get_catalogue(),
-                               ActClient(settings.act, sleep=lambda s: None), None)
+from tests.support.admin import ADMIN_KEY, auth, call, tools
 
 
 # -- tokens ---------------------------------------------------------------------------------

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -14,14 +11,9 @@ from chalicelib import cli
 from chalicelib.proof import chain
 from chalicelib.store.ledger import to_item
 from chalicelib.store.keys import event_sk, subject_pk
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=120)
 
 
 def _subcommands(group: click.Group, prefix: tuple[str, ...] = ()):

@@ -20,9 +20,10 @@ from chalicelib.act.client import ActClient
 from chalicelib.core.errors import Contention
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from tests.test_admin_api import add_contacts, admin_env, call, tools  # noqa: F401
-from tests.test_rights import _erase, confirmed, key, person  # noqa: F401
-from tests.test_signup import links_in
+from tests.support.admin import call, tools
+from tests.support.rights import confirmed, erase as _erase, key
+from tests.support.signup import links_in
+from tests.test_admin_api import add_contacts
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -224,7 +225,7 @@ def test_erasure_when_act_is_down_is_finished_by_the_sweep(person, client, act_s
 def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
     """The tombstone is checked inside the link's transaction, not only before it."""
     from chalicelib.store.keys import subject_pk
-    from tests.test_campaigns import make_runner
+    from tests.support.campaigns import make_runner
 
     act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")
     runner = make_runner("race-erase", delivery="csv", purposes=("newsletter",))

@@ -5,7 +5,6 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import jsonschema
 import pytest
@@ -15,49 +14,11 @@ from chalicelib.rights import erasure
 from chalicelib.consent import links
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from chalicelib.consent.subjects import subject_key
-from tests.conftest import PEPPER, ROOT, form_fields
-from tests.test_signup import decide, links_in, sign_up
+from tests.conftest import ROOT
+from tests.support.rights import FORM, ask_rights, confirmed, erase, key
+from tests.support.signup import decide, links_in, sign_up
 
-FORM = "application/x-www-form-urlencoded"
-UA = "RightsTest/1.0 (marker-ua-7731)"
 SCHEMA = json.loads((ROOT / "schemas" / "subject-export.v1.json").read_text())
-
-
-def key(email: str) -> str:
-    return subject_key(PEPPER, email.lower())
-
-
-def confirmed(client: Any, mail_sink: Any, email: str, name: str = "Zoé",
-              **choices: str) -> str:
-    """Signed up through the form (with a name and our UA) and decided through the mail."""
-    mail_sink.clear()
-    sign_up(client, email, ("newsletter", "events"), name=name)
-    path = links_in(mail_sink.messages[-1])["confirm"]
-    answer = decide(client, path, **(choices or {"newsletter": "accept", "events": "refuse"}))
-    assert answer.status_code == 200, answer.body
-    return path
-
-
-def ask_rights(client: Any, email: str, **headers: str) -> Any:
-    return client.http.post("/rights", body=urlencode({"email": email, "lang": "en"}),
-                            headers={"Content-Type": FORM, "User-Agent": UA, **headers})
-
-
-def rights_path(mail_sink: Any) -> str:
-    found = re.search(r"http://testserver(/r/[A-Za-z0-9_.\-]+)", mail_sink.messages[-1].text())
-    assert found, mail_sink.messages[-1].text()
-    return found.group(1)
-
-
-@pytest.fixture
-def person(mail_env, act_env, client, mail_sink, act_sim) -> dict[str, str]:
-    act_sim.add_contact(firstName="Zoé", lastName="Rights", emailAddress="zoe@example.eu")
-    confirm = confirmed(client, mail_sink, "zoe@example.eu")
-    mail_sink.clear()
-    assert ask_rights(client, "Zoe@Example.eu").status_code == 200
-    assert len(mail_sink.messages) == 1
-    return {"email": "zoe@example.eu", "confirm": confirm, "rights": rights_path(mail_sink)}
 
 
 # -- asking for access ---------------------------------------------------------------------
@@ -173,16 +134,6 @@ def test_preferences_show_every_purpose_and_record_each_change(person, client):
 
 # -- erasure -----------------------------------------------------------------------------------
 
-def _erase(client: Any, rights: str, confirm: bool = True) -> Any:
-    page = client.http.get(rights + "/erase")
-    assert page.status_code == 200
-    fields = {k: v for k, v in form_fields(page.body.decode()).items() if k != "confirm"}
-    if confirm:
-        fields["confirm"] = "yes"  # the box ticked
-    return client.http.post(rights + "/erase", body=urlencode(fields),
-                            headers={"Content-Type": FORM})
-
-
 def _personal_traces(table_items: Any, *needles: str) -> list[dict[str, Any]]:
     found = []
     for item in table_items():
@@ -194,7 +145,7 @@ def _personal_traces(table_items: Any, *needles: str) -> list[dict[str, Any]]:
 
 def test_erasure_needs_the_explicit_confirmation(person, client, table_items):
     before = table_items()
-    answer = _erase(client, person["rights"], confirm=False)
+    answer = erase(client, person["rights"], confirm=False)
     assert answer.status_code == 400 and "Tick the box" in answer.body.decode()
     assert len(table_items()) == len(before)
 
@@ -212,7 +163,7 @@ def test_erasure_is_complete_keeps_a_verifiable_chain_and_clears_act(person, cli
     assert any(e.get("user_agent") for e in events)
     user_agents = {e["user_agent"] for e in events if e.get("user_agent")}
 
-    answer = _erase(client, person["rights"])
+    answer = erase(client, person["rights"])
     assert answer.status_code == 200, answer.body
     assert "erased on" in answer.body.decode()
 
@@ -243,12 +194,12 @@ def test_erasure_can_delete_the_act_contact(person, client, act_sim, pusher, mon
     contact_id = next(c["id"] for c in act_sim.contacts.values()
                       if c.get("emailAddress") == "zoe@example.eu")
     monkeypatch.setenv("ERASURE_ACT", "delete")
-    assert _erase(client, person["rights"]).status_code == 200
+    assert erase(client, person["rights"]).status_code == 200
     assert contact_id not in act_sim.contacts
 
 
 def test_signup_after_erasure_starts_afresh_and_says_so(person, client, mail_sink):
-    assert _erase(client, person["rights"]).status_code == 200
+    assert erase(client, person["rights"]).status_code == 200
     mail_sink.clear()
     sign_up(client, "zoe@example.eu", ("newsletter",))
     subject = key(person["email"])
