@@ -22,6 +22,7 @@ from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, form_fields
 from tests.support.campaigns import add_contacts, link_of, make_runner
 from tests.support.cli import run_cli
+from tests.support.rights import key
 
 
 def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_sim):
@@ -212,3 +213,18 @@ def test_remind_twice_reminds_nobody_twice(act_env, act_sim, mail_env, mail_sink
     assert "nobody left to remind in round 2" in again.stdout
     third = run_cli("campaign", "remind", "--id", "twice-camp", "--new-round")
     assert "(round 3)" in third.stderr
+
+
+def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
+    """The tombstone is checked inside the link's transaction, not only before it."""
+    from chalicelib.store.keys import subject_pk
+
+    act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")
+    runner = make_runner("race-erase", delivery="csv", purposes=("newsletter",))
+    contact = next(c for c in define.audience(runner.client, runner.campaign)
+                   if c.email == "late@example.eu")
+    subject = key("late@example.eu")
+    get_ledger().put({"pk": subject_pk(subject), "sk": "TOMBSTONE", "subject": subject,
+                      "erased_at": "2026-11-29T00:00:00.000Z"})  # erased after _reach looked
+    assert runner._mint(contact, "late@example.eu", subject) == ("skipped", "suppressed")
+    assert list(get_ledger().events(subject)) == []
