@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.consent import rules
+from chalicelib.consent import requests, rules
+from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.core.clock import now_iso
 from chalicelib.store import schema
-from chalicelib.store.ledger import Ledger, from_item
+from chalicelib.store.ledger import Ledger, Plan, Snapshot, from_item
 from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from devstack.dynamodb_local import DynamoDBLocal, ServiceError, free_port
@@ -102,11 +104,51 @@ def client(env: dict[str, str]) -> Any:
 
 @pytest.fixture
 def mint(env: dict[str, str]) -> Callable[..., rules.IssuedLink]:
-    """Issue a confirm link like the CLI does: ``mint("a@b.eu", "newsletter", ...)``."""
+    """Issue a confirm link the way real traffic does: ``mint("a@b.eu", "newsletter", ...)``.
+
+    One request recorded as signup forms, renewals, campaigns and Act! reconciliation
+    record theirs (``consent.requests.draft_request`` + ``plan_request``, one commit): the
+    confirm link and the withdraw link that goes with it, their ``link_issued`` events
+    and ``LINK#`` records, older confirm links superseded, the profile's address, live
+    links and pending expiry. Nothing is mailed (no outbox item): the test holds the
+    link, as a campaign delivering by CSV or Act! field hands it over. Returns the
+    confirm link (``token``, ``link_id``, ``subject``, ``expires_at``).
+
+    Tests that need a token with no such record behind it (forged, unrecorded, of
+    another kind) build it with ``links.mint`` themselves, and say so.
+    """
     def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> rules.IssuedLink:
-        settings = get_settings()
-        return rules.issue_link(get_ledger(), settings, get_catalogue(), email,
-                                  list(purposes or ("newsletter", "events")), channel=channel)
+        settings, ledger = get_settings(), get_ledger()
+        asked = list(dict.fromkeys(purposes or ("newsletter", "events")))
+        address = mail_address(email)
+        subject = subject_key(settings.subject_pepper, normalise_email(email))
+        at, drafted = now_iso(), []
+
+        def build(snap: Snapshot) -> Plan:
+            request = requests.draft_request(settings, subject, asked, True, channel, "en",
+                                             rules.RequestContext(), at)
+            request.order = None  # handed over by the test, not mailed
+            drafted.append(request)
+            return requests.plan_request(request, snap, address, None, "en", at)
+
+        ledger.commit(subject, build)
+        return drafted[-1].asking().issued
+    return _mint
+
+
+@pytest.fixture
+def cli_mint(env: dict[str, str]) -> Callable[..., rules.IssuedLink]:
+    """Issue one confirm link as the operator's ``link mint`` command does
+    (``rules.issue_link``): ``cli_mint("a@b.eu", "newsletter", ...)``.
+
+    For the tests whose assertions list a subject's whole chain event by event (the
+    confirm flow, chain verify): a request as real traffic records it (``mint``) also
+    issues a withdraw link, one more ``link_issued`` event; the CLI's issuance records
+    exactly one. Same signature and result as ``mint``.
+    """
+    def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> rules.IssuedLink:
+        return rules.issue_link(get_ledger(), get_settings(), get_catalogue(), email,
+                                list(purposes or ("newsletter", "events")), channel=channel)
     return _mint
 
 

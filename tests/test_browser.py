@@ -41,12 +41,12 @@ def _label_background(label: Any) -> str:
     return label.evaluate("element => getComputedStyle(element).backgroundColor")
 
 
-def test_person_accepts_one_purpose_and_refuses_another(page, live_server, mint, ledger,
+def test_person_accepts_one_purpose_and_refuses_another(page, live_server, cli_mint, ledger,
                                                         catalogue):
     from playwright.sync_api import expect
 
     tab, watch = _opened(page)
-    issued = mint("ann@example.eu", "newsletter", "events")
+    issued = cli_mint("ann@example.eu", "newsletter", "events")
     response = tab.goto(f"{live_server}/c/{issued.token}")
     assert response is not None and response.status == 200
     assert tab.locator("html").get_attribute("lang") == "en"
