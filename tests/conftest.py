@@ -1,4 +1,5 @@
-"""Shared fixtures: DynamoDB Local for the session, a fresh table per test, the app.
+"""Shared fixtures: DynamoDB Local for the session, a fresh table per test, the app;
+the Act! simulator, the SMTP sink, the admin API, a confirmed person, Chromium.
 
 Nothing is mocked: the ledger talks to the real DynamoDB engine over HTTP on a free
 loopback port, pages are rendered by the real Jinja2 templates, requests go through
@@ -13,13 +14,16 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.consent import rules
+from chalicelib.consent import requests, rules
+from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
+from chalicelib.core.clock import now_iso
 from chalicelib.store import schema
-from chalicelib.store.ledger import Ledger, from_item
+from chalicelib.store.ledger import Ledger, Plan, Snapshot, from_item
 from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from devstack.dynamodb_local import DynamoDBLocal, ServiceError, free_port
@@ -100,11 +104,51 @@ def client(env: dict[str, str]) -> Any:
 
 @pytest.fixture
 def mint(env: dict[str, str]) -> Callable[..., rules.IssuedLink]:
-    """Issue a confirm link like the CLI does: ``mint("a@b.eu", "newsletter", ...)``."""
+    """Issue a confirm link the way real traffic does: ``mint("a@b.eu", "newsletter", ...)``.
+
+    One request recorded as signup forms, renewals, campaigns and Act! reconciliation
+    record theirs (``consent.requests.draft_request`` + ``plan_request``, one commit): the
+    confirm link and the withdraw link that goes with it, their ``link_issued`` events
+    and ``LINK#`` records, older confirm links superseded, the profile's address, live
+    links and pending expiry. Nothing is mailed (no outbox item): the test holds the
+    link, as a campaign delivering by CSV or Act! field hands it over. Returns the
+    confirm link (``token``, ``link_id``, ``subject``, ``expires_at``).
+
+    Tests that need a token with no such record behind it (forged, unrecorded, of
+    another kind) build it with ``links.mint`` themselves, and say so.
+    """
     def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> rules.IssuedLink:
-        settings = get_settings()
-        return rules.issue_link(get_ledger(), settings, get_catalogue(), email,
-                                  list(purposes or ("newsletter", "events")), channel=channel)
+        settings, ledger = get_settings(), get_ledger()
+        asked = list(dict.fromkeys(purposes or ("newsletter", "events")))
+        address = mail_address(email)
+        subject = subject_key(settings.subject_pepper, normalise_email(email))
+        at, drafted = now_iso(), []
+
+        def build(snap: Snapshot) -> Plan:
+            request = requests.draft_request(settings, subject, asked, True, channel, "en",
+                                             rules.RequestContext(), at)
+            request.order = None  # handed over by the test, not mailed
+            drafted.append(request)
+            return requests.plan_request(request, snap, address, None, "en", at)
+
+        ledger.commit(subject, build)
+        return drafted[-1].asking().issued
+    return _mint
+
+
+@pytest.fixture
+def cli_mint(env: dict[str, str]) -> Callable[..., rules.IssuedLink]:
+    """Issue one confirm link as the operator's ``link mint`` command does
+    (``rules.issue_link``): ``cli_mint("a@b.eu", "newsletter", ...)``.
+
+    For the tests whose assertions list a subject's whole chain event by event (the
+    confirm flow, chain verify): a request as real traffic records it (``mint``) also
+    issues a withdraw link, one more ``link_issued`` event; the CLI's issuance records
+    exactly one. Same signature and result as ``mint``.
+    """
+    def _mint(email: str = "ann@example.eu", *purposes: str, channel: str = "test") -> rules.IssuedLink:
+        return rules.issue_link(get_ledger(), get_settings(), get_catalogue(), email,
+                                list(purposes or ("newsletter", "events")), channel=channel)
     return _mint
 
 
@@ -271,3 +315,138 @@ def mail_env(env: dict[str, str], mail_sink: Any, monkeypatch: pytest.MonkeyPatc
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return {**env, **values}
+
+
+# -- the admin API and a person with a rights link -----------------------------------------
+
+
+@pytest.fixture
+def admin_env(act_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The Act! configuration plus the admin API's key (tests.support.admin signs with it)."""
+    from tests.support.admin import ADMIN_KEY
+
+    monkeypatch.setenv("ADMIN_SECRET_KEYS", ADMIN_KEY)
+    return {**act_env, "ADMIN_SECRET_KEYS": ADMIN_KEY}
+
+
+@pytest.fixture
+def person(mail_env, act_env, client, mail_sink, act_sim) -> dict[str, str]:
+    """Zoé, an Act! contact, confirmed through the form and the mail, with a rights link."""
+    from tests.support.rights import ask_rights, confirmed, rights_path
+
+    act_sim.add_contact(firstName="Zoé", lastName="Rights", emailAddress="zoe@example.eu")
+    confirm = confirmed(client, mail_sink, "zoe@example.eu")
+    mail_sink.clear()
+    assert ask_rights(client, "Zoe@Example.eu").status_code == 200
+    assert len(mail_sink.messages) == 1
+    return {"email": "zoe@example.eu", "confirm": confirm, "rights": rights_path(mail_sink)}
+
+
+# -- browser (Debian's Chromium, loopback only) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium, or None when it is not installed (each test then fails, saying why)."""
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS, timeout=30_000)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str) -> Iterator[tuple[Any, Any] | None]:
+    """A fresh English-speaking browser context on the live app, with everything recorded."""
+    from tests.support.browser import TIMEOUT_MS, Watch, is_app
+
+    if browser is None:
+        yield None
+        return
+    watch = Watch(live_server)
+    context = browser.new_context(locale="en-GB", viewport={"width": 900, "height": 1000})
+
+    def guard(route: Any) -> None:
+        if is_app(route.request.url, live_server):
+            route.continue_()
+        else:
+            watch.blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.on("console", lambda message: watch.console.append((message.type, message.text)))
+    tab.on("pageerror", lambda error: watch.page_errors.append(str(error)))
+    tab.on("request", lambda request: watch.requests.append((request.method, request.url)))
+    try:
+        yield tab, watch
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def site(mail_env, mail_sink, act_env, live_server, tmp_path, monkeypatch) -> dict[str, Any]:
+    """A catalogue whose form may be embedded on the sink's origin, and a page doing so."""
+    from chalicelib.consent.catalogue import load_catalogue
+    from chalicelib.web import embed
+
+    shipped = Path(mail_env["CONSENT_CATALOGUE"]).read_text(encoding="utf-8")
+    path = tmp_path / "site-catalogue.toml"
+    path.write_text(shipped.split("[[forms]]")[0] + f"""
+[[forms]]
+id = "website"
+purposes = ["newsletter", "promotions", "events"]
+allowed_origins = ["{mail_sink.http_url}"]
+ask_name = true
+min_fill_seconds = 1
+""", encoding="utf-8")
+    monkeypatch.setenv("CONSENT_CATALOGUE", str(path))
+    monkeypatch.setenv("PUBLIC_BASE_URL", live_server)
+    catalogue = load_catalogue(path)
+    form = catalogue.forms["website"]
+    for kind in embed.KINDS:
+        mail_sink.add_page(f"/embed-{kind}", (
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Shop</title>"
+            f"</head><body><h1>Example shop</h1>{embed.snippet(kind, live_server, form, catalogue, 'en')}"
+            "</body></html>"))
+    return {"app": live_server, "site": mail_sink.http_url, "sink": mail_sink}
+
+
+@pytest.fixture
+def tab(browser: Any, site: dict[str, Any]) -> Iterator[tuple[Any, list[str]]]:
+    """A browser context that may reach the app and the embedding site, and nothing else."""
+    from tests.support.browser import MISSING_CHROMIUM, TIMEOUT_MS
+
+    if browser is None:
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    allowed = {urlsplit(site["app"]).port, urlsplit(site["site"]).port}
+    problems: list[str] = []
+    context = browser.new_context(locale="en-GB", viewport={"width": 1000, "height": 1200})
+
+    def guard(route: Any) -> None:
+        parts = urlsplit(route.request.url)
+        if parts.hostname == "127.0.0.1" and parts.port in allowed:
+            route.continue_()
+        else:
+            problems.append(f"blocked {route.request.url}")
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine needs more than 5 s
+    page.on("console", lambda m: problems.append(f"console {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error {error}"))
+    try:
+        yield page, problems
+    finally:
+        context.close()

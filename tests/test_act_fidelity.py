@@ -29,9 +29,10 @@ from chalicelib.core.services import get_catalogue, get_ledger, get_pusher, get_
 from chalicelib.core.settings import get_settings, load_settings
 from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER
-from tests.test_campaigns import LINK_FIELD, add_contacts, link_of, make_runner
-from tests.test_cli import run_cli
-from tests.test_sync import contact_by_email, decide, field_key
+from tests.support.act import contact_by_email, field_key
+from tests.support.campaigns import LINK_FIELD, add_contacts, link_of, make_runner
+from tests.support.cli import run_cli
+from tests.support.consent import decide
 
 PARIS = dates.zone("Europe/Paris")
 

@@ -14,8 +14,9 @@ from chalicelib.act import sync
 from chalicelib.core.services import get_ledger, get_postman, get_pusher, get_reconciler
 from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER
-from tests.test_cli import run_cli
-from tests.test_sync import decide, field_key
+from tests.support.act import field_key
+from tests.support.cli import run_cli
+from tests.support.consent import decide
 
 TOKEN = "t" * 40
 SECRET = "s" * 40

@@ -12,35 +12,15 @@ import pytest
 from chalicelib.web import admin_auth
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
+from chalicelib.campaigns import runner as campaign_runner
+from chalicelib.act import fields
 from chalicelib.act.client import ActClient
+from chalicelib.mail import bounces
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from tests.conftest import KEY_NEW, new_secret
-
-ADMIN_KEY = new_secret()
-
-
-@pytest.fixture
-def admin_env(act_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setenv("ADMIN_SECRET_KEYS", ADMIN_KEY)
-    return {**act_env, "ADMIN_SECRET_KEYS": ADMIN_KEY}
-
-
-def auth(token: str | None = None) -> dict[str, str]:
-    token = token or admin_auth.mint(get_settings(), "alice@example.eu", 600)
-    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-def call(client: Any, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else b""
-    return getattr(client.http, method)(path, body=data, headers=headers or auth())
-
-
-def tools() -> jobs.Tools:
-    settings = get_settings()
-    return jobs.Tools(settings, get_catalogue(),
-                               ActClient(settings.act, sleep=lambda s: None), None)
+from tests.support.admin import ADMIN_KEY, auth, call, tools
+from tests.support.rights import key
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -186,6 +166,13 @@ def test_bad_campaign_requests_get_400_and_change_nothing(client, admin_env, tab
     assert len(table_items()) == before
 
 
+def test_admin_campaign_id_must_be_text(client, admin_env):
+    """A campaign id that is not text is a 400, not a 500."""
+    body = {"id": 5, "purposes": ["newsletter"], "audience": "all", "delivery": "csv"}
+    answer = call(client, "post", "/admin/campaigns", body)
+    assert answer.status_code == 400, (answer.status_code, answer.body)
+
+
 def test_unknown_campaign_is_404_and_bad_json_400(client, admin_env):
     for method, path in (("get", "/admin/campaigns/nope-1"),
                          ("post", "/admin/campaigns/nope-1/run"),
@@ -206,3 +193,91 @@ def test_scheduled_handler_runs_a_pass(client, admin_env, act_sim):
     assert result.payload == {"campaigns": 1}
     entry = jobs.public_entry(get_ledger(), "sched-2027")
     assert entry["state"] == "finished" and entry["last_pass"]["delivered"] == 3
+
+
+def test_a_complainer_is_never_reminded(client, admin_env, act_sim):
+    """Someone who marked our mail as spam is not counted "no answer" and reminded."""
+    act_sim.add_contact(firstName="C", lastName="X", emailAddress="spam@x.eu",
+                        businessAddress={"country": "Peru"})
+    body = {"id": "cmp-2027", "purposes": ["newsletter"], "delivery": "csv",
+            "audience": {"filter": "businessAddress/country eq 'Peru'"}}
+    assert call(client, "post", "/admin/campaigns", body).status_code == 202
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    notice = bounces.Notice("complaint", ("spam@x.eu",), None, {"feedback_type": "abuse"})
+    out = bounces.apply(get_ledger(), get_settings(), get_catalogue(), notice, "sns-1")
+    assert out.recorded == 1
+    subject = key("spam@x.eu")
+    assert get_ledger().current(subject)[1]["newsletter"]["state"] == "refused"
+    reminded = call(client, "post", "/admin/campaigns/cmp-2027/run", {"remind": True})
+    jobs.work(get_ledger(), tools(), 60)
+    issued = [e for e in get_ledger().events(subject) if e["kind"] == "link_issued"
+              and e.get("link_kind") == "confirm"]
+    assert reminded.status_code == 400 and len(issued) == 1, (reminded.status_code, len(issued))
+
+
+def test_a_reminder_asked_during_a_pass_is_kept(client, admin_env, act_sim, monkeypatch):
+    """A reminder asked while a pass is finishing is kept for the next pass, not marked finished."""
+    add_contacts(act_sim, 3, "Chile")
+    body = {"id": "race-2027", "purposes": ["newsletter"], "delivery": "csv",
+            "audience": {"filter": "businessAddress/country eq 'Chile'"}}
+    assert call(client, "post", "/admin/campaigns", body).status_code == 202
+    original = campaign_runner.Runner.run
+
+    def run(self, contacts, **kw):
+        progress = original(self, contacts, **kw)
+        # operator asks a reminder while the pass is finishing
+        jobs.schedule(get_ledger(), define.load(get_ledger(), "race-2027"),
+                               "admin:bob", remind=True)
+        return progress
+
+    monkeypatch.setattr(campaign_runner.Runner, "run", run)
+    jobs.work(get_ledger(), tools(), 60)
+    monkeypatch.setattr(campaign_runner.Runner, "run", original)
+    entry = jobs.public_entry(get_ledger(), "race-2027")
+    rounds = [int(i.get("round", 1)) for i in define.contact_items(get_ledger(), "race-2027")]
+    assert entry["round"] == 2 and max(rounds) == 1
+    assert entry["state"] == "running", entry  # else round 2 is never worked
+
+
+def test_pause_stops_a_pass_under_way(client, admin_env, act_sim, monkeypatch):
+    """Pause stops a pass already under way, not only the next one."""
+    add_contacts(act_sim, 6, "Fiji")
+    body = {"id": "pz-2027", "purposes": ["newsletter"], "delivery": "csv",
+            "audience": {"filter": "businessAddress/country eq 'Fiji'"}}
+    assert call(client, "post", "/admin/campaigns", body).status_code == 202
+    original, calls = campaign_runner.Runner.reach, []
+
+    def reach(self, contact):
+        calls.append(contact.id)
+        if len(calls) == 1:
+            jobs.pause(get_ledger(), "pz-2027", "admin:bob")
+        return original(self, contact)
+
+    monkeypatch.setattr(campaign_runner.Runner, "reach", reach)
+    monkeypatch.setattr(jobs, "PAUSE_CHECK_SECONDS", 0.0)  # production: every 2 s
+    jobs.work(get_ledger(), tools(), 60, concurrency=1)
+    assert len(calls) <= 2, f"{len(calls)} contacts handled after pause"
+    assert jobs.public_entry(get_ledger(), "pz-2027")["state"] == "paused"
+
+
+def test_a_failed_reminder_write_is_retried(client, admin_env, act_sim):
+    """A reminder whose Act! write failed is retried by the next run, not left minted forever."""
+    settings = get_settings()
+    fields.link_field_key(ActClient(settings.act), "OptinProof Link", create=True)
+    add_contacts(act_sim, 1, "Oman")
+    body = {"id": "af-2027", "purposes": ["newsletter"], "delivery": "act-field",
+            "link_field": "OptinProof Link",
+            "audience": {"filter": "businessAddress/country eq 'Oman'"}}
+    assert call(client, "post", "/admin/campaigns", body).status_code == 202, "start"
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    assert call(client, "post", "/admin/campaigns/af-2027/run", {"remind": True}).status_code == 202
+    act_sim.set_faults(ignore_patch=True)
+    first = jobs.work(get_ledger(), tools(), 60)[0]
+    act_sim.set_faults()
+    assert first["state"] == "needs_attention", first
+    [item] = list(define.contact_items(get_ledger(), "af-2027"))
+    assert item["status"] == "minted"
+    assert call(client, "post", "/admin/campaigns/af-2027/run", {}).status_code == 202
+    second = jobs.work(get_ledger(), tools(), 60)[0]
+    [item] = list(define.contact_items(get_ledger(), "af-2027"))
+    assert item["status"] == "done", (second, item)

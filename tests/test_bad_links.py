@@ -156,14 +156,14 @@ def test_unexpected_failure_is_a_page_not_a_stack_trace(client, mint, monkeypatc
     assert page.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_revocation_racing_a_decision_wins(env, mint, ledger, table_items, monkeypatch):
+def test_revocation_racing_a_decision_wins(env, cli_mint, ledger, table_items, monkeypatch):
     """The link record is checked inside the decision's transaction, not only before it."""
     from chalicelib.consent import rules
     from chalicelib.core.errors import LinkRevoked
     from chalicelib.store.ledger import Ledger
     from chalicelib.core.services import get_catalogue
 
-    issued = mint("race-revoke@example.eu", "newsletter")
+    issued = cli_mint("race-revoke@example.eu", "newsletter")
     settings, catalogue = get_settings(), get_catalogue()
     link, record = rules.open_link(ledger, settings, "confirm", issued.token, catalogue)
     real_read = Ledger._read  # the commit's one read (link record included)

@@ -11,98 +11,18 @@ scripts/ensure-chromium); a missing browser fails these tests, it does not skip 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import urlsplit
+from typing import Any
 
 import pytest
 
+from tests.support.browser import MISSING_CHROMIUM, Watch
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # Belt and braces for "loopback only": no host name resolves inside this browser.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 SCREENSHOT = Path("/tmp/optinproof-confirm.png")
 SCREENSHOT_FORM = Path("/tmp/optinproof-confirm-form.png")
-TIMEOUT_MS = 10_000
 INK = "rgb(27, 27, 31)"  # --ink in templates/static/page.css: a checked choice's label
-
-
-MISSING_CHROMIUM = (f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. Run "
-                    "`apt-get install chromium` (or `make test`, which installs it).")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium, or None when it is not installed (each test then fails, saying why)."""
-    if not CHROMIUM.exists():
-        yield None
-        return
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, timeout=30_000)
-        yield instance
-        instance.close()
-
-
-@dataclass
-class Watch:
-    """What the browser did behind the page: console output, requests, blocked requests."""
-
-    base: str
-    console: list[tuple[str, str]] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        errors = [text for kind, text in self.console if kind == "error"]
-        assert not errors, f"console errors (a CSP violation shows here): {errors}"
-        assert not self.page_errors, f"uncaught page errors: {self.page_errors}"
-        assert not self.blocked, f"the page tried to reach another host: {self.blocked}"
-        foreign = [url for _, url in self.requests if not _is_app(url, self.base)]
-        assert not foreign, f"requests left {self.base}: {foreign}"
-        assert self.requests, "no request was recorded at all"
-
-
-def _is_app(url: str, base: str) -> bool:
-    parts, app = urlsplit(url), urlsplit(base)
-    return (parts.scheme, parts.hostname, parts.port) == (app.scheme, "127.0.0.1", app.port)
-
-
-@pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[tuple[Any, Watch] | None]:
-    """A fresh English-speaking browser context on the live app, with everything recorded."""
-    if browser is None:
-        yield None
-        return
-    watch = Watch(live_server)
-    context = browser.new_context(locale="en-GB", viewport={"width": 900, "height": 1000})
-
-    def guard(route: Any) -> None:
-        if _is_app(route.request.url, live_server):
-            route.continue_()
-        else:
-            watch.blocked.append(route.request.url)
-            route.abort("blockedbyclient")
-
-    context.route("**/*", guard)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    tab.on("console", lambda message: watch.console.append((message.type, message.text)))
-    tab.on("pageerror", lambda error: watch.page_errors.append(str(error)))
-    tab.on("request", lambda request: watch.requests.append((request.method, request.url)))
-    try:
-        yield tab, watch
-    finally:
-        context.close()
 
 
 def _opened(page: tuple[Any, Watch] | None) -> tuple[Any, Watch]:
@@ -121,12 +41,12 @@ def _label_background(label: Any) -> str:
     return label.evaluate("element => getComputedStyle(element).backgroundColor")
 
 
-def test_person_accepts_one_purpose_and_refuses_another(page, live_server, mint, ledger,
+def test_person_accepts_one_purpose_and_refuses_another(page, live_server, cli_mint, ledger,
                                                         catalogue):
     from playwright.sync_api import expect
 
     tab, watch = _opened(page)
-    issued = mint("ann@example.eu", "newsletter", "events")
+    issued = cli_mint("ann@example.eu", "newsletter", "events")
     response = tab.goto(f"{live_server}/c/{issued.token}")
     assert response is not None and response.status == 200
     assert tab.locator("html").get_attribute("lang") == "en"

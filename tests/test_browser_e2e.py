@@ -17,9 +17,9 @@ dashboard, and an accessibility audit (axe-core) with screenshots of every publi
    1000x800, full page); ``docs/screenshots/README.md`` lists them, and a test checks
    that list names exactly the files these tests write.
 
-Fixtures come from tests/test_browser.py (``browser``, ``page``: Debian's Chromium,
-loopback only) and tests/test_browser_signup.py (``site``: live app + mail sink + Act!
-simulator + a page of another origin framing the form; ``tab``).
+Fixtures come from tests/conftest.py (``browser``, ``page``: Debian's Chromium,
+loopback only; ``site``: live app + mail sink + Act! simulator + a page of another
+origin framing the form; ``tab``).
 """
 from __future__ import annotations
 
@@ -44,13 +44,11 @@ from chalicelib.act import sync
 from chalicelib.core.services import get_catalogue, get_ledger, get_pusher
 from chalicelib.core.settings import get_settings
 from chalicelib.consent.subjects import subject_key
-from tests import test_browser_signup as signup_journey
 from tests.conftest import PEPPER, ROOT, new_secret
-from tests.test_browser import (  # noqa: F401 (fixtures)
-    MISSING_CHROMIUM, TIMEOUT_MS, browser, page,
+from tests.support.act import contact_by_email, field_key
+from tests.support.browser import (
+    MISSING_CHROMIUM, TIMEOUT_MS, iframe_signup_mail_link_decision_and_act,
 )
-from tests.test_browser_signup import site, tab  # noqa: F401 (fixtures)
-from tests.test_sync import contact_by_email, field_key
 
 pytestmark = pytest.mark.browser
 
@@ -105,7 +103,7 @@ def test_signup_decide_withdraw_then_download_my_data(site, tab, act_sim):
     # The first half is test_browser_signup's journey, run as a step rather than copied:
     # the form in an iframe on another origin → mail → link → newsletter accepted and
     # events refused by clicking the visible labels → result page → drained to Act!.
-    signup_journey.test_iframe_signup_mail_link_decision_and_act(site, tab, act_sim)
+    iframe_signup_mail_link_decision_and_act(site, tab, act_sim)
     status = page_.get_by_role("status")
     expect(status).to_contain_text("Monthly newsletter: Accepted")
     expect(status).to_contain_text("Invitations to events: Refused")

@@ -8,50 +8,21 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.act import fields as actfields
 from chalicelib.campaigns import define
 from chalicelib.campaigns import runner as campaign_runner
 from chalicelib.campaigns import report as campaign_report
-from chalicelib.act.client import ActClient
 from chalicelib.core.errors import BadInput
-from chalicelib.core.services import get_catalogue, get_ledger, get_postman
+from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, form_fields
-
-LINK_FIELD = "OptinProof Link"
-
-
-def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "all",
-                value: str | None = None, purposes: tuple[str, ...] = ("newsletter", "events"),
-                round_no: int = 1) -> campaign_runner.Runner:
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    # The client's waits (backoff, Retry-After) are not slept here: faults stay fast.
-    client = ActClient(settings.act, sleep=lambda seconds: None) if settings.act else None
-    campaign = define.define(ledger, settings, catalogue, campaign_id, list(purposes),
-                                audience, value, delivery,
-                                link_field=LINK_FIELD if delivery == "act-field" else None)
-    key = actfields.link_field_key(client, LINK_FIELD, create=True) \
-        if delivery == "act-field" else None
-    postman = get_postman() if delivery == "mail" else None
-    return campaign_runner.Runner(ledger, settings, catalogue, client, campaign, postman, key, round_no)
-
-
-def add_contacts(act_sim: Any, count: int, prefix: str = "c") -> list[str]:
-    return [act_sim.add_contact(firstName=f"P{i}", lastName="Test",
-                                emailAddress=f"{prefix}{i}@example.eu")["id"]
-            for i in range(count)]
-
-
-def link_of(act_sim: Any, contact_id: str) -> str | None:
-    key = next(f["columnName"].lower() for f in act_sim.fields
-               if f.get("displayName") == LINK_FIELD or f.get("name") == LINK_FIELD)
-    return (act_sim.contacts[contact_id].get("customFields") or {}).get(key)
+from tests.support.campaigns import add_contacts, link_of, make_runner
+from tests.support.cli import run_cli
+from tests.support.rights import key
 
 
 def test_campaign_of_a_thousand_contacts_with_faults_then_resume(act_env, act_sim):
@@ -229,8 +200,6 @@ def test_an_error_after_delivery_never_causes_a_second_one(act_env, act_sim):
 
 
 def test_remind_twice_reminds_nobody_twice(act_env, act_sim, mail_env, mail_sink):
-    from tests.test_cli import run_cli
-
     for i in range(2):
         act_sim.add_contact(firstName=f"R{i}", emailAddress=f"twice{i}@example.eu")
     act_sim.add_group("Twice", [c["id"] for c in act_sim.contacts.values()
@@ -244,3 +213,18 @@ def test_remind_twice_reminds_nobody_twice(act_env, act_sim, mail_env, mail_sink
     assert "nobody left to remind in round 2" in again.stdout
     third = run_cli("campaign", "remind", "--id", "twice-camp", "--new-round")
     assert "(round 3)" in third.stderr
+
+
+def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
+    """The tombstone is checked inside the link's transaction, not only before it."""
+    from chalicelib.store.keys import subject_pk
+
+    act_sim.add_contact(firstName="Late", lastName="Erased", emailAddress="late@example.eu")
+    runner = make_runner("race-erase", delivery="csv", purposes=("newsletter",))
+    contact = next(c for c in define.audience(runner.client, runner.campaign)
+                   if c.email == "late@example.eu")
+    subject = key("late@example.eu")
+    get_ledger().put({"pk": subject_pk(subject), "sk": "TOMBSTONE", "subject": subject,
+                      "erased_at": "2026-11-29T00:00:00.000Z"})  # erased after _reach looked
+    assert runner._mint(contact, "late@example.eu", subject) == ("skipped", "suppressed")
+    assert list(get_ledger().events(subject)) == []

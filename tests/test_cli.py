@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -14,14 +11,9 @@ from chalicelib import cli
 from chalicelib.proof import chain
 from chalicelib.store.ledger import to_item
 from chalicelib.store.keys import event_sk, subject_pk
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=120)
 
 
 def _subcommands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -89,11 +81,11 @@ def test_missing_secret_is_explained(env):
     assert "SUBJECT_PEPPER is not set" in result.stderr and "secrets.token_urlsafe" in result.stderr
 
 
-def test_chain_verify_finds_the_first_broken_event(env, mint, ledger):
-    issued = mint("tamper@example.eu", "newsletter")
-    mint("tamper@example.eu", "events")
-    mint("tamper@example.eu", "promotions")
-    mint("fine@example.eu", "newsletter")
+def test_chain_verify_finds_the_first_broken_event(env, cli_mint, ledger):
+    issued = cli_mint("tamper@example.eu", "newsletter")
+    cli_mint("tamper@example.eu", "events")
+    cli_mint("tamper@example.eu", "promotions")
+    cli_mint("fine@example.eu", "newsletter")
     ok = run_cli("chain", "verify", "--email", "tamper@example.eu")
     assert ok.returncode == 0 and "ok" in ok.stdout and "3 events" in ok.stdout
 
@@ -112,9 +104,9 @@ def test_chain_verify_finds_the_first_broken_event(env, mint, ledger):
     assert quiet.stdout.count("\n") == 2  # the broken line and the summary
 
 
-def test_chain_verify_detects_a_removed_last_event(env, mint, ledger):
-    issued = mint("tail@example.eu", "newsletter")
-    mint("tail@example.eu", "events")
+def test_chain_verify_detects_a_removed_last_event(env, cli_mint, ledger):
+    issued = cli_mint("tail@example.eu", "newsletter")
+    cli_mint("tail@example.eu", "events")
     ledger.client.delete_item(TableName=ledger.table,
                               Key=to_item({"pk": subject_pk(issued.subject), "sk": event_sk(2)}))
     result = run_cli("chain", "verify", "--subject", issued.subject)

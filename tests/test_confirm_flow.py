@@ -63,8 +63,8 @@ def test_language_from_accept_language_and_lang_override(client, mint):
     assert '<html lang="en">' in default.body.decode()
 
 
-def test_submitting_records_one_complete_event_per_purpose(client, mint, ledger, catalogue):
-    issued = mint("ann@example.eu", "newsletter", "events")
+def test_submitting_records_one_complete_event_per_purpose(client, cli_mint, ledger, catalogue):
+    issued = cli_mint("ann@example.eu", "newsletter", "events")
     page = client.http.get(f"/c/{issued.token}", headers=BROWSER).body.decode()
     response = submit(client, issued.token, page, newsletter="accept", events="refuse")
     html = response.body.decode()
@@ -100,8 +100,8 @@ def test_submitting_records_one_complete_event_per_purpose(client, mint, ledger,
     assert text_item["text"] == catalogue.get("newsletter").text("en").text
 
 
-def test_reopening_shows_decisions_and_every_change_is_a_new_event(client, mint, ledger):
-    issued = mint("bob@example.eu", "newsletter", "events")
+def test_reopening_shows_decisions_and_every_change_is_a_new_event(client, cli_mint, ledger):
+    issued = cli_mint("bob@example.eu", "newsletter", "events")
     page = client.http.get(f"/c/{issued.token}").body.decode()
     submit(client, issued.token, page, newsletter="accept")
 
@@ -122,8 +122,8 @@ def test_reopening_shows_decisions_and_every_change_is_a_new_event(client, mint,
     assert chain.verify_chain(issued.subject, events).ok
 
 
-def test_double_submit_of_the_same_choice_records_nothing_new(client, mint, ledger):
-    issued = mint("cat@example.eu", "newsletter")
+def test_double_submit_of_the_same_choice_records_nothing_new(client, cli_mint, ledger):
+    issued = cli_mint("cat@example.eu", "newsletter")
     page = client.http.get(f"/c/{issued.token}").body.decode()
     submit(client, issued.token, page, newsletter="accept")
     second = submit(client, issued.token, page, newsletter="accept")
@@ -132,11 +132,11 @@ def test_double_submit_of_the_same_choice_records_nothing_new(client, mint, ledg
     assert [e["kind"] for e in ledger.events(issued.subject)] == ["link_issued", "accepted"]
 
 
-def test_a_new_link_for_the_same_person_renews_the_proof(client, mint, ledger):
-    first = mint("dan@example.eu", "newsletter")
+def test_a_new_link_for_the_same_person_renews_the_proof(client, cli_mint, ledger):
+    first = cli_mint("dan@example.eu", "newsletter")
     page = client.http.get(f"/c/{first.token}").body.decode()
     submit(client, first.token, page, newsletter="accept")
-    second = mint("DAN@example.eu", "newsletter")
+    second = cli_mint("DAN@example.eu", "newsletter")
     assert second.subject == first.subject
     page = client.http.get(f"/c/{second.token}").body.decode()
     assert "Accepted" in page  # the state is per person, not per link

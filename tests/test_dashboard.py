@@ -21,9 +21,9 @@ from chalicelib.store.ledger import Ledger
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from tests.conftest import form_fields, new_secret
-from tests.test_admin_api import tools
-from tests.test_rights import ask_rights, confirmed, key, rights_path, _erase
-from tests.test_signup import decide, links_in, sign_up
+from tests.support.admin import tools
+from tests.support.rights import ask_rights, confirmed, erase, key, rights_path
+from tests.support.signup import decide, links_in, sign_up
 
 ADMIN_KEY = new_secret()
 FORM = "application/x-www-form-urlencoded"
@@ -178,7 +178,7 @@ def test_erasures_listed_without_personal_data_and_lookup(dash_env, client, mail
     confirmed(client, mail_sink, "kept@example.eu", name="Kept")
     mail_sink.clear()
     ask_rights(client, "gone@example.eu")
-    assert _erase(client, rights_path(mail_sink)).status_code == 200
+    assert erase(client, rights_path(mail_sink)).status_code == 200
     cookie = session(client)
     html = page(client, cookie).body.decode()
     erased = html.split('id="erasures"', 1)[1].split("<h2", 1)[0]

@@ -33,7 +33,7 @@ from chalicelib.store.ledger import from_item
 from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from tests.conftest import ROOT
-from tests.test_package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
+from tests.support.package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 HANDLERS = ("api_handler", "on_table_change", "sync_sweep", "mail_sweep", "webhooks_sweep",

@@ -1,4 +1,5 @@
-"""The code's shape, kept: one key module, layers that point one way, modules that fit.
+"""The code's shape, kept: one key module, layers that point one way, modules that fit,
+test files that stand alone (what they share is in tests/support and tests/conftest.py).
 
 These read the source as text; they fail with the file and line to fix.
 """
@@ -83,3 +84,38 @@ def test_every_exception_class_lives_in_core_errors() -> None:
                 if any(b.endswith(("Error", "Exception", "BadInput")) for b in bases):
                     found.append(f"{path.relative_to(ROOT)}: {node.name}")
     assert not found, "move to chalicelib/core/errors.py: " + ", ".join(found)
+
+
+def _imported_test_modules(path: Path) -> list[str]:
+    """The tests/test_*.py modules a file imports, however spelt: ``import tests.test_x``,
+    ``from tests.test_x import y``, ``from tests import test_x``, ``from .test_x import y``,
+    ``import test_x``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            modules = [base] + [f"{base}.{a.name}".replace("..", ".") for a in node.names]
+        else:
+            continue
+        for module in modules:
+            parts = [p for p in module.split(".") if p]
+            ours = module.startswith(".") or parts[:1] == ["tests"] or len(parts) == 1
+            if ours and any(p.startswith("test_") for p in parts):
+                found.append(module)
+                break  # one line per import statement
+    return found
+
+
+def test_no_test_file_imports_another() -> None:
+    tests = ROOT / "tests"
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(tests.rglob("*.py"))
+        for name in _imported_test_modules(path)
+    ]
+    assert not found, (
+        "move what is shared to tests/support/ (helpers) or tests/conftest.py (fixtures):\n"
+        + "\n".join(found)
+    )

@@ -16,16 +16,16 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 PROJECT_FILES = [
     "app.py", "catalogue.toml", "templates/base.html", "templates/confirm.html",
     "templates/error.html", "templates/link_error.html", "templates/static/page.css",
@@ -34,11 +34,8 @@ PROJECT_FILES = [
 ]
 RUNTIME_DEPS = ("jinja2", "markupsafe", "itsdangerous", "email_validator", "babel")
 IN_LAMBDA_RUNTIME = ("boto3", "botocore", "s3transfer")
-#: What stands in for the Lambda runtime's boto3: boto3 and what it imports.
-LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 NOT_SHIPPED = ("tests/", ".venv/", "node_modules/", "devstack/", "bench/", ".chalice/",
                "vendor/", "scripts/")
-MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")

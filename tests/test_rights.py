@@ -5,7 +5,6 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import jsonschema
 import pytest
@@ -13,51 +12,15 @@ import pytest
 from chalicelib.proof import audit
 from chalicelib.rights import erasure
 from chalicelib.consent import links
+from chalicelib.act import sync
+from chalicelib.core.errors import Contention
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from chalicelib.consent.subjects import subject_key
-from tests.conftest import PEPPER, ROOT, form_fields
-from tests.test_signup import decide, links_in, sign_up
+from tests.conftest import ROOT
+from tests.support.rights import FORM, ask_rights, confirmed, erase, key
+from tests.support.signup import decide, links_in, sign_up
 
-FORM = "application/x-www-form-urlencoded"
-UA = "RightsTest/1.0 (marker-ua-7731)"
 SCHEMA = json.loads((ROOT / "schemas" / "subject-export.v1.json").read_text())
-
-
-def key(email: str) -> str:
-    return subject_key(PEPPER, email.lower())
-
-
-def confirmed(client: Any, mail_sink: Any, email: str, name: str = "Zoé",
-              **choices: str) -> str:
-    """Signed up through the form (with a name and our UA) and decided through the mail."""
-    mail_sink.clear()
-    sign_up(client, email, ("newsletter", "events"), name=name)
-    path = links_in(mail_sink.messages[-1])["confirm"]
-    answer = decide(client, path, **(choices or {"newsletter": "accept", "events": "refuse"}))
-    assert answer.status_code == 200, answer.body
-    return path
-
-
-def ask_rights(client: Any, email: str, **headers: str) -> Any:
-    return client.http.post("/rights", body=urlencode({"email": email, "lang": "en"}),
-                            headers={"Content-Type": FORM, "User-Agent": UA, **headers})
-
-
-def rights_path(mail_sink: Any) -> str:
-    found = re.search(r"http://testserver(/r/[A-Za-z0-9_.\-]+)", mail_sink.messages[-1].text())
-    assert found, mail_sink.messages[-1].text()
-    return found.group(1)
-
-
-@pytest.fixture
-def person(mail_env, act_env, client, mail_sink, act_sim) -> dict[str, str]:
-    act_sim.add_contact(firstName="Zoé", lastName="Rights", emailAddress="zoe@example.eu")
-    confirm = confirmed(client, mail_sink, "zoe@example.eu")
-    mail_sink.clear()
-    assert ask_rights(client, "Zoe@Example.eu").status_code == 200
-    assert len(mail_sink.messages) == 1
-    return {"email": "zoe@example.eu", "confirm": confirm, "rights": rights_path(mail_sink)}
 
 
 # -- asking for access ---------------------------------------------------------------------
@@ -173,14 +136,8 @@ def test_preferences_show_every_purpose_and_record_each_change(person, client):
 
 # -- erasure -----------------------------------------------------------------------------------
 
-def _erase(client: Any, rights: str, confirm: bool = True) -> Any:
-    page = client.http.get(rights + "/erase")
-    assert page.status_code == 200
-    fields = {k: v for k, v in form_fields(page.body.decode()).items() if k != "confirm"}
-    if confirm:
-        fields["confirm"] = "yes"  # the box ticked
-    return client.http.post(rights + "/erase", body=urlencode(fields),
-                            headers={"Content-Type": FORM})
+def _contact(act_sim: Any, email: str) -> dict[str, Any]:
+    return next(c for c in act_sim.contacts.values() if c.get("emailAddress") == email)
 
 
 def _personal_traces(table_items: Any, *needles: str) -> list[dict[str, Any]]:
@@ -194,7 +151,7 @@ def _personal_traces(table_items: Any, *needles: str) -> list[dict[str, Any]]:
 
 def test_erasure_needs_the_explicit_confirmation(person, client, table_items):
     before = table_items()
-    answer = _erase(client, person["rights"], confirm=False)
+    answer = erase(client, person["rights"], confirm=False)
     assert answer.status_code == 400 and "Tick the box" in answer.body.decode()
     assert len(table_items()) == len(before)
 
@@ -212,7 +169,7 @@ def test_erasure_is_complete_keeps_a_verifiable_chain_and_clears_act(person, cli
     assert any(e.get("user_agent") for e in events)
     user_agents = {e["user_agent"] for e in events if e.get("user_agent")}
 
-    answer = _erase(client, person["rights"])
+    answer = erase(client, person["rights"])
     assert answer.status_code == 200, answer.body
     assert "erased on" in answer.body.decode()
 
@@ -243,12 +200,12 @@ def test_erasure_can_delete_the_act_contact(person, client, act_sim, pusher, mon
     contact_id = next(c["id"] for c in act_sim.contacts.values()
                       if c.get("emailAddress") == "zoe@example.eu")
     monkeypatch.setenv("ERASURE_ACT", "delete")
-    assert _erase(client, person["rights"]).status_code == 200
+    assert erase(client, person["rights"]).status_code == 200
     assert contact_id not in act_sim.contacts
 
 
 def test_signup_after_erasure_starts_afresh_and_says_so(person, client, mail_sink):
-    assert _erase(client, person["rights"]).status_code == 200
+    assert erase(client, person["rights"]).status_code == 200
     mail_sink.clear()
     sign_up(client, "zoe@example.eu", ("newsletter",))
     subject = key(person["email"])
@@ -271,6 +228,79 @@ def test_cli_erase_and_unknown_address(mail_env, client, mail_sink, capsys):
     assert main(["erase", "--email", "cli@example.eu", "--yes"]) == 0
     assert "already" in capsys.readouterr().out
     assert main(["erase", "--email", "ghost@example.eu", "--yes"]) == 1
+
+
+def test_erasure_switches_act_emarketing_off(person, client, act_sim, pusher):
+    """Erasure closes Act!'s global e-marketing switch: no accepted marketing purpose is left."""
+    sync.drain(pusher, sync.due_keys(get_ledger()))
+    cid = _contact(act_sim, "zoe@example.eu")["id"]
+    assert not act_sim.contacts[cid].get("aemOptOut")
+    assert erase(client, person["rights"]).status_code == 200
+    # the person holds no accepted e-mail marketing purpose any more, yet Act! emarketing
+    # still may mail them
+    assert act_sim.contacts[cid].get("aemOptOut") is True, act_sim.contacts[cid]
+
+
+def test_a_withdrawal_not_yet_synced_reaches_act_before_erasure(person, client, act_sim, pusher, monkeypatch):
+    """A withdrawal not yet pushed reaches Act! even when erasure keeps the contact."""
+    sync.drain(pusher, sync.due_keys(get_ledger()))
+    subject = key(person["email"])
+    wid = next(e["link_id"] for e in get_ledger().events(subject)
+               if e["kind"] == "link_issued" and e.get("link_kind") == "withdraw")
+    token, _ = links.mint(get_settings(), "withdraw", subject, ["newsletter", "events"], wid)
+    answer = client.http.post(f"/u/{token}", body="List-Unsubscribe=One-Click",
+                              headers={"Content-Type": FORM})
+    assert answer.status_code == 200
+    monkeypatch.setenv("ERASURE_ACT", "keep")
+    assert erase(client, person["rights"]).status_code == 200
+    sync.drain(pusher, sync.due_keys(get_ledger()))
+    contact = _contact(act_sim, "zoe@example.eu")
+    values = [str(v) for v in (contact.get("customFields") or {}).values() if v]
+    assert "Accepted" not in values and contact.get("aemOptOut") is True, contact
+
+
+def test_erasure_waits_for_a_push_in_flight_then_clears_act(person, act_sim, pusher,
+                                                           monkeypatch):
+    subject = key(person["email"])
+    original = sync.Pusher._contacts
+    refused = []
+
+    def contacts(self: Any, subj: str, profile: Any) -> Any:
+        found = original(self, subj, profile)
+        if not refused:  # the person erases while this push is between read and PATCH
+            with pytest.raises(Contention):
+                erasure.erase(get_ledger(), get_catalogue(), subject, "rights_page", "clear",
+                              self.client, lock_wait=0.3)
+            refused.append(True)
+        return found
+
+    monkeypatch.setattr(sync.Pusher, "_contacts", contacts)
+    sync.drain(pusher, sync.due_keys(get_ledger()))
+    assert refused and get_ledger().current(subject)[0] is not None  # nothing erased yet
+    monkeypatch.setattr(sync.Pusher, "_contacts", original)
+    done = erasure.erase(get_ledger(), get_catalogue(), subject, "rights_page", "clear",
+                         pusher.client)
+    assert done.act and all(v == "cleared" for v in done.act.values())
+    left = {k: v for k, v in (_contact(act_sim, "zoe@example.eu").get("customFields") or {})
+            .items() if v}
+    assert "Accepted" not in map(str, left.values()), left
+
+
+def test_erasure_when_act_is_down_is_finished_by_the_sweep(person, client, act_sim, pusher):
+    sync.drain(pusher, sync.due_keys(get_ledger()))
+    act_sim.set_faults(error_rate=1.0, kinds=("503",))
+    answer = erase(client, person["rights"])
+    act_sim.set_faults()
+    subject = key(person["email"])
+    assert answer.status_code == 200, answer.status_code
+    assert get_ledger().current(subject) == (None, {})  # erased in the table
+    tomb = erasure.tombstone(get_ledger(), subject)
+    assert tomb["act_status"] == "failed" and tomb["sync_shard"] == erasure.ACT_RETRY_SHARD
+    get_ledger().put({**tomb, "sync_due": "2000-01-01T00:00:00.000Z"})  # due now
+    assert erasure.retry_act(get_ledger(), get_catalogue(), pusher.client, "clear", True) == 1
+    tomb = erasure.tombstone(get_ledger(), subject)
+    assert tomb["act_status"] == "done" and "sync_shard" not in tomb
+    assert _contact(act_sim, "zoe@example.eu").get("aemOptOut") is True
 
 
 # -- evidence for a regulator, and operators' erasure ---------------------------------------
@@ -351,3 +381,25 @@ def test_receipt_mailed_after_each_change_when_configured(mail_env, client, mail
 def test_no_receipt_mail_by_default(mail_env, client, mail_sink):
     confirmed(client, mail_sink, "norec@example.eu")
     assert not [m for m in mail_sink.messages if "receipt" in m.subject.lower()]
+
+
+def test_receipt_mail_survives_a_retired_purpose(mail_env, client, mail_sink, monkeypatch,
+                                                        tmp_path):
+    monkeypatch.setenv("RECEIPT_MAIL", "true")
+    confirmed(client, mail_sink, "ret@example.eu")  # newsletter accepted, events refused
+    withdraw = next(links_in(m)["withdraw"] for m in mail_sink.messages if "/u/" in m.text())
+    text = Path(mail_env["CONSENT_CATALOGUE"]).read_text()
+    start = text.index('[[purposes]]\nid = "events"')
+    end = text.index("[[forms]]")
+    text = text[:start] + text[end:]
+    text = text.replace('"promotions", "events"]', '"promotions"]')
+    path = tmp_path / "retired.toml"
+    path.write_text(text)
+    monkeypatch.setenv("CONSENT_CATALOGUE", str(path))
+    mail_sink.clear()
+    answer = client.http.post(withdraw, body="List-Unsubscribe=One-Click",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 200
+    failed = [e for e in get_ledger().events(key("ret@example.eu")) if e["kind"] == "mail_failed"]
+    assert not failed, failed
+    assert any("receipt" in m.subject.lower() for m in mail_sink.messages)

@@ -272,7 +272,7 @@ def test_subscription_is_confirmed_after_verification(client, ses_env):
 
 
 def test_campaign_report_counts_bounces(client, ses_env, act_sim):
-    from tests.test_campaigns import make_runner
+    from tests.support.campaigns import make_runner
 
     act_sim.add_contact(firstName="Gil", lastName="Test", emailAddress="gil@example.eu")
     act_sim.add_contact(firstName="Hal", lastName="Test", emailAddress="hal@example.eu")

@@ -16,46 +16,16 @@ from chalicelib.core.services import get_ledger, get_postman
 from chalicelib.core.settings import get_settings
 from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, SHOP, form_fields
+from tests.support.signup import decide, links_in, post_form, sign_up, signup_fields
+from tests.support.stream import stream_records
 
 FORM = "application/x-www-form-urlencoded"
-
-
-def post_form(client: Any, form_id: str, fields: dict[str, str], **headers: str) -> Any:
-    return client.http.post(f"/signup/{form_id}", body=urlencode(fields),
-                            headers={"Content-Type": FORM, **headers})
 
 
 def post_json(client: Any, form_id: str, data: Any, **headers: str) -> Any:
     body = data if isinstance(data, (str, bytes)) else json.dumps(data)
     return client.http.post(f"/signup/{form_id}", body=body,
                             headers={"Content-Type": "application/json", **headers})
-
-
-def signup_fields(client: Any, form_id: str = "website", email: str = "ann@example.eu",
-                  purposes: tuple[str, ...] = ("newsletter", "events"), **extra: str) -> dict[str, str]:
-    """The form as a browser would submit it, after loading the page."""
-    page = client.http.get(f"/signup/{form_id}")
-    assert page.status_code == 200, page.body
-    fields = form_fields(page.body.decode())
-    fields.update({"email": email, **{f"purpose.{p}": "yes" for p in purposes}, **extra})
-    return fields
-
-
-def sign_up(client: Any, email: str = "ann@example.eu",
-            purposes: tuple[str, ...] = ("newsletter", "events"), form_id: str = "website",
-            **extra: str) -> Any:
-    response = post_form(client, form_id, signup_fields(client, form_id, email, purposes, **extra))
-    assert response.status_code == 200, response.body
-    return response
-
-
-def links_in(mail: Any) -> dict[str, str]:
-    """The confirm and withdraw paths of a mail's plain-text part."""
-    text = mail.text()
-    confirm = re.search(r"http://testserver(/c/[A-Za-z0-9_.\-]+)", text)
-    withdraw = re.search(r"http://testserver(/u/[A-Za-z0-9_.\-]+)", text)
-    return {"confirm": confirm.group(1) if confirm else "",
-            "withdraw": withdraw.group(1) if withdraw else ""}
 
 
 def events(email: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -71,14 +41,6 @@ def verified(email: str) -> bool:
     report = audit.verify_subject(get_ledger(), subject_key(PEPPER, email))
     assert report.ok, report
     return True
-
-
-def decide(client: Any, path: str, **choices: str) -> Any:
-    page = client.http.get(path)
-    assert page.status_code == 200, page.body
-    fields = form_fields(page.body.decode())
-    fields.update({f"decision.{p}": c for p, c in choices.items()})
-    return client.http.post(path, body=urlencode(fields), headers={"Content-Type": FORM})
 
 
 # -- the form page --------------------------------------------------------------------
@@ -499,8 +461,6 @@ def test_every_signup_answer_takes_the_same_minimum_time(mail_env, client, mail_
 def test_queued_delivery_sends_from_the_stream_not_the_request(mail_env, client, mail_sink,
                                                                monkeypatch):
     """The default: the answer never waits for the mail; the table's stream sends it."""
-    from tests.test_sync_handlers import stream_records
-
     monkeypatch.setenv("MAIL_DELIVERY", "queued")
     sign_up(client, "queued@example.eu")
     assert not mail_sink.messages, "nothing is sent inside the request"

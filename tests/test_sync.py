@@ -5,54 +5,17 @@ is the client's sleep, which records the waits instead of spending them.
 """
 from __future__ import annotations
 
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from chalicelib.act import dates
-from chalicelib.consent import rules
 from chalicelib.act import sync
-from chalicelib.consent.rules import RequestContext
 from chalicelib.store.keys import purpose_sk, subject_pk
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-
-CTX = RequestContext("192.0.2.10", "pytest", "en")
-
-
-def decide(email: str, **choices: str) -> rules.IssuedLink:
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    issued = rules.issue_link(ledger, settings, catalogue, email, list(choices), channel="test")
-    link, record = rules.open_link(ledger, settings, "confirm", issued.token)
-    shown = {p: catalogue.get(p).text("en").sha256 for p in choices}
-    rules.decide(ledger, catalogue, link, record, choices, "en", shown, CTX)
-    return issued
-
-
-def field_key(sim: Any, display_name: str) -> str:
-    with sim.lock:
-        column = next(f for f in sim.fields if f.get("displayName") == display_name
-                      or f.get("name") == display_name)
-    return column["columnName"].lower()
-
-
-def contact_by_email(sim: Any, email: str) -> dict[str, Any]:
-    with sim.lock:
-        return next(c for c in sim.contacts.values()
-                    if (c.get("emailAddress") or "").lower() == email.lower())
-
-
-def drain_all(pusher: Any, rounds: int = 30) -> sync.DrainReport:
-    total = sync.DrainReport()
-    for _ in range(rounds):
-        report = sync.drain(pusher, sync.all_keys(pusher.ledger), force=True)
-        for name in ("synced", "failed", "held", "skipped"):
-            setattr(total, name, getattr(total, name) + getattr(report, name))
-        total.errors += report.errors
-        if not sync.all_keys(pusher.ledger):
-            break
-    return total
+from tests.support.act import contact_by_email, drain_all, field_key
+from tests.support.consent import decide
 
 
 def test_a_decision_reaches_the_contact_with_fields_and_history(act_sim, pusher):

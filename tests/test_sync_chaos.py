@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from chalicelib.act import sync
-from tests.test_sync import decide, drain_all, field_key
+from tests.support.act import drain_all, field_key
+from tests.support.consent import decide
 
 pytestmark = pytest.mark.slow
 

@@ -5,39 +5,14 @@ the sweep gets a scheduled event. Both through Chalice's test client.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 import pytest
 
 from chalicelib.store.keys import purpose_sk, subject_pk
-from tests.test_sync import contact_by_email, decide, field_key
+from tests.support.act import contact_by_email, field_key
+from tests.support.consent import decide
+from tests.support.stream import stream_records
 
 pytestmark = pytest.mark.stream
-
-
-def stream_records(env: dict[str, str]) -> list[dict[str, Any]]:
-    """Every record of the table's stream so far, as Lambda would receive them."""
-    kwargs = {"endpoint_url": env["DYNAMODB_ENDPOINT"], "region_name": "eu-west-1"}
-    arn = boto3.client("dynamodb", **kwargs).describe_table(
-        TableName=env["CONSENT_TABLE"])["Table"]["LatestStreamArn"]
-    streams = boto3.client("dynamodbstreams", **kwargs)
-    records = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        for _ in range(10):
-            page = streams.get_records(ShardIterator=iterator)
-            records += page["Records"]
-            iterator = page.get("NextShardIterator")
-            if not iterator or not page["Records"]:
-                break
-    for record in records:  # the wire format has datetimes; Lambda delivers epoch seconds
-        created = record["dynamodb"].get("ApproximateCreationDateTime")
-        if hasattr(created, "timestamp"):
-            record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-        record.setdefault("eventSourceARN", arn)
-    return records
 
 
 def test_stream_handler_pushes_the_decision(client, act_env, act_sim, ledger):
@@ -70,7 +45,6 @@ def test_handlers_without_act_configured_leave_decisions_pending(client, env, le
     from chalicelib.act import sync
 
     issued = mint("unconfigured@example.eu", "newsletter")
-    from tests.test_sync import decide
     decide("unconfigured@example.eu", newsletter="accept")
     result = client.lambda_.invoke("on_table_change", {"Records": stream_records(env)})
     assert result.payload == {"synced": 0, "failed": 0, "mailed": 0}

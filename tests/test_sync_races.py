@@ -14,7 +14,8 @@ from chalicelib.store.keys import purpose_sk, subject_pk
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.act.sync import Pusher
-from tests.test_sync import contact_by_email, decide, drain_all, field_key
+from tests.support.act import contact_by_email, drain_all, field_key
+from tests.support.consent import decide
 
 
 def new_pusher() -> Pusher:

@@ -13,8 +13,8 @@ import pytest
 from chalicelib.web import webhooks_out
 from chalicelib.core.services import get_ledger
 from tests.conftest import form_fields
-from tests.test_cli import run_cli
-from tests.test_sync_handlers import stream_records
+from tests.support.cli import run_cli
+from tests.support.stream import stream_records
 
 SECRET = "w" * 40
 
