@@ -11,7 +11,7 @@ from chalicelib.act import sync
 from chalicelib.store import stream
 from chalicelib.act.client import ActClient
 from chalicelib.store.keys import purpose_sk, subject_pk
-from chalicelib.core.services import get_catalogue, get_ledger
+from chalicelib.core.services import get_catalogue, get_ledger, get_reconciler
 from chalicelib.core.settings import get_settings
 from chalicelib.act.sync import Pusher
 from tests.support.act import contact_by_email, drain_all, field_key
@@ -51,15 +51,15 @@ def test_a_push_that_lost_its_lock_writes_nothing_more(act_sim, act_env, monkeyp
     a, b = new_pusher(), new_pusher()
     issued = decide("demo@example.com", newsletter="accept")
     key = (subject_pk(issued.subject), purpose_sk("newsletter"))
-    real_search = a.client.contact_history
+    real_patch = a.client.patch_contact
 
-    def slow_search(contact_id, marker):
-        found = real_search(contact_id, marker)
+    def slow_patch(contact_id, body):
+        stored = real_patch(contact_id, body)
         time.sleep(1.2)  # A stalls past its lock; the sweep takes over and finishes
         assert b.push(*key)[0] == "synced"
-        return found
+        return stored
 
-    a.client.contact_history = slow_search
+    a.client.patch_contact = slow_patch
     assert a.push(*key)[0] == "skipped"
     contact = contact_by_email(act_sim, "demo@example.com")
     assert len(act_sim.history_for(contact["id"])) == 1
@@ -125,7 +125,8 @@ def test_two_purposes_at_once_create_one_contact(act_sim, act_env, monkeypatch):
 def test_a_contact_added_later_with_the_same_address_gets_the_consent(act_sim, pusher):
     decide("demo@example.com", newsletter="accept")
     drain_all(pusher)
-    act_sim.add_contact(emailAddress="demo@example.com", firstName="Duplicate")
+    added = act_sim.add_contact(emailAddress="demo@example.com", firstName="Duplicate")
+    get_reconciler().process(added["id"])  # Act!'s webhook (or the poll) tells us of it
     decide("demo@example.com", newsletter="refuse")
     drain_all(pusher)
     key = field_key(act_sim, "Consent Newsletter")

@@ -7,7 +7,8 @@ What Act! does not give us, the client makes up for:
   backoff honouring ``Retry-After`` or ``X-RateLimit-Reset``, and calls slow down
   when ``X-RateLimit-Remaining`` runs low;
 - no idempotency key: a POST is never retried after it may have reached Act! (a
-  timeout or a 5xx); the caller searches for its marker before posting again;
+  timeout or a 5xx); the caller remembers the posts it may have made and searches
+  for its marker before posting again;
 - two collection shapes (bare array or ``{"value": [...], "Count": n}``): both read.
 
 Size: one class per remote API, field for field with Act!'s Swagger: paging,
@@ -354,6 +355,8 @@ class ActClient:
         return self.request("POST", "/api/contacts", body=body)
 
     def patch_contact(self, contact_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``body`` into the contact; Act! answers 200 with the contact as stored
+        (its Swagger: ``Contact``), which is what a caller checks its values in."""
         return self.request("PATCH", f"/api/contacts/{quote(contact_id, safe='')}", body=body)
 
     def delete_contact(self, contact_id: str) -> None:

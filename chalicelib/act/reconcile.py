@@ -171,7 +171,11 @@ class Reconciler:
         if old and moved:
             self._forget_contact(old, contact_id, "act_address_changed", {"new_subject": subject})
             actions.append("address_changed")
-        states = self.ledger.current(subject)[1] if subject else {}
+        profile, states = self.ledger.current(subject) if subject else (None, {})
+        if subject and states and contact_id not in ((profile or {}).get("act_contact_ids") or []):
+            # a contact of this person the sync does not know (added, or readdressed to
+            # them): its next push searches by address instead of trusting the ids
+            self.ledger.set_profile_fields(subject, {"act_contacts_changed_at": now_iso()})
         consent = self._consent_to_clear(contact, keep=set(states)) if moved else {}
         blank = {**consent, **{key: None for key, _ in stale}}
         patched = False

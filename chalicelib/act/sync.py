@@ -8,8 +8,16 @@ before every write to Act!), so the two never push the same person at once, and 
 older decision can never land after a newer one.
 
 A push is idempotent: the contact's consent fields are PATCHed to the decision's
-values (and read back, because Act! sometimes answers 200 and stores nothing), and
-the history entry is only posted if no entry already names the proof event.
+values (checked in PATCH's answer, the contact as Act! stored it, because Act! sometimes
+answers 200 and stores nothing), and the history entry is posted once per proof event
+and contact: the state remembers the entries written (``act_history``), and marks an
+entry ``?`` before posting it, so only an uncertain earlier attempt looks for it in Act!.
+
+Two Act! calls per decision in the normal case: the contacts found by address before
+are remembered on the profile (``act_contact_ids``, with ``act_contacts_searched_at``)
+and PATCHed by id; the search runs again only for a first sync, after a 404, after
+PATCH's answer shows another address, or once reconciliation saw a contact with the
+person's address that is not remembered (``act_contacts_changed_at``).
 Failures are retried with backoff; after ``SYNC_MAX_ATTEMPTS`` the state is marked
 ``failed`` (an alert in the logs) and the sweep keeps retrying, slowly. A newer
 decision replaces the pending one: the older is then never pushed.
@@ -51,6 +59,8 @@ _AMBIGUOUS_WAIT = 60.0
 _BACKOFF_BASE = 5.0
 _BACKOFF_MAX = 3600.0
 VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
+#: In a state's ``act_history``: a history post for that contact was about to be sent.
+UNSURE = "?"
 SWEEP_SHARDS = keys.SWEEP_SHARDS
 
 
@@ -81,6 +91,8 @@ class Pusher:
     _keys: dict[tuple[str, str], str] | None = None
     _history_type: int | None = None
     _lock: tuple[str, str] | None = None
+    #: This push's history entries per contact (for the state's ``act_history``).
+    _history: dict[str, str] = field(default_factory=dict)
 
     def keys(self) -> dict[tuple[str, str], str]:
         if self._keys is None:
@@ -145,8 +157,9 @@ class Pusher:
 
     def _push_locked(self, pk: str, sk: str, state: dict[str, Any]) -> tuple[str, str, bool]:
         event_id = state["event_id"]
+        self._history = dict(state.get("act_history") or {})
         try:
-            contact_ids = self._push_state(state)
+            contact_ids = self._push_state(pk, sk, state)
         except _Hold as hold:
             self._finish(pk, sk, event_id, hold.status, str(hold))
             log(
@@ -185,28 +198,55 @@ class Pusher:
         if self._lock and not self.ledger.renew_lock(*self._lock, LEASE_SECONDS):
             raise _LockLost()
 
-    def _push_state(self, state: dict[str, Any]) -> list[str]:
+    def _push_state(self, pk: str, sk: str, state: dict[str, Any]) -> list[str]:
         subject = state["subject"]
-        snap = self.ledger.snapshot(subject)
-        if not snap.profile or not snap.profile.get("email"):
+        profile, states = self.ledger.current(subject)
+        if not profile or not profile.get("email"):
             raise _Hold("no_address", "the person's address is no longer held (erased)")
-        contacts = self._contacts(subject, snap.profile)
-        for contact in contacts:
-            self._write_fields(contact, state, snap.states)
-            self._write_history(contact["id"], state)
-        return [contact["id"] for contact in contacts]
+        # The cheap path: the contacts found before, PATCHed by id, checked in the answer.
+        written: dict[str, dict[str, Any]] = {}
+        gone: set[str] = set()
+        remembered = _remembered(profile)
+        for contact_id in remembered:
+            stored = self._write_by_id(contact_id, state, states, profile["email"])
+            if stored is None:
+                gone.add(contact_id)
+            else:
+                written[contact_id] = stored
+        if not remembered or gone:  # first sync, a 404, another address: search
+            for contact in self._contacts(subject, profile, written, gone):
+                if contact["id"] not in written:
+                    self._write_fields(contact, state, states)
+                    written[contact["id"]] = contact
+        self._write_histories(pk, sk, state, list(written))
+        return list(written)
 
-    def _contacts(self, subject: str, profile: dict[str, Any]) -> list[dict[str, Any]]:
+    def _contacts(
+        self,
+        subject: str,
+        profile: dict[str, Any],
+        written: dict[str, dict[str, Any]] | None = None,
+        gone: set[str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Every Act! contact with the person's address, plus those found before.
 
-        Searched afresh on each push, so a contact added later (or a duplicate) gets
-        the consent too; a cached contact that now answers 404 is dropped and logged.
+        Searched on a first sync and whenever the remembered contacts cannot be trusted
+        (see :func:`_remembered`), so a contact added later (or a duplicate) gets the
+        consent too; a cached contact that now answers 404 is dropped and logged.
+        ``written`` are remembered contacts just PATCHed (their answer showed the
+        address), ``gone`` those that answered 404 or another address: neither is read
+        again.
         """
+        written, gone = written or {}, gone or set()
         cached = list(profile.get("act_contact_ids") or [])
+        searched_at = now_iso()  # before the search: a contact added meanwhile is searched again
         found = self.client.contacts_by_email(profile["email"])
         known = {contact["id"] for contact in found}
         for contact_id in cached:
-            if contact_id in known:
+            if contact_id in known or contact_id in gone:
+                continue
+            if contact_id in written:
+                found.append(written[contact_id])
                 continue
             try:
                 contact = self.client.contact(contact_id)
@@ -215,14 +255,8 @@ class Pusher:
                 continue
             if _same_address(contact.get("emailAddress"), profile["email"]):
                 found.append(contact)
-            else:  # the contact now has another address: it is no longer this person's;
-                log(
-                    "act_contact_changed_address",
-                    level="warning",
-                    subject=subject,
-                    contact_id=contact_id,
-                )  # reconciliation records it and clears its fields
-                actcontacts.queue_hint(self.ledger, contact_id, contact.get("edited"))
+            else:
+                self._changed_address(subject, contact)
         if not found and cached:
             raise _Hold("contact_deleted", "the Act! contact was deleted (or made private) in Act!")
         if not found and self.act.create_contacts:
@@ -237,12 +271,25 @@ class Pusher:
                 "no_contact", "no Act! contact has this address and ACT_CREATE_CONTACTS is off"
             )
         ids = [contact["id"] for contact in found]
+        remember: dict[str, Any] = {"act_contacts_searched_at": searched_at}
         if ids != cached:
-            self.ledger.set_profile_fields(subject, {"act_contact_ids": ids})
+            remember["act_contact_ids"] = ids
+        self.ledger.set_profile_fields(subject, remember)
         for contact in (c for c in found if c["id"] not in cached):
             # what reconciliation compares a later address change with
             self.ledger.put(actcontacts.seen_item(contact, subject, self.client.tz))
         return found
+
+    def _changed_address(self, subject: str, contact: dict[str, Any]) -> None:
+        """The contact now has another address: it is no longer this person's;
+        reconciliation records it and clears its fields."""
+        log(
+            "act_contact_changed_address",
+            level="warning",
+            subject=subject,
+            contact_id=contact["id"],
+        )
+        actcontacts.queue_hint(self.ledger, contact["id"], contact.get("edited"))
 
     def _values(self, state: dict[str, Any]) -> dict[str, Any]:
         keys, purpose = self.keys(), state["purpose"]
@@ -278,6 +325,7 @@ class Pusher:
     def _write_fields(
         self, contact: dict[str, Any], state: dict[str, Any], states: dict[str, dict[str, Any]]
     ) -> None:
+        """A contact just read (searched): only what differs is PATCHed, never over newer."""
         values = self._values(state)
         current = contact.get("customFields") or {}
         utc_key = self.keys().get((state["purpose"], "utc_field"))
@@ -297,42 +345,125 @@ class Pusher:
         if not body:
             return
         self._keep_lock()
-        self.client.patch_contact(contact["id"], body)
-        stored = self.client.contact(contact["id"])
+        stored = self._patched(contact["id"], self.client.patch_contact(contact["id"], body))
         actcontacts.note_write(self.ledger, stored, self.client.tz)
+        self._check_stored(contact["id"], body, stored, date_key)
+
+    def _write_by_id(
+        self,
+        contact_id: str,
+        state: dict[str, Any],
+        states: dict[str, dict[str, Any]],
+        address: str,
+    ) -> dict[str, Any] | None:
+        """A remembered contact, PATCHed unread with the decision's values; the contact
+        as stored, or None when it is gone (404) or no longer has the person's address."""
+        body: dict[str, Any] = {"customFields": self._values(state)}
+        opt_out = self._aem_opt_out(state, states)
+        if opt_out is not None:
+            body["aemOptOut"] = opt_out
+        self._keep_lock()
+        try:
+            stored = self._patched(contact_id, self.client.patch_contact(contact_id, body))
+        except ActNotFound:
+            log(
+                "act_contact_missing",
+                level="warning",
+                subject=state["subject"],
+                contact_id=contact_id,
+            )
+            return None
+        if not _same_address(stored.get("emailAddress"), address):
+            self._changed_address(state["subject"], stored)
+            return None
+        actcontacts.note_write(self.ledger, stored, self.client.tz)
+        self._check_stored(
+            contact_id, body, stored, self.keys().get((state["purpose"], "date_field"))
+        )
+        return stored
+
+    def _patched(self, contact_id: str, answer: Any) -> dict[str, Any]:
+        """The contact as Act! stored it: PATCH's own answer (Act!'s Swagger: 200
+        ``Contact``), read back only when the answer is not that contact."""
+        if (
+            isinstance(answer, dict)
+            and str(answer.get("id", "")).casefold() == contact_id.casefold()
+            and isinstance(answer.get("customFields"), dict)
+        ):
+            return answer
+        log("act_patch_answer_not_contact", level="warning", contact_id=contact_id)
+        return self.client.contact(contact_id)
+
+    def _check_stored(
+        self, contact_id: str, body: dict[str, Any], stored: dict[str, Any], date_key: str | None
+    ) -> None:
+        """Act! sometimes answers 200 and stores nothing: every value sent must be there."""
         stored_fields = stored.get("customFields") or {}
         missing = [
-            k for k, v in changed.items() if not self._same(stored_fields.get(k), v, k == date_key)
+            k
+            for k, v in (body.get("customFields") or {}).items()
+            if not self._same(stored_fields.get(k), v, k == date_key)
         ]
         if missing or ("aemOptOut" in body and bool(stored.get("aemOptOut")) != body["aemOptOut"]):
             raise SyncProblem(
-                f"Act! answered the update of contact {contact['id']} but did not "
+                f"Act! answered the update of contact {contact_id} but did not "
                 f"store it ({', '.join(missing) or 'aemOptOut'}); will retry"
             )
 
-    def _write_history(self, contact_id: str, state: dict[str, Any]) -> None:
+    def _write_histories(
+        self, pk: str, sk: str, state: dict[str, Any], contact_ids: list[str]
+    ) -> None:
+        """One history entry per proof event and contact, whatever happened before.
+
+        ``self._history`` (saved on the state by ``_finish`` and ``_failed``) maps each
+        contact to the entry written for this event, or ``?`` once a post was about to
+        be sent: only then (or for a state an older version tried) is Act! searched for
+        the event's marker before posting.
+        """
         marker = f"event_id={state['event_id']}"
-        if self.client.contact_history(contact_id, marker):
+        history, legacy = self._history, _tried_without_memory(state)
+        todo = []
+        for contact_id in contact_ids:
+            done = history.get(contact_id)
+            if done and done != UNSURE:
+                continue  # written by an earlier attempt for this event
+            if done == UNSURE or legacy:
+                found = self.client.contact_history(contact_id, marker)
+                if found:
+                    history[contact_id] = str(found[0].get("id") or "found")
+                    continue
+            todo.append(contact_id)
+        if not todo:
             return
+        history.update({contact_id: UNSURE for contact_id in todo})
+        self._keep_lock()
+        # False: a newer decision replaced this one. This event is never pushed again, so
+        # its entry cannot be duplicated: it is still posted (the person's record of what
+        # they decided), and ``_finish`` sees the newer decision and pushes it next.
+        self.ledger.update_state(pk, sk, state["event_id"], {"act_history": history})
+        for count, contact_id in enumerate(todo):
+            if count:
+                self._keep_lock()
+            made = self.client.post_history(self._history_body(contact_id, state, marker))
+            history[contact_id] = str((made or {}).get("id") or "posted")
+
+    def _history_body(self, contact_id: str, state: dict[str, Any], marker: str) -> dict[str, Any]:
         purpose = self.catalogue.purposes.get(state["purpose"])
         title = purpose.text(self.catalogue.default_locale).title if purpose else state["purpose"]
         verb = VERBS.get(state["state"], state["state"])
         channel = state.get("channel") or "unknown channel"
-        self._keep_lock()
-        self.client.post_history(
-            {
-                "contacts": [{"id": contact_id}],
-                "regarding": f"Consent {verb}: {title}",
-                "details": (
-                    f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
-                    f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
-                    f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"
-                ),
-                "startTime": dates.to_act(state["decided_at"], self.client.tz),
-                "endTime": dates.to_act(state["decided_at"], self.client.tz),
-                "historyTypeID": self.history_type(),
-            }
-        )
+        return {
+            "contacts": [{"id": contact_id}],
+            "regarding": f"Consent {verb}: {title}",
+            "details": (
+                f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
+                f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
+                f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"
+            ),
+            "startTime": dates.to_act(state["decided_at"], self.client.tz),
+            "endTime": dates.to_act(state["decided_at"], self.client.tz),
+            "historyTypeID": self.history_type(),
+        }
 
     def _same(self, current: Any, wanted: Any, is_date: bool) -> bool:
         """Whether a field already holds our value (a date as Act! answers it, any zone)."""
@@ -358,6 +489,7 @@ class Pusher:
         }
         if contact_ids is not None:
             fields["act_contact_ids"] = contact_ids
+        fields["act_history"] = self._history
         remove: tuple[str, ...] = ("sync_shard", "sync_due")
         if status != "synced":  # held: stays listed by `sync status`, never swept
             fields.update({"sync_shard": SYNC_HOLD, "sync_due": now_iso()})
@@ -384,6 +516,7 @@ class Pusher:
                 "sync_error": str(exc)[:500],
                 "sync_due": iso(utcnow() + timedelta(seconds=delay)),
                 "sync_shard": sync_shard(state["subject"]),
+                "act_history": self._history,  # what is known written, and what may be
             },
         )
         log(
@@ -399,6 +532,24 @@ class Pusher:
 
 class _LockLost(Exception):
     """Our per-person lock expired and another push took it over."""
+
+
+def _remembered(profile: dict[str, Any]) -> list[str]:
+    """The contact ids a push may PATCH without searching: found by the last search,
+    and no contact with the person's address seen by reconciliation since."""
+    ids = list(profile.get("act_contact_ids") or [])
+    searched = str(profile.get("act_contacts_searched_at") or "")
+    if not ids or not searched or searched <= str(profile.get("act_contacts_changed_at") or ""):
+        return []
+    return ids
+
+
+def _tried_without_memory(state: dict[str, Any]) -> bool:
+    """A state pushed before by a version that kept no ``act_history``: its entries may
+    exist, so they are looked for."""
+    return "act_history" not in state and bool(
+        int(state.get("sync_attempts", 0)) or state.get("synced_at")
+    )
 
 
 def _needs_push(state: dict[str, Any] | None, force: bool) -> bool:
