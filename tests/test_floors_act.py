@@ -19,7 +19,8 @@ import pytest
 from chalicelib.act import sync
 from chalicelib.core.services import get_reconciler
 from chalicelib.store.keys import purpose_sk, subject_of, subject_pk
-from tests.test_sync import contact_by_email, decide, field_key
+from tests.support.act import contact_by_email, field_key
+from tests.support.consent import decide
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SEARCH = "GET /api/contacts"
