@@ -35,9 +35,9 @@ from typing import Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from itsdangerous.timed import TimestampSigner
 from jsonschema import Draft202012Validator
 
+from chalicelib.core import tokens
 from chalicelib.web import admin_auth
 from chalicelib.consent import rules
 from chalicelib.act import sync
@@ -489,13 +489,13 @@ def audit(request: pytest.FixtureRequest, browser: Any, site: dict[str, Any],
 def _expired_confirm_link(email: str) -> str:
     """A confirm link signed 400 days ago (longer than any allowed lifetime)."""
     signed = int(time.time()) - 400 * 86400
-    original = TimestampSigner.get_timestamp
-    TimestampSigner.get_timestamp = lambda self: signed  # type: ignore[method-assign]
+    original = tokens.signing_time
+    tokens.signing_time = lambda: signed  # type: ignore[assignment]
     try:
         issued = rules.issue_link(get_ledger(), get_settings(), get_catalogue(), email,
                                     ["newsletter"], channel="test")
     finally:
-        TimestampSigner.get_timestamp = original  # type: ignore[method-assign]
+        tokens.signing_time = original  # type: ignore[assignment]
     return issued.token
 
 

@@ -11,11 +11,14 @@ import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
+from unittest import mock
+
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 from itsdangerous.timed import TimestampSigner
 
+from chalicelib.core import tokens
 from chalicelib.consent import links
 from chalicelib.core.errors import (
     LinkError, LinkExpired, LinkTampered, LinkTruncated, LinkWrongKind,
@@ -29,7 +32,8 @@ PEPPER = "pepper-" + "p" * 40
 EMAIL = "ann.example@example.eu"
 SUBJECT = subject_key(PEPPER, EMAIL)
 ONE_PURPOSE = ["newsletter"]
-# Long enough for itsdangerous to zlib-compress the payload (token starts with ".").
+# Long enough for itsdangerous to zlib-compress the payload (token starts with "."): the
+# links minted before our own codec, still in mail boxes (see ``minted``).
 MANY_PURPOSES = ["newsletter", "promotions", "events"]
 
 
@@ -38,13 +42,27 @@ def make_settings(keys: str = KEY_NEW, **extra: str) -> Settings:
     return load_settings({"LINK_SECRET_KEYS": keys, "SUBJECT_PEPPER": PEPPER, **extra})
 
 
+def minted(settings: Settings, kind: str, purposes: list[str]) -> tuple[str, str]:
+    """A link as mail boxes hold them: for ``MANY_PURPOSES``, one minted the way links
+    were before ``chalicelib.core.tokens`` (itsdangerous itself, zlib-compressed), so
+    every test below also proves those still verify; otherwise one we mint today."""
+    if purposes is not MANY_PURPOSES:
+        return links.mint(settings, kind, SUBJECT, purposes)
+    link_id = links.new_link_id()
+    serializer = URLSafeTimedSerializer(
+        list(settings.link_secret_keys), salt=f"optinproof.link.{kind}",
+        signer_kwargs={"digest_method": hashlib.sha256})
+    return serializer.dumps({"i": link_id, "s": SUBJECT, "p": purposes}), link_id
+
+
 def mint_aged(monkeypatch: pytest.MonkeyPatch, settings: Settings, kind: str,
               age_seconds: int, purposes: list[str] = ONE_PURPOSE) -> tuple[str, str]:
     """Mint a token whose signature timestamp lies ``age_seconds`` in the past."""
     signed_at = int(time.time()) - age_seconds
     with monkeypatch.context() as patch:
+        patch.setattr(tokens, "signing_time", lambda: signed_at)
         patch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_at)
-        return links.mint(settings, kind, SUBJECT, purposes)
+        return minted(settings, kind, purposes)
 
 
 def decode_payload(token: str) -> dict:
@@ -69,7 +87,7 @@ def settings() -> Settings:
 @pytest.mark.parametrize("kind", LINK_KINDS)
 def test_mint_verify_round_trip(settings: Settings, kind: str, purposes: list[str]) -> None:
     """Every kind verifies as itself and gives back exactly what was minted."""
-    token, link_id = links.mint(settings, kind, SUBJECT, purposes)
+    token, link_id = minted(settings, kind, purposes)
     link = links.verify(settings, kind, token)
     assert link.kind == kind
     assert link.link_id == link_id
@@ -111,7 +129,7 @@ def test_unknown_kind_is_a_programming_error(settings: Settings) -> None:
 def test_payload_holds_no_email_only_subject_purposes_and_link_id(
         settings: Settings, purposes: list[str]) -> None:
     """The token is readable by anyone holding the mail: it must carry no address."""
-    token, link_id = links.mint(settings, "confirm", SUBJECT, purposes)
+    token, link_id = minted(settings, "confirm", purposes)
     payload = decode_payload(token)
     assert payload == {"i": link_id, "s": SUBJECT, "p": purposes}
     assert EMAIL not in json.dumps(payload)
@@ -126,11 +144,29 @@ def test_payload_holds_no_email_only_subject_purposes_and_link_id(
     assert loaded == payload
 
 
-def test_multi_purpose_payload_is_compressed(settings: Settings) -> None:
+def test_links_minted_before_are_compressed_and_still_verify(settings: Settings) -> None:
     """The decoder above really exercises the zlib branch (token prefix '.')."""
-    token, _ = links.mint(settings, "confirm", SUBJECT, MANY_PURPOSES)
+    token, link_id = minted(settings, "confirm", MANY_PURPOSES)
     assert token.startswith(".")
-    assert links.verify(settings, "confirm", token).purposes == tuple(MANY_PURPOSES)
+    link = links.verify(settings, "confirm", token)
+    assert (link.link_id, link.purposes) == (link_id, tuple(MANY_PURPOSES))
+
+
+def test_new_links_are_never_compressed_and_itsdangerous_reads_them(settings: Settings) -> None:
+    """zlib's set-up costs more than the whole signature, so we never compress; the
+    format is otherwise itsdangerous' own, byte for byte."""
+    signed_at = 1_800_000_000
+    with mock.patch.object(tokens, "signing_time", return_value=signed_at), \
+            mock.patch.object(TimestampSigner, "get_timestamp", return_value=signed_at):
+        token, link_id = links.mint(settings, "confirm", SUBJECT, MANY_PURPOSES)
+        serializer = URLSafeTimedSerializer(
+            [KEY_NEW], salt="optinproof.link.confirm",
+            signer_kwargs={"digest_method": hashlib.sha256})
+        ours_plain, _ = links.mint(settings, "confirm", SUBJECT, ONE_PURPOSE, link_id)
+        theirs_plain = serializer.dumps({"i": link_id, "s": SUBJECT, "p": ONE_PURPOSE})
+    assert not token.startswith(".")
+    assert serializer.loads(token) == {"i": link_id, "s": SUBJECT, "p": MANY_PURPOSES}
+    assert ours_plain == theirs_plain  # what itsdangerous would have written
 
 
 # --- wrong kind ---------------------------------------------------------------------
@@ -236,7 +272,7 @@ def test_removing_a_key_kills_exactly_its_links() -> None:
 @pytest.mark.parametrize("purposes", [ONE_PURPOSE, MANY_PURPOSES], ids=["plain", "compressed"])
 def test_every_prefix_of_a_token_is_truncated(settings: Settings, purposes: list[str]) -> None:
     """A mail client may cut a long link anywhere: every cut reads as 'incomplete'."""
-    token, _ = links.mint(settings, "confirm", SUBJECT, purposes)
+    token, _ = minted(settings, "confirm", purposes)
     for length in range(len(token)):
         with pytest.raises(LinkTruncated):
             links.verify(settings, "confirm", token[:length])
@@ -256,7 +292,7 @@ def test_cut_signature_is_truncated(settings: Settings) -> None:
 def test_token_missing_a_dot_part_is_truncated(settings: Settings, purposes: list[str],
                                                drop: int) -> None:
     """Payload, timestamp or signature missing entirely: incomplete link."""
-    token, _ = links.mint(settings, "confirm", SUBJECT, purposes)
+    token, _ = minted(settings, "confirm", purposes)
     prefix = "." if token.startswith(".") else ""
     parts = token.removeprefix(".").split(".")
     assert len(parts) == 3
@@ -268,7 +304,7 @@ def test_token_missing_a_dot_part_is_truncated(settings: Settings, purposes: lis
 @pytest.mark.parametrize("purposes", [ONE_PURPOSE, MANY_PURPOSES], ids=["plain", "compressed"])
 def test_altered_payload_character_is_tampered(settings: Settings, purposes: list[str]) -> None:
     """A changed character at full length is an alteration, not a truncation."""
-    token, _ = links.mint(settings, "confirm", SUBJECT, purposes)
+    token, _ = minted(settings, "confirm", purposes)
     payload_end = token.index(".", 1)
     for position in (1, 5, payload_end // 2, payload_end - 2):
         replacement = "A" if token[position] != "A" else "B"

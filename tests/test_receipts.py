@@ -475,8 +475,7 @@ def test_a_receipt_key_is_never_a_link_key(signed):
     settings = get_settings()
     key = receipt_key(KEY_NEW)
     for kind in LINK_KINDS:
-        signer = links.signer(settings, f"optinproof.link.{kind}").make_signer()
-        assert signer.derive_key() != key
+        assert key not in links.signer(settings, f"optinproof.link.{kind}").derived_keys
         with pytest.raises(LinkError):
             links.verify(settings, kind, jws)
     token, _ = links.mint(settings, "confirm", "a" * 64, ["newsletter"])

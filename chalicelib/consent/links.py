@@ -11,13 +11,14 @@ A link is a bearer credential in an e-mail, so:
 
 from __future__ import annotations
 
-import hashlib
+import json
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
-from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired
 
 from chalicelib.core.errors import (
     LinkExpired,
@@ -26,6 +27,7 @@ from chalicelib.core.errors import (
     LinkWrongKind,
 )
 from chalicelib.core.settings import LINK_KINDS, Settings
+from chalicelib.core.tokens import Codec, codec
 
 _SALT_PREFIX = "optinproof.link."
 # base64url of a SHA-256 HMAC, without padding: every token we mint ends with this many.
@@ -37,15 +39,23 @@ _SIGNATURE_LENGTH = 43
 CANONICAL = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
-@dataclass(frozen=True)
-class Link:
-    """A verified link: what it allows, for whom, since when."""
+class Link(NamedTuple):
+    """A verified link: what it allows, for whom, since when.
+
+    A named tuple, not a frozen dataclass: built on every page view, and a frozen
+    dataclass's constructor alone costs half a raw HMAC.
+    """
 
     kind: str
     link_id: str
     subject: str
     purposes: tuple[str, ...]
-    issued_at: datetime
+    #: When it was signed, in seconds since the epoch (``issued_at`` as a datetime).
+    signed: int
+
+    @property
+    def issued_at(self) -> datetime:
+        return datetime.fromtimestamp(self.signed, UTC)
 
 
 def new_link_id() -> str:
@@ -53,17 +63,19 @@ def new_link_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def signer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def signer(settings: Settings, salt: str) -> Codec:
     """The one way we sign tokens: HMAC-SHA256, every listed key accepted, newest signs.
 
     Each use has its own salt, so a token made for one purpose never passes another.
+    Built once per key list and salt (see :mod:`chalicelib.core.tokens`).
     """
-    return URLSafeTimedSerializer(
-        list(settings.link_secret_keys), salt=salt, signer_kwargs={"digest_method": hashlib.sha256}
-    )
+    return codec(settings.link_secret_keys, salt)
 
 
-def _serializer(settings: Settings, kind: str) -> URLSafeTimedSerializer:
+def _serializer(settings: Settings, kind: str) -> Codec:
     if kind not in LINK_KINDS:
         raise ValueError(f"unknown link kind {kind!r}; known: {', '.join(LINK_KINDS)}")
     return signer(settings, _SALT_PREFIX + kind)
@@ -78,8 +90,16 @@ def mint(
 ) -> tuple[str, str]:
     """Sign a link; returns ``(token, link_id)``. Nothing is recorded here."""
     link_id = link_id or new_link_id()
-    payload = {"i": link_id, "s": subject, "p": list(purposes)}
-    return _serializer(settings, kind).dumps(payload), link_id
+    return _serializer(settings, kind).sign_json(_payload_json(link_id, subject, purposes)), link_id
+
+
+def _payload_json(link_id: str, subject: str, purposes: Sequence[str]) -> str:
+    """``{"i":…,"s":…,"p":[…]}`` as compact JSON, each string quoted by the json module's
+    own C quoting: byte for byte what ``json_text`` writes, in a third of its time (a
+    test compares both)."""
+    return (
+        f'{{"i":{_quote(link_id)},"s":{_quote(subject)},"p":[{",".join(map(_quote, purposes))}]}}'
+    )
 
 
 def _looks_truncated(token: str) -> bool:
@@ -102,21 +122,19 @@ def _other_kind(settings: Settings, kind: str, token: str) -> str | None:
     return None
 
 
-def _link_from(kind: str, payload: object, issued_at: datetime) -> Link:
-    if not isinstance(payload, dict):
-        raise LinkTampered("This link's content is not one we issue.")
-    link_id, subject, purposes = payload.get("i"), payload.get("s"), payload.get("p")
-    if not (
-        isinstance(link_id, str)
-        and isinstance(subject, str)
-        and isinstance(purposes, list)
-        and all(isinstance(p, str) for p in purposes)
-    ):
-        raise LinkTampered("This link's content is not one we issue.")
-    return Link(kind, link_id, subject, tuple(purposes), issued_at)
+def _link_from(kind: str, payload: object, signed: int) -> Link:
+    if type(payload) is dict:
+        link_id, subject, purposes = payload.get("i"), payload.get("s"), payload.get("p")
+        if type(link_id) is str and type(subject) is str and type(purposes) is list:
+            for purpose in purposes:
+                if type(purpose) is not str:
+                    break
+            else:
+                return Link(kind, link_id, subject, tuple(purposes), signed)
+    raise LinkTampered("This link's content is not one we issue.")
 
 
-def _expired_link_id(serializer: URLSafeTimedSerializer, exc: SignatureExpired) -> str | None:
+def _expired_link_id(serializer: Codec, exc: SignatureExpired) -> str | None:
     """The link id of an authentic but expired token, so a renewal can name it."""
     try:
         payload = serializer.load_payload(exc.payload) if exc.payload is not None else None
@@ -137,9 +155,7 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
             raise LinkTruncated("This link is incomplete: part of it is missing.")
         raise LinkTampered("This link was altered: it is not in the form we write links.")
     try:
-        payload, signed_at = serializer.loads(
-            token, max_age=settings.link_max_age[kind], return_timestamp=True
-        )
+        payload, signed = serializer.unsign(token, settings.link_max_age[kind])
     except SignatureExpired as exc:
         raise LinkExpired(
             "This link has expired.", link_id=_expired_link_id(serializer, exc)
@@ -155,7 +171,7 @@ def verify(settings: Settings, kind: str, token: str) -> Link:
         ) from exc
     except BadData as exc:
         raise LinkTruncated("This link is incomplete or damaged.") from exc
-    return _link_from(kind, payload, signed_at.astimezone(UTC))
+    return _link_from(kind, payload, signed)
 
 
 def verify_signature(settings: Settings, kind: str, token: str) -> Link:
@@ -166,5 +182,5 @@ def verify_signature(settings: Settings, kind: str, token: str) -> Link:
     try:
         return verify(settings, kind, token)
     except LinkExpired:
-        payload, signed_at = _serializer(settings, kind).loads(token, return_timestamp=True)
-        return _link_from(kind, payload, signed_at.astimezone(UTC))
+        payload, signed = _serializer(settings, kind).unsign(token)
+        return _link_from(kind, payload, signed)

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired
 
 from chalicelib.consent import links
 from chalicelib.consent.catalogue import Form
 from chalicelib.core.clock import utcnow
 from chalicelib.core.errors import BadInput, BadName, CrossSite, FormExpired, NoPurpose
 from chalicelib.core.settings import Settings
+from chalicelib.core.tokens import Codec
 
 #: The honeypot: hidden from people (CSS, aria-hidden, no tab stop), filled by bots.
 HONEYPOT = "fax_number"
@@ -158,7 +159,7 @@ def check_origin(form: Form, headers: Mapping[str, str]) -> None:
 # -- the form's start token: proves we served the form, and when ------------------------
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+def _serializer(settings: Settings) -> Codec:
     return links.signer(settings, "optinproof.signup")
 
 

@@ -432,8 +432,7 @@ def _keys(settings: Settings) -> list[bytes]:
     derivation), written out in the tests so that a library change which would orphan
     every receipt already mailed cannot pass unnoticed.
     """
-    made = links.signer(settings, SALT).make_signer()
-    return [made.derive_key(secret) for secret in made.secret_keys]
+    return list(links.signer(settings, SALT).derived_keys)
 
 
 def key_id(key: bytes) -> str:

@@ -15,7 +15,7 @@ JSON follows ``schemas/subject-export.v1.json``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.consent import links
@@ -282,7 +282,7 @@ def export(
 
 def offered(link: Link, catalogue: Catalogue) -> Link:
     """A preferences link shows the purposes still offered (a retired one is left out)."""
-    return replace(link, purposes=tuple(p for p in link.purposes if p in catalogue.purposes))
+    return link._replace(purposes=tuple(p for p in link.purposes if p in catalogue.purposes))
 
 
 def preferences_href(

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired
 
 from chalicelib.consent.links import CANONICAL, signer
 from chalicelib.core.errors import CrossSite, FormExpired, FormTokenInvalid, FormTokenMissing
 from chalicelib.core.settings import Settings
+from chalicelib.core.tokens import Codec
 
 FIELD = "form_token"
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+def _serializer(settings: Settings) -> Codec:
     return signer(settings, "optinproof.form")
 
 
