@@ -141,9 +141,9 @@ def links_and_decisions() -> list[tuple[str, str, str, str]]:
     mint = per_second(lambda i: links.mint(settings, "confirm", "ab" * 32,
                                            ["newsletter", "events"]))
     verify = per_second(lambda i: links.verify(settings, "confirm", token))
-    rows = [("link mint", f"{mint:,.0f}/s", f"{raw:,.0f}/s raw HMAC-SHA256", f"{raw / mint:.0f}x"),
+    rows = [("link mint", f"{mint:,.0f}/s", f"{raw:,.0f}/s raw HMAC-SHA256", f"{raw / mint:.1f}x"),
             ("link verify", f"{verify:,.0f}/s", f"{raw:,.0f}/s raw HMAC-SHA256",
-             f"{raw / verify:.0f}x")]
+             f"{raw / verify:.1f}x")]
 
     # Confirmation POSTs through the whole app, in-process, against DynamoDB Local.
     count = 300

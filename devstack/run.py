@@ -101,7 +101,8 @@ def demo_page(base_url: str) -> str:
 
 def write_env_file(env: dict[str, str]) -> None:
     names = ["CONSENT_TABLE", "DYNAMODB_ENDPOINT", "PUBLIC_BASE_URL", "LINK_SECRET_KEYS",
-             "SUBJECT_PEPPER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+             "SUBJECT_PEPPER", "ADMIN_SECRET_KEYS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+             "AWS_DEFAULT_REGION",
              "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEZONE",
              "CONSENT_CATALOGUE",
              "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",

@@ -253,3 +253,20 @@ def test_campaign_start_report_and_csv_from_the_cli(act_env, act_sim, tmp_path):
     field = run_cli("campaign", "start", "--id", "field-camp", "--purpose", "newsletter",
                     "--all", "--delivery", "act-field", "--link-field", "Nope Field")
     assert field.returncode == 2 and "no contact field 'Nope Field'" in field.stderr
+
+
+def test_sync_status_tells_asked_people_from_stuck_syncs(env, mint):
+    """A link sent and not answered leaves nothing to push: `sync status` says so, and
+    counts those people per purpose instead of reading as if Act! were up to date."""
+    done = run_cli("sync", "status")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "nothing to push: every decision made is in Act!"
+    mint("asked@example.eu", "newsletter", "events")
+    mint("other@example.eu", "newsletter")
+    done = run_cli("sync", "status")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "nothing to push: every decision made is in Act!",
+        "asked, no answer yet (nothing to push until they decide): events 1, newsletter 2",
+    ]
+    assert "{" not in done.stdout  # log lines go to stderr, never into the CLI's output

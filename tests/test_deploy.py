@@ -379,3 +379,22 @@ def test_secrets_held_stay_in_use_while_ssm_is_down():
         stub.assert_no_pending_responses()
     assert len(calls) == 2
     secrets.forget()
+
+
+def test_without_the_stream_arn_deploy_is_refused_and_package_warns(monkeypatch, capsys):
+    """The placeholder ARN must never reach AWS unnoticed: `chalice deploy` refuses,
+    `chalice package` without `--merge-template` warns; with the ARN both are quiet."""
+    import chalice.cli  # noqa: F401  (what tells an operator's chalice command apart)
+
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.web.blueprints import events
+
+    monkeypatch.delenv("CONSENT_TABLE_STREAM_ARN", raising=False)
+    with pytest.raises(ConfigError, match="CONSENT_TABLE_STREAM_ARN is not set"):
+        events.stream_arn(["deploy", "--stage", "prod"])
+    assert events.stream_arn(["package", "out"]) == events.PLACEHOLDER_STREAM_ARN
+    assert "warning: CONSENT_TABLE_STREAM_ARN is not set" in capsys.readouterr().err
+    events.stream_arn(["package", "--merge-template", "infra.json", "out"])
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("CONSENT_TABLE_STREAM_ARN", "arn:aws:dynamodb:eu-west-1:1:table/t/stream/s")
+    assert events.stream_arn(["deploy"]).endswith("/stream/s")

@@ -10,6 +10,7 @@ import click
 
 from chalicelib.act import sync as act_sync
 from chalicelib.cli.common import Bar, group, print_data
+from chalicelib.consent import stats
 from chalicelib.core.errors import OptinProofError
 from chalicelib.core.services import get_ledger, get_pusher
 from chalicelib.core.settings import get_settings
@@ -32,9 +33,9 @@ def sync_status(as_json: bool) -> int:
     if as_json:
         print_data(rows, True)
         return 0
+    awaiting = stats.awaiting_answer(get_ledger())
     if not rows:
-        print("nothing pending: every decision is in Act!")
-        return 0
+        print("nothing to push: every decision made is in Act!")
     for row in rows:
         print(
             f"{row['sync_status']:<15} {row['subject'][:12]}… {row['purpose']:<14} "
@@ -44,7 +45,11 @@ def sync_status(as_json: bool) -> int:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["sync_status"]] = counts.get(row["sync_status"], 0) + 1
-    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if counts:
+        print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if awaiting:
+        asked = ", ".join(f"{purpose} {n}" for purpose, n in awaiting.items())
+        print(f"asked, no answer yet (nothing to push until they decide): {asked}")
     return 0
 
 

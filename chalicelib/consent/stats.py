@@ -24,9 +24,12 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.store import keys
+
+if TYPE_CHECKING:
+    from chalicelib.store.ledger import Ledger
 
 SHARDS = 8
 STATES = ("accepted", "refused", "withdrawn")
@@ -168,3 +171,11 @@ def total(items: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, in
         for name in names:
             sums[name] += int(item.get(name, 0) or 0)
     return sums
+
+
+def awaiting_answer(ledger: Ledger) -> dict[str, int]:
+    """``{purpose: n}`` of people asked who have not answered yet (from the counters,
+    no scan): nothing of theirs goes to Act! until they decide, which operators
+    reading ``sync status`` must not mistake for a sync that is stuck."""
+    counts = per_purpose(ledger.query(keys.STATS_PURPOSES, "S"))
+    return {p: row["pending"] for p, row in sorted(counts.items()) if row.get("pending", 0) > 0}

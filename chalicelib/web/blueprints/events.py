@@ -8,6 +8,7 @@ what failed. None of them fails its batch: work left stays where a sweep finds i
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from chalice import Blueprint, Rate
@@ -16,6 +17,7 @@ from chalicelib.act import reconcile, sync
 from chalicelib.campaigns import jobs
 from chalicelib.consent import stats
 from chalicelib.core.errors import (
+    ConfigError,
     OptinProofError,
 )
 from chalicelib.core.logs import log
@@ -34,10 +36,37 @@ from chalicelib.web import background, webhooks_out
 bp = Blueprint(__name__)
 
 
-CONSENT_STREAM_ARN = os.environ.get(
-    "CONSENT_TABLE_STREAM_ARN",
-    "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset",
+#: Where the stream handler is wired when nobody said: never a real stream.
+PLACEHOLDER_STREAM_ARN = "arn:aws:dynamodb:eu-west-1:000000000000:table/optinproof/stream/unset"
+_NO_STREAM = (
+    "CONSENT_TABLE_STREAM_ARN is not set, so the stream handler on_table_change would be "
+    "wired to a placeholder ARN and no mail or Act! sync would ever run from the stream. "
+    "Export the ARN that `optinproof infra create --stage STAGE` prints, or package with "
+    "`--merge-template` and the fragment of `optinproof infra template` (see "
+    "docs/operators.md, 'Deploying to AWS')."
 )
+
+
+def stream_arn(argv: list[str] | None = None) -> str:
+    """The table stream the handler listens to.
+
+    Read when Chalice imports the app. Unset, ``chalice deploy`` is refused (it would
+    create a Lambda listening to nothing) and ``chalice package`` warns on stderr (a
+    ``--merge-template`` may still wire the real stream); tests, ``chalice local`` and
+    the Lambda runtime itself take the placeholder quietly.
+    """
+    arn = os.environ.get("CONSENT_TABLE_STREAM_ARN")
+    if arn:
+        return arn
+    args = sys.argv[1:] if argv is None else argv
+    if "chalice.cli" in sys.modules and "deploy" in args:
+        raise ConfigError(_NO_STREAM)
+    if "chalice.cli" in sys.modules and "package" in args and "--merge-template" not in args:
+        print(f"warning: {_NO_STREAM}", file=sys.stderr)
+    return PLACEHOLDER_STREAM_ARN
+
+
+CONSENT_STREAM_ARN = stream_arn()
 
 
 @bp.on_dynamodb_record(stream_arn=CONSENT_STREAM_ARN, batch_size=50, starting_position="LATEST")
