@@ -44,7 +44,7 @@ from chalicelib.core import settings as core_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-GUIDES = sorted((ROOT / "docs").glob("*.md"))
+GUIDES = sorted((ROOT / "docs").rglob("*.md"))
 DOC_FILES = [README, *GUIDES]
 #: every markdown file whose links are checked (the screenshots index included)
 LINKED_FILES = [README, *sorted((ROOT / "docs").rglob("*.md"))]

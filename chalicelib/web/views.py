@@ -510,7 +510,7 @@ def rights_request_page(
         locale,
         status=status,
         page_title=_gettext(locale)("Your data"),
-        action="/rights",
+        action="rights",  # relative: also right under an API Gateway stage path (/api/rights)
         done=done,
         error=error,
         email=email,
