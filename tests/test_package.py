@@ -114,7 +114,8 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 
 import app
-from chalicelib.core.i18n import translations
+from chalicelib.consent.subjects import mail_address
+from chalicelib.core.i18n import format_moment, translations
 from chalicelib.web.render import environment, stylesheet
 
 class Context:
@@ -139,8 +140,13 @@ template = environment("fr").get_template("confirm.html")
 health = invoke("/health", "/health")
 bad_link = invoke("/c/{token}", "/c/not-a-real-link", {"token": "not-a-real-link"},
                   {"accept-language": "fr-FR,fr;q=0.9", "user-agent": "probe"})
+# Babel and email-validator load on first use (cold start): use them, as a mail would.
+moment_fr = format_moment("2026-11-29T14:03:12.345Z", "fr")
+address = mail_address("Ann@Example.EU")
 print(json.dumps({
     "app_name": app.app.app_name,
+    "moment_fr": moment_fr,
+    "address": address,
     "template": template.filename,
     "accept_fr": translations("fr").gettext("Accept"),
     "stylesheet": stylesheet()[0][:200],
@@ -189,6 +195,8 @@ def test_packaged_app_imports_and_renders_from_the_zip_alone(lambda_root: tuple[
     assert Path(result["template"]) == extracted / "templates" / "confirm.html"
     assert result["accept_fr"] == "Accepter", "the compiled French catalogue was not found"
     assert result["stylesheet"] == (ROOT / "templates/static/page.css").read_text()[:200]
+    assert result["moment_fr"].startswith("29 novembre 2026"), "Babel's French data is missing"
+    assert result["address"] == "Ann@example.eu"
 
     health = result["health"]
     assert health["statusCode"] == 200, health

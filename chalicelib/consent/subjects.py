@@ -12,8 +12,6 @@ import hmac
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from chalicelib.core.errors import InvalidEmail
 
 if TYPE_CHECKING:
@@ -21,6 +19,10 @@ if TYPE_CHECKING:
 
 
 def _validated(address: str) -> Any:
+    # Cold start: email_validator (its tables are large) loads with the first address
+    # checked, not with every module that imports this one (a link page needs none).
+    from email_validator import EmailNotValidError, validate_email
+
     candidate = (address or "").strip()
     if not candidate:
         raise InvalidEmail("An e-mail address is required.")

@@ -12,8 +12,6 @@ import gettext
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from babel.dates import format_datetime as _babel_datetime
-
 from chalicelib.core.clock import parse_iso
 from chalicelib.core.settings import PACKAGE_ROOT
 
@@ -67,5 +65,8 @@ def format_moment(value: str | datetime | None, locale: str) -> str:
     """``November 29, 2026, 2:03:12 PM UTC`` / ``29 novembre 2026, 14:03:12 TU``."""
     if value is None:
         return ""
+    # Cold start: Babel and its locale data load with the first date shown, not at import.
+    from babel.dates import format_datetime as _babel_datetime
+
     moment = parse_iso(value) if isinstance(value, str) else value
     return _babel_datetime(moment, format="long", tzinfo=UTC, locale=locale)

@@ -3,6 +3,12 @@
 boto3 clients, the ledger and the catalogue are created lazily (never at import
 time) and cached per configuration, so tests that switch tables get fresh ones and
 production builds each once per container.
+
+Cold start: this module is imported with the routes, so it imports nothing of ours
+at module level; each accessor imports what it builds on first call (the settings,
+the catalogue's reader, the ledger), and the routes reach them only through here.
+boto3 is the exception: nearly every request and event reads the table, so it loads
+with the app (in Lambda's init phase) rather than inside the first request.
 """
 
 from __future__ import annotations
@@ -10,17 +16,26 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.consent.catalogue import Catalogue, load_catalogue
-from chalicelib.consent.stats import deltas
-from chalicelib.core.settings import Settings, get_settings
-from chalicelib.store.ledger import Ledger
+import boto3
+from botocore.config import Config
 
 if TYPE_CHECKING:
     from chalicelib.act.client import ActClient
     from chalicelib.act.reconcile import Reconciler
     from chalicelib.act.sync import Pusher
+    from chalicelib.consent.catalogue import Catalogue
     from chalicelib.consent.requests import Signups
+    from chalicelib.core.settings import Settings
     from chalicelib.mail.outbox import Postman
+    from chalicelib.store.ledger import Ledger
+
+
+def get_settings() -> Settings:
+    """The settings of the current environment (:func:`chalicelib.core.settings.get_settings`,
+    validated once per environment), for modules that must not import them at import time."""
+    from chalicelib.core.settings import get_settings as current
+
+    return current()
 
 
 def get_act_client(settings: Settings | None = None) -> ActClient:
@@ -54,9 +69,6 @@ def get_pusher(settings: Settings | None = None) -> Pusher:
 
 @lru_cache(maxsize=8)
 def _dynamodb(endpoint: str | None, region: str, timeout: float) -> Any:
-    import boto3
-    from botocore.config import Config
-
     config = Config(
         connect_timeout=timeout,
         read_timeout=timeout,
@@ -76,12 +88,17 @@ def dynamodb_client(settings: Settings | None = None) -> Any:
 
 def get_ledger(settings: Settings | None = None) -> Ledger:
     """The ledger on the configured table."""
+    from chalicelib.consent.stats import deltas
+    from chalicelib.store.ledger import Ledger
+
     settings = settings or get_settings()
     return Ledger(dynamodb_client(settings), settings.consent_table, tally=deltas)
 
 
 def get_catalogue(settings: Settings | None = None) -> Catalogue:
-    """The purpose catalogue (re-read when its file changes)."""
+    """The purpose catalogue (parsed on first use, re-read when its file changes)."""
+    from chalicelib.consent.catalogue import load_catalogue
+
     settings = settings or get_settings()
     return load_catalogue(settings.catalogue_path)
 

@@ -18,8 +18,6 @@ from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from email_validator import validate_email
-
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import utcnow
 from chalicelib.core.i18n import translations
@@ -133,6 +131,8 @@ def envelope(
     settings: Settings, catalogue: Catalogue, to: str, subject: str, mail_id: str | None
 ) -> tuple[EmailMessage, str]:
     """A message with the headers every mail of ours carries; returns it and its Message-ID."""
+    from email_validator import validate_email  # cold start: see consent.subjects
+
     checked = validate_email(to, check_deliverability=False)
     if checked.local_part.isascii():  # the domain in IDNA 2008 form: any relay delivers it
         message = EmailMessage()

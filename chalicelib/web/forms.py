@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from email.parser import BytesParser
-from email.policy import default
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -87,6 +85,10 @@ def is_one_click(raw: Body, content_type: str | None) -> bool:
     if media == FORM_TYPE:
         return ONE_CLICK.encode() in body.split(b"&")
     if media == "multipart/form-data":
+        # Cold start: the e-mail parser is imported only for a multipart one-click POST.
+        from email.parser import BytesParser
+        from email.policy import default
+
         message = BytesParser(policy=default).parsebytes(
             b"Content-Type: "
             + (content_type or "").encode("latin-1", "replace")

@@ -5,23 +5,27 @@ let only signed-in operators through (a bearer token, or for reads and dashboard
 the session cookie) and log every call. Each is made for a blueprint
 (``html_page = guards.html_page(bp)``) because the request lives on the app the
 blueprint is registered with.
+
+Cold start: the decorators are applied when the routes are registered, at import
+time, so what a refused or admitted call needs (the rules, the pages, the operator
+checks) is imported by the wrapper on its first call, not here.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.consent import rules
 from chalicelib.core.errors import OptinProofError
 from chalicelib.core.logs import log
-from chalicelib.core.services import get_catalogue, get_ledger
-from chalicelib.core.settings import get_settings
-from chalicelib.web import admin_auth, antiforgery, errors, forms, http, views
-from chalicelib.web.render import Page
+from chalicelib.core.services import get_catalogue, get_ledger, get_settings
+from chalicelib.web import http
+
+if TYPE_CHECKING:
+    from chalicelib.web.render import Page
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Response]]
 
@@ -32,6 +36,9 @@ def html_page(bp: Blueprint) -> Decorator:
     def decorate(view: Callable[..., Page]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**params: Any) -> Response:
+            from chalicelib.consent import rules
+            from chalicelib.web import views
+
             request = bp.current_request
             token = params.get("token", "")
             try:
@@ -79,6 +86,8 @@ def admin_api(bp: Blueprint) -> Decorator:
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**params: Any) -> Response:
+            from chalicelib.web import admin_auth, errors
+
             request = bp.current_request
             try:  # a browser session cookie only reads (GET); changes need the bearer token
                 operator = admin_auth.authenticate(
@@ -132,6 +141,8 @@ def admin_page(bp: Blueprint) -> Decorator:
     def decorate(view: Callable[..., Page]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**params: Any) -> Response:
+            from chalicelib.web import admin_auth, antiforgery, forms, views
+
             request, settings = bp.current_request, get_settings()
             locale = http.locale(request)
             try:

@@ -5,31 +5,37 @@ rules that must not differ between areas (which headers a JSON answer carries, h
 form's website is allowed, how long a neutral answer takes) are written once. Helpers
 take the Chalice request explicitly: the blueprints share one app, and a function that
 is handed its request can be tested without one.
+
+Cold start: every blueprint imports this module with its routes, so it imports at
+module level only what the route declarations need (the content types); the rest
+is imported by the function that uses it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.consent import rules
-from chalicelib.consent.catalogue import Form
 from chalicelib.core.errors import UnknownForm
-from chalicelib.core.i18n import negotiate
-from chalicelib.core.services import get_catalogue
-from chalicelib.core.settings import get_settings
-from chalicelib.web import errors, forms
-from chalicelib.web.render import Page
+from chalicelib.core.services import get_catalogue, get_settings
+from chalicelib.web import forms
+
+if TYPE_CHECKING:
+    from chalicelib.consent import rules
+    from chalicelib.consent.catalogue import Form
+    from chalicelib.web.render import Page
 
 FORM_TYPES = [forms.FORM_TYPE, "multipart/form-data", "application/json", "text/plain"]
 SIGNUP_TYPES = [*FORM_TYPES]
 
 
 def request_context(request: Request) -> rules.RequestContext:
+    from chalicelib.consent import rules
+
     identity = (request.context or {}).get("identity") or {}
     return rules.RequestContext(
         ip=identity.get("sourceIp"),
@@ -40,6 +46,8 @@ def request_context(request: Request) -> rules.RequestContext:
 
 def locale(request: Request, explicit: str | None = None) -> str:
     """The page's language: the form's or link's choice, ``?lang=``, then Accept-Language."""
+    from chalicelib.core.i18n import negotiate
+
     catalogue = get_catalogue()
     wanted = explicit or query(request).get("lang")
     return negotiate(
@@ -105,6 +113,8 @@ def json_answer(
 
 def json_error(request: Request, exc: Exception, form: Form | None) -> Response:
     """A domain error as JSON, from the one error table (:mod:`chalicelib.web.errors`)."""
+    from chalicelib.web import errors
+
     body, status = errors.public_json(exc)
     return json_answer(request, body, status, form)
 

@@ -6,27 +6,22 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from chalice import Blueprint, Response
 
-from chalicelib.campaigns import define, jobs, report, runner
-from chalicelib.consent.subjects import subject_of_address
-from chalicelib.core.errors import (
-    BadInput,
-    ConfigError,
-)
+from chalicelib.core.errors import BadInput, ConfigError
 from chalicelib.core.logs import log
-from chalicelib.core.services import (
-    get_catalogue,
-    get_ledger,
-)
-from chalicelib.core.settings import get_settings
-from chalicelib.proof import evidence
-from chalicelib.rights import erasure
-from chalicelib.store import keys
-from chalicelib.web import admin_auth, background, dashboard, guards, http, views
-from chalicelib.web.render import Page, security_headers
+from chalicelib.core.services import get_catalogue, get_ledger, get_settings
+from chalicelib.web import guards, http
+
+if TYPE_CHECKING:
+    from chalicelib.web.admin_auth import Operator
+    from chalicelib.web.render import Page
+
+# Cold start: the routes are declared at import time, and each handler imports what
+# it uses (campaigns, evidence, the dashboard...) on its first call.
 
 bp = Blueprint(__name__)
 admin_api = guards.admin_api(bp)
@@ -36,6 +31,8 @@ admin_page = guards.admin_page(bp)
 @bp.route("/admin/login", methods=["GET"])
 def admin_login() -> Response:
     """Open a link from `cli admin link`: a session cookie, then the dashboard."""
+    from chalicelib.web import admin_auth, views
+
     token = http.query(bp.current_request).get("token", "")
     try:
         operator = admin_auth.verify(get_settings(), token)
@@ -60,15 +57,21 @@ def admin_login() -> Response:
 
 @bp.route("/admin/logout", methods=["POST"], content_types=http.FORM_TYPES)
 @admin_page
-def admin_logout(operator: admin_auth.Operator, locale: str, fields: dict[str, str]) -> Page:
+def admin_logout(operator: Operator, locale: str, fields: dict[str, str]) -> Page:
+    from chalicelib.web import admin_auth, views
+    from chalicelib.web.render import Page
+
     page = views.admin_denied_page(get_catalogue(), locale, 401, signed_out=True)
     return Page(page.body, 200, {**page.headers, "Set-Cookie": admin_auth.cleared_cookie()})
 
 
 @bp.route("/admin/dashboard", methods=["GET"])
 @admin_page
-def admin_dashboard(operator: admin_auth.Operator, locale: str) -> Page:
+def admin_dashboard(operator: Operator, locale: str) -> Page:
     """Counts per purpose, decisions over time, campaign funnels, forms, syncs, erasures."""
+    from chalicelib.web import dashboard, views
+    from chalicelib.web.render import Page
+
     params = http.query(bp.current_request)
     ledger, catalogue = get_ledger(), get_catalogue()
     chosen = dashboard.filters(params, catalogue, ledger)
@@ -94,8 +97,12 @@ def admin_dashboard(operator: admin_auth.Operator, locale: str) -> Page:
 
 @bp.route("/admin/syncs/retry", methods=["POST"], content_types=http.FORM_TYPES)
 @admin_page
-def admin_sync_retry(operator: admin_auth.Operator, locale: str, fields: dict[str, str]) -> Page:
+def admin_sync_retry(operator: Operator, locale: str, fields: dict[str, str]) -> Page:
     """The dashboard's "retry now": push one decision to Act! at once."""
+    from chalicelib.store import keys
+    from chalicelib.web import background
+    from chalicelib.web.render import Page
+
     subject, _, purpose = (fields.get("key") or "").partition("|")
     if not re.fullmatch(r"[0-9a-f]{64}", subject) or purpose not in get_catalogue().purposes:
         raise BadInput("This sync is not one we know.")
@@ -117,8 +124,13 @@ def admin_sync_retry(operator: admin_auth.Operator, locale: str, fields: dict[st
 
 @bp.route("/admin/lookup", methods=["GET"])
 @admin_page
-def admin_lookup(operator: admin_auth.Operator, locale: str) -> Page:
+def admin_lookup(operator: Operator, locale: str) -> Page:
     """One person by exact address: their evidence pack (nothing listed, nothing guessed)."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.proof import evidence
+    from chalicelib.store import keys
+    from chalicelib.web.render import Page, security_headers
+
     email = http.query(bp.current_request).get("email", "")
     subject = subject_of_address(get_settings(), email)
     ledger = get_ledger()
@@ -131,15 +143,19 @@ def admin_lookup(operator: admin_auth.Operator, locale: str) -> Page:
 
 @bp.route("/admin/campaigns", methods=["GET"])
 @admin_api
-def admin_campaigns(operator: admin_auth.Operator) -> Response:
+def admin_campaigns(operator: Operator) -> Response:
     """Every campaign with its run state."""
+    from chalicelib.campaigns import jobs
+
     return http.json_answer(bp.current_request, {"campaigns": jobs.listing(get_ledger())})
 
 
 @bp.route("/admin/campaigns", methods=["POST"], content_types=["application/json"])
 @admin_api
-def admin_campaign_start(operator: admin_auth.Operator) -> Response:
+def admin_campaign_start(operator: Operator) -> Response:
     """Define a campaign and schedule it: the campaign sweep works through it."""
+    from chalicelib.campaigns import define, jobs
+
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     body = http.admin_body(bp.current_request)
     audience, value = define.audience_of(body)
@@ -161,8 +177,10 @@ def admin_campaign_start(operator: admin_auth.Operator) -> Response:
 
 @bp.route("/admin/campaigns/{campaign_id}", methods=["GET"])
 @admin_api
-def admin_campaign(operator: admin_auth.Operator, campaign_id: str) -> Response:
+def admin_campaign(operator: Operator, campaign_id: str) -> Response:
     """A campaign, its run state and its report per purpose."""
+    from chalicelib.campaigns import define, jobs, report
+
     ledger = get_ledger()
     campaign = define.load(ledger, campaign_id)
     return http.json_answer(
@@ -179,8 +197,10 @@ def admin_campaign(operator: admin_auth.Operator, campaign_id: str) -> Response:
     "/admin/campaigns/{campaign_id}/run", methods=["POST"], content_types=["application/json"]
 )
 @admin_api
-def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Response:
+def admin_campaign_run(operator: Operator, campaign_id: str) -> Response:
     """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
+    from chalicelib.campaigns import define, jobs
+
     ledger = get_ledger()
     remind = http.admin_body(bp.current_request).get("remind", False)
     if not isinstance(remind, bool):
@@ -195,8 +215,10 @@ def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Respo
     "/admin/campaigns/{campaign_id}/pause", methods=["POST"], content_types=["application/json"]
 )
 @admin_api
-def admin_campaign_pause(operator: admin_auth.Operator, campaign_id: str) -> Response:
+def admin_campaign_pause(operator: Operator, campaign_id: str) -> Response:
     """Stop the sweep from working on the campaign (resume with /run)."""
+    from chalicelib.campaigns import jobs
+
     return http.json_answer(
         bp.current_request, {"run": jobs.pause(get_ledger(), campaign_id, f"admin:{operator.name}")}
     )
@@ -204,8 +226,10 @@ def admin_campaign_pause(operator: admin_auth.Operator, campaign_id: str) -> Res
 
 @bp.route("/admin/campaigns/{campaign_id}/links.csv", methods=["GET"])
 @admin_api
-def admin_campaign_csv(operator: admin_auth.Operator, campaign_id: str) -> Response:
+def admin_campaign_csv(operator: Operator, campaign_id: str) -> Response:
     """Contact id, address, first name, link: every delivered contact, or ``?only=no-answer``."""
+    from chalicelib.campaigns import define, report, runner
+
     ledger = get_ledger()
     campaign = define.load(ledger, campaign_id)
     only = http.query(bp.current_request).get("only")
@@ -231,8 +255,13 @@ def admin_campaign_csv(operator: admin_auth.Operator, campaign_id: str) -> Respo
 
 @bp.route("/admin/evidence", methods=["GET"])
 @admin_api
-def admin_evidence(operator: admin_auth.Operator) -> Response:
+def admin_evidence(operator: Operator) -> Response:
     """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.proof import evidence
+    from chalicelib.store import keys
+    from chalicelib.web.render import security_headers
+
     params = http.query(bp.current_request)
     settings, ledger = get_settings(), get_ledger()
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
@@ -256,8 +285,13 @@ def admin_evidence(operator: admin_auth.Operator) -> Response:
 
 @bp.route("/admin/erasures", methods=["POST"], content_types=["application/json"])
 @admin_api
-def admin_erase(operator: admin_auth.Operator) -> Response:
+def admin_erase(operator: Operator) -> Response:
     """Erase one person (``{"email": ...}`` or ``{"subject": ...}``), as `cli erase` does."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.rights import erasure
+    from chalicelib.store import keys
+    from chalicelib.web import background
+
     body, settings, ledger = http.admin_body(bp.current_request), get_settings(), get_ledger()
     subject = body.get("subject") or subject_of_address(settings, str(body.get("email") or ""))
     act_mode = body.get("act") or settings.erasure_act

@@ -13,25 +13,18 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib.act import reconcile, sync
-from chalicelib.campaigns import jobs
-from chalicelib.consent import stats
-from chalicelib.core.errors import (
-    ConfigError,
-    OptinProofError,
-)
+from chalicelib.core.errors import ConfigError, OptinProofError
 from chalicelib.core.logs import log
 from chalicelib.core.services import (
     get_act_client,
     get_catalogue,
     get_ledger,
     get_postman,
+    get_settings,
 )
-from chalicelib.core.settings import get_settings
-from chalicelib.mail import outbox
-from chalicelib.rights import erasure
-from chalicelib.store import stream
-from chalicelib.web import background, webhooks_out
+
+# Cold start: the handlers are declared at import time, and each imports what it
+# uses (the sync, the outbox, the campaign jobs...) on its first call.
 
 bp = Blueprint(__name__)
 
@@ -76,6 +69,10 @@ def on_table_change(event: Any) -> dict[str, Any]:
     Mails leave here rather than inside the signup request, so a request's answer
     neither waits for the mail nor shows whether one was sent.
     """
+    from chalicelib.act import sync
+    from chalicelib.store import stream
+    from chalicelib.web import background
+
     routed = stream.route_records(event)
     result = {"synced": 0, "failed": 0}
     _count_expiries(routed.expired_profiles)
@@ -102,6 +99,8 @@ def on_table_change(event: Any) -> dict[str, Any]:
 
 def _count_expiries(profiles: list[dict[str, Any]]) -> None:
     """A never-decided person's profile removed by TTL: the dashboard's "expired"."""
+    from chalicelib.consent import stats
+
     for old in profiles:
         try:
             get_ledger().add_counters(stats.expired(old))
@@ -111,6 +110,8 @@ def _count_expiries(profiles: list[dict[str, Any]]) -> None:
 
 def _deliver_webhooks(keys: list[tuple[str, str]]) -> int:
     """Each delivery on its own: one failing store call or subscriber stops no other."""
+    from chalicelib.web import webhooks_out
+
     if not keys:
         return 0
     dispatcher, delivered = webhooks_out.Dispatcher(get_ledger(), get_settings()), 0
@@ -132,6 +133,8 @@ def _send_new_mails(mail_ids: list[str]) -> int:
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
 def mail_sweep(event: Any) -> dict[str, Any]:
     """Send mails whose first try failed, with backoff (the outbox's safety net)."""
+    from chalicelib.mail import outbox
+
     if get_settings().mail.transport == "none":
         return {"sent": 0}
     results = outbox.sweep(get_postman())
@@ -147,12 +150,16 @@ def mail_sweep(event: Any) -> dict[str, Any]:
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
 def webhooks_sweep(event: Any) -> dict[str, Any]:
     """Retry outbound webhook deliveries that failed, after their backoff."""
+    from chalicelib.web import webhooks_out
+
     return {"delivered": _deliver_webhooks(webhooks_out.due_keys(get_ledger()))}
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
 def campaign_sweep(event: Any) -> dict[str, Any]:
     """Work on campaigns started through the admin API, until the Lambda's time is up."""
+    from chalicelib.campaigns import jobs
+
     context = getattr(event, "context", None)
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
     tools = jobs.Tools(
@@ -168,6 +175,10 @@ def campaign_sweep(event: Any) -> dict[str, Any]:
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
 def sync_sweep(event: Any) -> dict[str, Any]:
     """Push every sync that is due: missed stream records, and retries after backoff."""
+    from chalicelib.act import reconcile, sync
+    from chalicelib.rights import erasure
+    from chalicelib.web import background
+
     pusher = background.pusher_or_none()
     if pusher is None:
         return {"synced": 0, "failed": 0}

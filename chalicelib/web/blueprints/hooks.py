@@ -9,19 +9,13 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.act import reconcile
-from chalicelib.core.errors import (
-    OptinProofError,
-)
+from chalicelib.core.errors import OptinProofError
 from chalicelib.core.logs import log
-from chalicelib.core.services import (
-    get_catalogue,
-    get_ledger,
-    get_sns_verifier,
-)
-from chalicelib.core.settings import get_settings
-from chalicelib.mail import bounces, sns
+from chalicelib.core.services import get_catalogue, get_ledger, get_settings, get_sns_verifier
 from chalicelib.web import forms, http
+
+# Cold start: the routes are declared at import time, and each handler imports what
+# it uses (the Act! reconciler, the SNS checks, the bounce rules) on its first call.
 
 bp = Blueprint(__name__)
 
@@ -33,6 +27,8 @@ bp = Blueprint(__name__)
 )
 def act_webhook(secret: str, trigger: str) -> Response:
     """An Act! webhook delivery: checked, queued as hints, answered at once."""
+    from chalicelib.act import reconcile
+
     act = get_settings().act
     path_secret = (act.webhook_path_secret or "") if act else ""
     if (
@@ -61,6 +57,8 @@ def act_webhook(secret: str, trigger: str) -> Response:
 @bp.route("/hooks/ses/{secret}", methods=["POST"], content_types=["text/plain", "application/json"])
 def ses_notification(secret: str) -> Response:
     """An SNS message about our mails: signature, topic and freshness checked first."""
+    from chalicelib.mail import sns
+
     settings = get_settings()
     if not settings.ses_topics or not hmac.compare_digest(
         secret.encode(), (settings.ses_path_secret or "").encode()
@@ -92,6 +90,8 @@ def ses_notification(secret: str) -> Response:
 
 
 def _sns_message(message: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.mail import bounces, sns
+
     if message["Type"] == "SubscriptionConfirmation":
         sns.confirm_subscription(message, get_sns_verifier().fetch)
         log("sns_subscribed", topic=message["TopicArn"])

@@ -10,25 +10,22 @@ import json
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
-from chalicelib.consent import links, rules
-from chalicelib.core.errors import (
-    OptinProofError,
-)
+from chalicelib.core.errors import OptinProofError
 from chalicelib.core.logs import log
-from chalicelib.core.services import (
-    get_catalogue,
-    get_ledger,
-    get_signups,
-)
-from chalicelib.core.settings import get_settings
-from chalicelib.rights import access
-from chalicelib.store.ledger import Ledger
-from chalicelib.web import antiforgery, background, forms, guards, http, views
-from chalicelib.web import errors as web_errors
-from chalicelib.web.render import Page
+from chalicelib.core.services import get_catalogue, get_ledger, get_settings, get_signups
+from chalicelib.web import forms, guards, http
+
+if TYPE_CHECKING:
+    from chalicelib.consent import links
+    from chalicelib.store.ledger import Ledger
+    from chalicelib.web.render import Page
+
+# Cold start: the routes are declared at import time, and each handler imports what
+# it uses (the consent rules, the pages...) on its first call.
 
 bp = Blueprint(__name__)
 html_page = guards.html_page(bp)
@@ -40,6 +37,9 @@ def confirm_show(token: str) -> Page:
     """The confirmation page. Renders only: GET and HEAD never change anything.
 
     The one write: the first GET of a campaign or form link is counted as opened."""
+    from chalicelib.consent import rules
+    from chalicelib.web import views
+
     settings, ledger = get_settings(), get_ledger()
     page = rules.open_page(ledger, settings, "confirm", token, get_catalogue())
     if bp.current_request.method == "GET":
@@ -61,6 +61,9 @@ def confirm_decide(token: str) -> Page:
 
     Two DynamoDB round trips: the decision's one read (which also checks the link's
     record) and its transaction."""
+    from chalicelib.consent import rules
+    from chalicelib.web import views
+
     link = rules.verify_link(get_settings(), "confirm", token, get_catalogue())
     return _record_choices(link, views.quote_token(token), "decisions_recorded", None)
 
@@ -69,6 +72,8 @@ def _link_first[T](ledger: Ledger, link: links.Link, check: Callable[[], T]) -> 
     """Run one check of a posted page; when it fails, a link refused for its own reason
     (revoked, superseded, withdrawn) says that instead. The decision reads the link's
     record itself, so this costs a read on the error path only."""
+    from chalicelib.consent import rules
+
     try:
         return check()
     except OptinProofError:
@@ -81,12 +86,17 @@ def _record_choices(
     path: str,
     event: str,
     receipt_channel: str | None,
-    title: str = views.CONFIRM_TITLE,
+    title: str | None = None,
 ) -> Page:
     """A submitted confirmation or preferences page: checked, recorded, answered.
 
     ``receipt_channel``: the receipt's channel, or None for the link's own (a
-    confirmation page, which also offers the channel's "continue" link)."""
+    confirmation page, which also offers the channel's "continue" link); ``title``:
+    the page's, the confirmation page's when None."""
+    from chalicelib.consent import rules
+    from chalicelib.web import antiforgery, background, views
+    from chalicelib.web import errors as web_errors
+
     request = bp.current_request
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     fields = _link_first(
@@ -100,7 +110,15 @@ def _record_choices(
         k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")
     }
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
-    show = partial(views.confirm_page, settings, catalogue, locale, path, link.link_id, title=title)
+    show = partial(
+        views.confirm_page,
+        settings,
+        catalogue,
+        locale,
+        path,
+        link.link_id,
+        title=title or views.CONFIRM_TITLE,
+    )
     try:
         _link_first(
             ledger,
@@ -144,6 +162,9 @@ def _record_choices(
 @html_page
 def confirm_renew(token: str) -> Page:
     """ "Send me a new link" from an expired or superseded link's page."""
+    from chalicelib.consent import links
+    from chalicelib.web import antiforgery, background, views
+
     started = time.monotonic()
     request = bp.current_request
     settings = get_settings()
@@ -162,6 +183,9 @@ def confirm_renew(token: str) -> Page:
 @html_page
 def withdraw_show(token: str) -> Page:
     """The withdraw page: one button. GET never withdraws (mail scanners open links)."""
+    from chalicelib.consent import rules
+    from chalicelib.web import views
+
     page = rules.open_page(get_ledger(), get_settings(), "withdraw", token)
     return views.withdraw_page(
         get_catalogue(), http.locale(bp.current_request), views.quote_token(token), page.states
@@ -176,6 +200,9 @@ def withdraw_post(token: str) -> Page:
     No form token: the signed link is the credential, and a mail client's POST
     carries nothing else (``List-Unsubscribe=One-Click``).
     """
+    from chalicelib.consent import rules
+    from chalicelib.web import background, views
+
     request = bp.current_request
     body = request.raw_body or b""
     if len(body) > forms.MAX_FORM_BYTES:
@@ -214,6 +241,10 @@ def withdraw_post(token: str) -> Page:
 @html_page
 def preferences_show(token: str) -> Page:
     """Every purpose with its current state and date; change any of them."""
+    from chalicelib.consent import rules
+    from chalicelib.rights import access
+    from chalicelib.web import views
+
     settings, catalogue = get_settings(), get_catalogue()
     page = rules.open_page(
         get_ledger(), settings, "preferences", token, widen=lambda ln: access.offered(ln, catalogue)
@@ -233,6 +264,10 @@ def preferences_show(token: str) -> Page:
 @html_page
 def preferences_save(token: str) -> Page:
     """Record each changed choice of the preferences page (each change is an event)."""
+    from chalicelib.consent import rules
+    from chalicelib.rights import access
+    from chalicelib.web import views
+
     link = rules.verify_link(get_settings(), "preferences", token)
     return _record_choices(
         access.offered(link, get_catalogue()),

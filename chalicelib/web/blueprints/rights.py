@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
-from chalicelib.consent import links, rules
-from chalicelib.core.errors import (
-    InvalidEmail,
-    NoChoice,
-)
+from chalicelib.core.errors import InvalidEmail, NoChoice
 from chalicelib.core.logs import log
-from chalicelib.core.services import (
-    get_catalogue,
-    get_ledger,
-)
-from chalicelib.core.settings import get_settings
-from chalicelib.proof import receipts
-from chalicelib.rights import access
-from chalicelib.web import antiforgery, background, forms, guards, http, views
-from chalicelib.web.render import Page
+from chalicelib.core.services import get_catalogue, get_ledger, get_settings
+from chalicelib.web import forms, guards, http
+
+if TYPE_CHECKING:
+    from chalicelib.consent import links
+    from chalicelib.web.render import Page
+
+# Cold start: the routes are declared at import time, and each handler imports what
+# it uses (the rights, the receipts, the pages...) on its first call.
 
 bp = Blueprint(__name__)
 html_page = guards.html_page(bp)
@@ -34,6 +30,8 @@ html_page = guards.html_page(bp)
 @html_page
 def rights_form() -> Page:
     """The public page where a person asks for a link to their data."""
+    from chalicelib.web import views
+
     return views.rights_request_page(get_catalogue(), http.locale(bp.current_request))
 
 
@@ -41,6 +39,9 @@ def rights_form() -> Page:
 @html_page
 def rights_ask() -> Page:
     """Mail a rights link if we hold data about the address; the same answer in any case."""
+    from chalicelib.rights import access
+    from chalicelib.web import antiforgery, background, views
+
     started = time.monotonic()
     request = bp.current_request
     fields = forms.parse_form(request.raw_body, request.headers.get("content-type"))
@@ -70,6 +71,8 @@ def rights_ask() -> Page:
 
 
 def _rights_link(token: str) -> tuple[links.Link, dict[str, Any]]:
+    from chalicelib.consent import rules
+
     return rules.open_link(get_ledger(), get_settings(), "rights", token)
 
 
@@ -77,6 +80,9 @@ def _rights_link(token: str) -> tuple[links.Link, dict[str, Any]]:
 @html_page
 def rights_report(token: str) -> Page:
     """What we hold about the person and why: readable, printable, with its downloads."""
+    from chalicelib.rights import access
+    from chalicelib.web import views
+
     settings, catalogue = get_settings(), get_catalogue()
     link, record = _rights_link(token)
     locale = http.locale(bp.current_request)
@@ -100,6 +106,9 @@ def rights_report(token: str) -> Page:
 @html_page
 def rights_export(token: str) -> Page:
     """The same as a JSON file (schemas/subject-export.v1.json)."""
+    from chalicelib.rights import access
+    from chalicelib.web.render import Page
+
     link, _ = _rights_link(token)
     data = access.export(get_ledger(), get_settings(), get_catalogue(), link.subject)
     log("rights_exported", subject=link.subject, link_id=link.link_id)
@@ -120,6 +129,9 @@ def rights_export(token: str) -> Page:
 @html_page
 def rights_receipt(token: str) -> Page:
     """A Kantara consent receipt of the person's current consents, signed (JWS)."""
+    from chalicelib.proof import receipts
+    from chalicelib.web.render import Page
+
     link, _ = _rights_link(token)
     settings = get_settings()
     receipt = receipts.for_subject(
@@ -142,6 +154,8 @@ def rights_receipt(token: str) -> Page:
 @html_page
 def erase_show(token: str) -> Page:
     """Erasure asks for one explicit confirmation (GET never erases)."""
+    from chalicelib.web import views
+
     link, _ = _rights_link(token)
     quoted = views.quote_token(token)
     return views.erase_page(
@@ -159,6 +173,8 @@ def erase_show(token: str) -> Page:
 @html_page
 def erase_confirm(token: str) -> Page:
     """Erase everything that identifies the person; the rights link dies with it."""
+    from chalicelib.web import antiforgery, background, views
+
     request = bp.current_request
     settings, catalogue = get_settings(), get_catalogue()
     link, _ = _rights_link(token)

@@ -5,11 +5,10 @@ the submission, which always gets the same neutral answer (new, known, throttled
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
-from chalicelib.consent import submissions
-from chalicelib.consent.catalogue import Form
 from chalicelib.core.errors import (
     BadInput,
     FormExpired,
@@ -17,16 +16,16 @@ from chalicelib.core.errors import (
     OptinProofError,
     UnknownForm,
 )
-from chalicelib.core.i18n import translations
 from chalicelib.core.logs import log
-from chalicelib.core.services import (
-    get_catalogue,
-    get_signups,
-)
-from chalicelib.core.settings import get_settings
-from chalicelib.web import background, forms, guards, http, views
-from chalicelib.web import errors as web_errors
-from chalicelib.web.render import Page
+from chalicelib.core.services import get_catalogue, get_settings, get_signups
+from chalicelib.web import forms, guards, http
+
+if TYPE_CHECKING:
+    from chalicelib.consent.catalogue import Form
+    from chalicelib.web.render import Page
+
+# Cold start: the routes are declared at import time, and each handler imports what
+# it uses (the submission rules, the pages...) on its first call.
 
 bp = Blueprint(__name__)
 html_page = guards.html_page(bp)
@@ -36,6 +35,9 @@ html_page = guards.html_page(bp)
 @html_page
 def signup_form(form_id: str) -> Page:
     """The embeddable form (iframe). Framable only by the form's allowed origins."""
+    from chalicelib.consent import submissions
+    from chalicelib.web import views
+
     form = http.find_form(form_id)
     started = submissions.start_token(
         get_settings(), form.id, bp.current_request.headers.get("referer")
@@ -46,6 +48,9 @@ def signup_form(form_id: str) -> Page:
 @bp.route("/signup/{form_id}/form.json", methods=["GET"])
 def signup_form_json(form_id: str) -> Response:
     """What a script needs to build the form: purposes, texts, a start token (CORS)."""
+    from chalicelib.consent import submissions
+    from chalicelib.web import views
+
     try:
         form = http.find_form(form_id)
         locale = _signup_locale(form)
@@ -84,6 +89,9 @@ def signup_preflight(form_id: str) -> Response:
 @bp.route("/signup/{form_id}", methods=["POST"], content_types=http.SIGNUP_TYPES)
 def signup_submit(form_id: str) -> Response:
     """Record a signup and send the confirmation mail; one neutral answer for all."""
+    from chalicelib.consent import submissions
+    from chalicelib.web import background, views
+
     started = time.monotonic()
     request = bp.current_request
     as_json = forms.media_type(request.headers.get("content-type")) == forms.JSON_TYPE
@@ -140,6 +148,9 @@ def _signup_locale(form: Form, explicit: str | None = None) -> str:
 
 def _signup_answer(form: Form, locale: str, as_json: bool, embed: str | None) -> Response:
     """The same answer whatever happened: new, pending, known, throttled or a bot."""
+    from chalicelib.core.i18n import translations
+    from chalicelib.web import views
+
     if as_json:
         message = translations(locale).gettext(views.SIGNUP_ANSWER)
         return http.json_answer(bp.current_request, {"status": "ok", "message": message}, 200, form)
@@ -162,6 +173,11 @@ def _signup_answer(form: Form, locale: str, as_json: bool, embed: str | None) ->
 def _signup_error(
     exc: OptinProofError, form: Form | None, fields: dict[str, str], as_json: bool
 ) -> Response:
+    from chalicelib.consent import submissions
+    from chalicelib.web import errors as web_errors
+    from chalicelib.web import views
+    from chalicelib.web.render import Page
+
     if as_json:
         return http.json_error(bp.current_request, exc, form)
     catalogue = get_catalogue()
