@@ -268,3 +268,14 @@ def test_ask_settings_are_checked_when_loaded(env, act_env, monkeypatch):
     monkeypatch.setenv("ACT_ASK_LOCALE", "de")
     with pytest.raises(ConfigError, match="ACT_ASK_LOCALE='de' is not a catalogue language"):
         get_asker()
+
+
+def test_a_group_missing_in_act_holds_up_nothing_else(ask_env, act_sim, client, monkeypatch):
+    monkeypatch.setenv("ACT_ASK_GROUP", "Deleted meanwhile")
+    contact = act_sim.add_contact(firstName="New", emailAddress="new@example.eu")
+    outcome = get_reconciler().process(contact["id"])  # a webhook hint is reconciled anyway
+    assert outcome.contact_id == contact["id"] and not outcome.actions
+    result = client.lambda_.invoke("act_poll", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])).payload
+    assert "no group of that name" in result["ask"]["error"]
+    assert result["poll"]["read"] >= 1, "the poll itself ran"

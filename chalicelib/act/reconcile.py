@@ -30,7 +30,7 @@ from typing import Any
 
 from chalicelib.act import contacts, dates
 from chalicelib.act import fields as actfields
-from chalicelib.act.ask import Asker
+from chalicelib.act.ask import Asker, AskOutcome
 from chalicelib.act.client import ActClient, ActNotFound
 from chalicelib.campaigns import define, jobs
 from chalicelib.consent import rules as consent
@@ -39,7 +39,7 @@ from chalicelib.consent.requests import draft_request, plan_request, remember_co
 from chalicelib.consent.rules import RequestContext
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.core.errors import BadInput, InvalidEmail
+from chalicelib.core.errors import ActError, BadInput, ConfigError, Contention, InvalidEmail
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.proof.chain import new_event_id
@@ -143,7 +143,7 @@ class Reconciler:
         hint = self.ledger.get(*keys.act_hint(contact_id)) or {}
         # A trigger first: its request is the contact's own, so a "new contact" ask
         # below finds the live link and sends nothing more.
-        asked = self.asker.process(contact_id) if self.asker else None
+        asked = self._ask_trigger(contact_id)
         seen = contacts.seen(self.ledger, contact_id)  # after the trigger's own write
         try:
             contact = self.client.contact(contact_id)
@@ -161,6 +161,18 @@ class Reconciler:
             log("act_change_again", contact_id=contact_id)  # a newer hint waits its turn
         log("act_change_reconciled", contact_id=contact_id, actions=list(actions))
         return Outcome(contact_id, tuple(actions))
+
+    def _ask_trigger(self, contact_id: str) -> AskOutcome | None:
+        """The contact's ask trigger, if any; a trigger that cannot be handled now (Act!
+        failing, the group missing) never holds up the reconciliation: the next
+        ``act_poll`` scan finds it again."""
+        if self.asker is None:
+            return None
+        try:
+            return self.asker.process(contact_id)
+        except (ActError, ConfigError, Contention) as exc:
+            log("act_ask_failed", level="warning", contact_id=contact_id, error=str(exc)[:300])
+            return None
 
     def _vanished(self, contact_id: str, seen: dict[str, Any]) -> list[str]:
         if seen.get("subject"):

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from chalicelib.act import reconcile
+from chalicelib.core.errors import OptinProofError
 from chalicelib.core.logs import log
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
@@ -45,7 +46,11 @@ def run(
                 "unfinished": report.unfinished,
             }
         if reconciler.asker is not None:
-            result["ask"] = reconciler.asker.scan(deadline).as_dict()
+            try:
+                result["ask"] = reconciler.asker.scan(deadline).as_dict()
+            except OptinProofError as exc:  # e.g. the group was deleted in Act!
+                log("act_ask_scan_failed", level="error", error=str(exc)[:300])
+                result["ask"] = {"error": str(exc)[:300]}
         log("act_poll", **result)
         return result
     finally:
