@@ -95,6 +95,7 @@ def test_group_trigger_mails_a_link_that_confirms_and_act_shows_it(ask_env, act_
     assert "0 asked, 0 skipped" in again.stdout and send_queued() == []
     listed = run_cli("act", "ask")
     assert f"contact {contact['id']}  group  asked" in listed.stdout, listed.stdout
+    assert run_cli("chain", "verify", "--all").returncode == 0
 
 
 def test_field_trigger_asks_in_the_contacts_language_and_is_emptied(ask_env, act_sim,
