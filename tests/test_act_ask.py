@@ -280,3 +280,16 @@ def test_a_group_missing_in_act_holds_up_nothing_else(ask_env, act_sim, client, 
         source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])).payload
     assert "no group of that name" in result["ask"]["error"]
     assert result["poll"]["read"] >= 1, "the poll itself ran"
+
+
+def test_a_poll_cut_by_its_deadline_loses_nothing(ask_env, act_sim):
+    from chalicelib.act import reconcile
+
+    first = act_sim.add_contact(firstName="Late", emailAddress="late@example.eu")
+    ledger, since = get_ledger(), "2000-01-01T00:00:00.000Z"
+    report = reconcile.poll(ledger, get_reconciler(), since, deadline=0.0)  # already over
+    assert report.unfinished and report.reconciled == [] and report.watermark == since
+    into_group(act_sim, first)
+    after = reconcile.poll(ledger, get_reconciler())  # from the watermark it kept
+    assert first["id"] in [o.contact_id for o in after.reconciled]
+    assert group_members(act_sim) == [] and kinds("late@example.eu")
