@@ -608,6 +608,50 @@ def test_groups_and_their_contacts(sim: ActSimulator, api: Api) -> None:
     assert api.call("GET", f"/api/groups/{unknown}/associated-contacts").status == 404
 
 
+def test_the_routes_asking_from_inside_act_uses(sim: ActSimulator, api: Api) -> None:
+    """What OptinProof's "ask" triggers call, served as the Swagger declares each route."""
+    for method, path in (("GET", "/api/groups/{groupId}/associated-contacts"),
+                         ("GET", "/api/contacts/{contactId}/associated-groups"),
+                         ("GET", "/api/contacts")):
+        assert swagger.takes_odata(swagger.operation(method, path)), path
+    for method, path in (("GET", "/api/groups/{groupId}"),
+                         ("DELETE", "/api/groups/{groupId}/associated-contacts/{contactId}")):
+        assert not swagger.takes_odata(swagger.operation(method, path)), path
+    field = sim.add_field("OptinProof Ask", "Character", 20)
+    key = field["columnName"].lower()
+    members = [sim.add_contact(firstName=f"M{i}", emailAddress=f"m{i}@example.eu",
+                               customFields={key: "Ask" if i % 2 else None})["id"]
+               for i in range(5)]
+    group = sim.add_group("Demande de consentement", members)
+    # group members page by page ($orderby=id, $top, $skip, $select), like any collection
+    read: list[str] = []
+    for skip in (0, 2, 4):
+        page = api.json("GET", f"/api/groups/{group['id']}/associated-contacts",
+                        {"$orderby": "id", "$top": "2", "$skip": str(skip),
+                         "$select": "id,emailAddress,firstName,lastName,edited"})
+        assert all(set(row) <= {"id", "emailAddress", "firstName", "lastName", "edited"}
+                   for row in page)
+        read += [row["id"] for row in page]
+    assert read == sorted(members)
+    # a custom field compared in $filter by its key
+    asked = api.json("GET", "/api/contacts", {"$filter": f"customFields/{key} eq 'Ask'"})
+    assert sorted(c["id"] for c in asked) == sorted(members[1::2])
+    assert api.json("GET", f"/api/groups/{group['id']}")["contacts"] == 5
+    assert group["id"] in [g["id"] for g in
+                           api.json("GET", f"/api/contacts/{members[0]}/associated-groups")]
+    # leaving the group: 204 with no body, and again 204 (nothing left to dissociate)
+    gone = api.call("DELETE", f"/api/groups/{group['id']}/associated-contacts/{members[0]}")
+    assert gone.status == 204 and gone.data == b""
+    again = api.call("DELETE", f"/api/groups/{group['id']}/associated-contacts/{members[0]}")
+    assert again.status == 204
+    assert api.json("GET", f"/api/contacts/{members[0]}/associated-groups") == []
+    assert api.call("DELETE", f"/api/groups/{group['id']}/associated-contacts/not-a-guid").status \
+        == 400
+    # emptying the trigger field: PATCH customFields with null
+    patched = api.json("PATCH", f"/api/contacts/{members[1]}", body={"customFields": {key: None}})
+    assert not patched["customFields"].get(key)
+
+
 # -- §8.6 webhooks ------------------------------------------------------------------------------------
 
 def register(api: Api, receiver: Receiver, trigger: str = "Created", **extra: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from tests.support.package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 HANDLERS = ("api_handler", "on_table_change", "sync_sweep", "mail_sweep", "webhooks_sweep",
-            "campaign_sweep")
+            "campaign_sweep", "act_poll")
 DOMAIN = "example-outdoor.eu"
 
 
@@ -60,6 +60,7 @@ def test_stages_are_sized_and_hold_no_secret(stage: str):
     assert functions["api_handler"]["lambda_timeout"] <= 29  # API Gateway's own limit
     assert functions["campaign_sweep"]["lambda_timeout"] == 900  # the longest passes
     assert functions["sync_sweep"]["reserved_concurrency"] == 1  # one sweeper paces Act!
+    assert functions["act_poll"]["reserved_concurrency"] == 1  # one poll at a time (and a lease)
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -390,6 +390,24 @@ class ActClient:
         )
         return [g for g in found if str(g.get("name") or "").casefold() == name.casefold()]
 
+    def group(self, group_id: str) -> dict[str, Any]:
+        """``GET /api/groups/{groupId}``: one group (ActNotFound when it does not exist)."""
+        return self.request("GET", f"/api/groups/{quote(group_id, safe='')}")
+
+    def contact_groups(self, contact_id: str) -> list[dict[str, Any]]:
+        """``GET /api/contacts/{contactId}/associated-groups``: the groups a contact is in."""
+        return collection(
+            self.request("GET", f"/api/contacts/{quote(contact_id, safe='')}/associated-groups")
+        )
+
+    def remove_from_group(self, group_id: str, contact_id: str) -> None:
+        """``DELETE /api/groups/{groupId}/associated-contacts/{contactId}`` (204)."""
+        self.request(
+            "DELETE",
+            f"/api/groups/{quote(group_id, safe='')}/associated-contacts/"
+            f"{quote(contact_id, safe='')}",
+        )
+
     def iter_contacts(
         self, odata_filter: str | None = None, group_id: str | None = None, page_size: int = 200
     ) -> Iterator[dict[str, Any]]:

@@ -197,3 +197,48 @@ def link_field_key(client: ActClient, display_name: str, create: bool = False) -
             f"a link: use a Memo or URL field, or text of {_LINK_MIN_LENGTH}+ characters."
         )
     return str(column.get("columnName") or column.get("name") or "").lower()
+
+
+#: The contact field an Act! user sets to ``ACT_ASK_VALUE`` to ask for consent.
+ASK_ROLE = Role("ask trigger", TEXT_TYPES, "Character", 20, True)
+#: A contact field naming the person's language (``ACT_ASK_LOCALE_FIELD``): any text.
+LOCALE_ROLE = Role("language", TEXT_TYPES + ("Memo",), "Character", 20, False)
+
+
+def check_named(columns: list[dict[str, Any]], display_name: str, role: Role) -> FieldCheck:
+    """One named field (not a purpose's) against the metadata: exists, suitably typed."""
+    wanted = WantedField("-", role.name, display_name)
+    column = _by_name(columns).get(display_name.strip().casefold())
+    if column is None:
+        return FieldCheck(wanted, False, "missing (run `act setup`)", None, None)
+    act_type = str(column.get("type") or column.get("dataType") or "")
+    key = str(column.get("columnName") or column.get("name") or "").lower()
+    if act_type not in role.accepted_types:
+        problem = f"type {act_type or 'unknown'}: use one of {', '.join(role.accepted_types)}"
+        return FieldCheck(wanted, False, problem, key, act_type)
+    return FieldCheck(wanted, True, "", key, act_type)
+
+
+def named_key(client: ActClient, display_name: str, role: Role, setting: str) -> str:
+    """The ``customFields`` key of a configured field; ConfigError naming the setting."""
+    result = check_named(client.contact_fields(), display_name, role)
+    if not result.ok or not result.key:
+        raise ConfigError(f"{setting}={display_name!r}: Act! contact field {result.problem}.")
+    return result.key
+
+
+def setup_named(client: ActClient, display_name: str, role: Role) -> str:
+    """``act setup`` for one named field: create it when missing, never change it."""
+    result = check_named(client.contact_fields(), display_name, role)
+    if result.ok:
+        return f"ok       {display_name}"
+    if result.key is not None:
+        return f"CONFLICT {display_name}: {result.problem} — fix it in Act!"
+    try:
+        client.create_contact_field(display_name, role.create_type, role.length)
+    except ActAuthError as exc:
+        raise ActAuthError(
+            f"{exc} Creating fields needs the Act! 'Define Fields' "
+            "permission: run `act setup` once as an Act! administrator."
+        ) from exc
+    return f"created  {display_name} ({role.create_type})"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +30,7 @@ from typing import Any
 
 from chalicelib.act import contacts, dates
 from chalicelib.act import fields as actfields
+from chalicelib.act.ask import Asker, AskOutcome
 from chalicelib.act.client import ActClient, ActNotFound
 from chalicelib.campaigns import define, jobs
 from chalicelib.consent import rules as consent
@@ -37,7 +39,7 @@ from chalicelib.consent.requests import draft_request, plan_request, remember_co
 from chalicelib.consent.rules import RequestContext
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
 from chalicelib.core.clock import iso, now_iso, parse_iso, utcnow
-from chalicelib.core.errors import BadInput, InvalidEmail
+from chalicelib.core.errors import ActError, BadInput, ConfigError, Contention, InvalidEmail
 from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.proof.chain import new_event_id
@@ -115,6 +117,8 @@ class Reconciler:
         self.ask_purposes, self.drift, self.ask_new_address = ask_purposes, drift, ask_new_address
         self._keys: dict[tuple[str, str], str] | None = None
         self._link_keys: dict[str, str] | None = None
+        #: The "ask from inside Act!" triggers, checked on every contact reconciled.
+        self.asker: Asker | None = None
 
     def keys(self) -> dict[tuple[str, str], str]:
         if self._keys is None:
@@ -136,20 +140,39 @@ class Reconciler:
 
     def process(self, contact_id: str) -> Outcome:
         """Reconcile one contact, then drop its hint. Safe to repeat."""
-        seen = contacts.seen(self.ledger, contact_id)
         hint = self.ledger.get(*keys.act_hint(contact_id)) or {}
+        # A trigger first: its request is the contact's own, so a "new contact" ask
+        # below finds the live link and sends nothing more.
+        asked = self._ask_trigger(contact_id)
+        seen = contacts.seen(self.ledger, contact_id)  # after the trigger's own write
         try:
             contact = self.client.contact(contact_id)
         except ActNotFound:
             actions = self._vanished(contact_id, seen)
         else:
             actions = self._reconcile(contact, seen, bool(hint.get("created")))
+        if asked is not None:
+            actions.insert(
+                0, f"act_ask_{asked.outcome}" + (f":{asked.reason}" if asked.reason else "")
+            )
         if hint and not self.ledger.delete(
             *keys.act_hint(contact_id), if_equal={"received_at": hint["received_at"]}
         ):
             log("act_change_again", contact_id=contact_id)  # a newer hint waits its turn
         log("act_change_reconciled", contact_id=contact_id, actions=list(actions))
         return Outcome(contact_id, tuple(actions))
+
+    def _ask_trigger(self, contact_id: str) -> AskOutcome | None:
+        """The contact's ask trigger, if any; a trigger that cannot be handled now (Act!
+        failing, the group missing) never holds up the reconciliation: the next
+        ``act_poll`` scan finds it again."""
+        if self.asker is None:
+            return None
+        try:
+            return self.asker.process(contact_id)
+        except (ActError, ConfigError, Contention) as exc:
+            log("act_ask_failed", level="warning", contact_id=contact_id, error=str(exc)[:300])
+            return None
 
     def _vanished(self, contact_id: str, seen: dict[str, Any]) -> list[str]:
         if seen.get("subject"):
@@ -440,6 +463,8 @@ class PollReport:
     reconciled: list[Outcome] = field(default_factory=list)
     already_seen: int = 0
     own_writes: int = 0
+    #: The deadline stopped it before the last contact: the watermark is where it got.
+    unfinished: bool = False
 
 
 def poll(
@@ -447,6 +472,7 @@ def poll(
     reconciler: Reconciler,
     since: str | None = None,
     on_contact: Callable[[Outcome], None] | None = None,
+    deadline: float | None = None,
 ) -> PollReport:
     """Reconcile every contact edited in Act! since the last poll; safe to repeat.
 
@@ -455,6 +481,9 @@ def poll(
     that same ``edited`` are dropped, and so are edits that are our own writes coming
     back (what the sync and campaigns remember writing), so neither a skewed clock, the
     zone, nor our own PATCHes loses, repeats or re-reads an edit one by one.
+
+    ``deadline`` (``time.monotonic``): contacts come oldest edit first, so stopping
+    early leaves the watermark at the last one handled; the rest is read next time.
     """
     tz = reconciler.client.tz
     mark = ledger.get(*keys.ACT_POLL) or {}
@@ -478,6 +507,9 @@ def poll(
         )
     }
     for contact, edited_at in changed:
+        if deadline is not None and time.monotonic() > deadline:
+            report.unfinished = True
+            break
         if edited_at and recent.get(contact["id"]) == edited_at:
             report.already_seen += 1
             continue

@@ -8,11 +8,18 @@ from typing import Any
 
 import click
 
+from chalicelib.act import ask as actask
 from chalicelib.act import dates, fields
 from chalicelib.act import reconcile as acthooks
 from chalicelib.cli.common import Bar, group, instant, print_data
 from chalicelib.core.errors import OptinProofError
-from chalicelib.core.services import get_act_client, get_catalogue, get_ledger, get_reconciler
+from chalicelib.core.services import (
+    get_act_client,
+    get_asker,
+    get_catalogue,
+    get_ledger,
+    get_reconciler,
+)
 from chalicelib.core.settings import get_settings
 
 act = group("act", "check or prepare the Act! connection and fields", "act check")
@@ -41,7 +48,8 @@ def act_check(as_json: bool) -> int:
     info = client.system()
     client.authorize()
     results = fields.check(client.contact_fields(), fields.wanted_fields(get_catalogue(settings)))
-    bad = sum(1 for r in results if not r.ok)
+    triggers = _triggers(settings)
+    bad = sum(1 for r in results if not r.ok) + sum(1 for t in triggers if not t["ok"])
     if as_json:
         print_data(
             {
@@ -64,6 +72,8 @@ def act_check(as_json: bool) -> int:
                     for r in results
                 ],
                 "mapped": len(results),
+                "ask_triggers": triggers,
+                "poll": act.poll,
                 "problems": bad,
             },
             True,
@@ -88,21 +98,62 @@ def act_check(as_json: bool) -> int:
             f"  {mark} {result.wanted.purpose:<14} {result.wanted.role:<12} "
             f"{result.wanted.display_name!r}: {detail}"
         )
+    if not triggers:
+        print("  ask from inside Act!: no trigger (set ACT_ASK_GROUP and/or ACT_ASK_FIELD)")
+    for trigger in triggers:
+        mark = "ok     " if trigger["ok"] else "PROBLEM"
+        print(f"  {mark} ask trigger  {trigger['trigger']:<6} {trigger['detail']}")
     print(f"{len(results)} field(s) mapped, {bad} problem(s)")
     return 1 if bad else 0
+
+
+def _triggers(settings: Any) -> list[dict[str, Any]]:
+    """Which "ask from inside Act!" triggers are configured, and whether Act! has them."""
+    act = settings.act
+    if not (act.ask_group or act.ask_field):
+        return []
+    try:
+        asker = get_asker(settings)
+    except OptinProofError as exc:  # e.g. an unknown purpose in ACT_ASK_PURPOSES
+        return [{"trigger": "-", "ok": False, "detail": str(exc)}]
+    found = []
+    purposes = ", ".join(asker.purposes)
+    if act.ask_group:
+        try:
+            group_id = asker.group_id()
+            size = asker.client.group(group_id or "").get("contacts")
+            detail = (
+                f"group {act.ask_group!r} exists (id {group_id}, {size or 0} contact(s) "
+                f"waiting); asks {purposes}"
+            )
+            found.append({"trigger": "group", "ok": True, "detail": detail})
+        except OptinProofError as exc:
+            found.append({"trigger": "group", "ok": False, "detail": str(exc)})
+    if act.ask_field:
+        try:
+            key = asker.field_keys()["ask"]
+            detail = f"field {act.ask_field!r} (key {key}) = {act.ask_value!r}; asks {purposes}"
+            found.append({"trigger": "field", "ok": True, "detail": detail})
+        except OptinProofError as exc:
+            found.append({"trigger": "field", "ok": False, "detail": str(exc)})
+    return found
 
 
 @act.command(
     "setup",
     short_help="create the missing consent fields in Act! (needs 'Define Fields')",
-    help="Create every mapped contact field that Act! lacks, with a suitable type. "
-    "Existing fields are never changed; a field of the wrong type is reported.",
+    help="Create every mapped contact field that Act! lacks, with a suitable type, "
+    "and the ACT_ASK_FIELD trigger field when set. Existing fields are never changed; "
+    "a field of the wrong type is reported.",
     example="act setup",
 )
 def act_setup() -> int:
     """Never changes an existing field: someone's Act! layouts may depend on it."""
     settings = get_settings()
-    lines = fields.setup(get_act_client(settings), get_catalogue(settings))
+    client = get_act_client(settings)
+    lines = fields.setup(client, get_catalogue(settings))
+    if settings.act and settings.act.ask_field:  # "ask from inside Act!" by a field
+        lines.append(fields.setup_named(client, settings.act.ask_field, fields.ASK_ROLE))
     for line in lines:
         print(line)
     return 1 if any(line.startswith("CONFLICT") for line in lines) else 0
@@ -258,4 +309,61 @@ def act_drift(as_json: bool) -> int:
             f"{row['action']}{'  (after an address change)' if row.get('after_address_change') else ''}"
         )
     print(f"{len(rows)} contact(s) with consent fields edited by hand in Act!")
+    return 0
+
+
+@act.command(
+    "ask",
+    short_help="contacts asked for consent from inside Act! (a group, a field)",
+    help="List what the ACT_ASK_GROUP / ACT_ASK_FIELD triggers led to (asked, or "
+    "skipped and why); with --process, handle every contact holding a trigger now "
+    "(what the act_poll schedule and the webhooks do): ask, clear the trigger, show "
+    "the state on the contact.",
+    example="act ask --process",
+)
+@click.option("--process", is_flag=True, help="handle the triggers now")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def act_ask(process: bool, as_json: bool) -> int:
+    """An Act! user's gesture, handled now or listed."""
+    if process:
+        asker = get_asker()
+        if not asker.configured():
+            raise OptinProofError("No trigger: set ACT_ASK_GROUP and/or ACT_ASK_FIELD.")
+        report = asker.scan()
+        if as_json:
+            print_data(
+                {
+                    **report.as_dict(),
+                    "contacts": [
+                        {
+                            "contact_id": o.contact_id,
+                            "triggers": list(o.triggers),
+                            "outcome": o.outcome,
+                            "reason": o.reason,
+                        }
+                        for o in report.outcomes
+                    ],
+                },
+                True,
+            )
+            return 1 if report.errors else 0
+        for o in report.outcomes:
+            why = f" ({o.reason})" if o.reason else ""
+            print(f"{o.contact_id}: {'+'.join(o.triggers)} -> {o.outcome}{why}")
+        print(
+            f"{report.count(actask.ASKED)} asked, {report.count(actask.SKIPPED)} skipped, "
+            f"{report.count(actask.CLEARED)} cleared, {report.errors} error(s)"
+        )
+        return 1 if report.errors else 0
+    rows = actask.claims(get_ledger())
+    if as_json:
+        print_data(rows, True)
+        return 0
+    for row in rows:
+        why = f" ({row['reason']})" if row.get("reason") else ""
+        print(
+            f"{row.get('at', '')}  contact {row['contact_id']}  {row.get('trigger')}  "
+            f"{row.get('status')}{why}{'' if row.get('cleared_at') else '  (trigger not cleared)'}"
+        )
+    print(f"{len(rows)} trigger(s) handled")
     return 0

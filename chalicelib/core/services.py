@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from chalicelib.act.ask import Asker
     from chalicelib.act.client import ActClient
     from chalicelib.act.reconcile import Reconciler
     from chalicelib.act.sync import Pusher
@@ -138,7 +139,7 @@ def get_reconciler(settings: Settings | None = None) -> Reconciler:
     unknown = [p for p in act.ask_purposes if p not in catalogue.purposes]
     if unknown:
         raise ConfigError(f"ACT_ASK_PURPOSES names unknown purpose(s): {', '.join(unknown)}.")
-    return Reconciler(
+    reconciler = Reconciler(
         get_ledger(settings),
         settings,
         catalogue,
@@ -147,6 +148,17 @@ def get_reconciler(settings: Settings | None = None) -> Reconciler:
         act.drift,
         act.ask_new_address,
     )
+    if act.ask_group or act.ask_field:  # a webhook hint also finds the triggers
+        reconciler.asker = get_asker(settings)
+    return reconciler
+
+
+def get_asker(settings: Settings | None = None) -> Asker:
+    """The "ask from inside Act!" triggers (``ACT_ASK_GROUP``, ``ACT_ASK_FIELD``)."""
+    from chalicelib.act.ask import Asker
+
+    settings = settings or get_settings()
+    return Asker(get_ledger(settings), settings, get_catalogue(settings), get_act_client(settings))
 
 
 #: How certificates and subscription URLs are fetched (HTTPS to sns.*.amazonaws.com).

@@ -64,6 +64,13 @@ _ENV_NAMES = (
     "ACT_WEBHOOK_PATH_SECRET",
     "ACT_ASK_PURPOSES",
     "ACT_ASK_NEW_ADDRESS",
+    "ACT_ASK_GROUP",
+    "ACT_ASK_FIELD",
+    "ACT_ASK_VALUE",
+    "ACT_ASK_LOCALE",
+    "ACT_ASK_LOCALE_FIELD",
+    "ACT_ASK_STATUS",
+    "ACT_POLL",
     "ACT_DRIFT",
     "ACT_TIMEZONE",
     "MAIL_TRANSPORT",
@@ -116,6 +123,20 @@ class ActSettings:
     webhook_path_secret: str | None = field(default=None, repr=False)
     ask_purposes: tuple[str, ...] = ()
     ask_new_address: bool = False
+    #: "Ask from inside Act!": contacts added to this group (a name or an id) ...
+    ask_group: str | None = None
+    #: ... or whose field (display name) is set to ``ask_value`` get a confirmation request.
+    ask_field: str | None = None
+    ask_value: str = "Ask"
+    #: The language of that request: the contact's ``ask_locale_field`` when it names a
+    #: catalogue locale, else ``ask_locale`` (empty: the catalogue's default).
+    ask_locale: str | None = None
+    ask_locale_field: str | None = None
+    #: What the consent status fields of the purposes asked (and not yet decided) show.
+    ask_status: str = "Requested"
+    #: The scheduled ``act_poll``: on (edits and triggers), triggers (only the triggers:
+    #: self-hosted Act! with webhooks), off.
+    poll: str = "on"
     drift: str = "restore"
     #: The Act! server's time zone (IANA name): Act! keeps date-times as its local wall time.
     timezone: str = "UTC"
@@ -394,9 +415,54 @@ def act_settings(env: dict[str, str]) -> ActSettings | None:
             p.strip() for p in env.get("ACT_ASK_PURPOSES", "").split(",") if p.strip()
         ),
         ask_new_address=_flag(env, "ACT_ASK_NEW_ADDRESS", False),
+        **_ask_triggers(env),
+        poll=_poll(env),
         drift=_choice(env, "ACT_DRIFT", ("restore", "flag"), "restore"),
         timezone=_timezone(env),
     )
+
+
+def _ask_triggers(env: dict[str, str]) -> dict[str, Any]:
+    """``ACT_ASK_GROUP`` / ``ACT_ASK_FIELD`` + ``ACT_ASK_VALUE`` and the request's language.
+
+    The purposes (``ACT_ASK_PURPOSES``) are checked against the catalogue when the
+    trigger service is built (``services.get_asker``): the catalogue is not read here.
+    """
+    group = env.get("ACT_ASK_GROUP", "").strip() or None
+    name = env.get("ACT_ASK_FIELD", "").strip() or None
+    value = env.get("ACT_ASK_VALUE", "").strip()
+    if value and not name:
+        raise ConfigError(
+            f"ACT_ASK_VALUE={value!r} is set but ACT_ASK_FIELD is not: name the Act! "
+            "contact field (its display name) whose value asks, e.g. ACT_ASK_FIELD="
+            "'OptinProof Ask'."
+        )
+    if value and len(value) > 20:
+        raise ConfigError(f"ACT_ASK_VALUE={value!r}: at most 20 characters (the field's length).")
+    locale = env.get("ACT_ASK_LOCALE", "").strip().lower() or None
+    if locale and not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", locale):
+        raise ConfigError(f"ACT_ASK_LOCALE={locale!r} is not a language code (e.g. fr, en).")
+    status = env.get("ACT_ASK_STATUS", "").strip() or "Requested"
+    if len(status) > 20:
+        raise ConfigError(f"ACT_ASK_STATUS={status!r}: at most 20 characters (status fields).")
+    return {
+        "ask_group": group,
+        "ask_field": name,
+        "ask_value": value or "Ask",
+        "ask_locale": locale,
+        "ask_locale_field": env.get("ACT_ASK_LOCALE_FIELD", "").strip() or None,
+        "ask_status": status,
+    }
+
+
+def _poll(env: dict[str, str]) -> str:
+    """``ACT_POLL``: true/on, triggers, false/off (the scheduled ``act_poll``)."""
+    value = env.get("ACT_POLL", "").strip().lower()
+    words = {"": "on", "true": "on", "on": "on", "1": "on", "yes": "on", "triggers": "triggers"}
+    words.update({"false": "off", "off": "off", "0": "off", "no": "off"})
+    if value not in words:
+        raise ConfigError(f"ACT_POLL={value!r}: choose true, triggers or false.")
+    return words[value]
 
 
 def _timezone(env: dict[str, str]) -> str:

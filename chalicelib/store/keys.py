@@ -218,6 +218,22 @@ def act_drift(contact_id: str) -> Key:
 
 
 ACT_POLL: Key = ("ACTPOLL", "ACTPOLL")
+#: The scheduled ``act_poll``'s lease: two invocations never run at once.
+ACT_POLL_LEASE: Key = ("ACTPOLL", "LEASE")
+
+ACT_ASK_PREFIX = "ACTASK#"
+ACT_ASK_TRIGGER = "TRIGGER#"
+
+
+def act_ask(contact_id: str, trigger: str) -> Key:
+    """What we did about one "ask from Act!" trigger (group, field) of a contact."""
+    return f"{ACT_ASK_PREFIX}{contact_id}", f"{ACT_ASK_TRIGGER}{trigger}"
+
+
+def act_ask_lock(contact_id: str) -> Key:
+    """A contact's triggers are handled by one worker at a time (webhook, poll, CLI)."""
+    return f"{ACT_ASK_PREFIX}{contact_id}", "LOCK"
+
 
 # -- outbound webhooks ------------------------------------------------------------------
 

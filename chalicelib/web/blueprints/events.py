@@ -200,3 +200,18 @@ def sync_sweep(event: Any) -> dict[str, Any]:
         skipped=report.skipped,
     )
     return {"synced": report.synced, "failed": report.failed}
+
+
+@bp.schedule(Rate(5, unit=Rate.MINUTES))
+def act_poll(event: Any) -> dict[str, Any]:
+    """Act! cloud has no webhooks: contacts edited since the last poll, and the "ask
+    from inside Act!" triggers (``ACT_POLL``: true, triggers or false), under a lease."""
+    from chalicelib.act import schedule
+    from chalicelib.core.services import get_reconciler
+
+    act = get_settings().act
+    if act is None or act.poll == "off":
+        return {"off": True}
+    context = getattr(event, "context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    return schedule.run(get_ledger(), act.poll, get_reconciler(), max(5.0, remaining - 30))
