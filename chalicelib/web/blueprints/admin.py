@@ -140,22 +140,15 @@ def admin_campaigns(operator: admin_auth.Operator) -> Response:
 @admin_api
 def admin_campaign_start(operator: admin_auth.Operator) -> Response:
     """Define a campaign and schedule it: the campaign sweep works through it."""
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    body = http.admin_body(bp.current_request)
-    audience, value = define.audience_of(body)
-    campaign = define.define(
-        ledger,
-        settings,
-        catalogue,
-        body.get("id"),
-        define.purposes_of(body),
-        audience,
-        value,
-        body.get("delivery"),
-        body.get("locale"),
-        body.get("link_field"),
+    from chalicelib.campaigns import service
+
+    campaign, run = service.start(
+        get_ledger(),
+        get_settings(),
+        get_catalogue(),
+        service.Spec.from_json(http.admin_body(bp.current_request)),
+        f"admin:{operator.name}",
     )
-    run = jobs.schedule(ledger, campaign, f"admin:{operator.name}")
     return http.json_answer(bp.current_request, {"campaign": campaign.public(), "run": run}, 202)
 
 
@@ -181,13 +174,12 @@ def admin_campaign(operator: admin_auth.Operator, campaign_id: str) -> Response:
 @admin_api
 def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
-    ledger = get_ledger()
+    from chalicelib.campaigns import service
+
     remind = http.admin_body(bp.current_request).get("remind", False)
     if not isinstance(remind, bool):
         raise BadInput("'remind' must be true or false.")
-    run = jobs.schedule(
-        ledger, define.load(ledger, campaign_id), f"admin:{operator.name}", remind=remind
-    )
+    run = service.run_again(get_ledger(), campaign_id, f"admin:{operator.name}", remind)
     return http.json_answer(bp.current_request, {"run": run}, 202)
 
 
@@ -197,8 +189,11 @@ def admin_campaign_run(operator: admin_auth.Operator, campaign_id: str) -> Respo
 @admin_api
 def admin_campaign_pause(operator: admin_auth.Operator, campaign_id: str) -> Response:
     """Stop the sweep from working on the campaign (resume with /run)."""
+    from chalicelib.campaigns import service
+
     return http.json_answer(
-        bp.current_request, {"run": jobs.pause(get_ledger(), campaign_id, f"admin:{operator.name}")}
+        bp.current_request,
+        {"run": service.pause(get_ledger(), campaign_id, f"admin:{operator.name}")},
     )
 
 
