@@ -11,7 +11,7 @@ import pytest
 from chalicelib.campaigns import define, filters, jobs, service
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from chalicelib.web import campaign_pages
+from chalicelib.web import mail_preview
 from tests.conftest import form_fields, scan_table
 from tests.support.admin import call, session, tools
 from tests.support.campaigns import LINK_FIELD, add_contacts, link_of
@@ -249,11 +249,11 @@ def test_the_mail_preview_is_the_mail_sent(mail_env, admin_env, client):
                  "mail_locale=fr&purposes=newsletter,events")
     html = french.body.decode()
     assert french.status_code == 200, html
-    composed = campaign_pages.preview_mail(get_settings(), get_catalogue(), "fr",
+    composed = mail_preview.preview_mail(get_settings(), get_catalogue(), "fr",
                                            ["newsletter", "events"])
     assert composed.template.sha256 in html
     assert "Bonjour Camille" in html and "Lettre d&#39;information mensuelle" in html
-    assert f"http://testserver/c/{campaign_pages.SAMPLE_TOKEN}" in html
+    assert f"http://testserver/c/{mail_preview.SAMPLE_TOKEN}" in html
     raw = get(client, cookie, "/admin/dashboard/campaign-preview?"
               "mail_locale=en&purposes=newsletter&part=html")
     assert raw.status_code == 200 and "Hello Camille," in raw.body.decode()

@@ -1,5 +1,6 @@
-"""The dashboard's campaign pages: a list, a form to start one, one campaign's progress
-and report, and its confirmation mail as the recipient will see it.
+"""The dashboard's campaign pages: a list, the form to start one, one campaign's
+progress and report (the form's reading is in :mod:`.campaign_form`, the mail preview
+in :mod:`.mail_preview`).
 
 The pages only read and render; every change (start, pause, resume, remind) goes
 through :mod:`chalicelib.campaigns.service`, the functions the admin API and the CLI
@@ -9,26 +10,19 @@ matches) is read from Act! when the form is shown; Act! down is said on the form
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib.act.client import ActClient
-from chalicelib.act.fields import LINK_ROLE, TEXT_TYPES
 from chalicelib.campaigns import define, filters, jobs, report, service
 from chalicelib.consent import stats
 from chalicelib.consent.catalogue import Catalogue
-from chalicelib.core.errors import BadInput, OptinProofError
 from chalicelib.core.i18n import translations
-from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.core.templates import TEMPLATE_DIR
-from chalicelib.mail import compose
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
-from chalicelib.web import antiforgery
-from chalicelib.web.render import Page, render, security_headers
+from chalicelib.web import antiforgery, campaign_form
+from chalicelib.web.render import Page, render
 
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 
@@ -78,16 +72,12 @@ REPORT_COLUMNS = (
     ("no_answer", "#5c5c66", N_("No answer")),
     ("bounced", "#1b1b1f", N_("Bounced")),
 )
-#: The person shown in a mail preview; the link in it is a sample, not a live link.
-SAMPLE_NAME = "Camille"
-SAMPLE_TOKEN = "sample-link-for-preview"
-_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 #: Where the campaign page's script is served; the page's CSP allows exactly it.
 SCRIPT_PATH = "/admin/dashboard/static/campaign-progress.js"
 SCRIPT = "'self'"
 
 
-def _gettext(locale: str) -> Any:
+def translator(locale: str) -> Any:
     """``_(message, **values)``: translated, then filled in (as the templates do)."""
     gettext = translations(locale).gettext
 
@@ -98,7 +88,7 @@ def _gettext(locale: str) -> Any:
     return translate
 
 
-def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
+def page_context(catalogue: Catalogue, locale: str) -> dict[str, Any]:
     return {
         "controller": catalogue.controller,
         "language_links": [
@@ -108,146 +98,13 @@ def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
     }
 
 
-def _url(path: str, locale: str, **params: str) -> str:
+def url_for(path: str, locale: str, **params: str) -> str:
     return f"{path}?{urlencode({**params, 'lang': locale})}"
 
 
 def see_other(path: str, locale: str, **params: str) -> Page:
     """The answer to a form: go to the page that shows the result (POST/redirect/GET)."""
-    return Page("", 303, {"Location": _url(path, locale, **params), "Cache-Control": "no-store"})
-
-
-# -- what Act! offers the form ---------------------------------------------------------------
-
-
-@dataclass
-class ActChoices:
-    """Groups, fields a filter can name, and fields that can hold a link; or why not."""
-
-    groups: list[str] = field(default_factory=list)
-    fields: list[filters.Field] = field(default_factory=list)
-    link_fields: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def act_choices(client: ActClient | None) -> ActChoices:
-    """Read the lists from Act!; Act! missing or down leaves them empty and says why."""
-    if client is None:
-        return ActChoices(
-            fields=filters.fields([]),
-            error=N_("Act! is not configured (ACT_API_URL and friends): campaigns need it."),
-        )
-    try:
-        columns = client.contact_fields()
-        groups = sorted(
-            {str(g.get("name") or "") for g in client.groups() if g.get("name")}, key=str.casefold
-        )
-    except OptinProofError as exc:
-        log("campaign_form_act_failed", level="warning", error=type(exc).__name__)
-        return ActChoices(fields=filters.fields([]), error=str(exc)[:300])
-    return ActChoices(groups, filters.fields(columns), _link_fields(columns))
-
-
-def _link_fields(columns: list[dict[str, Any]]) -> list[str]:
-    """Custom fields long enough for a link (what ``fields.link_field_key`` accepts)."""
-    names = []
-    for column in columns:
-        act_type, length = str(column.get("type") or ""), column.get("length")
-        if not column.get("isCustom") or act_type not in LINK_ROLE.accepted_types:
-            continue
-        if act_type in TEXT_TYPES and isinstance(length, int) and 0 < length < 400:
-            continue
-        names.append(str(column.get("displayName") or column.get("name") or ""))
-    return sorted((n for n in names if n), key=str.casefold)
-
-
-# -- the form --------------------------------------------------------------------------------
-
-
-@dataclass
-class Choice:
-    """What the operator filled in, kept to show the form again as it was."""
-
-    id: str = ""
-    audience: str = "all"
-    group: str = ""
-    filter_field: str = ""
-    filter_op: str = "eq"
-    filter_value: str = ""
-    purposes: list[str] = field(default_factory=list)
-    locale: str = ""
-    delivery: str = "act-field"
-    link_field: str = ""
-
-    @classmethod
-    def of(cls, fields: dict[str, str], catalogue: Catalogue) -> Choice:
-        return cls(
-            fields.get("id", "").strip(),
-            fields.get("audience", "all"),
-            fields.get("group", ""),
-            fields.get("filter_field", ""),
-            fields.get("filter_op", "eq"),
-            fields.get("filter_value", ""),
-            [p for p in catalogue.purposes if fields.get(f"purpose-{p}")],
-            fields.get("locale", ""),
-            fields.get("delivery", ""),
-            fields.get("link_field", ""),
-        )
-
-
-def audience(choice: Choice, act: ActChoices) -> tuple[str, str | None]:
-    """The audience the form names: ``all``, a group's name, or the OData filter built."""
-    if act.error:
-        raise BadInput(N_("Act! could not be read; try again when Act! answers."))
-    if choice.audience == "all":
-        return "all", None
-    if choice.audience == "group":
-        if choice.group not in act.groups:
-            raise BadInput(N_("Choose an Act! group from the list."))
-        return "group", choice.group
-    if choice.audience == "filter":
-        return "filter", filters.build(
-            act.fields, choice.filter_field, choice.filter_op, choice.filter_value
-        )
-    raise BadInput(N_("Choose the audience: every contact, a group, or a filter."))
-
-
-def spec_of(choice: Choice, catalogue: Catalogue, act: ActChoices) -> service.Spec:
-    """The campaign the form asks for; BadInput (translatable) naming the first problem."""
-    if not _ID.fullmatch(choice.id):
-        raise BadInput(
-            N_("Name the campaign with 3-48 lower-case letters, digits or '-' (e.g. spring-2027).")
-        )
-    kind, value = audience(choice, act)
-    if not choice.purposes:
-        raise BadInput(N_("Tick at least one purpose to ask about."))
-    if choice.locale not in catalogue.locales:
-        raise BadInput(N_("Choose the language of the mail and the page."))
-    if choice.delivery not in define.DELIVERIES:
-        raise BadInput(N_("Choose how the links reach people."))
-    if choice.delivery == "act-field" and choice.link_field not in act.link_fields:
-        raise BadInput(N_("Choose the Act! field that will hold each contact's link."))
-    return service.Spec(
-        choice.id,
-        choice.purposes,
-        kind,
-        value,
-        choice.delivery,
-        choice.locale,
-        choice.link_field if choice.delivery == "act-field" else None,
-    )
-
-
-def count(client: ActClient | None, kind: str, value: str | None) -> int:
-    """How many Act! contacts the audience holds now (read from Act!, page by page)."""
-    if client is None:
-        raise BadInput(N_("Act! is not configured (ACT_API_URL and friends): campaigns need it."))
-    if kind == "group":
-        groups = client.groups_named(value or "")
-        if len(groups) != 1:
-            raise BadInput(N_("Act! has no single group of that name."))
-        return client.count_contacts(group_id=str(groups[0]["id"]))
-    return client.count_contacts(odata_filter=value if kind == "filter" else None)
+    return Page("", 303, {"Location": url_for(path, locale, **params), "Cache-Control": "no-store"})
 
 
 def new_campaign_page(
@@ -255,15 +112,15 @@ def new_campaign_page(
     catalogue: Catalogue,
     locale: str,
     operator: Any,
-    act: ActChoices,
-    choice: Choice | None = None,
+    act: campaign_form.ActChoices,
+    choice: campaign_form.Choice | None = None,
     error: str | None = None,
     matching: tuple[int, str | None] | None = None,
     status: int = 200,
 ) -> Page:
     """The form: audience, purposes, language, delivery; counted and previewed before start."""
-    _ = _gettext(locale)
-    choice = choice or Choice(locale=catalogue.default_locale)
+    _ = translator(locale)
+    choice = choice or campaign_form.Choice(locale=catalogue.default_locale)
     if not choice.purposes and error is None and matching is None:
         choice.purposes = list(catalogue.purposes)
     if not choice.link_field and act.link_fields:
@@ -288,24 +145,24 @@ def new_campaign_page(
         deliveries=[(d, _(DELIVERY_LABELS[d])) for d in ("act-field", "mail", "csv")],
         mail_ready=settings.mail.transport != "none",
         previews=previews,
-        urls=_nav(locale),
-        **_common(catalogue, locale),
+        urls=nav_urls(locale),
+        **page_context(catalogue, locale),
     )
 
 
-def _nav(locale: str) -> dict[str, str]:
+def nav_urls(locale: str) -> dict[str, str]:
     return {
-        "dashboard": _url("/admin/dashboard", locale),
-        "campaigns": _url("/admin/dashboard/campaigns", locale),
-        "new": _url("/admin/dashboard/new-campaign", locale),
+        "dashboard": url_for("/admin/dashboard", locale),
+        "campaigns": url_for("/admin/dashboard/campaigns", locale),
+        "new": url_for("/admin/dashboard/new-campaign", locale),
     }
 
 
 def _preview_links(catalogue: Catalogue, locale: str, purposes: list[str]) -> list[dict[str, str]]:
-    _ = _gettext(locale)
+    _ = translator(locale)
     return [
         {
-            "href": _url(
+            "href": url_for(
                 "/admin/dashboard/campaign-preview",
                 locale,
                 mail_locale=code,
@@ -347,7 +204,7 @@ def list_page(
     operator: Any,
 ) -> Page:
     """Every campaign with its state and progress, newest request first."""
-    _ = _gettext(locale)
+    _ = translator(locale)
     rows = []
     for entry in sorted(
         jobs.listing(ledger), key=lambda e: e.get("requested_at") or "", reverse=True
@@ -355,7 +212,7 @@ def list_page(
         rows.append(
             {
                 "id": entry["campaign_id"],
-                "href": _url(f"/admin/dashboard/campaigns/{entry['campaign_id']}", locale),
+                "href": url_for(f"/admin/dashboard/campaigns/{entry['campaign_id']}", locale),
                 "state": _(STATE_LABELS.get(entry.get("state", ""), entry.get("state", "?"))),
                 "round": entry.get("round", 1),
                 "delivery": entry.get("delivery"),
@@ -370,9 +227,15 @@ def list_page(
         page_title=_("Campaigns"),
         operator=operator.name,
         rows=rows,
-        urls=_nav(locale),
-        **_common(catalogue, locale),
+        urls=nav_urls(locale),
+        **page_context(catalogue, locale),
     )
+
+
+def refresh_seconds(audience: int) -> int:
+    """How often a running campaign's page reads itself again: the report reads every
+    contact's state, so a big audience is re-read less often."""
+    return 5 if audience <= 2000 else 30
 
 
 def _chart(rows: list[dict[str, Any]], width: int = 640, bar: int = 28) -> dict[str, Any]:
@@ -403,7 +266,7 @@ def campaign_page(
 ) -> Page:
     """One campaign: state, a progress bar (refreshing while it runs), the report per
     purpose with its chart, the people funnel, buttons, downloads, who did what."""
-    _ = _gettext(locale)
+    _ = translator(locale)
     campaign = define.load(ledger, campaign_id)
     entry = jobs.public_entry(ledger, campaign_id) or {
         "campaign_id": campaign_id,
@@ -421,6 +284,7 @@ def campaign_page(
         ("sent", "opened", "answered", "confirmed"),
     )
     state = entry.get("state", jobs.FINISHED)
+    progress = _progress(ledger, entry)
     audience_text = _(AUDIENCE_LABELS[campaign.audience], value=campaign.audience_value or "")
     here = f"/admin/dashboard/campaigns/{campaign_id}"
     page = render(
@@ -435,8 +299,8 @@ def campaign_page(
         state=state,
         state_label=_(STATE_LABELS.get(state, state)),
         running=state == jobs.RUNNING,
-        refresh_seconds=5,
-        progress=_progress(ledger, entry),
+        refresh_seconds=refresh_seconds(progress["total"]),
+        progress=progress,
         audience_text=audience_text,
         delivery_text=_(DELIVERY_LABELS[campaign.delivery]),
         purpose_titles=[catalogue.get(p).text(locale).title for p in campaign.purposes],
@@ -455,13 +319,13 @@ def campaign_page(
         ],
         notice=_(NOTICES[notice]) if notice in NOTICES else None,
         error=_(error) if error else None,
-        post={name: _url(f"{here}/{name}", locale) for name in ("pause", "resume", "remind")},
-        refresh_url=_url(here, locale),
+        post={name: url_for(f"{here}/{name}", locale) for name in ("pause", "resume", "remind")},
+        refresh_url=url_for(here, locale),
         csv_all=f"/admin/campaigns/{campaign_id}/links.csv",
         csv_no_answer=f"/admin/campaigns/{campaign_id}/links.csv?only=no-answer",
         previews=_preview_links(catalogue, locale, list(campaign.purposes)),
-        urls=_nav(locale),
-        **_common(catalogue, locale),
+        urls=nav_urls(locale),
+        **page_context(catalogue, locale),
     )
     if state == jobs.RUNNING:  # the progress script, from our origin only
         page.headers["Content-Security-Policy"] = page.headers["Content-Security-Policy"].replace(
@@ -483,80 +347,3 @@ def progress_script() -> Page:
             "Referrer-Policy": "no-referrer",
         },
     )
-
-
-# -- the mail as the recipient sees it -------------------------------------------------------
-
-
-def preview_mail(
-    settings: Settings, catalogue: Catalogue, mail_locale: str, purposes: list[str]
-) -> compose.Composed:
-    """The confirmation mail a campaign sends, for a sample person and a sample link."""
-    if mail_locale not in catalogue.locales:
-        raise BadInput(N_("Choose the language of the mail and the page."))
-    if not purposes or any(p not in catalogue.purposes for p in purposes):
-        raise BadInput(N_("Tick at least one purpose to ask about."))
-    base = (settings.public_base_url or "https://consent.example").rstrip("/")
-    return compose.compose(
-        settings,
-        catalogue,
-        "confirm",
-        mail_locale,
-        "camille@example.com",
-        tuple(purposes),
-        {"confirm_url": f"{base}/c/{SAMPLE_TOKEN}", "withdraw_url": f"{base}/u/{SAMPLE_TOKEN}"},
-        name=SAMPLE_NAME,
-    )
-
-
-def _part(composed: compose.Composed, subtype: str) -> str:
-    part = composed.message.get_body(preferencelist=(subtype,))
-    return str(part.get_content()) if part is not None else ""
-
-
-def preview_page(
-    catalogue: Catalogue,
-    locale: str,
-    operator: Any,
-    mail_locale: str,
-    purposes: list[str],
-    composed: compose.Composed,
-) -> Page:
-    """Our page around the mail: its headers and its text part, and the way to its HTML."""
-    _ = _gettext(locale)
-    message = composed.message
-    return render(
-        "admin_mail_preview.html",
-        locale,
-        page_title=_("The mail in %(language)s", language=LANGUAGE_NAMES[mail_locale]),
-        operator=operator.name,
-        mail_locale=mail_locale,
-        headers=[
-            (_("Sender"), str(message["From"])),
-            (_("Reply to"), str(message["Reply-To"])),
-            (_("Subject"), str(message["Subject"])),
-            (_("One-click withdrawal"), str(message["List-Unsubscribe"] or "")),
-        ],
-        text=_part(composed, "plain"),
-        html_href=_url(
-            "/admin/dashboard/campaign-preview",
-            locale,
-            mail_locale=mail_locale,
-            purposes=",".join(purposes),
-            part="html",
-        ),
-        template_version=composed.template.sha256,
-        urls=_nav(locale),
-        **_common(catalogue, locale),
-    )
-
-
-def preview_html(composed: compose.Composed) -> Page:
-    """The HTML part exactly as sent. Mail HTML styles itself inline, so this answer
-    allows inline styles, and only that: no script, no request anywhere (sandboxed)."""
-    headers = security_headers()
-    headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
-        "base-uri 'none'; frame-ancestors 'none'; sandbox"
-    )
-    return Page(_part(composed, "html"), 200, headers)

@@ -15,7 +15,7 @@ from chalicelib.core.errors import BadInput, OptinProofError, UnknownCampaign
 from chalicelib.core.logs import log
 from chalicelib.core.services import get_act_client, get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from chalicelib.web import admin_auth, campaign_pages, guards, http
+from chalicelib.web import admin_auth, campaign_form, campaign_pages, guards, http, mail_preview
 from chalicelib.web.render import Page
 
 bp = Blueprint(__name__)
@@ -47,9 +47,9 @@ def campaigns_list(operator: admin_auth.Operator, locale: str) -> Page:
 
 @bp.route("/admin/dashboard/new-campaign", methods=["GET"])
 @admin_page
-def campaign_form(operator: admin_auth.Operator, locale: str) -> Page:
+def campaign_new(operator: admin_auth.Operator, locale: str) -> Page:
     """The form, with Act!'s groups and fields read from Act!."""
-    act = campaign_pages.act_choices(_act_client())
+    act = campaign_form.act_choices(_act_client())
     return campaign_pages.new_campaign_page(get_settings(), get_catalogue(), locale, operator, act)
 
 
@@ -61,20 +61,20 @@ def campaign_form_post(operator: admin_auth.Operator, locale: str, fields: dict[
     and changes nothing."""
     settings, catalogue, ledger = get_settings(), get_catalogue(), get_ledger()
     client = _act_client()
-    act = campaign_pages.act_choices(client)
-    choice = campaign_pages.Choice.of(fields, catalogue)
+    act = campaign_form.act_choices(client)
+    choice = campaign_form.Choice.of(fields, catalogue)
     action = fields.get("action")
     try:
         if action == "count":
-            kind, value = campaign_pages.audience(choice, act)
-            matching = campaign_pages.count(client, kind, value)
+            kind, value = campaign_form.audience(choice, act)
+            matching = campaign_form.count(client, kind, value)
             log("campaign_audience_counted", operator=operator.name, audience=kind, n=matching)
             return campaign_pages.new_campaign_page(
                 settings, catalogue, locale, operator, act, choice, matching=(matching, value)
             )
         if action != "start":
-            raise BadInput(campaign_pages.N_("This form was not sent by one of its buttons."))
-        spec = campaign_pages.spec_of(choice, catalogue, act)
+            raise BadInput(campaign_form.N_("This form was not sent by one of its buttons."))
+        spec = campaign_form.spec_of(choice, catalogue, act)
         campaign, _run = service.start(ledger, settings, catalogue, spec, _by(operator))
     except OptinProofError as exc:
         log(
@@ -101,10 +101,10 @@ def campaign_mail_preview(operator: admin_auth.Operator, locale: str) -> Page:
     settings, catalogue = get_settings(), get_catalogue()
     mail_locale = params.get("mail_locale", "")
     purposes = [p for p in params.get("purposes", "").split(",") if p]
-    composed = campaign_pages.preview_mail(settings, catalogue, mail_locale, purposes)
+    composed = mail_preview.preview_mail(settings, catalogue, mail_locale, purposes)
     if params.get("part") == "html":
-        return campaign_pages.preview_html(composed)
-    return campaign_pages.preview_page(catalogue, locale, operator, mail_locale, purposes, composed)
+        return mail_preview.preview_html(composed)
+    return mail_preview.preview_page(catalogue, locale, operator, mail_locale, purposes, composed)
 
 
 @bp.route("/admin/dashboard/campaigns/{campaign_id}", methods=["GET"])
