@@ -20,7 +20,7 @@ from chalicelib.core.services import get_ledger, get_pusher
 from chalicelib.core.settings import get_settings
 from chalicelib.web import admin_auth
 from tests.support.admin import tools
-from tests.support.browser import MISSING_CHROMIUM, axe_blocking
+from tests.support.browser import MISSING_CHROMIUM, SHOTS, axe_blocking
 from tests.support.campaigns import LINK_FIELD, add_contacts, link_of
 
 
@@ -54,6 +54,7 @@ def test_a_campaign_from_the_dashboard_to_decisions_in_act(page, live_server, ad
     audited: dict[str, list[dict[str, Any]]] = {}
 
     def audit(name: str) -> None:
+        tab.screenshot(path=str(SHOTS / f"optinproof-{name}.png"), full_page=True)
         audited[name] = axe_blocking(tab)
 
     # Sign in with a link from `optinproof admin link`, then the dashboard's nav.
