@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.web.blueprints import admin, events, hooks, public, rights, signup
+from chalicelib.web.blueprints import admin, campaigns, events, hooks, public, rights, signup
 
 app = Chalice(app_name="optinproof")
 app.register_blueprint(public.bp)
@@ -19,4 +19,5 @@ app.register_blueprint(rights.bp)
 app.register_blueprint(signup.bp)
 app.register_blueprint(hooks.bp)
 app.register_blueprint(admin.bp)
+app.register_blueprint(campaigns.bp)
 app.register_blueprint(events.bp)

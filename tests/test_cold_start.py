@@ -30,6 +30,7 @@ AT_IMPORT = {
     "chalicelib.web",
     "chalicelib.web.blueprints",
     "chalicelib.web.blueprints.admin",
+    "chalicelib.web.blueprints.campaigns",
     "chalicelib.web.blueprints.events",
     "chalicelib.web.blueprints.hooks",
     "chalicelib.web.blueprints.public",

@@ -408,6 +408,34 @@ class ActClient:
             f"{quote(contact_id, safe='')}",
         )
 
+    def groups(self, page_size: int = 200) -> list[dict[str, Any]]:
+        """Every group (id and name), by name: the list a campaign's audience is picked from.
+
+        ``GET /api/groups`` "Get all groups matching an (optional) OData query" [S]; paged
+        like contacts, ordered by name then id so ``$skip`` pages are stable.
+        """
+        return list(
+            self.pages("/api/groups", {"$orderby": "name,id", "$select": "id,name"}, page_size)
+        )
+
+    def count_contacts(
+        self, odata_filter: str | None = None, group_id: str | None = None, page_size: int = 500
+    ) -> int:
+        """How many contacts match (all, a group, an OData ``$filter``), read from Act!.
+
+        Act! implements no ``$count`` and reports no reliable total, so the ids are read
+        page by page (``$select=id``, the lightest answer) and counted.
+        """
+        path = (
+            f"/api/groups/{quote(group_id, safe='')}/associated-contacts"
+            if group_id
+            else "/api/contacts"
+        )
+        params = {"$orderby": "id", "$select": "id"}
+        if odata_filter:
+            params["$filter"] = odata_filter
+        return sum(1 for _ in self.pages(path, params, page_size))
+
     def iter_contacts(
         self, odata_filter: str | None = None, group_id: str | None = None, page_size: int = 200
     ) -> Iterator[dict[str, Any]]:

@@ -202,6 +202,12 @@ def _pass(
             }
             wanted = silent_contacts(ledger, campaign, round_no) | runner.settled() | unfinished
             contacts = [c for c in contacts if c.id in wanted]
+        # The size of this round's audience, for the progress bar while the pass works.
+        ledger.set_fields(
+            INDEX_PK,
+            _sk(campaign_id),
+            {"audience_total": len(contacts), "audience_round": round_no},
+        )
         progress = runner.run(
             contacts,
             concurrency=concurrency,

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from chalicelib.campaigns import define, jobs
+from chalicelib.campaigns import define, jobs, service
 from chalicelib.campaigns import report as campaign_reports
 from chalicelib.campaigns import runner as campaign_runner
 from chalicelib.cli.common import (
@@ -152,18 +152,14 @@ def campaign_start(
         if group_name
         else (("filter", odata_filter) if odata_filter else ("all", None))
     )
-    plan = define.define(
-        get_ledger(settings),
+    ledger = get_ledger(settings)
+    plan = service.define_campaign(
+        ledger,
         settings,
         get_catalogue(settings),
-        campaign_id,
-        list(purpose),
-        audience,
-        value,
-        delivery,
-        locale,
-        link_field,
+        service.Spec(campaign_id, list(purpose), audience, value, delivery, locale, link_field),
     )
+    service.record(ledger, plan.id, "started", operator())
     return run_campaign(runner(plan, create_field=create_link_field), concurrency, csv)
 
 
@@ -180,6 +176,7 @@ def campaign_start(
 def campaign_run(campaign_id: str, csv: str | None, concurrency: int) -> int:
     """Finishing an interrupted or partly failed run is running it again."""
     plan = define.load(get_ledger(), campaign_id)
+    service.record(get_ledger(), plan.id, "resumed", operator())
     return run_campaign(runner(plan), concurrency, csv)
 
 
@@ -218,6 +215,7 @@ def campaign_remind(campaign_id: str, csv: str | None, concurrency: int, new_rou
         )
         return 0
     define.set_round(ledger, plan, round_no)
+    service.record(ledger, plan.id, "reminded", operator(), round=round_no)
     print(f"reminding {len(silent)} contact(s) (round {round_no})", file=sys.stderr)
     return run_campaign(runner(plan, round_no), concurrency, csv, {i["contact_id"] for i in silent})
 

@@ -142,6 +142,8 @@ def rate(scope: str, key: str) -> Key:
 CAMPAIGN = "CAMPAIGN"
 CAMPAIGN_PREFIX = "CAMPAIGN#"
 CAMPAIGN_CONTACT_PREFIX = "CONTACT#"
+#: What operators did to a campaign (started, paused, resumed, reminded), one item each.
+CAMPAIGN_ACTION_PREFIX = "ACTION#"
 #: One small partition listing every campaign and its run state.
 CAMPAIGN_INDEX = "CAMPAIGNS"
 #: The Act! contact fields campaigns wrote links into (``FIELD#<customFields key>``).
@@ -181,6 +183,11 @@ def campaign_contact_lock(campaign_id: str, contact_id: str) -> Key:
 
 def campaign_run_lock(campaign_id: str) -> Key:
     return campaign_pk(campaign_id), "RUNLOCK"
+
+
+def campaign_action(campaign_id: str, at: str, action_id: str) -> Key:
+    """One operator action on a campaign, written once, in time order."""
+    return campaign_pk(campaign_id), f"{CAMPAIGN_ACTION_PREFIX}{at}#{action_id}"
 
 
 def campaign_listed(campaign_id: str) -> Key:

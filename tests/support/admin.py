@@ -29,3 +29,13 @@ def tools() -> jobs.Tools:
     settings = get_settings()
     return jobs.Tools(settings, get_catalogue(),
                                ActClient(settings.act, sleep=lambda s: None), None)
+
+
+def session(client: Any, operator: str = "olga@example.eu", ttl: int = 600) -> str:
+    """Sign in as a browser does (a link from `cli admin link`): the session cookie."""
+    from urllib.parse import urlencode
+
+    token = admin_auth.mint(get_settings(), operator, ttl, use="browser")
+    answer = client.http.get(f"/admin/login?{urlencode({'token': token})}")
+    assert answer.status_code == 303, answer.body
+    return answer.headers["Set-Cookie"].split(";", 1)[0]

@@ -109,3 +109,22 @@ def iframe_signup_mail_link_decision_and_act(site: dict[str, Any],
     values = set(contact["customFields"].values())
     assert {"Accepted", "Refused"} <= values
     assert not problems, problems
+
+
+AXE_JS = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def axe_blocking(tab: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page open in ``tab`` (axe is
+    evaluated in the page, as tests/test_browser_e2e.py does for the public pages)."""
+    assert AXE_JS.exists(), f"{AXE_JS} is missing: run `npm ci` (package.json pins axe-core)."
+    tab.evaluate(AXE_JS.read_text("utf-8") + "\n;0")
+    result = tab.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return {passed: result.passes.length, violations: result.violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => n.target.join(' '))}))};
+    }""")
+    assert result["passed"] > 10, f"axe checked almost nothing on {tab.url}: {result}"
+    return [v for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]

@@ -154,24 +154,15 @@ def admin_campaigns(operator: Operator) -> Response:
 @admin_api
 def admin_campaign_start(operator: Operator) -> Response:
     """Define a campaign and schedule it: the campaign sweep works through it."""
-    from chalicelib.campaigns import define, jobs
+    from chalicelib.campaigns import service
 
-    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
-    body = http.admin_body(bp.current_request)
-    audience, value = define.audience_of(body)
-    campaign = define.define(
-        ledger,
-        settings,
-        catalogue,
-        body.get("id"),
-        define.purposes_of(body),
-        audience,
-        value,
-        body.get("delivery"),
-        body.get("locale"),
-        body.get("link_field"),
+    campaign, run = service.start(
+        get_ledger(),
+        get_settings(),
+        get_catalogue(),
+        service.Spec.from_json(http.admin_body(bp.current_request)),
+        f"admin:{operator.name}",
     )
-    run = jobs.schedule(ledger, campaign, f"admin:{operator.name}")
     return http.json_answer(bp.current_request, {"campaign": campaign.public(), "run": run}, 202)
 
 
@@ -199,15 +190,12 @@ def admin_campaign(operator: Operator, campaign_id: str) -> Response:
 @admin_api
 def admin_campaign_run(operator: Operator, campaign_id: str) -> Response:
     """Run again (finish what failed), or ``{"remind": true}`` for a reminder round."""
-    from chalicelib.campaigns import define, jobs
+    from chalicelib.campaigns import service
 
-    ledger = get_ledger()
     remind = http.admin_body(bp.current_request).get("remind", False)
     if not isinstance(remind, bool):
         raise BadInput("'remind' must be true or false.")
-    run = jobs.schedule(
-        ledger, define.load(ledger, campaign_id), f"admin:{operator.name}", remind=remind
-    )
+    run = service.run_again(get_ledger(), campaign_id, f"admin:{operator.name}", remind)
     return http.json_answer(bp.current_request, {"run": run}, 202)
 
 
@@ -217,10 +205,11 @@ def admin_campaign_run(operator: Operator, campaign_id: str) -> Response:
 @admin_api
 def admin_campaign_pause(operator: Operator, campaign_id: str) -> Response:
     """Stop the sweep from working on the campaign (resume with /run)."""
-    from chalicelib.campaigns import jobs
+    from chalicelib.campaigns import service
 
     return http.json_answer(
-        bp.current_request, {"run": jobs.pause(get_ledger(), campaign_id, f"admin:{operator.name}")}
+        bp.current_request,
+        {"run": service.pause(get_ledger(), campaign_id, f"admin:{operator.name}")},
     )
 
 
