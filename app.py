@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.web.blueprints import admin, events, hooks, public, rights, signup
+from chalicelib.web.blueprints import admin, events, fallback, hooks, public, rights, signup
 
 app = Chalice(app_name="optinproof")
 app.register_blueprint(public.bp)
@@ -20,3 +20,4 @@ app.register_blueprint(signup.bp)
 app.register_blueprint(hooks.bp)
 app.register_blueprint(admin.bp)
 app.register_blueprint(events.bp)
+app.register_blueprint(fallback.bp)  # last: what no other route claims

@@ -103,6 +103,9 @@ def test_sam_template_points_lambda_at_the_app(package_dir: Path):
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert {props["Runtime"] for props in functions.values()} == {running}
     assert all(props["CodeUri"] == "./deployment.zip" for props in functions.values())
+    # The catch-all is one more resource: the real routes keep theirs.
+    paths = set(template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"])
+    assert {"/{proxy+}", "/", "/c/{token}", "/signup/{form_id}", "/health"} <= paths, paths
     variables = functions["APIHandler"]["Environment"]["Variables"]
     assert variables["CONSENT_TABLE"] == "optinproof-dev"
 
@@ -139,6 +142,9 @@ template = environment("fr").get_template("confirm.html")
 health = invoke("/health", "/health")
 bad_link = invoke("/c/{token}", "/c/not-a-real-link", {"token": "not-a-real-link"},
                   {"accept-language": "fr-FR,fr;q=0.9", "user-agent": "probe"})
+# API Gateway's greedy path: any depth no other resource claims.
+missing = invoke("/{proxy+}", "/no/such/page", {"proxy": "no/such/page"},
+                 {"accept-language": "fr-FR,fr;q=0.9"})
 print(json.dumps({
     "app_name": app.app.app_name,
     "template": template.filename,
@@ -146,6 +152,7 @@ print(json.dumps({
     "stylesheet": stylesheet()[0][:200],
     "health": health,
     "bad_link": bad_link,
+    "missing": missing,
     "modules": {name: getattr(module, "__file__", None) for name, module in
                 sorted(sys.modules.items()) if getattr(module, "__file__", None)},
 }))
@@ -199,6 +206,11 @@ def test_packaged_app_imports_and_renders_from_the_zip_alone(lambda_root: tuple[
     assert page["statusCode"] == 400, page
     assert '<html lang="fr">' in page["body"] and "Ce lien" in page["body"]
     assert page["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+
+    missing = result["missing"]
+    assert missing["statusCode"] == 404, missing
+    assert '<html lang="fr">' in missing["body"] and "Cette page" in missing["body"]
+    assert missing["headers"]["Referrer-Policy"] == "no-referrer"
 
     # Every module came from the package, except boto3 & co. from the runtime stand-in.
     modules = {name: Path(path) for name, path in result["modules"].items()}

@@ -328,6 +328,30 @@ def error_page(
     )
 
 
+NOT_FOUND = (
+    N_("This page does not exist"),
+    N_(
+        "There is nothing at this address. If you followed a link from one of our e-mails, "
+        "copy the whole link into the address bar; otherwise, write to the address below."
+    ),
+)
+
+
+def not_found_page(catalogue: Catalogue, locale: str) -> Page:
+    """A path no route knows: the branded 404, with the headers every page carries."""
+    _ = _gettext(locale)
+    title, explanation = NOT_FOUND
+    return render(
+        "error.html",
+        locale,
+        status=404,
+        page_title=_(title),
+        explanation=_(explanation),
+        nothing_to_change=True,
+        **_common(catalogue, locale),
+    )
+
+
 def quote_token(token: str) -> str:
     """A token as it appears in a URL path (tokens are URL-safe; this is belt and braces)."""
     return quote(token, safe="-_.")
