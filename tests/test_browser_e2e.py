@@ -13,6 +13,9 @@ dashboard, and an accessibility audit (axe-core) with screenshots of every publi
    pages' CSP (``default-src 'none'``) blocks ``add_script_tag`` by design, and
    evaluating keeps that CSP in force, so the audit and the screenshots see the page
    exactly as a visitor's browser shows it (no ``bypass_csp``).
+   The same pages hold at a phone's width: at 390 px none is wider than the screen
+   (``document.documentElement.scrollWidth <= 390``; wide tables scroll in their own
+   box or become stacked cards), and no visible text has a doubled full stop.
 5. Each audited page is saved as ``docs/screenshots/<page>-<lang>.png`` (viewport
    1000x800, full page); ``docs/screenshots/README.md`` lists them, and a test checks
    that list names exactly the files these tests write.
@@ -58,6 +61,10 @@ AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("OPTINPROOF_SCREENSHOTS", "/tmp/optinproof-screenshots"))
 SHOTS_README = ROOT / "docs" / "screenshots" / "README.md"
 VIEWPORT = {"width": 1000, "height": 800}
+PHONE = {"width": 390, "height": 844}
+PHONE_SHOTS = Path("/tmp/optinproof-screenshots-390")
+#: Two full stops in a row, but not an ellipsis ("..." or "…").
+DOUBLED_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 LOCALES = {"en": "en-GB", "fr": "fr-FR"}
 BLOCKING = ("serious", "critical")
 EXPORT_SCHEMA = json.loads((ROOT / "schemas" / "subject-export.v1.json").read_text("utf-8"))
@@ -305,8 +312,10 @@ def test_keyboard_alone_decides_with_a_visible_focus_everywhere(page, live_serve
 def _table(tab_: Any, section: str) -> list[dict[str, str]]:
     """The rows of the table under the heading with id ``section``, as header → cell."""
     return tab_.evaluate("""(id) => {
-        let node = document.getElementById(id).nextElementSibling;
-        while (node && node.tagName !== 'TABLE') node = node.nextElementSibling;
+        let node = document.getElementById(id).nextElementSibling;  // a table, or its scroll box
+        while (node && node.tagName !== 'TABLE' && !node.querySelector('table'))
+            node = node.nextElementSibling;
+        if (node.tagName !== 'TABLE') node = node.querySelector('table');
         const heads = [...node.querySelectorAll('thead th')].map(th => th.textContent.trim());
         return [...node.querySelectorAll('tbody tr')].map(tr => Object.fromEntries(
             [...tr.children].map((cell, i) => [heads[i], cell.textContent.trim()])));
@@ -412,6 +421,8 @@ class Audit:
         self.results: dict[str, Counter[str]] = {}
         self.blocking: dict[str, list[dict[str, Any]]] = {}
         self.problems: list[str] = []
+        self.too_wide: dict[str, int] = {}
+        self.doubled: dict[str, list[str]] = {}
         self.contexts: list[Any] = []
         self.allowed = {urlsplit(site["app"]).port}
 
@@ -468,6 +479,25 @@ class Audit:
         blocking = [v for v in violations if v["impact"] in BLOCKING]
         if blocking:
             self.blocking[key] = blocking
+        self._phone(tab_, key)
+
+    def _phone(self, tab_: Any, key: str) -> None:
+        """The page at 390 px: no wider than the screen; no doubled full stop in its text."""
+        tab_.set_viewport_size(PHONE)
+        try:
+            width = tab_.evaluate("() => document.documentElement.scrollWidth")
+            if width > PHONE["width"]:
+                self.too_wide[key] = width
+            PHONE_SHOTS.mkdir(parents=True, exist_ok=True)  # to look at, not to publish
+            tab_.screenshot(path=str(PHONE_SHOTS / f"{key}.png"), full_page=True,
+                            animations="disabled", caret="hide")
+            text = tab_.evaluate("() => document.body.innerText")
+            doubled = [text[max(0, m.start() - 40):m.end() + 10]
+                       for m in DOUBLED_STOP.finditer(text)]
+            if doubled:
+                self.doubled[key] = doubled
+        finally:
+            tab_.set_viewport_size(VIEWPORT)
 
     def close(self) -> None:
         for context in self.contexts:
@@ -595,6 +625,8 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
     assert sorted(audit.results) == sorted(f"{name}-{lang}" for name in PAGES)
     assert not audit.blocking, json.dumps(audit.blocking, indent=1)
     assert not audit.problems, audit.problems
+    assert not audit.too_wide, f"wider than a 390 px screen (document width): {audit.too_wide}"
+    assert not audit.doubled, f"doubled full stops in the visible text: {audit.doubled}"
 
 
 def test_screenshot_readme_lists_every_screenshot():
