@@ -322,6 +322,38 @@ def _table(tab_: Any, section: str) -> list[dict[str, str]]:
     }""", section)
 
 
+def _assert_dashboard_layout(tab_: Any) -> None:
+    """At 1280 px the dashboard uses the screen's width, its filters sit in one row, the
+    chart has axes, a legend and a text alternative, and signing out is secondary."""
+    tab_.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        layout = tab_.evaluate("""() => {
+            const bottoms = [...document.querySelectorAll('form.filters .filter')]
+                .map(f => Math.round(f.getBoundingClientRect().bottom));
+            const svg = document.querySelector('figure.chart svg[role=img]');
+            const style = (el) => getComputedStyle(el);
+            const out = document.querySelector('form[action="/admin/logout"] button');
+            const show = document.querySelector('form.filters button');
+            return {main: document.querySelector('main').getBoundingClientRect().width,
+                    rows: new Set(bottoms).size, filters: bottoms.length,
+                    labelledby: svg.getAttribute('aria-labelledby'),
+                    desc: (svg.querySelector('desc') || {}).textContent || '',
+                    ticks: svg.querySelectorAll('text').length,
+                    axes: svg.querySelectorAll(':scope > line').length,
+                    legend: [...document.querySelectorAll('.legend li')].map(li => li.textContent),
+                    signOut: [style(out).backgroundColor, style(out).color],
+                    primary: style(show).backgroundColor};
+        }""")
+    finally:
+        tab_.set_viewport_size(VIEWPORT)
+    assert layout["main"] >= 1200, layout  # not a 42rem column in the middle of the screen
+    assert (layout["filters"], layout["rows"]) == (7, 1), layout
+    assert layout["labelledby"] == "chart-title chart-desc" and "In total:" in layout["desc"]
+    assert layout["ticks"] >= 4 and layout["axes"] >= 2, layout
+    assert layout["legend"] == ["Accepted", "Refused", "Withdrawn"], layout
+    assert layout["signOut"][0] == "rgb(255, 255, 255)" != layout["primary"], layout
+
+
 def test_dashboard_signs_in_shows_counts_exports_csv_and_refuses_strangers(
         browser, page, live_server, mint, monkeypatch):
     from playwright.sync_api import expect
@@ -351,6 +383,7 @@ def test_dashboard_signs_in_shows_counts_exports_csv_and_refuses_strangers(
     assert (rows["Monthly newsletter"]["Accepted"], rows["Monthly newsletter"]["Refused"],
             rows["Monthly newsletter"]["Withdrawn"]) == ("1", "1", "0")
     assert tab_.locator("svg[role=img] rect").count() >= 1  # the chart drew bars
+    _assert_dashboard_layout(tab_)
 
     with tab_.expect_download() as downloading:
         tab_.get_by_role("link", name="Export as CSV").first.click()
@@ -571,6 +604,11 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
     _submit(tab_)
     assert tab_.locator("[role=status]").count() == 1
     audit.check(tab_, "confirm-recorded")
+    # The time as its readers write it: "7 déc. 2026, 14:03 UTC", "Dec 7, 2026, 2:03 PM UTC".
+    moment = {"fr": r"\d{1,2} [a-zéû]+\.? \d{4}, \d{2}:\d{2} UTC",
+              "en": r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s[AP]M UTC"}[lang]
+    assert re.search(moment, tab_.locator("[role=status]").inner_text()), \
+        tab_.locator("[role=status]").inner_text()
 
     # Broken links: expired (a new one can be asked for), tampered (write to us).
     assert tab_.goto(f"{app}/c/{_expired_confirm_link('old@example.eu')}").status == 410

@@ -212,12 +212,20 @@ def confirm_page(
     unchanged: bool = False,
     continue_url: str | None = None,
     title: str = CONFIRM_TITLE,
+    select_any_link: bool = False,
 ) -> Page:
-    """The confirmation page: each purpose, its text, its state, Accept / Refuse."""
+    """The confirmation page: each purpose, its text, its state, Accept / Refuse.
+
+    A choice recorded through this link shows as the selected button (the page
+    re-opened); one recorded through another link only as text, so a new request (a
+    re-permission campaign) is never answered by a choice made for the person. The
+    preferences page (``select_any_link``) shows every recorded choice selected.
+    """
     _ = _gettext(locale)
     purposes, recorded = [], []
     for item in purpose_states:
         text = catalogue.get(item.purpose).text(locale)
+        selected = select_any_link or item.link_id == link_id
         view = {
             "id": item.purpose,
             "title": text.title,
@@ -225,6 +233,7 @@ def confirm_page(
             "sha256": text.sha256,
             "state": item.state,
             "decided_at": item.decided_at,
+            "selected": RECORDED_CHOICE.get(item.state or "") if selected else None,
         }
         purposes.append(view)
         if item.changed:
@@ -244,6 +253,10 @@ def confirm_page(
         continue_url=continue_url if recorded else None,
         **_common(catalogue, locale),
     )
+
+
+#: A recorded state as the button that shows it (a withdrawal is no button's choice).
+RECORDED_CHOICE = {"accepted": "accept", "refused": "refuse"}
 
 
 def continue_url(catalogue: Catalogue, channel: str | None) -> str | None:
