@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core.services import get_ledger
+from tests.conftest import ROOT
 from tests.support.browser import MISSING_CHROMIUM
 
 pytestmark = pytest.mark.browser
@@ -73,3 +74,58 @@ def test_a_reopened_confirmation_page_shows_the_recorded_choice_selected(page, l
     for choice in ("Accept", "Refuse"):
         expect(newsletter.get_by_role("radio", name=choice)).not_to_be_checked()
     watch.assert_clean()
+
+
+SIGNUP_MESSAGES = {
+    "en": ("Please enter a valid e-mail address", "Please enter just your first name",
+           "Tick at least one of the choices"),
+    "fr": ("Veuillez saisir une adresse e-mail valide", "Veuillez indiquer seulement votre prénom",
+           "Cochez au moins un des choix"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_the_signup_form_shows_every_mistake_next_to_its_field(site, tab, lang):
+    from playwright.sync_api import expect
+
+    tab_, problems = tab
+    tab_.goto(f"{site['app']}/signup/website?lang={lang}")
+    # Both pass the browser's own checks; the server refuses both, and the missing choice.
+    tab_.locator("input[name=email]").fill("ana@example")
+    tab_.locator("input[name=name]").fill("R2D2")
+    tab_.wait_for_timeout(1100)  # the form's minimum fill time
+    with tab_.expect_navigation():
+        tab_.locator("form.signup button[type=submit]").click()
+    assert tab_.locator("html").get_attribute("lang") == lang
+    email_message, name_message, purposes_message = SIGNUP_MESSAGES[lang]
+    for field, message in (("email", email_message), ("name", name_message)):
+        box = tab_.locator(f"input#{field}")
+        expect(box).to_have_attribute("aria-invalid", "true")
+        expect(box).to_have_attribute("aria-describedby", f"{field}-error")
+        expect(tab_.locator(f"#{field}-error")).to_contain_text(message)
+    expect(tab_.locator("input#email")).to_have_value("ana@example")  # kept to correct
+    group = tab_.get_by_role("group", name={"en": "What would you like to receive?",
+                                            "fr": "Que souhaitez-vous recevoir"}[lang])
+    expect(group).to_have_attribute("aria-describedby", "purposes-error")
+    expect(tab_.locator("#purposes-error")).to_contain_text(purposes_message)
+    for box in tab_.locator("input[type=checkbox]").all():
+        assert box.get_attribute("aria-invalid") == "true"
+        assert (box.get_attribute("aria-describedby") or "").startswith("purposes-error ")
+    # The summary at the top lists all three, each a link to its field.
+    summary = tab_.get_by_role("alert")
+    expect(summary.get_by_role("link")).to_have_count(3)
+    assert summary.get_by_role("link").evaluate_all("links => links.map(a => a.hash)") == [
+        "#email", "#name", "#purpose-newsletter"]
+    _assert_axe_clean(tab_)
+    # Chromium logs the page's own 400 as "Failed to load resource"; nothing else may show.
+    assert not [p for p in problems if "status of 400" not in p], problems
+
+
+def _assert_axe_clean(tab_) -> None:
+    """axe-core on the page as shown (evaluated, so the page's CSP stays in force)."""
+    axe = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text("utf-8")
+    tab_.evaluate(axe + "\n;0")
+    violations = tab_.evaluate("""async () => (await axe.run(document, {
+        resultTypes: ['violations']})).violations.filter(v => ['serious', 'critical']
+        .includes(v.impact)).map(v => v.id + ' on ' + v.nodes.map(n => n.target).join(' '))""")
+    assert not violations, violations

@@ -72,4 +72,5 @@ def format_moment(value: str | datetime | None, locale: str) -> str:
     moment = (parse_iso(value) if isinstance(value, str) else value).astimezone(UTC)
     date = format_date(moment, format="medium", locale=locale)
     clock = format_time(moment, format="short", tzinfo=UTC, locale=locale)
-    return get_datetime_format("medium", locale=locale).format(clock, date) + " UTC"
+    pattern = str(get_datetime_format("medium", locale=locale))  # "{1}, {0}": date, time
+    return pattern.format(clock, date) + " UTC"

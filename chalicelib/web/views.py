@@ -448,8 +448,12 @@ def signup_page(
     values: dict[str, Any] | None = None,
     error: str | None = None,
     status: int = 200,
+    field_errors: dict[str, str] | None = None,
 ) -> Page:
-    """The embeddable form: framable only by the form's own websites."""
+    """The embeddable form: framable only by the form's own websites.
+
+    ``field_errors``: each field to correct with its message, shown next to the field
+    and listed (as links to the fields) at the top."""
     _ = _gettext(locale)
     ancestors = frame_ancestors(form)
     form_action = "'self'" + (
@@ -468,6 +472,12 @@ def signup_page(
         embed=embed,
         honeypot=submissions.HONEYPOT,
         error=error,
+        field_errors=field_errors or {},
+        field_anchors={
+            "email": "email",
+            "name": "name",
+            "purposes": f"purpose-{form.purposes[0]}" if form.purposes else "email",
+        },
         purposes=purpose_views(catalogue, form.purposes, locale),
         values={"email": "", "name": "", "purposes": (), **(values or {})},
         **_common(catalogue, locale),
