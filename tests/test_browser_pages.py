@@ -129,3 +129,54 @@ def _assert_axe_clean(tab_) -> None:
         resultTypes: ['violations']})).violations.filter(v => ['serious', 'critical']
         .includes(v.impact)).map(v => v.id + ' on ' + v.nodes.map(n => n.target).join(' '))""")
     assert not violations, violations
+
+
+FRAME_JS = """(frame) => ({outer: frame.getBoundingClientRect().height,
+                         style: frame.style.height})"""
+INNER_JS = "() => Math.ceil(document.documentElement.getBoundingClientRect().height)"
+
+
+def test_the_embedded_form_sizes_its_iframe(site, tab):
+    """The framed page posts its height; the snippet sets the frame to it (our origin
+    only); without that, the snippet's own height already fits the catalogue's form."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from chalicelib.core.services import get_catalogue
+    from chalicelib.web import embed
+
+    tab_, problems = tab
+    tab_.goto(f"{site['site']}/embed-iframe")
+    frame_element = tab_.locator("iframe#optinproof-website")
+    expect(frame_element).to_have_attribute("style", re.compile(r"height: ?\d+px"))
+    inner = tab_.frame_locator("iframe#optinproof-website").locator("html")
+    expect(inner.get_by_role("heading", level=1)).to_be_visible()
+
+    def sizes() -> tuple[float, int]:
+        outer = frame_element.evaluate(FRAME_JS)["outer"]
+        return outer, inner.evaluate(INNER_JS)
+
+    outer, content = sizes()
+    assert abs(outer - content) <= 2, (outer, content)  # no inner scrollbar, no gap
+
+    # The snippet's default (no script on the website, or before the page loads) holds
+    # the whole form at the frame's full width, and is not absurdly taller.
+    catalogue = get_catalogue()
+    form = catalogue.forms["website"]
+    default_px = float(embed.default_height(form, catalogue, "en").removesuffix("rem")) * 16
+    assert content <= default_px <= content * 1.4, (content, default_px)
+
+    # A message from any other origin (here: the website itself) is ignored.
+    tab_.evaluate("() => window.postMessage({type: 'optinproof:height', height: 60}, '*')")
+    tab_.wait_for_timeout(200)
+    assert abs(sizes()[0] - outer) <= 1
+
+    # On a phone the form wraps taller: the frame follows.
+    tab_.set_viewport_size({"width": 390, "height": 844})
+    tab_.wait_for_function("""() => {
+        const frame = document.querySelector('iframe#optinproof-website');
+        return frame.getBoundingClientRect().height > %d; }""" % (outer + 50))
+    outer, content = sizes()
+    assert abs(outer - content) <= 2, (outer, content)
+    assert not problems, problems

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = [
     "app.py", "catalogue.toml", "templates/base.html", "templates/confirm.html",
     "templates/error.html", "templates/link_error.html", "templates/static/page.css",
+    "templates/static/resize.js",
     "locales/fr/LC_MESSAGES/messages.mo",
     *sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "chalicelib").glob("*.py")),
 ]
