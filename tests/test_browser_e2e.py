@@ -428,13 +428,14 @@ PAGES = {
     "erase-done": "after erasure",
     "dashboard": "the consent dashboard /admin/dashboard (signed in)",
     "dashboard-denied": "/admin/dashboard without a session: 401",
+    "not-found": "a path that does not exist: the branded 404",
 }
 EXTRA_SHOTS = {"confirm-keyboard-focus-en": "the confirmation page during keyboard use: "
                                             "the focus ring on a choice"}
 
 
 EXPECTED_4XX = re.compile(r"Failed to load resource: the server responded with a status of "
-                          r"(400|401|410) ")
+                          r"(400|401|404|410) ")
 
 
 @pytest.fixture(scope="module")
@@ -657,6 +658,8 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
     stranger = audit.context(browser)
     assert stranger.goto(f"{app}/admin/dashboard").status == 401
     audit.check(stranger, "dashboard-denied")
+    assert stranger.goto(f"{app}/no-such-page").status == 404
+    audit.check(stranger, "not-found")
 
     summary = {key: dict(counts) or "none" for key, counts in audit.results.items()}
     print(f"axe violations by impact ({lang}): {json.dumps(summary, indent=1)}")
