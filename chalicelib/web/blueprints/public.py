@@ -121,6 +121,7 @@ def _record_choices(
             lambda: antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD)),
         )
         if not choices and any(k.startswith("recorded.") for k in fields):
+            log(event, subject=link.subject, link_id=link.link_id, changed=[])
             return show(rules.read_page(ledger, link).states, unchanged=True)
         decided = rules.decide(
             ledger,
