@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.web.blueprints import admin, campaigns, events, hooks, public, rights, signup
+from chalicelib.web.blueprints import (
+    admin,
+    campaigns,
+    events,
+    fallback,
+    hooks,
+    public,
+    rights,
+    signup,
+)
 
 app = Chalice(app_name="optinproof")
 app.register_blueprint(public.bp)
@@ -21,3 +30,4 @@ app.register_blueprint(hooks.bp)
 app.register_blueprint(admin.bp)
 app.register_blueprint(campaigns.bp)
 app.register_blueprint(events.bp)
+app.register_blueprint(fallback.bp)  # last: what no other route claims

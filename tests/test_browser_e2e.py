@@ -13,6 +13,9 @@ dashboard, and an accessibility audit (axe-core) with screenshots of every publi
    pages' CSP (``default-src 'none'``) blocks ``add_script_tag`` by design, and
    evaluating keeps that CSP in force, so the audit and the screenshots see the page
    exactly as a visitor's browser shows it (no ``bypass_csp``).
+   The same pages hold at a phone's width: at 390 px none is wider than the screen
+   (``document.documentElement.scrollWidth <= 390``; wide tables scroll in their own
+   box or become stacked cards), and no visible text has a doubled full stop.
 5. Each audited page is saved as ``docs/screenshots/<page>-<lang>.png`` (viewport
    1000x800, full page); ``docs/screenshots/README.md`` lists them, and a test checks
    that list names exactly the files these tests write.
@@ -58,6 +61,10 @@ AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("OPTINPROOF_SCREENSHOTS", "/tmp/optinproof-screenshots"))
 SHOTS_README = ROOT / "docs" / "screenshots" / "README.md"
 VIEWPORT = {"width": 1000, "height": 800}
+PHONE = {"width": 390, "height": 844}
+PHONE_SHOTS = Path("/tmp/optinproof-screenshots-390")
+#: Two full stops in a row, but not an ellipsis ("..." or "…").
+DOUBLED_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 LOCALES = {"en": "en-GB", "fr": "fr-FR"}
 BLOCKING = ("serious", "critical")
 EXPORT_SCHEMA = json.loads((ROOT / "schemas" / "subject-export.v1.json").read_text("utf-8"))
@@ -305,12 +312,46 @@ def test_keyboard_alone_decides_with_a_visible_focus_everywhere(page, live_serve
 def _table(tab_: Any, section: str) -> list[dict[str, str]]:
     """The rows of the table under the heading with id ``section``, as header → cell."""
     return tab_.evaluate("""(id) => {
-        let node = document.getElementById(id).nextElementSibling;
-        while (node && node.tagName !== 'TABLE') node = node.nextElementSibling;
+        let node = document.getElementById(id).nextElementSibling;  // a table, or its scroll box
+        while (node && node.tagName !== 'TABLE' && !node.querySelector('table'))
+            node = node.nextElementSibling;
+        if (node.tagName !== 'TABLE') node = node.querySelector('table');
         const heads = [...node.querySelectorAll('thead th')].map(th => th.textContent.trim());
         return [...node.querySelectorAll('tbody tr')].map(tr => Object.fromEntries(
             [...tr.children].map((cell, i) => [heads[i], cell.textContent.trim()])));
     }""", section)
+
+
+def _assert_dashboard_layout(tab_: Any) -> None:
+    """At 1280 px the dashboard uses the screen's width, its filters sit in one row, the
+    chart has axes, a legend and a text alternative, and signing out is secondary."""
+    tab_.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        layout = tab_.evaluate("""() => {
+            const bottoms = [...document.querySelectorAll('form.filters .filter')]
+                .map(f => Math.round(f.getBoundingClientRect().bottom));
+            const svg = document.querySelector('figure.chart svg[role=img]');
+            const style = (el) => getComputedStyle(el);
+            const out = document.querySelector('form[action="/admin/logout"] button');
+            const show = document.querySelector('form.filters button');
+            return {main: document.querySelector('main').getBoundingClientRect().width,
+                    rows: new Set(bottoms).size, filters: bottoms.length,
+                    labelledby: svg.getAttribute('aria-labelledby'),
+                    desc: (svg.querySelector('desc') || {}).textContent || '',
+                    ticks: svg.querySelectorAll('text').length,
+                    axes: svg.querySelectorAll(':scope > line').length,
+                    legend: [...document.querySelectorAll('.legend li')].map(li => li.textContent),
+                    signOut: [style(out).backgroundColor, style(out).color],
+                    primary: style(show).backgroundColor};
+        }""")
+    finally:
+        tab_.set_viewport_size(VIEWPORT)
+    assert layout["main"] >= 1200, layout  # not a 42rem column in the middle of the screen
+    assert (layout["filters"], layout["rows"]) == (7, 1), layout
+    assert layout["labelledby"] == "chart-title chart-desc" and "In total:" in layout["desc"]
+    assert layout["ticks"] >= 4 and layout["axes"] >= 2, layout
+    assert layout["legend"] == ["Accepted", "Refused", "Withdrawn"], layout
+    assert layout["signOut"][0] == "rgb(255, 255, 255)" != layout["primary"], layout
 
 
 def test_dashboard_signs_in_shows_counts_exports_csv_and_refuses_strangers(
@@ -342,6 +383,7 @@ def test_dashboard_signs_in_shows_counts_exports_csv_and_refuses_strangers(
     assert (rows["Monthly newsletter"]["Accepted"], rows["Monthly newsletter"]["Refused"],
             rows["Monthly newsletter"]["Withdrawn"]) == ("1", "1", "0")
     assert tab_.locator("svg[role=img] rect").count() >= 1  # the chart drew bars
+    _assert_dashboard_layout(tab_)
 
     with tab_.expect_download() as downloading:
         tab_.get_by_role("link", name="Export as CSV").first.click()
@@ -386,13 +428,14 @@ PAGES = {
     "erase-done": "after erasure",
     "dashboard": "the consent dashboard /admin/dashboard (signed in)",
     "dashboard-denied": "/admin/dashboard without a session: 401",
+    "not-found": "a path that does not exist: the branded 404",
 }
 EXTRA_SHOTS = {"confirm-keyboard-focus-en": "the confirmation page during keyboard use: "
                                             "the focus ring on a choice"}
 
 
 EXPECTED_4XX = re.compile(r"Failed to load resource: the server responded with a status of "
-                          r"(400|401|410) ")
+                          r"(400|401|404|410) ")
 
 
 @pytest.fixture(scope="module")
@@ -412,6 +455,8 @@ class Audit:
         self.results: dict[str, Counter[str]] = {}
         self.blocking: dict[str, list[dict[str, Any]]] = {}
         self.problems: list[str] = []
+        self.too_wide: dict[str, int] = {}
+        self.doubled: dict[str, list[str]] = {}
         self.contexts: list[Any] = []
         self.allowed = {urlsplit(site["app"]).port}
 
@@ -468,6 +513,25 @@ class Audit:
         blocking = [v for v in violations if v["impact"] in BLOCKING]
         if blocking:
             self.blocking[key] = blocking
+        self._phone(tab_, key)
+
+    def _phone(self, tab_: Any, key: str) -> None:
+        """The page at 390 px: no wider than the screen; no doubled full stop in its text."""
+        tab_.set_viewport_size(PHONE)
+        try:
+            width = tab_.evaluate("() => document.documentElement.scrollWidth")
+            if width > PHONE["width"]:
+                self.too_wide[key] = width
+            PHONE_SHOTS.mkdir(parents=True, exist_ok=True)  # to look at, not to publish
+            tab_.screenshot(path=str(PHONE_SHOTS / f"{key}.png"), full_page=True,
+                            animations="disabled", caret="hide")
+            text = tab_.evaluate("() => document.body.innerText")
+            doubled = [text[max(0, m.start() - 40):m.end() + 10]
+                       for m in DOUBLED_STOP.finditer(text)]
+            if doubled:
+                self.doubled[key] = doubled
+        finally:
+            tab_.set_viewport_size(VIEWPORT)
 
     def close(self) -> None:
         for context in self.contexts:
@@ -541,6 +605,11 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
     _submit(tab_)
     assert tab_.locator("[role=status]").count() == 1
     audit.check(tab_, "confirm-recorded")
+    # The time as its readers write it: "7 déc. 2026, 14:03 UTC", "Dec 7, 2026, 2:03 PM UTC".
+    moment = {"fr": r"\d{1,2} [a-zéû]+\.? \d{4}, \d{2}:\d{2} UTC",
+              "en": r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s[AP]M UTC"}[lang]
+    assert re.search(moment, tab_.locator("[role=status]").inner_text()), \
+        tab_.locator("[role=status]").inner_text()
 
     # Broken links: expired (a new one can be asked for), tampered (write to us).
     assert tab_.goto(f"{app}/c/{_expired_confirm_link('old@example.eu')}").status == 410
@@ -589,12 +658,16 @@ def test_every_public_page_passes_axe_in_both_languages(audit, browser, site, mo
     stranger = audit.context(browser)
     assert stranger.goto(f"{app}/admin/dashboard").status == 401
     audit.check(stranger, "dashboard-denied")
+    assert stranger.goto(f"{app}/no-such-page").status == 404
+    audit.check(stranger, "not-found")
 
     summary = {key: dict(counts) or "none" for key, counts in audit.results.items()}
     print(f"axe violations by impact ({lang}): {json.dumps(summary, indent=1)}")
     assert sorted(audit.results) == sorted(f"{name}-{lang}" for name in PAGES)
     assert not audit.blocking, json.dumps(audit.blocking, indent=1)
     assert not audit.problems, audit.problems
+    assert not audit.too_wide, f"wider than a 390 px screen (document width): {audit.too_wide}"
+    assert not audit.doubled, f"doubled full stops in the visible text: {audit.doubled}"
 
 
 def test_screenshot_readme_lists_every_screenshot():

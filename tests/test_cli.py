@@ -192,7 +192,8 @@ def test_forms_list_and_snippets(mail_env):
     listed = run_cli("forms", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert {row["id"] for row in json.loads(listed.stdout)} == {"website", "strict", "redirecting"}
-    for kind, marker in (("iframe", "<iframe src=\"https://c.example/signup/website?lang=fr\""),
+    for kind, marker in (("iframe", 'src="https://c.example/signup/website?lang=fr"'),
+                         ("iframe", 'origin = "https://c.example"'),  # the resize listener
                          ("html", 'action="https://c.example/signup/website"'),
                          ("script", 'fetch(base + "/signup/" + formId + "/form.json?lang="')):
         result = run_cli("forms", "snippet", "--form", "website", "--kind", kind, "--lang", "fr",

@@ -30,6 +30,7 @@ PROJECT_FILES = [
     "app.py", "catalogue.toml", "templates/base.html", "templates/confirm.html",
     "templates/error.html", "templates/link_error.html", "templates/static/page.css",
     "templates/static/campaign-progress.js", "templates/admin_campaign.html",
+    "templates/static/resize.js",
     "locales/fr/LC_MESSAGES/messages.mo",
     *sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "chalicelib").glob("*.py")),
 ]
@@ -104,6 +105,9 @@ def test_sam_template_points_lambda_at_the_app(package_dir: Path):
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert {props["Runtime"] for props in functions.values()} == {running}
     assert all(props["CodeUri"] == "./deployment.zip" for props in functions.values())
+    # The catch-all is one more resource: the real routes keep theirs.
+    paths = set(template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"])
+    assert {"/{proxy+}", "/", "/c/{token}", "/signup/{form_id}", "/health"} <= paths, paths
     variables = functions["APIHandler"]["Environment"]["Variables"]
     assert variables["CONSENT_TABLE"] == "optinproof-dev"
 
@@ -144,6 +148,9 @@ bad_link = invoke("/c/{token}", "/c/not-a-real-link", {"token": "not-a-real-link
 # Babel and email-validator load on first use (cold start): use them, as a mail would.
 moment_fr = format_moment("2026-11-29T14:03:12.345Z", "fr")
 address = mail_address("Ann@Example.EU")
+# API Gateway's greedy path: any depth no other resource claims.
+missing = invoke("/{proxy+}", "/no/such/page", {"proxy": "no/such/page"},
+                 {"accept-language": "fr-FR,fr;q=0.9"})
 print(json.dumps({
     "app_name": app.app.app_name,
     "moment_fr": moment_fr,
@@ -153,6 +160,7 @@ print(json.dumps({
     "stylesheet": stylesheet()[0][:200],
     "health": health,
     "bad_link": bad_link,
+    "missing": missing,
     "modules": {name: getattr(module, "__file__", None) for name, module in
                 sorted(sys.modules.items()) if getattr(module, "__file__", None)},
 }))
@@ -196,7 +204,7 @@ def test_packaged_app_imports_and_renders_from_the_zip_alone(lambda_root: tuple[
     assert Path(result["template"]) == extracted / "templates" / "confirm.html"
     assert result["accept_fr"] == "Accepter", "the compiled French catalogue was not found"
     assert result["stylesheet"] == (ROOT / "templates/static/page.css").read_text()[:200]
-    assert result["moment_fr"].startswith("29 novembre 2026"), "Babel's French data is missing"
+    assert result["moment_fr"].startswith("29 nov. 2026"), "Babel's French data is missing"
     assert result["address"] == "Ann@example.eu"
 
     health = result["health"]
@@ -208,6 +216,11 @@ def test_packaged_app_imports_and_renders_from_the_zip_alone(lambda_root: tuple[
     assert page["statusCode"] == 400, page
     assert '<html lang="fr">' in page["body"] and "Ce lien" in page["body"]
     assert page["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+
+    missing = result["missing"]
+    assert missing["statusCode"] == 404, missing
+    assert '<html lang="fr">' in missing["body"] and "Cette page" in missing["body"]
+    assert missing["headers"]["Referrer-Policy"] == "no-referrer"
 
     # Every module came from the package, except boto3 & co. from the runtime stand-in.
     modules = {name: Path(path) for name, path in result["modules"].items()}

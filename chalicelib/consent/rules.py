@@ -78,6 +78,8 @@ class PurposeState:
     state: str | None
     decided_at: str | None
     changed: bool = False
+    #: The link the state was decided through (a page re-opened from it shows it chosen).
+    link_id: str | None = None
 
 
 def _check_purposes(catalogue: Catalogue, purposes: list[str] | tuple[str, ...]) -> list[str]:
@@ -301,7 +303,9 @@ def read_page(ledger: Ledger, link: links.Link) -> OpenedPage:
 
 
 def _page_state(purpose: str, current: dict[str, Any]) -> PurposeState:
-    return PurposeState(purpose, current.get("state"), current.get("decided_at"))
+    return PurposeState(
+        purpose, current.get("state"), current.get("decided_at"), link_id=current.get("link_id")
+    )
 
 
 def withdraw_link(
@@ -698,7 +702,13 @@ def _record(
     for purpose in link.purposes:
         if purpose in written:
             result.append(
-                PurposeState(purpose, written[purpose]["kind"], written[purpose]["at"], True)
+                PurposeState(
+                    purpose,
+                    written[purpose]["kind"],
+                    written[purpose]["at"],
+                    True,
+                    written[purpose].get("link_id", link.link_id),
+                )
             )
         else:
             result.append(_page_state(purpose, snap.states.get(purpose, {})))

@@ -19,8 +19,16 @@ from itsdangerous import BadData, SignatureExpired
 
 from chalicelib.consent import links
 from chalicelib.consent.catalogue import Form
+from chalicelib.consent.subjects import mail_address
 from chalicelib.core.clock import utcnow
-from chalicelib.core.errors import BadInput, BadName, CrossSite, FormExpired, NoPurpose
+from chalicelib.core.errors import (
+    BadInput,
+    BadName,
+    CrossSite,
+    FormExpired,
+    NoPurpose,
+    OptinProofError,
+)
 from chalicelib.core.settings import Settings
 from chalicelib.core.tokens import Codec
 
@@ -131,6 +139,29 @@ def check_purposes(form: Form, submission: Submission) -> tuple[str, ...]:
     if not ticked:
         raise NoPurpose("Tick at least one of the choices.")
     return ticked
+
+
+#: The fields of the signup page a person corrects, in the page's order.
+FIELDS = ("email", "name", "purposes")
+
+
+def field_problems(form: Form, fields: Mapping[str, str]) -> dict[str, OptinProofError]:
+    """Every field of a posted signup page that must be corrected, each with its error.
+
+    ``from_form`` and ``Signups.submit`` stop at the first problem (a script gets one
+    reason); a person correcting the page should see them all at once."""
+    problems: dict[str, OptinProofError] = {}
+    checks = {
+        "email": lambda: mail_address(_text(fields.get("email"), "email", 320)),
+        "name": lambda: _name(fields.get("name")),
+        "purposes": lambda: check_purposes(form, from_form({**fields, "name": ""}, None)),
+    }
+    for name in FIELDS:
+        try:
+            checks[name]()
+        except OptinProofError as exc:
+            problems[name] = exc
+    return problems
 
 
 def check_origin(form: Form, headers: Mapping[str, str]) -> None:

@@ -62,11 +62,16 @@ def translations(locale: str) -> gettext.NullTranslations:
 
 
 def format_moment(value: str | datetime | None, locale: str) -> str:
-    """``November 29, 2026, 2:03:12 PM UTC`` / ``29 novembre 2026, 14:03:12 TU``."""
+    """``Dec 7, 2026, 2:03 PM UTC`` / ``7 déc. 2026, 14:03 UTC``: the locale's own date
+    and clock (24 h in French), and "UTC" written out (CLDR's French says "TU", which
+    few readers know). Minutes are enough for a person; the proof keeps milliseconds."""
     if value is None:
         return ""
     # Cold start: Babel and its locale data load with the first date shown, not at import.
-    from babel.dates import format_datetime as _babel_datetime
+    from babel.dates import format_date, format_time, get_datetime_format
 
-    moment = parse_iso(value) if isinstance(value, str) else value
-    return _babel_datetime(moment, format="long", tzinfo=UTC, locale=locale)
+    moment = (parse_iso(value) if isinstance(value, str) else value).astimezone(UTC)
+    date = format_date(moment, format="medium", locale=locale)
+    clock = format_time(moment, format="short", tzinfo=UTC, locale=locale)
+    pattern = str(get_datetime_format("medium", locale=locale))  # "{1}, {0}": date, time
+    return pattern.format(clock, date) + " UTC"

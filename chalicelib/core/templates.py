@@ -19,6 +19,7 @@ from chalicelib.core.settings import PACKAGE_ROOT
 
 TEMPLATE_DIR = PACKAGE_ROOT / "templates"
 STYLESHEET = TEMPLATE_DIR / "static" / "page.css"
+RESIZE_SCRIPT = TEMPLATE_DIR / "static" / "resize.js"
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +28,15 @@ def stylesheet() -> tuple[str, str]:
     css = STYLESHEET.read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
     return css, f"'sha256-{digest}'"
+
+
+@lru_cache(maxsize=1)
+def resize_script() -> tuple[str, str]:
+    """The framed pages' one script (it posts the page's height to the embedding page)
+    and its CSP source expression."""
+    js = RESIZE_SCRIPT.read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode()
+    return js, f"'sha256-{digest}'"
 
 
 @lru_cache(maxsize=8)

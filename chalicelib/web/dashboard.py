@@ -270,32 +270,66 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> dict[str, Any]:
-    """Stacked bars (accepted, refused, withdrawn) as SVG geometry for the template."""
+def chart(rows: list[dict[str, Any]], width: int = 960, height: int = 220) -> dict[str, Any]:
+    """Stacked bars (accepted, refused, withdrawn) as SVG geometry for the template.
+
+    The plot sits right of a y axis (``left`` wide: its ticks are counts) and above an
+    x axis (``bottom`` high: the first, middle and last periods); ``width`` and
+    ``height`` are the whole drawing's."""
+    left, top, bottom, right = 48, 12, 28, 8
+    plot_w, plot_h = width - left - right, height - top - bottom
     peak = max([sum(r[s] for s in stats.STATES) for r in rows] + [1])
-    slot = width / max(len(rows), 1)
+    step = max(1, -(-peak // 4))  # at most five round ticks, the top one at or above peak
+    top_value = step * -(-peak // step)
+    slot = plot_w / max(len(rows), 1)
     bars = []
     for index, row in enumerate(rows):
-        y = height
+        y = float(top + plot_h)
         for state in stats.STATES:
-            h = round(height * row[state] / peak, 2)
+            h = round(plot_h * row[state] / top_value, 2)
             y -= h
             if h:
                 bars.append(
                     {
-                        "x": round(index * slot + slot * 0.1, 2),
+                        "x": round(left + index * slot + slot * 0.1, 2),
                         "y": round(y, 2),
                         "w": round(slot * 0.8, 2),
                         "h": h,
                         "state": state,
-                        "label": f"{row['period']}: {row[state]} {state}",
+                        "period": row["period"],
+                        "count": row[state],
                     }
                 )
+    picked = sorted({0, len(rows) // 2, len(rows) - 1}) if rows else []
     return {
         "width": width,
         "height": height,
+        "left": left,
+        "top": top,
+        "right": width - right,
+        "base": top + plot_h,
         "peak": peak,
         "bars": bars,
+        "y_ticks": [
+            {"value": value, "y": round(top + plot_h - plot_h * value / top_value, 2)}
+            for value in range(0, top_value + 1, step)
+        ],
+        "x_ticks": [_x_tick(rows, i, left, slot) for i in picked],
+        "totals": {state: sum(r[state] for r in rows) for state in stats.STATES},
         "first": rows[0]["period"] if rows else "",
         "last": rows[-1]["period"] if rows else "",
     }
+
+
+def _x_tick(rows: list[dict[str, Any]], index: int, left: int, slot: float) -> dict[str, Any]:
+    """A period under its bar; the outer ones aligned on their bar's outer edge, so
+    neither is cut at the drawing's edge."""
+    if len(rows) == 1 or 0 < index < len(rows) - 1:
+        return {
+            "label": rows[index]["period"],
+            "x": round(left + (index + 0.5) * slot, 2),
+            "anchor": "middle",
+        }
+    first = index == 0
+    x = left + (index + (0.1 if first else 0.9)) * slot
+    return {"label": rows[index]["period"], "x": round(x, 2), "anchor": "start" if first else "end"}

@@ -65,6 +65,15 @@ def query(request: Request) -> dict[str, str]:
     return {name: params[name] for name in params}
 
 
+def wants_json(request: Request) -> bool:
+    """A client that asks for JSON before HTML (a script, not a browser)."""
+    accept = (request.headers.get("accept") or "").lower()
+    ranked = [part.split(";")[0].strip() for part in accept.split(",")]
+    html = ranked.index("text/html") if "text/html" in ranked else len(ranked)
+    wanted = ranked.index("application/json") if "application/json" in ranked else len(ranked)
+    return wanted < html
+
+
 def respond(request: Request, page: Page) -> Response:
     body = "" if request.method == "HEAD" else page.body
     headers: Headers = {**page.headers}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.core.templates import environment, stylesheet
+from chalicelib.core.templates import environment, resize_script, stylesheet
 from chalicelib.web import errors as web_errors
 
 
@@ -25,14 +25,20 @@ class Page:
 
 
 def security_headers(
-    frame_ancestors: str = "'none'", personal: bool = True, form_action: str = "'self'"
+    frame_ancestors: str = "'none'",
+    personal: bool = True,
+    form_action: str = "'self'",
+    script_source: str | None = None,
 ) -> dict[str, str]:
-    """Headers for every HTML page; ``personal`` pages are never stored by caches."""
+    """Headers for every HTML page; ``personal`` pages are never stored by caches.
+
+    ``script_source``: the one inline script a framed page may run (by its hash)."""
     _, style_source = stylesheet()
+    scripts = f"script-src {script_source}; " if script_source else ""
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": (
-            f"default-src 'none'; style-src {style_source}; img-src 'self' data:; "
+            f"default-src 'none'; {scripts}style-src {style_source}; img-src 'self' data:; "
             f"form-action {form_action}; base-uri 'none'; frame-ancestors {frame_ancestors}"
         ),
         "Referrer-Policy": "no-referrer",
@@ -57,13 +63,22 @@ def render(
 ) -> Page:
     """Render ``template`` in ``locale`` with the shared page context.
 
-    Only the embeddable signup form passes ``frame_ancestors`` (its allowed origins).
+    Only the embeddable signup form passes ``frame_ancestors`` (its allowed origins);
+    a page that may be framed carries the script that reports its height to the
+    embedding page (the snippet sizes the iframe with it).
     """
     css, _ = stylesheet()
+    script, script_source = resize_script() if frame_ancestors != "'none'" else ("", None)
     body = (
-        environment(locale).get_template(template).render(locale=locale, stylesheet=css, **context)
+        environment(locale)
+        .get_template(template)
+        .render(locale=locale, stylesheet=css, resize_script=script, **context)
     )
-    return Page(body, status, security_headers(frame_ancestors, form_action=form_action))
+    return Page(
+        body,
+        status,
+        security_headers(frame_ancestors, form_action=form_action, script_source=script_source),
+    )
 
 
 #: The status code of each error a page can report; one place, first match wins.

@@ -212,12 +212,20 @@ def confirm_page(
     unchanged: bool = False,
     continue_url: str | None = None,
     title: str = CONFIRM_TITLE,
+    select_any_link: bool = False,
 ) -> Page:
-    """The confirmation page: each purpose, its text, its state, Accept / Refuse."""
+    """The confirmation page: each purpose, its text, its state, Accept / Refuse.
+
+    A choice recorded through this link shows as the selected button (the page
+    re-opened); one recorded through another link only as text, so a new request (a
+    re-permission campaign) is never answered by a choice made for the person. The
+    preferences page (``select_any_link``) shows every recorded choice selected.
+    """
     _ = _gettext(locale)
     purposes, recorded = [], []
     for item in purpose_states:
         text = catalogue.get(item.purpose).text(locale)
+        selected = select_any_link or item.link_id == link_id
         view = {
             "id": item.purpose,
             "title": text.title,
@@ -225,6 +233,7 @@ def confirm_page(
             "sha256": text.sha256,
             "state": item.state,
             "decided_at": item.decided_at,
+            "selected": RECORDED_CHOICE.get(item.state or "") if selected else None,
         }
         purposes.append(view)
         if item.changed:
@@ -244,6 +253,10 @@ def confirm_page(
         continue_url=continue_url if recorded else None,
         **_common(catalogue, locale),
     )
+
+
+#: A recorded state as the button that shows it (a withdrawal is no button's choice).
+RECORDED_CHOICE = {"accepted": "accept", "refused": "refuse"}
 
 
 def continue_url(catalogue: Catalogue, channel: str | None) -> str | None:
@@ -324,6 +337,30 @@ def error_page(
         outcome_unknown=isinstance(exc, errors.OutcomeUnknown),
         explanation=text,
         back_href=path if error_status(exc) < 500 else None,
+        **_common(catalogue, locale),
+    )
+
+
+NOT_FOUND = (
+    N_("This page does not exist"),
+    N_(
+        "There is nothing at this address. If you followed a link from one of our e-mails, "
+        "copy the whole link into the address bar; otherwise, write to the address below."
+    ),
+)
+
+
+def not_found_page(catalogue: Catalogue, locale: str) -> Page:
+    """A path no route knows: the branded 404, with the headers every page carries."""
+    _ = _gettext(locale)
+    title, explanation = NOT_FOUND
+    return render(
+        "error.html",
+        locale,
+        status=404,
+        page_title=_(title),
+        explanation=_(explanation),
+        nothing_to_change=True,
         **_common(catalogue, locale),
     )
 
@@ -411,8 +448,12 @@ def signup_page(
     values: dict[str, Any] | None = None,
     error: str | None = None,
     status: int = 200,
+    field_errors: dict[str, str] | None = None,
 ) -> Page:
-    """The embeddable form: framable only by the form's own websites."""
+    """The embeddable form: framable only by the form's own websites.
+
+    ``field_errors``: each field to correct with its message, shown next to the field
+    and listed (as links to the fields) at the top."""
     _ = _gettext(locale)
     ancestors = frame_ancestors(form)
     form_action = "'self'" + (
@@ -431,6 +472,12 @@ def signup_page(
         embed=embed,
         honeypot=submissions.HONEYPOT,
         error=error,
+        field_errors=field_errors or {},
+        field_anchors={
+            "email": "email",
+            "name": "name",
+            "purposes": f"purpose-{form.purposes[0]}" if form.purposes else "email",
+        },
         purposes=purpose_views(catalogue, form.purposes, locale),
         values={"email": "", "name": "", "purposes": (), **(values or {})},
         **_common(catalogue, locale),
@@ -533,6 +580,8 @@ EVENT_LABELS = {
     "complained": N_("e-mail reported as spam"),
     "act_address_changed": N_("address changed in our customer records"),
     "act_contact_deleted": N_("removed from our customer records"),
+    "act_ask": N_("asked from our customer records"),
+    "link_withdrawn": N_("link taken back"),
     "breach_notified": N_("informed of a data breach"),
     "erased": N_("data erased"),
 }

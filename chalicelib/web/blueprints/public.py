@@ -106,8 +106,12 @@ def _record_choices(
     )
     locale = http.locale(bp.current_request, fields.get("lang"))
     _link_first(ledger, link, lambda: antiforgery.check_origin(request.headers))
+    # A re-opened page shows each recorded choice selected ("recorded.<id>"): sent back as
+    # it was shown, it is no new decision, so it is not recorded again.
     choices = {
-        k.removeprefix("decision."): v for k, v in fields.items() if k.startswith("decision.")
+        k.removeprefix("decision."): v
+        for k, v in fields.items()
+        if k.startswith("decision.") and fields.get("recorded." + k.removeprefix("decision.")) != v
     }
     shown = {k.removeprefix("text."): v for k, v in fields.items() if k.startswith("text.")}
     show = partial(
@@ -118,6 +122,7 @@ def _record_choices(
         path,
         link.link_id,
         title=title or views.CONFIRM_TITLE,
+        select_any_link=receipt_channel == "preferences",
     )
     try:
         _link_first(
@@ -125,6 +130,9 @@ def _record_choices(
             link,
             lambda: antiforgery.check(settings, link.link_id, fields.get(antiforgery.FIELD)),
         )
+        if not choices and any(k.startswith("recorded.") for k in fields):
+            log(event, subject=link.subject, link_id=link.link_id, changed=[])
+            return show(rules.read_page(ledger, link).states, unchanged=True)
         decided = rules.decide(
             ledger,
             catalogue,
@@ -257,6 +265,7 @@ def preferences_show(token: str) -> Page:
         page.link.link_id,
         page.states,
         title=views.PREFERENCES_TITLE,
+        select_any_link=True,
     )
 
 

@@ -195,6 +195,9 @@ def _signup_error(
                 k.removeprefix("purpose.") for k in fields if k.startswith("purpose.")
             ),
         }
+        # Every field to correct, not only the first the rule stopped at.
+        problems = submissions.field_problems(form, fields)
+        field_errors = {name: views.signup_error(e, locale) for name, e in problems.items()}
         # Keep the form's original start time, unless that is what expired.
         started = fields.get(submissions.TOKEN_FIELD)
         if not started or isinstance(exc, FormExpired):
@@ -209,8 +212,9 @@ def _signup_error(
                 started,
                 fields.get("embed") or "html",
                 values,
-                views.signup_error(exc, locale),
+                None if field_errors else views.signup_error(exc, locale),
                 400,
+                field_errors,
             ),
         )
     locale = http.locale(bp.current_request, fields.get("lang"))
