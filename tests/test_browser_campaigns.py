@@ -20,7 +20,13 @@ from chalicelib.core.services import get_ledger, get_pusher
 from chalicelib.core.settings import get_settings
 from chalicelib.web import admin_auth
 from tests.support.admin import tools
-from tests.support.browser import MISSING_CHROMIUM, SHOTS, axe_blocking
+from tests.support.browser import (
+    MISSING_CHROMIUM,
+    PHONE_WIDTH,
+    SHOTS,
+    axe_blocking,
+    width_at_phone_size,
+)
 from tests.support.campaigns import LINK_FIELD, add_contacts, link_of
 
 
@@ -52,10 +58,12 @@ def test_a_campaign_from_the_dashboard_to_decisions_in_act(page, live_server, ad
     members = add_contacts(act_sim, 3, "fair")
     act_sim.add_group("Trade fair 2027", members)
     audited: dict[str, list[dict[str, Any]]] = {}
+    widths: dict[str, int] = {}
 
     def audit(name: str) -> None:
         tab.screenshot(path=str(SHOTS / f"optinproof-{name}.png"), full_page=True)
         audited[name] = axe_blocking(tab)
+        widths[name] = width_at_phone_size(tab)
 
     # Sign in with a link from `optinproof admin link`, then the dashboard's nav.
     token = admin_auth.mint(get_settings(), "olga@example.eu", 600, use="browser")
@@ -95,6 +103,7 @@ def test_a_campaign_from_the_dashboard_to_decisions_in_act(page, live_server, ad
     expect(preview.locator("pre.mail-text")).to_contain_text("Bonjour Camille")
     expect(preview.locator("pre.mail-text")).to_contain_text("Lettre d'information mensuelle")
     audited["mail-preview"] = axe_blocking(preview)
+    widths["mail-preview"] = width_at_phone_size(preview)
     preview.close()
 
     tab.get_by_role("button", name="Start the campaign").click()
@@ -156,4 +165,6 @@ def test_a_campaign_from_the_dashboard_to_decisions_in_act(page, live_server, ad
 
     blocking = {name: found for name, found in audited.items() if found}
     assert not blocking, f"axe: serious or critical violations: {blocking}"
+    too_wide = {name: width for name, width in widths.items() if width > PHONE_WIDTH}
+    assert not too_wide, f"wider than a {PHONE_WIDTH} px screen (document width): {too_wide}"
     watch.assert_clean()

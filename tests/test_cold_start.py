@@ -32,6 +32,7 @@ AT_IMPORT = {
     "chalicelib.web.blueprints.admin",
     "chalicelib.web.blueprints.campaigns",
     "chalicelib.web.blueprints.events",
+    "chalicelib.web.blueprints.fallback",
     "chalicelib.web.blueprints.hooks",
     "chalicelib.web.blueprints.public",
     "chalicelib.web.blueprints.rights",

@@ -128,3 +128,18 @@ def axe_blocking(tab: Any) -> list[dict[str, Any]]:
     }""")
     assert result["passed"] > 10, f"axe checked almost nothing on {tab.url}: {result}"
     return [v for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]
+
+
+PHONE_WIDTH = 390
+
+
+def width_at_phone_size(tab: Any) -> int:
+    """The page's document width at a 390 px wide screen (then the viewport back): a page
+    that holds on a phone is no wider than the screen."""
+    before = tab.viewport_size
+    tab.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        return int(tab.evaluate("() => document.documentElement.scrollWidth"))
+    finally:
+        if before:
+            tab.set_viewport_size(before)

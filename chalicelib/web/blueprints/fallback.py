@@ -13,7 +13,9 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib.core.services import get_catalogue
-from chalicelib.web import http, views
+from chalicelib.web import http
+
+# Cold start: the page code (views) is imported by the first unknown path, not at import.
 
 bp = Blueprint(__name__)
 
@@ -32,6 +34,8 @@ def root() -> Response:
 @bp.route("/{proxy+}", methods=METHODS, content_types=CONTENT_TYPES)
 def not_found() -> Response:
     """The branded 404 page, in the person's language; JSON for a JSON client."""
+    from chalicelib.web import views
+
     request = bp.current_request
     if http.wants_json(request):
         return http.json_answer(
