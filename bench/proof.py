@@ -279,16 +279,38 @@ def campaigns_and_act(minted_n: int, campaign_n: int) -> list[tuple[str, str, st
                                     link_field="OptinProof Link")
         key = actfields.link_field_key(act, "OptinProof Link", create=True)
         contacts = define.audience(act, campaign)
-        sim.set_faults(latency=0.02)
-        concurrency = 16
+        latency, concurrency = 0.02, 16
+        sim.set_faults(latency=latency)
         runner = campaign_runner.Runner(ledger, settings, catalogue, act, campaign, None, key)
+        operations: dict[str, int] = {}
+
+        def seen(model: Any, **_: Any) -> None:
+            operations[model.name] = operations.get(model.name, 0) + 1
+
+        ledger.client.meta.events.register("before-call.dynamodb", seen)
+        mark = len(sim.requests)
         started = time.perf_counter()
         progress = runner.run(contacts, concurrency=concurrency)
         run_s = time.perf_counter() - started
-        rows.append((f"campaign of {len(contacts):,} contacts written to Act! (20 ms latency)",
-                     f"{progress.delivered / run_s:,.0f} contacts/s",
-                     f"{concurrency} at once; {concurrency / 0.02:,.0f}/s if Act! were all",
-                     f"{run_s:.0f} s"))
+        ledger.client.meta.events.unregister("before-call.dynamodb", seen)
+        act_calls = sim.requests[mark:]
+        done = max(progress.delivered, 1)
+        writes = sum(n for name, n in operations.items() if name in
+                     ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"))
+        detail = "; ".join(f"{k} {n / done:.3f}" for k, n in sorted(operations.items()))
+        print(f"DynamoDB requests per campaign contact, by kind: {detail}", file=sys.__stdout__)
+        rate, floor = progress.delivered / run_s, concurrency / latency
+        patches = sum(1 for method, _, _ in act_calls if method == "PATCH")
+        rows += [(f"campaign of {len(contacts):,} contacts written to Act! ({run_s:.0f} s)",
+                  f"{rate:,.0f} contacts/s",
+                  f"{floor:,.0f}/s: {concurrency} at once / {latency * 1000:.0f} ms",
+                  f"{rate / floor:.2f}x"),
+                 ("DynamoDB requests per campaign contact (writes)",
+                  f"{sum(operations.values()) / done:.2f} ({writes / done:.2f} writes)",
+                  "1 write", f"{writes / done:.2f}x"),
+                 ("Act! calls per campaign contact",
+                  f"{len(act_calls) / done:.2f} ({patches / done:.2f} PATCH)",
+                  "1: PATCH", f"{len(act_calls) / done:.2f}x")]
 
     rows += act_calls_per_decision()
     return rows

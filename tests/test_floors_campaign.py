@@ -72,12 +72,12 @@ def test_an_act_field_campaign_costs_under_one_write_and_one_patch_per_contact(
     assert act_calls(act_sim, mark) == {"PATCH /api/contacts/{id}": CONTACTS}
     seen = requests.take()
     writes = sum(n for name, n in seen.items() if name in WRITES)
-    # Measured: 4 pages of 50, each 1 lease transaction, 4 BatchGetItem rounds, 6 link
-    # transactions, 2 delivery transactions and 1 release; plus the run's settled query
-    # and the link field's registration: 58 requests, 41 of them writes (a transaction
-    # that met another may be sent again: a little room above that).
-    assert writes <= 45, seen  # the floor is 1 write per contact: 200
-    assert sum(seen.values()) <= 62, seen
+    # Measured: 8 pages of 25 (8 in flight), each 1 lease transaction, 2 BatchGetItem
+    # rounds, 3 link transactions, 2 delivery transactions and 1 release; plus the run's
+    # settled query and the link field's registration: 74 requests, 57 of them writes
+    # (a transaction that met another may be sent again: a little room above that).
+    assert writes <= 60, seen  # the floor is 1 write per contact: 200
+    assert sum(seen.values()) <= 80, seen
     assert set(seen) <= WRITES | {"BatchGetItem", "Query"}, seen
     assert all(link_of(act_sim, contact_id) for contact_id in ids)
 
@@ -107,7 +107,8 @@ def test_a_killed_run_resumes_delivering_its_minted_links_without_minting_again(
     assert {cid: i["link_id"] for cid, i in items.items()} == minted  # delivered, not re-minted
     assert all(i["status"] == define.DONE for i in items.values())
     seen = requests.take()
-    assert sum(n for name, n in seen.items() if name in WRITES) <= 60 // 5, seen
+    # 4 pages of 15: a lease, a delivery and a release transaction each; the link field
+    assert sum(n for name, n in seen.items() if name in WRITES) <= 14, seen
     for item in list(items.values())[:5]:
         events = list(get_ledger().events(item["subject"]))
         assert [e["kind"] for e in events].count("link_issued") == 2  # confirm + withdraw

@@ -44,14 +44,15 @@ Finish = tuple[dict[str, Any], str, dict[str, Any], list[dict[str, Any]]]
 
 
 def page_size(contacts: int, concurrency: int) -> int:
-    """Pages big enough to batch, small enough that a short run still spreads its
-    deliveries over the concurrency it was given."""
-    return max(1, min(PAGE, -(-contacts // max(1, concurrency // 4 or 1))))
+    """Pages big enough to batch, small enough that a short run still gives every
+    page worker some."""
+    return max(1, min(PAGE, -(-contacts // in_flight(concurrency))))
 
 
 def in_flight(concurrency: int) -> int:
-    """Pages worked at once: while one commits, another's PATCHes keep Act! busy."""
-    return max(2, min(8, concurrency // 4))
+    """Pages worked at once: while some commit (DynamoDB), others' PATCHes keep Act!
+    busy, and the table gets several transactions at a time."""
+    return max(1, min(8, concurrency // 2))
 
 
 def run_page(runner: Runner, contacts: list[Contact], deliveries: Executor, count: Count) -> None:
@@ -96,7 +97,7 @@ def _work(
     extra = list(progress_keys.values())
     for subject in people:
         extra += [keys.tombstone(subject), keys.campaign_subject(campaign.id, subject)]
-    snaps, found = ledger.snapshots(people, Reads(tuple(runner.catalogue.purposes)), extra)
+    snaps, found = ledger.snapshots(people, Reads(campaign.purposes), extra)
 
     at = now_iso()
     skips: list[tuple[Contact, dict[str, Any]]] = []
@@ -185,9 +186,10 @@ def _work(
 
 
 def _trusted(snap: Snapshot) -> bool:
-    """Whether a page's snapshot (the catalogue's purposes only) is the person's whole
-    state: a known person with no state of these purposes might hold one of a retired
-    purpose, which a request must see (``pending_expiry``); such a person goes alone."""
+    """Whether a page's snapshot (the campaign's purposes only) tells all a request
+    needs: whether the person holds any state (``pending_expiry``, the name rule). A
+    profile keeps ``expires_at`` until a first decision removes it, so a known person
+    with no state of these purposes and no expiry decided another: they go alone."""
     return not (snap.profile and not snap.states and "expires_at" not in snap.profile)
 
 
