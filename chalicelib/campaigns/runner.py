@@ -1,5 +1,10 @@
-"""Running a campaign: contact by contact, resumably, each link minted and delivered
-(our mail, an Act! field, or a CSV) in one commit with the contact's progress.
+"""Running a campaign: resumably, each link minted (with the contact's progress) in one
+commit, then delivered (our mail, an Act! field, or a CSV) and recorded in another.
+
+A run works in pages (:mod:`.pages`: a page's reads and writes batched, its PATCHes
+concurrent); ``reach`` is the one-contact path, for a contact on its own (a changed
+address) and for whatever a page cannot settle. Both follow the rules here
+(``triage``, ``request_plan``, ``deliver``, ``finish_plan``).
 
 Size: the runner's steps (lease, mint, deliver, finish) share one progress item and
 one set of invariants; they read best together.
@@ -108,7 +113,7 @@ class Step:
 
 
 class Runner:
-    """Delivers one campaign's links, contact by contact, resumably."""
+    """Delivers one campaign's links, a page of contacts at a time, resumably."""
 
     def __init__(
         self,
