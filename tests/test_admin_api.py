@@ -13,6 +13,7 @@ from chalicelib.web import admin_auth
 from chalicelib.campaigns import jobs
 from chalicelib.campaigns import define
 from chalicelib.campaigns import runner as campaign_runner
+from chalicelib.campaigns import pages
 from chalicelib.act import fields
 from chalicelib.act.client import ActClient
 from chalicelib.mail import bounces
@@ -240,23 +241,24 @@ def test_a_reminder_asked_during_a_pass_is_kept(client, admin_env, act_sim, monk
 
 
 def test_pause_stops_a_pass_under_way(client, admin_env, act_sim, monkeypatch):
-    """Pause stops a pass already under way, not only the next one."""
-    add_contacts(act_sim, 6, "Fiji")
+    """Pause stops a pass already under way, not only the next one: the page under way
+    is finished, no other page starts."""
+    add_contacts(act_sim, 120, "Fiji")
     body = {"id": "pz-2027", "purposes": ["newsletter"], "delivery": "csv",
             "audience": {"filter": "businessAddress/country eq 'Fiji'"}}
     assert call(client, "post", "/admin/campaigns", body).status_code == 202
-    original, calls = campaign_runner.Runner.reach, []
+    original, calls = campaign_runner.Runner.deliver, []
 
-    def reach(self, contact):
+    def deliver(self, contact, item):
         calls.append(contact.id)
         if len(calls) == 1:
             jobs.pause(get_ledger(), "pz-2027", "admin:bob")
-        return original(self, contact)
+        return original(self, contact, item)
 
-    monkeypatch.setattr(campaign_runner.Runner, "reach", reach)
+    monkeypatch.setattr(campaign_runner.Runner, "deliver", deliver)
     monkeypatch.setattr(jobs, "PAUSE_CHECK_SECONDS", 0.0)  # production: every 2 s
     jobs.work(get_ledger(), tools(), 60, concurrency=1)
-    assert len(calls) <= 2, f"{len(calls)} contacts handled after pause"
+    assert len(calls) <= pages.PAGE, f"{len(calls)} contacts handled after pause"
     assert jobs.public_entry(get_ledger(), "pz-2027")["state"] == "paused"
 
 

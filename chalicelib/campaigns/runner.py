@@ -1,5 +1,10 @@
-"""Running a campaign: contact by contact, resumably, each link minted and delivered
-(our mail, an Act! field, or a CSV) in one commit with the contact's progress.
+"""Running a campaign: resumably, each link minted (with the contact's progress) in one
+commit, then delivered (our mail, an Act! field, or a CSV) and recorded in another.
+
+A run works in pages (:mod:`.pages`: a page's reads and writes batched, its PATCHes
+concurrent); ``reach`` is the one-contact path, for a contact on its own (a changed
+address) and for whatever a page cannot settle. Both follow the rules here
+(``triage``, ``request_plan``, ``deliver``, ``finish_plan``).
 
 Size: the runner's steps (lease, mint, deliver, finish) share one progress item and
 one set of invariants; they read best together.
@@ -18,6 +23,7 @@ from typing import Any, TextIO
 
 from chalicelib.act import contacts as actcontacts
 from chalicelib.act.client import ActClient, ActError
+from chalicelib.campaigns import pages
 from chalicelib.campaigns.define import DONE, FAILED, SKIPPED, Campaign, Contact, contact_items
 from chalicelib.consent import links
 from chalicelib.consent.catalogue import Catalogue
@@ -96,8 +102,18 @@ class Progress:
 contact_sk = keys.campaign_contact_sk
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one contact needs (:meth:`Runner.triage`)."""
+
+    action: str  # already | skipped | deliver | mint
+    reason: str = ""
+    address: str = ""
+    subject: str = ""
+
+
 class Runner:
-    """Delivers one campaign's links, contact by contact, resumably."""
+    """Delivers one campaign's links, a page of contacts at a time, resumably."""
 
     def __init__(
         self,
@@ -127,10 +143,11 @@ class Runner:
         deadline: float | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Progress:
-        """Process every contact with bounded concurrency; Act! 429s slow the client down.
+        """Process every contact, a page at a time (:mod:`.pages`), with ``concurrency``
+        deliveries (Act! PATCHes, mails) in flight; Act! 429s slow the client down.
 
         Contacts this round already settled are counted from one query, not re-read
-        one by one. With a ``deadline`` (``time.monotonic()`` value) no contact is
+        one by one. With a ``deadline`` (``time.monotonic()`` value) no page is
         started after it: the run stops cleanly (``progress.stopped``) and the next
         one resumes, which is how a Lambda with a time limit works through a big
         audience.
@@ -141,25 +158,28 @@ class Runner:
         progress.processed = progress.already = len(contacts) - len(todo)
         stop = threading.Event()
 
-        def work(contact: Contact) -> None:
-            if (deadline is not None and time.monotonic() > deadline) or (
-                should_stop is not None and should_stop()
-            ):
-                stop.set()
-            if stop.is_set():
-                return
-            try:
-                outcome, reason = self.reach(contact)
-            except (OptinProofError, OSError) as exc:
-                outcome, reason = FAILED, f"{contact.id}: {exc}"[:300]
-                self._record_failure(contact, str(exc))
+        def count(outcome: str, reason: str) -> None:
             progress.count(outcome, reason)
             if on_progress:
                 on_progress(progress)
 
+        def work(page: list[Contact]) -> None:
+            if (deadline is not None and time.monotonic() > deadline) or (
+                should_stop is not None and should_stop()
+            ):
+                stop.set()
+            if not stop.is_set():
+                pages.run_page(self, page, deliveries, count)
+
+        if todo and self.campaign.delivery == "act-field":
+            self._register_link_field()
+        size = pages.page_size(len(todo), concurrency)
         try:
-            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                list(pool.map(work, todo))
+            with (
+                ThreadPoolExecutor(max_workers=max(1, concurrency)) as deliveries,
+                ThreadPoolExecutor(max_workers=pages.in_flight(concurrency)) as pool,
+            ):
+                list(pool.map(work, [todo[i : i + size] for i in range(0, len(todo), size)]))
         except KeyboardInterrupt:
             stop.set()
             raise
@@ -203,6 +223,37 @@ class Runner:
 
     def _reach(self, contact: Contact, readdressed: bool = False) -> tuple[str, str]:
         existing = self.ledger.get(self.pk, contact_sk(contact.id))
+        step = self.triage(
+            contact,
+            existing,
+            lambda subject: bool(self.ledger.get(*keys.tombstone(subject))),
+            lambda subject: bool((self.ledger.current(subject)[0] or {}).get("complained_at")),
+            readdressed,
+        )
+        if step.action == "already":
+            return "already", ""
+        if step.action == SKIPPED:
+            return self._skip(contact, step.reason)
+        if step.action == "deliver":
+            return self._deliver(contact, existing or {})
+        if not self.ledger.put(self.owner_item(contact, step.subject), only_new=True):
+            first = self.ledger.get(*keys.campaign_subject(self.campaign.id, step.subject)) or {}
+            if first.get("contact_id") != contact.id:
+                return self._skip(contact, "duplicate_address", step.subject)
+        return self._mint(contact, step.address, step.subject)
+
+    def triage(
+        self,
+        contact: Contact,
+        existing: dict[str, Any] | None,
+        tombstoned: Callable[[str], bool],
+        complained: Callable[[str], bool],
+        readdressed: bool = False,
+    ) -> Step:
+        """What a contact needs, by the rules both paths share (the one-contact path
+        reads as it goes, a page reads everything first): ``already`` (settled this
+        round), a skip, ``deliver`` (its minted link, the same person's), or ``mint``
+        (then the address's owner decides: one address, one link)."""
         done_round = int((existing or {}).get("round", 1))
         if (
             existing
@@ -212,13 +263,13 @@ class Runner:
                 or (existing.get("status") == DONE and done_round >= self.round)
             )
         ):
-            return "already", ""
+            return Step("already")
         if not contact.email:
-            return self._skip(contact, "no_address")
+            return Step(SKIPPED, "no_address")
         try:
             address = mail_address(contact.email)
         except InvalidEmail:
-            return self._skip(contact, "invalid_address")
+            return Step(SKIPPED, "invalid_address")
         subject = subject_key(self.settings.subject_pepper, normalise_email(address))
         if (
             existing
@@ -226,87 +277,120 @@ class Runner:
             and done_round == self.round
             and existing.get("subject") == subject
         ):
-            return self._deliver(contact, existing)  # the same person's link, not yet delivered
-        if self.ledger.get(*keys.tombstone(subject)):
-            return self._skip(contact, "suppressed")
-        if (self.ledger.current(subject)[0] or {}).get("complained_at"):
-            return self._skip(contact, "complained")  # marked our mail as spam: never again
-        owner = {
+            return Step(
+                "deliver", "", address, subject
+            )  # the same person's link, not yet delivered
+        if tombstoned(subject):
+            return Step(SKIPPED, "suppressed", address, subject)
+        if complained(subject):
+            return Step(SKIPPED, "complained", address, subject)  # marked our mail as spam
+        return Step("mint", "", address, subject)
+
+    def subject_of(self, contact: Contact) -> str:
+        """The person a contact's address names ("" when it has none that is valid)."""
+        try:
+            address = mail_address(contact.email or "")
+        except InvalidEmail:
+            return ""
+        return subject_key(self.settings.subject_pepper, normalise_email(address))
+
+    def owner_item(self, contact: Contact, subject: str) -> dict[str, Any]:
+        """Which contact this campaign reaches the person through (the first one)."""
+        return {
             **keys.item(keys.campaign_subject(self.campaign.id, subject)),
             "contact_id": contact.id,
         }
-        if not self.ledger.put(owner, only_new=True):
-            first = self.ledger.get(*keys.campaign_subject(self.campaign.id, subject)) or {}
-            if first.get("contact_id") != contact.id:
-                return self._skip(contact, "duplicate_address", subject)
-        return self._mint(contact, address, subject)
 
     def _skip(self, contact: Contact, reason: str, subject: str | None = None) -> tuple[str, str]:
-        self.ledger.put(
-            {
-                "pk": self.pk,
-                "sk": contact_sk(contact.id),
-                "contact_id": contact.id,
-                "status": SKIPPED,
-                "reason": reason,
-                "subject": subject,
-                "at": now_iso(),
-            }
-        )
+        self.ledger.put(self.skip_item(contact, reason, subject))
         return SKIPPED, reason
+
+    def skip_item(
+        self, contact: Contact, reason: str, subject: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "pk": self.pk,
+            "sk": contact_sk(contact.id),
+            "contact_id": contact.id,
+            "status": SKIPPED,
+            "reason": reason,
+            "subject": subject,
+            "at": now_iso(),
+        }
+
+    def attempt(
+        self, contact: Contact, step: Callable[[Contact], tuple[str, str]]
+    ) -> tuple[str, str]:
+        """One contact's step; a failure is recorded on its progress (tried again later)."""
+        try:
+            return step(contact)
+        except (OptinProofError, OSError) as exc:
+            self._record_failure(contact, str(exc))
+            return FAILED, f"{contact.id}: {exc}"[:300]
 
     def _mint(self, contact: Contact, address: str, subject: str) -> tuple[str, str]:
         """Link (and, for mail, the outbox item) and the contact's progress, in one write."""
-        campaign, at = self.campaign, now_iso()
-        state: dict[str, Any] = {}
+        at, built = now_iso(), {}
 
         def build(snap: Snapshot) -> Plan:
-            accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
-            if set(campaign.purposes) <= accepted:
-                state["outcome"] = "already_confirmed"
-                return Plan(
-                    puts=[self._progress(contact, SKIPPED, subject, at, reason="already_confirmed")]
-                )
-            request = draft_request(
-                self.settings,
-                subject,
-                list(campaign.purposes),
-                True,
-                campaign.channel,
-                campaign.locale,
-                RequestContext(),
-                at,
-                campaign_id=campaign.id,
-                act_contact_id=contact.id,
-                round=self.round,
-            )
-            if campaign.delivery != "mail":
-                request.order = None
-            plan = plan_request(request, snap, address, contact.first_name, campaign.locale, at)
-            remember_contact(plan, snap, contact.id)
-            status = DONE if campaign.delivery == "mail" else "minted"
-            plan.puts.append(
-                self._progress(
-                    contact,
-                    status,
-                    subject,
-                    at,
-                    link_id=request.asking().issued.link_id,
-                    mail_id=request.order.mail_id if request.order else None,
-                )
-            )
-            state["item"] = plan.puts[-1]
-            plan.absent.append(keys.tombstone(subject))  # erased meanwhile: never
+            plan = self.request_plan(contact, address, snap, at)
+            built["item"] = plan.puts[-1]
             return plan
 
         try:
             self.ledger.commit(subject, build)
         except RequiredItemMissing:
             return self._skip(contact, "suppressed")
-        if state.get("outcome") == "already_confirmed":
-            return SKIPPED, "already_confirmed"
-        item = state["item"]
-        if campaign.delivery == "mail":
+        return self.minted(contact, built["item"])
+
+    def request_plan(self, contact: Contact, address: str, snap: Snapshot, at: str) -> Plan:
+        """What minting a contact's link writes, built on the person's snapshot: the
+        request (links, events, profile) and the contact's progress (the plan's last
+        put), or only a skip ("already_confirmed") when every purpose asked is accepted
+        already. Pure: a commit may build it several times."""
+        campaign, subject = self.campaign, snap.subject
+        accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
+        if set(campaign.purposes) <= accepted:
+            return Plan(
+                puts=[self._progress(contact, SKIPPED, subject, at, reason="already_confirmed")]
+            )
+        request = draft_request(
+            self.settings,
+            subject,
+            list(campaign.purposes),
+            True,
+            campaign.channel,
+            campaign.locale,
+            RequestContext(),
+            at,
+            campaign_id=campaign.id,
+            act_contact_id=contact.id,
+            round=self.round,
+        )
+        if campaign.delivery != "mail":
+            request.order = None
+        plan = plan_request(request, snap, address, contact.first_name, campaign.locale, at)
+        remember_contact(plan, snap, contact.id)
+        status = DONE if campaign.delivery == "mail" else "minted"
+        plan.puts.append(
+            self._progress(
+                contact,
+                status,
+                subject,
+                at,
+                link_id=request.asking().issued.link_id,
+                mail_id=request.order.mail_id if request.order else None,
+            )
+        )
+        plan.absent.append(keys.tombstone(subject))  # erased meanwhile: never
+        return plan
+
+    def minted(self, contact: Contact, item: dict[str, Any]) -> tuple[str, str]:
+        """After a mint's commit (``item``: the progress it wrote): mail the link, or
+        deliver it (act-field, csv); a skip is said as such."""
+        if item.get("status") == SKIPPED:
+            return SKIPPED, str(item.get("reason") or "")
+        if self.campaign.delivery == "mail":
             if self.postman is not None and item.get("mail_id"):
                 self.postman.deliver_safely(item["mail_id"])  # a failure stays in the outbox
             return DONE, ""
@@ -335,8 +419,16 @@ class Runner:
 
     def _deliver(self, contact: Contact, item: dict[str, Any]) -> tuple[str, str]:
         """Second step of act-field and csv deliveries (a minted link not yet delivered)."""
+        item, kind, extra, also = self.deliver(contact, item)
+        return self._finish(contact, item, kind, extra, also)
+
+    def deliver(
+        self, contact: Contact, item: dict[str, Any]
+    ) -> tuple[dict[str, Any], str, dict[str, Any], list[dict[str, Any]]]:
+        """Deliver a minted link (the Act! PATCH; nothing for a CSV) and say what its
+        finish records: the progress item, the event kind, its fields, other items."""
         if self.campaign.delivery == "csv":
-            return self._finish(contact, item, "link_exported", {})
+            return item, "link_exported", {}, []
         if self.client is None or not self.link_key:
             raise ConfigError("Delivery act-field needs Act! (ACT_API_URL) and the link field.")
         self._register_link_field()
@@ -349,8 +441,7 @@ class Runner:
         # Which person the contact holds a link for, and that this edit of it was ours:
         # an address change later withdraws the link; a poll does not re-read our write.
         seen = actcontacts.seen_item(written, item["subject"], self.client.tz, ours=True)
-        return self._finish(
-            contact,
+        return (
             {**item, "link_key": self.link_key},
             "link_written",
             {"field": self.campaign.link_field, "act_contact_id": contact.id},
@@ -381,28 +472,38 @@ class Runner:
         also: Sequence[dict[str, Any]] = (),
     ) -> tuple[str, str]:
         at = now_iso()
-
-        def build(snap: Snapshot) -> Plan:
-            return Plan(
-                events=[
-                    Draft(
-                        {
-                            "event_id": new_event_id(),
-                            "kind": kind,
-                            "at": at,
-                            "link_id": item["link_id"],
-                            "campaign_id": self.campaign.id,
-                            "round": self.round,
-                            "channel": self.campaign.channel,
-                            **extra,
-                        }
-                    )
-                ],
-                puts=[{**item, "status": DONE, "delivered_at": at, "error": None}, *also],
-            )
-
-        self.ledger.commit(item["subject"], build)
+        self.ledger.commit(
+            item["subject"], lambda snap: self.finish_plan(item, kind, extra, also, at)
+        )
         return DONE, ""
+
+    def finish_plan(
+        self,
+        item: dict[str, Any],
+        kind: str,
+        extra: dict[str, Any],
+        also: Sequence[dict[str, Any]],
+        at: str,
+    ) -> Plan:
+        """The delivery's event (``link_written`` / ``link_exported``) and the progress
+        marked done (and ``also``: the Act! contact as our write left it)."""
+        return Plan(
+            events=[
+                Draft(
+                    {
+                        "event_id": new_event_id(),
+                        "kind": kind,
+                        "at": at,
+                        "link_id": item["link_id"],
+                        "campaign_id": self.campaign.id,
+                        "round": self.round,
+                        "channel": self.campaign.channel,
+                        **extra,
+                    }
+                )
+            ],
+            puts=[{**item, "status": DONE, "delivered_at": at, "error": None}, *also],
+        )
 
     def _record_failure(self, contact: Contact, error: str) -> None:
         item = self.ledger.get(self.pk, contact_sk(contact.id)) or {

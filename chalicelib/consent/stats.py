@@ -38,15 +38,16 @@ REMEMBERED = ("asked", "answered_in", "accepted_in")
 Delta = dict[tuple[str, str], dict[str, int]]
 
 
-def _shard() -> str:
-    return f"S{random.randrange(SHARDS)}"
+def _shard(seed: int | None = None) -> str:
+    return f"S{(random.randrange(SHARDS) if seed is None else seed) % SHARDS}"
 
 
 def deltas(
     states: dict[str, dict[str, Any]],
     profile: dict[str, Any] | None,
     sealed: Iterable[dict[str, Any]],
-) -> tuple[Delta, dict[str, list[str]]]:
+    seed: int | None = None,
+) -> tuple[Delta, dict[str, list[Any]]]:
     """The counter changes of one commit, and what the person's profile must remember.
 
     ``states`` and ``profile`` are the snapshot the commit was built on (before). At
@@ -59,7 +60,7 @@ def deltas(
     known = {name: set((profile or {}).get(name) or []) for name in REMEMBERED}
     new: dict[str, list[str]] = {name: [] for name in REMEMBERED}
     decided = {p for p, s in states.items() if s.get("state")}
-    shard = _shard()
+    shard = _shard(seed)
     signup_forms: set[str] = set()
 
     def once(name: str, value: str) -> bool:

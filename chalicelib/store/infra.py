@@ -56,6 +56,7 @@ def policy(stage: str, sender_domain: str) -> dict[str, Any]:
                 "Action": [
                     "dynamodb:GetItem",
                     "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import (
@@ -45,6 +45,8 @@ PENDING_SYNC_INDEX = "pending-sync"
 _MAX_ATTEMPTS = 40
 #: DynamoDB's limit of items in one TransactGetItems.
 _MAX_TRANSACT_GET = 100
+#: DynamoDB's limit of items in one TransactWriteItems.
+_MAX_TRANSACT_WRITE = 100
 _SERIALIZER = TypeSerializer()
 _STORED_TEXTS: set[tuple[str, str, str]] = set()
 _DESERIALIZER = TypeDeserializer()
@@ -141,6 +143,9 @@ class Plan:
     checks: list[tuple[str, str]] = field(default_factory=list)
     #: Items that must NOT exist for the write to happen (e.g. an erasure's tombstone).
     absent: list[tuple[str, str]] = field(default_factory=list)
+    #: Items written only if they do not exist yet (a claim: the first writer wins);
+    #: one that exists refuses the write, as an ``absent`` item does.
+    create: list[dict[str, Any]] = field(default_factory=list)
     #: Attributes to set on other items: ``(pk, sk, fields, ttl)``; an item that is gone
     #: is recreated as a stub expiring at ``ttl`` (epoch seconds), never an error.
     updates: list[tuple[str, str, dict[str, Any], int]] = field(default_factory=list)
@@ -152,16 +157,51 @@ class Plan:
     derived: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
     def empty(self) -> bool:
-        return not (self.events or self.puts or self.profile or self.updates or self.deletes)
+        return not (
+            self.events or self.puts or self.profile or self.updates or self.deletes or self.create
+        )
 
 
-#: What a commit also writes, derived from the events it seals: counters to add to and
-#: values to append to profile lists (``(counters, remember)``). The services layer
-#: gives the dashboard's (``consent.stats.deltas``); the ledger knows no counter.
-Tally = Callable[
-    [dict[str, dict[str, Any]], "dict[str, Any] | None", list[dict[str, Any]]],
-    tuple[dict[tuple[str, str], dict[str, int]], dict[str, list[Any]]],
-]
+Counters = dict[tuple[str, str], dict[str, int]]
+
+
+class Tally(Protocol):
+    """What a commit also writes, derived from the events it seals: counters to add to
+    and values to append to profile lists (``(counters, remember)``). The services layer
+    gives the dashboard's (``consent.stats.deltas``); the ledger knows no counter.
+
+    ``seed``: the same seed picks the same counter shards, so the subjects of one
+    batched transaction add to one item per counter (a transaction may not name an
+    item twice); ``None`` picks at random.
+    """
+
+    def __call__(
+        self,
+        states: dict[str, dict[str, Any]],
+        profile: dict[str, Any] | None,
+        sealed: list[dict[str, Any]],
+        seed: int | None = None,
+    ) -> tuple[Counters, dict[str, list[Any]]]: ...
+
+
+def _snapshot_of(subject: str, found: dict[keys.Key, dict[str, Any]]) -> Snapshot:
+    """A snapshot from items read by key (``Reads.keys_for``); absent ones are missing."""
+    found = dict(found)
+    chain = found.pop(keys.chain(subject), {})
+    profile = found.pop(keys.profile(subject), None)
+    states = {
+        item["purpose"]: found.pop(key)
+        for key, item in list(found.items())
+        if key[0] == keys.subject_pk(subject) and key[1].startswith(keys.PURPOSE_PREFIX)
+    }
+    return Snapshot(
+        subject,
+        int(chain.get("seq", 0)),
+        chain.get("head_hash", proof.GENESIS_HASH),
+        states,
+        profile,
+        found,
+    )
 
 
 class Ledger:
@@ -278,21 +318,116 @@ class Ledger:
             for key, answer in zip(wanted, response.get("Responses", []), strict=False)
             if answer.get("Item")
         }
-        chain = found.pop(keys.chain(subject), {})
-        profile = found.pop(keys.profile(subject), None)
-        states = {
-            item["purpose"]: found.pop(key)
-            for key, item in list(found.items())
-            if key[0] == keys.subject_pk(subject) and key[1].startswith(keys.PURPOSE_PREFIX)
-        }
-        return Snapshot(
-            subject,
-            int(chain.get("seq", 0)),
-            chain.get("head_hash", proof.GENESIS_HASH),
-            states,
-            profile,
-            found,
+        return _snapshot_of(subject, found)
+
+    def snapshots(
+        self, subjects: list[str], reads: Reads, extra: list[keys.Key] | None = None
+    ) -> tuple[dict[str, Snapshot], dict[keys.Key, dict[str, Any]]]:
+        """Many subjects' snapshots (as ``reads`` narrows them) and ``extra`` items, in
+        BatchGetItem rounds of 100 keys: a page of a campaign read at once.
+
+        Each item is read consistently, but the whole is not one serializable view: a
+        plan built on these goes through :meth:`commit_many`, whose transactions are
+        conditioned on each chain head, so a subject that moved meanwhile is refused and
+        the caller takes the one-subject path (:meth:`commit`) for it.
+        """
+        wanted = list(
+            dict.fromkeys([k for s in subjects for k in reads.keys_for(s)] + (extra or []))
         )
+        found = {(item["pk"], item["sk"]): item for item in self.get_many(wanted)}
+        snaps = {
+            subject: _snapshot_of(
+                subject, {k: found[k] for k in reads.keys_for(subject) if k in found}
+            )
+            for subject in subjects
+        }
+        return snaps, found
+
+    def commit_many(
+        self, plans: list[tuple[Snapshot, Plan]], limit: int = _MAX_TRANSACT_WRITE
+    ) -> list[list[dict[str, Any]] | None]:
+        """Write many subjects' plans in as few ``TransactWriteItems`` as fit ``limit`` items.
+
+        Each subject's items stay in one transaction, conditioned on its chain head and
+        its plan's checks exactly as :meth:`commit` does; the counters of a transaction's
+        subjects are summed into one item each. Returns, per plan, the sealed events, or
+        ``None`` when its transaction was refused (a chain head moved, a condition
+        failed, the outcome is unknown): nothing of it is known written, and the caller
+        takes the one-subject path, which reads again. Plans are not rebuilt here.
+        """
+        results: list[list[dict[str, Any]] | None] = [[] for _ in plans]
+        seed = random.randrange(1 << 30)
+        chunk: list[int] = []
+        request: list[dict[str, Any]] = []
+        merged: Counters = {}
+
+        def flush() -> None:
+            nonlocal request, merged
+            if chunk and not self._transact_many([*request, *self._counter_items(merged)]):
+                for index in chunk:
+                    results[index] = None
+            chunk.clear()
+            request, merged = [], {}
+
+        for index, (snap, plan) in enumerate(plans):
+            if plan.empty():
+                continue
+            trial: Counters = {k: dict(v) for k, v in merged.items()}
+            sealed, items = self._transaction(snap, plan, seed, trial)
+            if chunk and len(request) + len(items) + len(trial) > limit:
+                flush()
+                trial = {}
+                sealed, items = self._transaction(snap, plan, seed, trial)
+            chunk.append(index)
+            request.extend(items)
+            merged = trial
+            results[index] = sealed
+        flush()
+        return results
+
+    def _counter_items(self, counters: Counters) -> list[dict[str, Any]]:
+        return [{"Update": self._counter_update(pk, sk, f)} for (pk, sk), f in counters.items()]
+
+    def _transact_many(self, request: list[dict[str, Any]], attempts: int = 6) -> bool:
+        """One batched transaction: True when written. A conflict with another
+        transaction (no condition failed) is tried again; a failed condition or an
+        unknown outcome is False (the caller redoes each subject on its own)."""
+        for attempt in range(attempts):
+            try:
+                self.client.transact_write_items(
+                    TransactItems=request, ClientRequestToken=str(uuid.uuid4())
+                )
+                return True
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if (
+                    error.get("Code")
+                    not in (
+                        "TransactionConflictException",
+                        "TransactionCanceledException",
+                    )
+                    or "ConditionalCheckFailed" in reasons
+                ):
+                    if error.get("Code") != "TransactionCanceledException":
+                        log(
+                            "store_error",
+                            level="warning",
+                            operation="transact_write_items",
+                            code=error.get("Code"),
+                            reasons=reasons,
+                        )
+                    return False
+            except BotoCoreError as exc:
+                log(
+                    "store_error",
+                    level="warning",
+                    operation="transact_write_items",
+                    code=type(exc).__name__,
+                )
+                return False
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+        return False
 
     def snapshot(self, subject: str) -> Snapshot:
         """Chain head, profile and every purpose state, in two consistent reads.
@@ -441,11 +576,13 @@ class Ledger:
 
     def lease(self, pk: str, sk: str, owner: str, seconds: int) -> bool:
         """Take a lock item if free or expired; False when someone else holds it."""
+        return self._conditional("put_item", **self._lease_put(pk, sk, owner, seconds))
+
+    def _lease_put(self, pk: str, sk: str, owner: str, seconds: int) -> dict[str, Any]:
         now = utcnow()
-        return self._conditional(
-            "put_item",
-            TableName=self.table,
-            Item=to_item(
+        return {
+            "TableName": self.table,
+            "Item": to_item(
                 {
                     "pk": pk,
                     "sk": sk,
@@ -454,10 +591,54 @@ class Ledger:
                     "expires_at": int(now.timestamp()) + seconds + 3600,
                 }
             ),
-            ConditionExpression="attribute_not_exists(pk) OR #until < :now",
-            ExpressionAttributeNames={"#until": "until"},
-            ExpressionAttributeValues=to_item({":now": iso(now)}),
+            "ConditionExpression": "attribute_not_exists(pk) OR #until < :now",
+            "ExpressionAttributeNames": {"#until": "until"},
+            "ExpressionAttributeValues": to_item({":now": iso(now)}),
+        }
+
+    def lease_many(self, locks: list[keys.Key], owner: str, seconds: int) -> bool:
+        """Take up to 100 lock items in one transaction: all of them, or (False) none,
+        when someone else holds one (the caller then takes them one by one)."""
+        if not locks:
+            return True
+        return self._transact_many(
+            [{"Put": self._lease_put(pk, sk, owner, seconds)} for pk, sk in locks], attempts=3
         )
+
+    def release_many(self, locks: list[keys.Key], owner: str) -> None:
+        """Give lock items back in one transaction; one by one if some is no longer ours."""
+        request = [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": _key(lock),
+                    "ConditionExpression": "#owner = :me",
+                    "ExpressionAttributeNames": {"#owner": "owner"},
+                    "ExpressionAttributeValues": to_item({":me": owner}),
+                }
+            }
+            for lock in locks
+        ]
+        if locks and not self._transact_many(request, attempts=3):
+            for lock in locks:
+                self.release(*lock, owner)
+
+    def put_many(self, items: list[dict[str, Any]]) -> None:
+        """Write bookkeeping items (never events), 25 per BatchWriteItem, unconditionally."""
+        for start in range(0, len(items), 25):
+            request = {
+                self.table: [
+                    {"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]
+                ]
+            }
+            for attempt in range(_MAX_ATTEMPTS):
+                answer = self._call("batch_write_item", RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+            else:
+                raise StoreUnavailable("DynamoDB kept refusing a batch of writes.")
 
     def release(self, pk: str, sk: str, owner: str) -> None:
         """Give a lock item back, if it is still ours."""
@@ -638,15 +819,20 @@ class Ledger:
             if plan.empty():
                 return snap, []
             sealed, request = self._transaction(snap, plan)
-            if self._transact(request, len(plan.checks) + len(plan.absent)):
+            if self._transact(request, len(plan.checks) + len(plan.absent) + len(plan.create)):
                 return snap, sealed
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         log("chain_contention", level="warning", subject=subject, attempts=_MAX_ATTEMPTS)
         raise Contention("Too many simultaneous changes for this person; please try again.")
 
     def _transaction(
-        self, snap: Snapshot, plan: Plan
+        self, snap: Snapshot, plan: Plan, seed: int | None = None, merged: Counters | None = None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The plan's transaction items: chain head, events, counters, puts, updates,
+        deletes, profile, then its conditions (last, as :meth:`_transact` reads them).
+
+        With ``merged``, the counters are added there instead (a batched transaction
+        writes each counter item once for all its subjects)."""
         pk = keys.subject_pk(snap.subject)
         sealed, head, seq = [], snap.head_hash, snap.seq
         for draft in plan.events:
@@ -698,8 +884,14 @@ class Ledger:
                 }
             )
         counters, remember = (
-            self.tally(snap.states, snap.profile, sealed) if self.tally else ({}, {})
+            self.tally(snap.states, snap.profile, sealed, seed) if self.tally else ({}, {})
         )
+        if merged is not None:
+            for counter, fields in counters.items():
+                into = merged.setdefault(counter, {})
+                for name, delta in fields.items():
+                    into[name] = into.get(name, 0) + delta
+            counters = {}
         if remember and not any(d == keys.profile(snap.subject) for d in plan.deletes):
             profile = dict(plan.profile or {})
             for name, values in remember.items():  # e.g. a person asked twice is pending once
@@ -725,7 +917,7 @@ class Ledger:
             )
         if plan.profile is not None:
             request.append({"Update": self._profile_update(pk, plan.profile, plan.profile_remove)})
-        if sealed or plan.puts:
+        if sealed or plan.puts or plan.create:
             conditions = [(key, "attribute_exists(pk)") for key in plan.checks]
             conditions += [(key, "attribute_not_exists(pk)") for key in plan.absent]
             for (check_pk, check_sk), condition in conditions:
@@ -735,6 +927,16 @@ class Ledger:
                             "TableName": self.table,
                             "Key": to_item({"pk": check_pk, "sk": check_sk}),
                             "ConditionExpression": condition,
+                        }
+                    }
+                )
+            for item in plan.create:
+                request.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     }
                 )
