@@ -2,6 +2,7 @@
 through the same service as the admin API, pause / resume / remind, the mail preview."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -14,7 +15,13 @@ from chalicelib.core.settings import get_settings
 from chalicelib.web import mail_preview
 from tests.conftest import form_fields, scan_table
 from tests.support.admin import call, session, tools
-from tests.support.campaigns import LINK_FIELD, add_contacts, link_of
+from tests.support.campaigns import (
+    LANGUAGE_FIELD,
+    LINK_FIELD,
+    add_contacts,
+    add_language_contacts,
+    link_of,
+)
 
 FORM = "application/x-www-form-urlencoded"
 NEW = "/admin/dashboard/new-campaign"
@@ -241,6 +248,53 @@ def test_the_api_goes_through_the_same_service(ui, client):
     assert [(a["action"], a["by"]) for a in service.actions(get_ledger(), "api-2027")] == [
         ("resumed", "admin:alice@example.eu"), ("paused", "admin:alice@example.eu"),
         ("started", "admin:alice@example.eu")]
+
+
+def test_the_form_offers_the_language_rule_and_starting_with_it_records_it(ui, client,
+                                                                           act_sim):
+    ids = add_language_contacts(act_sim, "rule")
+    act_sim.add_group("Rule people", ids)
+    cookie = session(client)
+    page = get(client, cookie, NEW)
+    html = page.body.decode()
+    assert 'name="language_rule" value="field"' in html
+    field_select = html.split('id="c-locale-field"')[1].split("</select>")[0]
+    assert f">{LANGUAGE_FIELD}</option>" in field_select
+    assert "Consent Newsletter At" not in field_select  # a date holds no language
+    french = get(client, cookie, NEW + "?lang=fr").body.decode()
+    assert "La langue de chaque contact, lue dans un champ Act!" in french
+    token = token_of(page)
+    refused = post(client, cookie, NEW, start_fields(
+        language_rule="field", locale_field="Nope"), token)
+    assert refused.status_code == 400
+    assert "Choose the Act! field that holds each contact&#39;s language." in \
+        refused.body.decode()
+    assert define.find(get_ledger(), "fair-2027") is None
+
+    answer = post(client, cookie, NEW, start_fields(
+        id="rule-2027", group="Rule people", locale="en", language_rule="field",
+        locale_field=LANGUAGE_FIELD), token)
+    assert answer.status_code == 303, answer.body
+    campaign = define.load(get_ledger(), "rule-2027")
+    assert (campaign.locale, campaign.locale_field) == ("en", LANGUAGE_FIELD)
+    shown = get(client, cookie, answer.headers["Location"]).body.decode()
+    assert f"Each contact&#39;s own, from the Act! field {LANGUAGE_FIELD}; else English" in shown
+    assert jobs.work(get_ledger(), tools(), 60)[0]["state"] == "finished"
+    assert [link_of(act_sim, i).rsplit("?lang=", 1)[1] for i in ids] == ["fr", "en", "en"]
+
+
+def test_the_api_takes_the_language_rule_and_refuses_a_field_act_lacks(ui, client, act_sim):
+    add_language_contacts(act_sim, "api")
+    body = {"id": "api-lang", "purposes": ["newsletter"], "delivery": "csv", "locale": "fr",
+            "audience": {"group": "Trade fair 2027"}, "locale_field": "Langue"}
+    refused = call(client, "post", "/admin/campaigns", body)
+    assert refused.status_code == 400
+    assert "The language field 'Langue': this Act! contact field does not exist" in \
+        refused.body.decode()
+    assert define.find(get_ledger(), "api-lang") is None
+    started = call(client, "post", "/admin/campaigns", {**body, "locale_field": LANGUAGE_FIELD})
+    assert started.status_code == 202, started.body
+    assert json.loads(started.body)["campaign"]["locale_field"] == LANGUAGE_FIELD
 
 
 def test_the_mail_preview_is_the_mail_sent(mail_env, admin_env, client):

@@ -20,7 +20,13 @@ from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.consent.subjects import subject_key
 from tests.conftest import PEPPER, form_fields
-from tests.support.campaigns import add_contacts, link_of, make_runner
+from tests.support.campaigns import (
+    LANGUAGE_FIELD,
+    add_contacts,
+    add_language_contacts,
+    link_of,
+    make_runner,
+)
 from tests.support.cli import run_cli
 from tests.support.rights import key
 
@@ -228,3 +234,59 @@ def test_a_campaign_never_asks_someone_erased_meanwhile(act_env, act_sim):
                       "erased_at": "2026-11-29T00:00:00.000Z"})  # erased after _reach looked
     assert runner._mint(contact, "late@example.eu", subject) == ("skipped", "suppressed")
     assert list(get_ledger().events(subject)) == []
+
+
+# -- the language rule: each contact's language from an Act! field, else the campaign's ------
+
+def _page_language(client, url: str) -> str:
+    page = client.http.get(url.removeprefix("http://testserver")).body.decode()
+    return re.search(r'<html lang="(\w+)"', page).group(1)
+
+
+def test_the_language_rule_mails_each_contact_in_their_language(act_env, mail_env, act_sim,
+                                                                  mail_sink, client):
+    ids = add_language_contacts(act_sim, "lang", ("Français", "English", "", "Deutsch"))
+    runner = make_runner("lang-mail", delivery="mail", locale="fr", locale_field=LANGUAGE_FIELD)
+    contacts = [c for c in define.audience(runner.client, runner.campaign) if c.id in ids]
+    assert [c.language for c in sorted(contacts, key=lambda c: ids.index(c.id))] == \
+        ["Français", "English", None, "Deutsch"]
+    assert runner.run(contacts).delivered == 4
+    mails = {m.rcpt_tos[0]: m for m in mail_sink.wait_for(count=4)
+             if m.rcpt_tos[0].startswith("lang")}
+    expected = {"lang0@example.eu": "fr", "lang1@example.eu": "en",
+                "lang2@example.eu": "fr", "lang3@example.eu": "fr"}  # empty, unknown: default
+    for address, locale in expected.items():
+        mail = mails[address]
+        assert mail.message["Content-Language"] == locale, address
+        url = re.search(r"http://testserver/c/\S+", mail.text()).group(0)
+        assert url.endswith(f"?lang={locale}") and _page_language(client, url) == locale
+    items = {i["contact_id"]: i for i in define.contact_items(get_ledger(), "lang-mail")}
+    assert [items[i]["locale"] for i in ids] == ["fr", "en", "fr", "fr"]
+
+
+def test_the_language_rule_writes_links_that_open_in_each_contacts_language(act_env, act_sim,
+                                                                            client):
+    ids = add_language_contacts(act_sim, "langf")
+    runner = make_runner("lang-field", locale="en", locale_field=LANGUAGE_FIELD)
+    stored = define.load(get_ledger(), "lang-field")
+    assert (stored.locale, stored.locale_field) == ("en", LANGUAGE_FIELD)
+    contacts = [c for c in define.audience(runner.client, runner.campaign) if c.id in ids]
+    assert runner.run(contacts).delivered == 3
+    pages = [_page_language(client, link_of(act_sim, contact_id)) for contact_id in ids]
+    assert pages == ["fr", "en", "en"]  # Français, English, empty: the default
+    # without the rule (an older campaign): everyone in the campaign's language, as before
+    fixed = make_runner("lang-fixed", locale="fr")
+    assert fixed.campaign.locale_field is None and "locale_field" not in fixed.campaign.item()
+    fixed.run([c for c in define.audience(fixed.client, fixed.campaign) if c.id in ids])
+    assert [_page_language(client, link_of(act_sim, i)) for i in ids] == ["fr", "fr", "fr"]
+
+
+def test_a_language_field_act_lacks_is_refused_and_nothing_recorded(act_env, act_sim):
+    with pytest.raises(BadInput, match="language field 'Langue': this Act! contact field "
+                                       "does not exist"):
+        make_runner("lang-bad", delivery="csv", locale_field="Langue")
+    assert define.find(get_ledger(), "lang-bad") is None
+    make_runner("lang-same", delivery="csv", locale="fr")
+    with pytest.raises(BadInput, match="already exists with other settings"):
+        add_language_contacts(act_sim, "x")
+        make_runner("lang-same", delivery="csv", locale="fr", locale_field=LANGUAGE_FIELD)

@@ -1,6 +1,7 @@
 """The operator CLI, run as an operator would: a subprocess with environment variables."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from chalicelib import cli
 from chalicelib.proof import chain
 from chalicelib.store.ledger import to_item
 from chalicelib.store.keys import event_sk, subject_pk
+from tests.support.campaigns import LANGUAGE_FIELD, add_language_contacts
 from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,6 +256,24 @@ def test_campaign_start_report_and_csv_from_the_cli(act_env, act_sim, tmp_path):
     field = run_cli("campaign", "start", "--id", "field-camp", "--purpose", "newsletter",
                     "--all", "--delivery", "act-field", "--link-field", "Nope Field")
     assert field.returncode == 2 and "no contact field 'Nope Field'" in field.stderr
+
+
+def test_campaign_start_with_each_contacts_language_from_an_act_field(act_env, act_sim,
+                                                                      tmp_path):
+    ids = add_language_contacts(act_sim, "clilang")
+    act_sim.add_group("CLI languages", ids)
+    refused = run_cli("campaign", "start", "--id", "cli-lang", "--purpose", "newsletter",
+                      "--group", "CLI languages", "--delivery", "csv", "--locale-field", "Langue")
+    assert refused.returncode != 0 and "language field 'Langue'" in refused.stderr
+    out = tmp_path / "links.csv"
+    started = run_cli("campaign", "start", "--id", "cli-lang", "--purpose", "newsletter",
+                      "--group", "CLI languages", "--delivery", "csv", "--csv", str(out),
+                      "--locale", "en", "--locale-field", LANGUAGE_FIELD)
+    assert started.returncode == 0, started.stderr
+    links = {row["act_contact_id"]: row["link"] for row in csv.DictReader(out.open())}
+    assert [links[i].rsplit("?lang=", 1)[1] for i in ids] == ["fr", "en", "en"]
+    helped = run_cli("campaign", "start", "--help")
+    assert "--locale-field NAME" in helped.stdout and "--locale-field Language" in helped.stdout
 
 
 def test_sync_status_tells_asked_people_from_stuck_syncs(env, mint):

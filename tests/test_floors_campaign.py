@@ -17,7 +17,13 @@ import pytest
 
 from chalicelib.campaigns import define
 from chalicelib.core.services import get_ledger
-from tests.support.campaigns import add_contacts, link_of, make_runner
+from tests.support.campaigns import (
+    LANGUAGE_FIELD,
+    add_contacts,
+    add_language_contacts,
+    link_of,
+    make_runner,
+)
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -83,6 +89,36 @@ def test_an_act_field_campaign_costs_under_one_write_and_one_patch_per_contact(
 
     again = runner.run(contacts, concurrency=16)  # settled: one query, nothing written
     assert again.already == CONTACTS and requests.take() == {"Query": 1}
+
+
+def test_the_language_rule_reads_the_languages_with_the_pages_not_per_contact(
+        act_sim, requests):
+    """Each contact's language comes in the audience's pages (``customFields``): one
+    metadata read more per run, no Act! call more per contact; the run costs the same."""
+    add_contacts(act_sim, CONTACTS - 3, prefix="lang")
+    add_language_contacts(act_sim, "langx")
+    fixed = make_runner("lang-fixed-floor")
+    mark = len(act_sim.requests)
+    assert len(audience(fixed, "lang")) == CONTACTS
+    without = act_calls(act_sim, mark)
+    runner = make_runner("lang-floor", locale="fr", locale_field=LANGUAGE_FIELD)
+    mark = len(act_sim.requests)
+    contacts = audience(runner, "lang")
+    with_rule = act_calls(act_sim, mark)
+    assert with_rule == without + Counter({"GET /api/metadata/contact/fields": 1}), with_rule
+    assert {c.language for c in contacts} == {"Français", "English", None}
+    requests.take()
+    mark = len(act_sim.requests)
+
+    progress = runner.run(contacts, concurrency=16)
+
+    assert progress.delivered == CONTACTS and progress.failed == 0, progress.errors
+    assert act_calls(act_sim, mark) == {"PATCH /api/contacts/{id}": CONTACTS}
+    seen = requests.take()
+    assert sum(n for name, n in seen.items() if name in WRITES) <= 60, seen  # as without
+    assert sum(seen.values()) <= 80, seen
+    locales = Counter(i["locale"] for i in define.contact_items(get_ledger(), "lang-floor"))
+    assert locales == {"fr": CONTACTS - 1, "en": 1}
 
 
 def test_a_killed_run_resumes_delivering_its_minted_links_without_minting_again(

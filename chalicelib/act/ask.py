@@ -52,6 +52,7 @@ from chalicelib.core.errors import (
     OptinProofError,
     RequiredItemMissing,
 )
+from chalicelib.core.i18n import locale_of
 from chalicelib.core.logs import log
 from chalicelib.core.settings import ActSettings, Settings
 from chalicelib.proof.chain import new_event_id
@@ -63,26 +64,6 @@ ASKED, SKIPPED, CLEARED = "asked", "skipped", "cleared"
 #: How long one worker may hold a contact (a request, a PATCH, a DELETE, a history).
 LEASE_SECONDS = 120
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-#: Words a language field may hold, beyond a locale code ("fr", "fr-FR").
-_LANGUAGE_NAMES = {
-    "english": "en",
-    "anglais": "en",
-    "french": "fr",
-    "français": "fr",
-    "francais": "fr",
-    "german": "de",
-    "deutsch": "de",
-    "allemand": "de",
-    "spanish": "es",
-    "español": "es",
-    "espagnol": "es",
-    "italian": "it",
-    "italiano": "it",
-    "italien": "it",
-    "dutch": "nl",
-    "nederlands": "nl",
-    "néerlandais": "nl",
-}
 
 
 @dataclass(frozen=True)
@@ -136,15 +117,6 @@ def ask_purposes(act: ActSettings, catalogue: Catalogue) -> tuple[str, ...]:
             f"catalogue has {', '.join(catalogue.purposes)}."
         )
     return act.ask_purposes or default_purposes(catalogue)
-
-
-def locale_of(value: Any, locales: tuple[str, ...]) -> str | None:
-    """A catalogue locale from a language field's value ("fr", "fr-FR", "Français")."""
-    text = str(value or "").strip().casefold()
-    if not text:
-        return None
-    code = _LANGUAGE_NAMES.get(text) or re.split(r"[-_ ]", text)[0]
-    return code if code in locales else None
 
 
 class Asker:

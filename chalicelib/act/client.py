@@ -437,9 +437,15 @@ class ActClient:
         return sum(1 for _ in self.pages(path, params, page_size))
 
     def iter_contacts(
-        self, odata_filter: str | None = None, group_id: str | None = None, page_size: int = 200
+        self,
+        odata_filter: str | None = None,
+        group_id: str | None = None,
+        page_size: int = 200,
+        custom_fields: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every contact of the database, of a group, or matching an OData ``$filter``.
+        """Every contact of the database, of a group, or matching an OData ``$filter``;
+        with ``custom_fields``, each with its ``customFields`` (a campaign's language field:
+        OData selects the whole map, never one key of it).
 
         Both routes take "an (optional) OData query" (their Swagger summaries; Act!'s
         OData page lists ``/api/groups/{id}/contacts`` among the paged surfaces). Act!
@@ -451,7 +457,10 @@ class ActClient:
             if group_id
             else "/api/contacts"
         )
-        params = {"$orderby": "id", "$select": "id,emailAddress,firstName,lastName,edited"}
+        select = "id,emailAddress,firstName,lastName,edited" + (
+            ",customFields" if custom_fields else ""
+        )
+        params = {"$orderby": "id", "$select": select}
         if odata_filter:
             params["$filter"] = odata_filter
         yield from self.pages(path, params, page_size)

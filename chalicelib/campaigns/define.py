@@ -22,16 +22,19 @@ from typing import Any
 
 from itsdangerous import BadData
 
+from chalicelib.act import fields as actfields
 from chalicelib.act.client import ActClient
 from chalicelib.consent import links
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import (
+    ActError,
     BadInput,
     ConfigError,
     OptinProofError,
     UnknownCampaign,
 )
+from chalicelib.core.i18n import locale_of
 from chalicelib.core.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
@@ -40,9 +43,6 @@ DELIVERIES = ("act-field", "mail", "csv")
 
 
 #: The Act! contact fields campaigns write links into (``FIELD#<customFields key>``).
-LINK_FIELDS_PK = keys.LINK_FIELDS
-
-
 LINK_FIELDS_PK = keys.LINK_FIELDS
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 
@@ -63,10 +63,20 @@ class Campaign:
     locale: str
     link_field: str | None = None
     created_at: str = ""
+    #: The language rule: each contact's language from this Act! field (display name),
+    #: else :attr:`locale`. None: everyone gets :attr:`locale`.
+    locale_field: str | None = None
 
     @property
     def channel(self) -> str:
         return f"campaign:{self.id}"
+
+    def locale_for(self, contact: Contact, locales: tuple[str, ...]) -> str:
+        """The contact's language: their Act! field's, if the rule names one the
+        catalogue has, else the campaign's."""
+        if self.locale_field:
+            return locale_of(contact.language, locales) or self.locale
+        return self.locale
 
     def item(self) -> dict[str, Any]:
         return {
@@ -79,6 +89,7 @@ class Campaign:
             "locale": self.locale,
             "link_field": self.link_field,
             "created_at": self.created_at,
+            **({"locale_field": self.locale_field} if self.locale_field else {}),
         }
 
     def public(self) -> dict[str, Any]:
@@ -96,13 +107,20 @@ def define(
     delivery: str | None,
     locale: str | None = None,
     link_field: str | None = None,
+    locale_field: str | None = None,
+    client: ActClient | None = None,
 ) -> Campaign:
-    """Validate and record a campaign; an existing id with other settings is refused."""
+    """Validate and record a campaign; an existing id with other settings is refused.
+
+    ``locale_field``: each contact's language from that Act! field, else ``locale``;
+    checked against Act!'s fields when ``client`` is given and Act! answers.
+    """
     for name, value in (
         ("id", campaign_id),
         ("delivery", delivery),
         ("locale", locale),
         ("link_field", link_field),
+        ("locale_field", locale_field),
         ("audience", audience_value),
     ):
         if value is not None and not isinstance(value, str):
@@ -139,6 +157,9 @@ def define(
         raise BadInput(
             f"Language {locale!r} is not in the catalogue ({', '.join(catalogue.locales)})."
         )
+    locale_field = (locale_field or "").strip() or None
+    if locale_field and client is not None:
+        check_locale_field(client, locale_field)
     campaign = Campaign(
         str(campaign_id),
         tuple(dict.fromkeys(purposes)),
@@ -148,6 +169,7 @@ def define(
         locale,
         link_field,
         now_iso(),
+        locale_field,
     )
     existing = find(ledger, campaign.id)
     if existing is not None:
@@ -160,6 +182,30 @@ def define(
         return existing
     ledger.put(campaign.item(), only_new=True)
     return campaign
+
+
+def check_locale_field(client: ActClient, name: str) -> None:
+    """At define time: :func:`language_key`, unless Act! does not answer (the first run
+    then checks, and says what is wrong)."""
+    try:
+        columns = client.contact_fields()
+    except ActError:
+        return
+    language_key(columns, name)
+
+
+def language_key(columns: list[dict[str, Any]], name: str) -> str:
+    """The ``customFields`` key of the language field ``name`` (display name); BadInput
+    unless Act! has it as a text field."""
+    found = actfields.check_named(columns, name, actfields.LOCALE_ROLE)
+    if not found.ok or not found.key:
+        problem = "does not exist" if found.key is None else found.problem
+        raise BadInput(
+            f"The language field {name!r}: this Act! contact field {problem}. Name an "
+            "existing text field (display name) holding each contact's language, "
+            'e.g. "Français", "English" or "fr".'
+        )
+    return found.key
 
 
 def audience_of(body: dict[str, Any]) -> tuple[str, str | None]:
@@ -204,6 +250,7 @@ def find(ledger: Ledger, campaign_id: str) -> Campaign | None:
         item["locale"],
         item.get("link_field"),
         item.get("created_at", ""),
+        item.get("locale_field"),
     )
 
 
@@ -223,6 +270,8 @@ class Contact:
     id: str
     email: str | None
     first_name: str | None
+    #: The value of the campaign's language field (the rule), as Act! holds it.
+    language: str | None = None
 
 
 def audience(client: ActClient, campaign: Campaign) -> list[Contact]:
@@ -237,14 +286,24 @@ def audience(client: ActClient, campaign: Campaign) -> list[Contact]:
             )
         group_id = groups[0]["id"]
     odata_filter = campaign.audience_value if campaign.audience == "filter" else None
+    # The language rule's field comes with the pages (customFields): no call per contact.
+    key = (
+        language_key(client.contact_fields(), campaign.locale_field)
+        if campaign.locale_field
+        else None
+    )
     contacts: dict[str, Contact] = {}  # Act! pages by $skip: a contact added meanwhile
-    for c in client.iter_contacts(odata_filter=odata_filter, group_id=group_id):  # shifts
+    for c in client.iter_contacts(  # shifts pages and repeats one: once each
+        odata_filter=odata_filter, group_id=group_id, custom_fields=bool(key)
+    ):
+        language = (c.get("customFields") or {}).get(key) if key else None
         contacts.setdefault(
             str(c["id"]),
-            Contact(  # pages and repeats one: once each
+            Contact(
                 str(c["id"]),
                 (c.get("emailAddress") or "").strip() or None,
                 (c.get("firstName") or "").strip() or None,
+                str(language or "").strip() or None,
             ),
         )
     return list(contacts.values())

@@ -354,13 +354,14 @@ class Runner:
             return Plan(
                 puts=[self._progress(contact, SKIPPED, subject, at, reason="already_confirmed")]
             )
+        locale = campaign.locale_for(contact, self.catalogue.locales)  # the language rule
         request = draft_request(
             self.settings,
             subject,
             list(campaign.purposes),
             True,
             campaign.channel,
-            campaign.locale,
+            locale,
             RequestContext(),
             at,
             campaign_id=campaign.id,
@@ -369,7 +370,7 @@ class Runner:
         )
         if campaign.delivery != "mail":
             request.order = None
-        plan = plan_request(request, snap, address, contact.first_name, campaign.locale, at)
+        plan = plan_request(request, snap, address, contact.first_name, locale, at)
         remember_contact(plan, snap, contact.id)
         status = DONE if campaign.delivery == "mail" else "minted"
         plan.puts.append(
@@ -380,6 +381,7 @@ class Runner:
                 at,
                 link_id=request.asking().issued.link_id,
                 mail_id=request.order.mail_id if request.order else None,
+                locale=locale,
             )
         )
         plan.absent.append(keys.tombstone(subject))  # erased meanwhile: never
@@ -411,11 +413,13 @@ class Runner:
         }
 
     def url(self, item: dict[str, Any]) -> str:
-        """The contact's link, re-signed from its recorded link id (tokens are never stored)."""
+        """The contact's link, re-signed from its recorded link id (tokens are never stored),
+        opening the page in the contact's language (``?lang=``)."""
         token, _ = links.mint(
             self.settings, "confirm", item["subject"], list(self.campaign.purposes), item["link_id"]
         )
-        return f"{self.settings.public_base_url}/c/{token}"
+        locale = item.get("locale") or self.campaign.locale
+        return f"{self.settings.public_base_url}/c/{token}?lang={locale}"
 
     def _deliver(self, contact: Contact, item: dict[str, Any]) -> tuple[str, str]:
         """Second step of act-field and csv deliveries (a minted link not yet delivered)."""

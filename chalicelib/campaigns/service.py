@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.act.client import ActClient
 from chalicelib.campaigns import define, jobs
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import now_iso
@@ -38,6 +39,8 @@ class Spec:
     delivery: Any
     locale: Any = None
     link_field: Any = None
+    #: The language rule: each contact's language from this Act! field, else ``locale``.
+    locale_field: Any = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Spec:
@@ -51,13 +54,19 @@ class Spec:
             body.get("delivery"),
             body.get("locale"),
             body.get("link_field"),
+            body.get("locale_field"),
         )
 
 
 def define_campaign(
-    ledger: Ledger, settings: Settings, catalogue: Catalogue, spec: Spec
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    spec: Spec,
+    client: ActClient | None = None,
 ) -> define.Campaign:
-    """Check and record the campaign (the same id with the same settings is kept)."""
+    """Check and record the campaign (the same id with the same settings is kept);
+    ``client``: Act!, to check the language rule's field exists."""
     return define.define(
         ledger,
         settings,
@@ -69,14 +78,21 @@ def define_campaign(
         spec.delivery,
         spec.locale,
         spec.link_field,
+        spec.locale_field,
+        client,
     )
 
 
 def start(
-    ledger: Ledger, settings: Settings, catalogue: Catalogue, spec: Spec, requested_by: str
+    ledger: Ledger,
+    settings: Settings,
+    catalogue: Catalogue,
+    spec: Spec,
+    requested_by: str,
+    client: ActClient | None = None,
 ) -> tuple[define.Campaign, dict[str, Any]]:
     """Define the campaign and schedule its first run: the campaign sweep delivers."""
-    campaign = define_campaign(ledger, settings, catalogue, spec)
+    campaign = define_campaign(ledger, settings, catalogue, spec, client)
     run = jobs.schedule(ledger, campaign, requested_by)
     record(ledger, campaign.id, "started", requested_by, round=run.get("round", 1))
     return campaign, run

@@ -91,9 +91,11 @@ def run_campaign(
     "to a CSV file. Contacts without an address, a second contact with the "
     "same address, erased addresses and people who already accepted every "
     "purpose are skipped and counted. Interrupted or failed, run `campaign "
-    "run` to finish: nothing is delivered twice.",
+    "run` to finish: nothing is delivered twice. The language is --locale for "
+    "everyone or, with --locale-field, each contact's own from that Act! field "
+    "(else --locale).",
     example="campaign start --id repermission-2026-12 --purpose newsletter "
-    "--all --delivery csv --csv links.csv",
+    "--all --delivery csv --csv links.csv --locale fr --locale-field Language",
 )
 @click.option("--id", "campaign_id", required=True, help="campaign id, e.g. repermission-2026-12")
 @click.option(
@@ -121,7 +123,17 @@ def run_campaign(
     is_flag=True,
     help="create --link-field in Act! if missing (needs 'Define Fields')",
 )
-@click.option("--locale", type=click.Choice(["en", "fr"]), help="language of pages and mails")
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "fr"]),
+    help="language of pages and mails (with --locale-field: for contacts without one)",
+)
+@click.option(
+    "--locale-field",
+    metavar="NAME",
+    help="each contact's language from this Act! field (display name, e.g. Language); "
+    "its value (fr, fr-FR, Français, English...) picks the language, else --locale",
+)
 @click.option("--csv", help="file for the links (csv delivery)")
 @click.option(
     "--concurrency",
@@ -139,6 +151,7 @@ def campaign_start(
     link_field: str | None,
     create_link_field: bool,
     locale: str | None,
+    locale_field: str | None,
     csv: str | None,
     concurrency: int,
 ) -> int:
@@ -157,7 +170,10 @@ def campaign_start(
         ledger,
         settings,
         get_catalogue(settings),
-        service.Spec(campaign_id, list(purpose), audience, value, delivery, locale, link_field),
+        service.Spec(
+            campaign_id, list(purpose), audience, value, delivery, locale, link_field, locale_field
+        ),
+        get_act_client(settings) if settings.act else None,
     )
     service.record(ledger, plan.id, "started", operator())
     return run_campaign(runner(plan, create_field=create_link_field), concurrency, csv)

@@ -9,8 +9,10 @@ maintained with Babel; see docs/reference.md).
 from __future__ import annotations
 
 import gettext
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from chalicelib.core.clock import parse_iso
 from chalicelib.core.settings import PACKAGE_ROOT
@@ -38,6 +40,38 @@ def parse_accept_language(header: str | None) -> list[str]:
         if quality > 0:
             ranked.append((-quality, position, tag))
     return [tag for _, _, tag in sorted(ranked)]
+
+
+#: Words a language field may hold, beyond a locale code ("fr", "fr-FR").
+LANGUAGE_WORDS = {
+    "english": "en",
+    "anglais": "en",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
+    "german": "de",
+    "deutsch": "de",
+    "allemand": "de",
+    "spanish": "es",
+    "español": "es",
+    "espagnol": "es",
+    "italian": "it",
+    "italiano": "it",
+    "italien": "it",
+    "dutch": "nl",
+    "nederlands": "nl",
+    "néerlandais": "nl",
+}
+
+
+def locale_of(value: Any, locales: tuple[str, ...]) -> str | None:
+    """A catalogue locale from an Act! language field's value ("fr", "fr-FR", "Français"),
+    or None (empty, or a language the catalogue lacks): ``act ask`` and campaigns."""
+    text = str(value or "").strip().casefold()
+    if not text:
+        return None
+    code = LANGUAGE_WORDS.get(text) or re.split(r"[-_ ]", text)[0]
+    return code if code in locales else None
 
 
 def negotiate(

@@ -150,7 +150,8 @@ class Postman:
             confirm, _ = links.mint(
                 self.settings, "confirm", order.subject, order.purposes, order.confirm_link_id
             )
-            urls["confirm_url"] = f"{base}/c/{confirm}"
+            # The page opens in the mail's language (a campaign's contact's own, a form's).
+            urls["confirm_url"] = f"{base}/c/{confirm}?lang={order.locale}"
         return urls
 
     def deliver_safely(self, mail_id: str) -> Delivery:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.act.client import ActClient
-from chalicelib.act.fields import LINK_ROLE, TEXT_TYPES
+from chalicelib.act.fields import LINK_ROLE, LOCALE_ROLE, TEXT_TYPES
 from chalicelib.campaigns import define, filters, service
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.errors import BadInput, OptinProofError
@@ -33,12 +33,14 @@ _ID = re.compile(r"[a-z0-9][a-z0-9-]{2,47}")
 
 @dataclass
 class ActChoices:
-    """Groups, fields a filter can name, and fields that can hold a link; or why not."""
+    """Groups, fields a filter can name, fields that can hold a link, fields that can
+    hold a contact's language; or why not."""
 
     groups: list[str] = field(default_factory=list)
     fields: list[filters.Field] = field(default_factory=list)
     link_fields: list[str] = field(default_factory=list)
     error: str | None = None
+    language_fields: list[str] = field(default_factory=list)
 
 
 def act_choices(client: ActClient | None) -> ActChoices:
@@ -56,7 +58,22 @@ def act_choices(client: ActClient | None) -> ActChoices:
     except OptinProofError as exc:
         log("campaign_form_act_failed", level="warning", error=type(exc).__name__)
         return ActChoices(fields=filters.fields([]), error=str(exc)[:300])
-    return ActChoices(groups, filters.fields(columns), _link_fields(columns))
+    return ActChoices(
+        groups,
+        filters.fields(columns),
+        _link_fields(columns),
+        language_fields=_language_fields(columns),
+    )
+
+
+def _language_fields(columns: list[dict[str, Any]]) -> list[str]:
+    """Custom text fields a contact's language can be read from (the language rule)."""
+    names = [
+        str(column.get("displayName") or column.get("name") or "")
+        for column in columns
+        if column.get("isCustom") and str(column.get("type") or "") in LOCALE_ROLE.accepted_types
+    ]
+    return sorted((n for n in names if n), key=str.casefold)
 
 
 def _link_fields(columns: list[dict[str, Any]]) -> list[str]:
@@ -89,6 +106,9 @@ class Choice:
     locale: str = ""
     delivery: str = "act-field"
     link_field: str = ""
+    #: ``fixed``: everyone in ``locale``; ``field``: each contact's from ``locale_field``.
+    language_rule: str = "fixed"
+    locale_field: str = ""
 
     @classmethod
     def of(cls, fields: dict[str, str], catalogue: Catalogue) -> Choice:
@@ -103,6 +123,8 @@ class Choice:
             fields.get("locale", ""),
             fields.get("delivery", ""),
             fields.get("link_field", ""),
+            fields.get("language_rule", "fixed"),
+            fields.get("locale_field", ""),
         )
 
 
@@ -134,6 +156,11 @@ def spec_of(choice: Choice, catalogue: Catalogue, act: ActChoices) -> service.Sp
         raise BadInput(N_("Tick at least one purpose to ask about."))
     if choice.locale not in catalogue.locales:
         raise BadInput(N_("Choose the language of the mail and the page."))
+    if choice.language_rule not in ("fixed", "field"):
+        raise BadInput(N_("Choose one language for everyone, or each contact's own."))
+    by_contact = choice.language_rule == "field"
+    if by_contact and choice.locale_field not in act.language_fields:
+        raise BadInput(N_("Choose the Act! field that holds each contact's language."))
     if choice.delivery not in define.DELIVERIES:
         raise BadInput(N_("Choose how the links reach people."))
     if choice.delivery == "act-field" and choice.link_field not in act.link_fields:
@@ -146,6 +173,7 @@ def spec_of(choice: Choice, catalogue: Catalogue, act: ActChoices) -> service.Sp
         choice.delivery,
         choice.locale,
         choice.link_field if choice.delivery == "act-field" else None,
+        choice.locale_field if by_contact else None,
     )
 
 

@@ -125,6 +125,9 @@ def new_campaign_page(
         choice.purposes = list(catalogue.purposes)
     if not choice.link_field and act.link_fields:
         choice.link_field = act.link_fields[0]
+    if not choice.locale_field and act.language_fields:  # ACT_ASK_LOCALE_FIELD, if Act! has it
+        wanted = settings.act.ask_locale_field if settings.act else None
+        choice.locale_field = wanted if wanted in act.language_fields else act.language_fields[0]
     previews = _preview_links(catalogue, locale, choice.purposes or list(catalogue.purposes))
     return render(
         "admin_campaign_new.html",
@@ -304,7 +307,13 @@ def campaign_page(
         audience_text=audience_text,
         delivery_text=_(DELIVERY_LABELS[campaign.delivery]),
         purpose_titles=[catalogue.get(p).text(locale).title for p in campaign.purposes],
-        language=LANGUAGE_NAMES.get(campaign.locale, campaign.locale),
+        language=_(
+            "Each contact's own, from the Act! field %(field)s; else %(language)s",
+            field=campaign.locale_field,
+            language=LANGUAGE_NAMES.get(campaign.locale, campaign.locale),
+        )
+        if campaign.locale_field
+        else LANGUAGE_NAMES.get(campaign.locale, campaign.locale),
         rows=rows,
         columns=[(name, colour, _(label)) for name, colour, label in REPORT_COLUMNS],
         chart=_chart(rows),

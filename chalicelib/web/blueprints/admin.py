@@ -13,7 +13,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.core.errors import BadInput, ConfigError
 from chalicelib.core.logs import log
-from chalicelib.core.services import get_catalogue, get_ledger, get_settings
+from chalicelib.core.services import get_act_client, get_catalogue, get_ledger, get_settings
 from chalicelib.web import guards, http
 
 if TYPE_CHECKING:
@@ -156,12 +156,14 @@ def admin_campaign_start(operator: Operator) -> Response:
     """Define a campaign and schedule it: the campaign sweep works through it."""
     from chalicelib.campaigns import service
 
+    settings = get_settings()
     campaign, run = service.start(
         get_ledger(),
-        get_settings(),
+        settings,
         get_catalogue(),
         service.Spec.from_json(http.admin_body(bp.current_request)),
         f"admin:{operator.name}",
+        get_act_client(settings) if settings.act else None,
     )
     return http.json_answer(bp.current_request, {"campaign": campaign.public(), "run": run}, 202)
 

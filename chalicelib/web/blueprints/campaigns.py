@@ -93,7 +93,7 @@ def campaign_form_post(operator: admin_auth.Operator, locale: str, fields: dict[
         if action != "start":
             raise BadInput(campaign_form.N_("This form was not sent by one of its buttons."))
         spec = campaign_form.spec_of(choice, catalogue, act)
-        campaign, _run = service.start(ledger, settings, catalogue, spec, _by(operator))
+        campaign, _run = service.start(ledger, settings, catalogue, spec, _by(operator), client)
     except OptinProofError as exc:
         log(
             "campaign_form_refused",
