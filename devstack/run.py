@@ -223,7 +223,7 @@ OptinProof local stack is up.
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
   Mailbox (SMTP sink)     {sink.http_url}/   SMTP on 127.0.0.1:{sink.smtp_port}, mails kept in .local/mail
   Sync and mail sweeps    every 2 s (chalice local has no table stream), logs in .local/sync.log and .local/mail.log
-  Campaign worker         every 5 s (campaigns started with POST /admin/campaigns), log in .local/campaigns.log
+  Campaign worker         every 5 s (campaigns started from the dashboard or the admin API), log in .local/campaigns.log
 
   Admin API token (12 h): curl -H "Authorization: Bearer {admin_token}" {base_url}/admin/campaigns
   Consent dashboard       open this sign-in link (12 h): {dashboard_link}
