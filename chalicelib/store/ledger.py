@@ -399,8 +399,7 @@ class Ledger:
                 )
                 return True
             except ClientError as exc:
-                error = exc.response.get("Error", {})
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                error, reasons = _refusal(exc)
                 if (
                     error.get("Code")
                     not in (
@@ -1045,8 +1044,7 @@ class Ledger:
             )
             return True
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            error, reasons = _refusal(exc)
             if (
                 error.get("Code") == "TransactionConflictException"
                 or "TransactionConflict" in reasons
@@ -1088,3 +1086,10 @@ class Ledger:
             ) from exc
         except BotoCoreError as exc:
             raise _store_error("transact_write_items", exc) from exc
+
+
+def _refusal(exc: ClientError) -> tuple[dict[str, Any], list[Any]]:
+    """A refused transaction's error and each item's cancellation code, read one way
+    for the single commit and the batched one (which then differ in what they do)."""
+    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+    return dict(exc.response.get("Error", {})), reasons
