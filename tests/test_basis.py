@@ -325,3 +325,27 @@ def test_the_preferences_page_offers_an_optional_reason_for_a_withdrawal(basis_e
     rows = {r["purpose"]: r for r in dashboard.reasons(
         get_ledger(), get_catalogue(), dashboard.filters({}, get_catalogue(), get_ledger()), "en")}
     assert rows["newsletter"]["not_relevant"] == 1 and rows["events"]["given"] == 0
+
+
+def test_the_signup_form_offers_the_opt_out_at_collection(basis_env, client):
+    from chalicelib.web import embed
+
+    page = client.http.get("/signup/shop?lang=fr").body.decode()
+    assert "sans frais, avec le lien de chaque e-mail" in page
+    meta = json.loads(client.http.get("/signup/shop/form.json?lang=en").body)
+    tips = next(p for p in meta["purposes"] if p["id"] == "customer_tips")
+    assert tips["legal_basis"] == "soft_opt_in" and "free of charge" in tips["opt_out"]
+    assert "opt_out" not in next(p for p in meta["purposes"] if p["id"] == "newsletter")
+    form = get_catalogue().forms["shop"]
+    assert "free of charge" in embed.snippet("html", "http://testserver", form, get_catalogue(), "en")
+
+
+def test_the_rights_report_shows_an_objection_not_a_withdrawn_consent(basis_env, client, mint):
+    issued = mint("ann@example.eu", "customer_tips")
+    decide(client, f"/c/{issued.token}", customer_tips="object")
+    from chalicelib.web import views
+
+    export = access.export(get_ledger(), get_settings(), get_catalogue(), issued.subject)
+    page = views.rights_report_page(get_settings(), get_catalogue(), "en", export,
+                                    {"export": "/r/x/export.json", "erase": "/r/x/erase"})
+    assert "Objected (Existing customer (soft opt-in))" in page.body

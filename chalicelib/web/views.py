@@ -216,6 +216,7 @@ def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
         "controller": catalogue.controller,
         "language_links": language_links(catalogue),
         "state_labels": {key: _(label) for key, label in STATE_LABELS.items()},
+        "objection_labels": {key: _(label) for key, label in OBJECTION_LABELS.items()},
         "basis_labels": {key: _(label) for key, label in BASIS_LABELS.items()},
         "reason_labels": {key: _(label) for key, label in REASON_LABELS.items()},
     }
@@ -467,11 +468,16 @@ def signup_error(exc: Exception, locale: str) -> str:
 def purpose_views(
     catalogue: Catalogue, purposes: tuple[str, ...], locale: str
 ) -> list[dict[str, str]]:
-    """Each purpose as a form shows it: id, title, full text, and its text version."""
+    """Each purpose as a form shows it: id, title, full text, and its text version; a
+    purpose not on consent also its basis and the opt-out offered at collection."""
     views = []
     for purpose in purposes:
         text = catalogue.get(purpose).text(locale)
-        views.append({"id": purpose, "title": text.title, "text": text.text, "sha256": text.sha256})
+        view = {"id": purpose, "title": text.title, "text": text.text, "sha256": text.sha256}
+        if catalogue.get(purpose).opt_out:
+            view["legal_basis"] = catalogue.get(purpose).legal_basis
+            view["opt_out"] = catalogue.get(purpose).opt_out[locale].text
+        views.append(view)
     return views
 
 
