@@ -160,6 +160,7 @@ def test_a_withdraw_link_objects_to_every_non_consent_purpose(basis_env, client,
     assert objection["legal_basis"] == "legitimate_interest" and objection["method"] == "page"
     [refusal] = kinds(withdraw.subject, "newsletter")  # never accepted: refused, as before
     assert refusal["kind"] == "refused" and "withdrawal_reason" not in refusal
+    assert audit.verify_subject(get_ledger(), withdraw.subject).ok  # the opt-out is stored
 
 
 # -- collection and mails --------------------------------------------------------------------
@@ -349,3 +350,22 @@ def test_the_rights_report_shows_an_objection_not_a_withdrawn_consent(basis_env,
     page = views.rights_report_page(get_settings(), get_catalogue(), "en", export,
                                     {"export": "/r/x/export.json", "erase": "/r/x/erase"})
     assert "Objected (Existing customer (soft opt-in))" in page.body
+
+
+def test_a_page_of_non_consent_purposes_only_asks_for_no_consent(basis_env, client, mint):
+    issued = mint("ann@example.eu", "customer_tips", "trade_news")
+    page = client.http.get(f"/c/{issued.token}?lang=en").body.decode()
+    assert "does not need your consent for the messages below" in page
+    assert "asks for your consent" not in page and 'value="accept"' not in page
+
+
+def test_a_complaint_objects_to_a_soft_opt_in_and_the_chain_stays_verifiable(basis_env, mint):
+    issued = mint("ann@example.eu", "newsletter", "customer_tips")
+    origin = rules.Origin("ses", note={"kind": "complained"})
+    get_ledger().commit(issued.subject, lambda snap: rules.plan_withdraw_all(
+        snap, get_catalogue(), origin, "complaint", {"newsletter", "customer_tips"}))
+    objection = kinds(issued.subject, "customer_tips")[-1]
+    assert objection["kind"] == "withdrawn" and objection["objection"] is True
+    assert objection["legal_basis"] == "soft_opt_in" and "opt_out_sha256" not in objection
+    assert kinds(issued.subject, "newsletter")[-1]["kind"] == "refused"
+    assert audit.verify_subject(get_ledger(), issued.subject).ok

@@ -110,12 +110,19 @@ def parse_choices(
 
 
 def objection_change(
-    purpose: Purpose, current: dict[str, Any], wanted: str, locale: str | None, method: str | None
+    purpose: Purpose,
+    current: dict[str, Any],
+    wanted: str,
+    locale: str | None,
+    method: str | None,
+    text_sha256: str | None = None,
 ) -> dict[str, Any] | None:
     """The change an answer about a non-consent purpose makes, or None.
 
     Objecting makes the state ``withdrawn`` (whatever it was: the person is out);
-    "keep" records something only when it lifts an earlier objection.
+    "keep" records something only when it lifts an earlier objection. ``text_sha256``:
+    the purpose text the page showed (stored by the decision), None for a withdraw
+    link or a complaint, which show no purpose text.
     """
     state = current.get("state")
     if wanted == "withdrawn" and state == "withdrawn":
@@ -125,7 +132,7 @@ def objection_change(
     extra = {**offered(purpose, locale), "objection": wanted == "withdrawn"}
     return {
         "state": wanted,
-        "text_sha256": purpose.text(locale).sha256 if locale in purpose.texts else None,
+        "text_sha256": text_sha256,
         "method": method,
         "extra": extra,
     }

@@ -478,7 +478,9 @@ def decide(
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
         decision, sha = decisions[purpose], catalogue.get(purpose).text(locale).sha256
         if not basis.on_consent(catalogue.get(purpose)):
-            found = basis.objection_change(catalogue.get(purpose), current, decision, locale, None)
+            found = basis.objection_change(
+                catalogue.get(purpose), current, decision, locale, None, sha
+            )
             return basis.with_reason(found, reason)
         if _unchanged(current, decision, link.link_id, sha):
             return None
@@ -636,7 +638,11 @@ def plan_withdraw_all(
     locale = (snap.profile or {}).get("locale")
 
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        return _withdrawal(catalogue, purpose, current, locale, method)
+        found = _withdrawal(catalogue, purpose, current, locale, method)
+        if found and "extra" in found:  # a complaint objects; it offered no opt-out wording
+            extra = {k: v for k, v in found["extra"].items() if not k.startswith("opt_out")}
+            found = {**found, "extra": extra}
+        return found
 
     purposes = sorted(p for p in {*snap.states, *asked} if p in catalogue.purposes)
     return _plan_changes(
