@@ -369,3 +369,19 @@ def test_a_complaint_objects_to_a_soft_opt_in_and_the_chain_stays_verifiable(bas
     assert objection["legal_basis"] == "soft_opt_in" and "opt_out_sha256" not in objection
     assert kinds(issued.subject, "newsletter")[-1]["kind"] == "refused"
     assert audit.verify_subject(get_ledger(), issued.subject).ok
+
+
+def test_purposes_check_names_each_basis(basis_env):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "chalicelib.cli", "purposes", "check"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "(soft_opt_in)" in run.stdout and "(legitimate_interest)" in run.stdout
+    lines = {line.split()[0]: line for line in run.stdout.splitlines()[1:]}
+    assert "(" not in lines["newsletter"]
+    data = json.loads(subprocess.run([sys.executable, "-m", "chalicelib.cli", "purposes", "check",
+                                      "--json"], cwd=ROOT, capture_output=True, text=True,
+                                     check=True).stdout)
+    tips = next(p for p in data["purposes"] if p["id"] == "customer_tips")
+    assert tips["legal_basis"] == "soft_opt_in" and tips["opt_out_version"]
