@@ -155,6 +155,7 @@ def test_a_withdraw_link_objects_to_every_non_consent_purpose(basis_env, client,
     answer = client.http.post(f"/u/{withdraw.token}", body="", headers={
         "Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 200
+    assert "your objection is recorded" in answer.body.decode()
     [objection] = kinds(withdraw.subject, "trade_news")
     assert objection["kind"] == "withdrawn" and objection["objection"] is True
     assert objection["legal_basis"] == "legitimate_interest" and objection["method"] == "page"
