@@ -450,3 +450,56 @@ def tab(browser: Any, site: dict[str, Any]) -> Iterator[tuple[Any, list[str]]]:
         yield page, problems
     finally:
         context.close()
+
+
+# -- legal basis: a catalogue with purposes not on consent ----------------------------------
+
+#: A soft opt-in purpose (with its Act! basis field) and a B2B legitimate-interest one.
+BASIS_PURPOSES = """
+[[purposes]]
+id = "customer_tips"
+email_marketing = true
+legal_basis = "soft_opt_in"
+title.en = "Care tips for what you bought"
+title.fr = "Conseils d'entretien pour vos achats"
+text.en = "As a customer, we e-mail you care tips and accessories for the products you bought."
+text.fr = "En tant que client, nous vous envoyons des conseils et accessoires pour vos achats."
+opt_out.en = "You can object at any time, free of charge, with the link in every e-mail."
+opt_out.fr = "Vous pouvez vous y opposer à tout moment, sans frais, avec le lien de chaque e-mail."
+[purposes.act]
+status_field = "Consent Tips"
+date_field = "Consent Tips At"
+basis_field = "Consent Tips Basis"
+
+[[purposes]]
+id = "trade_news"
+email_marketing = true
+legal_basis = "legitimate_interest"
+title.en = "News for professionals"
+title.fr = "Actualités pour les professionnels"
+text.en = "At your work address, we e-mail you news about products for your trade."
+text.fr = "À votre adresse professionnelle, nous vous envoyons des nouveautés pour votre métier."
+opt_out.en = "Object at any time with the link in every e-mail."
+opt_out.fr = "Opposez-vous à tout moment avec le lien de chaque e-mail."
+"""
+
+
+BASIS_FORM = f"""
+[[forms]]
+id = "shop"
+purposes = ["newsletter", "customer_tips"]
+allowed_origins = ["{SHOP}"]
+min_fill_seconds = 0
+"""
+
+
+@pytest.fixture
+def basis_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """The shipped catalogue plus ``customer_tips`` (soft opt-in) and ``trade_news``
+    (legitimate interest), and the test forms."""
+    shipped = (ROOT / "catalogue.toml").read_text(encoding="utf-8")
+    catalogue_file = tmp_path / "basis-catalogue.toml"
+    catalogue_file.write_text(shipped.split("[[forms]]")[0] + BASIS_PURPOSES + TEST_FORMS
+                              + BASIS_FORM, encoding="utf-8")
+    monkeypatch.setenv("CONSENT_CATALOGUE", str(catalogue_file))
+    return {**env, "CONSENT_CATALOGUE": str(catalogue_file)}

@@ -34,6 +34,9 @@ ROLES = {
     "date_field": Role("date", ("DateTime", "Date"), "DateTime", None, True),
     "utc_field": Role("exact UTC time", TEXT_TYPES, "Character", 30, False),
     "proof_field": Role("proof event", TEXT_TYPES + ("Memo", "Url"), "Character", 64, False),
+    # The purpose's legal basis (consent, soft_opt_in, legitimate_interest), written in
+    # the same PATCH as the status: an Act! list can tell an objection from a withdrawal.
+    "basis_field": Role("legal basis", TEXT_TYPES, "Character", 24, False),
 }
 
 

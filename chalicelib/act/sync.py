@@ -302,6 +302,7 @@ class Pusher:
             "date_field": dates.to_act(decided, self.client.tz),
             "utc_field": decided,
             "proof_field": state["event_id"],
+            "basis_field": state.get("legal_basis") or _basis_of(self.catalogue, purpose),
         }
         for role, value in roles.items():
             if (purpose, role) in keys:
@@ -459,6 +460,7 @@ class Pusher:
                 f"Consent {verb}: {title} — proof {state['event_id']}, double opt-in via "
                 f"{channel}.\n{marker} purpose={state['purpose']} decision={state['state']} "
                 f"text_sha256={state.get('text_sha256', '')} decided_at={state['decided_at']}"
+                + _basis_note(state)
             ),
             "startTime": dates.to_act(state["decided_at"], self.client.tz),
             "endTime": dates.to_act(state["decided_at"], self.client.tz),
@@ -664,3 +666,15 @@ def _same_address(value: Any, address: str) -> bool:
 
 def subject_state_key(subject: str, purpose: str) -> tuple[str, str]:
     return keys.purpose(subject, purpose)
+
+
+def _basis_of(catalogue: Catalogue, purpose: str) -> str:
+    """The legal basis of a state recorded before states carried it: the catalogue's."""
+    found = catalogue.purposes.get(purpose)
+    return found.legal_basis if found is not None else "consent"
+
+
+def _basis_note(state: dict[str, Any]) -> str:
+    """A history entry names a basis other than consent (an objection, not a withdrawal)."""
+    basis = state.get("legal_basis") or "consent"
+    return "" if basis == "consent" else f" legal_basis={basis}"

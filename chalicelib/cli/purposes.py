@@ -28,6 +28,8 @@ def purposes_check(as_json: bool) -> int:
             "version": p.version,
             "email_marketing": p.email_marketing,
             "texts": {loc: t.sha256 for loc, t in p.texts.items()},
+            "legal_basis": p.legal_basis,
+            "opt_out_version": p.opt_out_version,
         }
         for p in catalogue.purposes.values()
     ]
@@ -39,5 +41,6 @@ def purposes_check(as_json: bool) -> int:
             f"locales {', '.join(catalogue.locales)}"
         )
         for row in rows:
-            print(f"  {row['id']:<20} version {row['version']}")
+            basis = "" if row["legal_basis"] == "consent" else f"  ({row['legal_basis']})"
+            print(f"  {row['id']:<20} version {row['version']}{basis}")
     return 0

@@ -46,6 +46,12 @@ class Purpose:
     email_marketing: bool
     act: dict[str, Any]
     version: str
+    #: ``consent``, ``soft_opt_in`` or ``legitimate_interest`` (``consent/basis.py``).
+    legal_basis: str = "consent"
+    #: The opt-out wording per locale, for a purpose on another basis than consent.
+    opt_out: dict[str, PurposeText] = field(default_factory=dict)
+    #: Version of the opt-out wordings (like ``version`` for the texts), or None.
+    opt_out_version: str | None = None
 
     def text(self, locale: str) -> PurposeText:
         """The text in ``locale``; every catalogue locale exists (checked at load)."""
@@ -189,7 +195,7 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
     return tuple(locales), default
 
 
-_PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act"}
+_PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act", "legal_basis", "opt_out"}
 _TOP_KEYS = {"locales", "default_locale", "controller", "purposes", "forms"}
 _FORM_KEYS = {
     "id",
@@ -249,13 +255,64 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
     act = table.get("act", {})
     if not isinstance(act, dict):
         raise CatalogueError(locate.where(index, "act must be a table"))
+    legal_basis, opt_out, opt_out_version = _basis(table, index, locales, locate, texts)
     return Purpose(
         id=purpose_id,
         texts=texts,
         email_marketing=marketing,
         act=act,
         version=version,
+        legal_basis=legal_basis,
+        opt_out=opt_out,
+        opt_out_version=opt_out_version,
     )
+
+
+LEGAL_BASES = ("consent", "soft_opt_in", "legitimate_interest")
+
+
+def _basis(
+    table: dict[str, Any],
+    index: int,
+    locales: tuple[str, ...],
+    locate: _Locator,
+    texts: dict[str, PurposeText],
+) -> tuple[str, dict[str, PurposeText], str | None]:
+    """A purpose's legal basis and its opt-out wording, versioned like its texts.
+
+    A purpose on another basis than consent is lawful only if the person can object
+    at collection and in every mail: without an opt-out wording in every locale it
+    is refused. A consent purpose has no opt-out wording (withdrawal is its own).
+    """
+    basis = table.get("legal_basis", "consent")
+    if basis not in LEGAL_BASES:
+        raise CatalogueError(
+            locate.where(index, f"legal_basis {basis!r} must be one of {', '.join(LEGAL_BASES)}")
+        )
+    wording = table.get("opt_out")
+    if basis == "consent":
+        if wording is not None:
+            raise CatalogueError(
+                locate.where(index, "opt_out is only for a legal_basis other than consent")
+            )
+        return basis, {}, None
+    if not isinstance(wording, dict):
+        raise CatalogueError(
+            locate.where(
+                index, f"legal_basis {basis} needs opt_out, a table of locale = opt-out text"
+            )
+        )
+    opt_out: dict[str, PurposeText] = {}
+    for locale in locales:
+        value = wording.get(locale)
+        if not isinstance(value, str) or not value.strip():
+            raise CatalogueError(locate.where(index, f"opt_out.{locale} is missing or empty"))
+        title = texts[locale].title
+        opt_out[locale] = PurposeText(locale, title, value.strip(), text_sha256(title, value))
+    version = hashlib.sha256(
+        "".join(opt_out[locale].sha256 for locale in sorted(opt_out)).encode()
+    ).hexdigest()[:16]
+    return basis, opt_out, version
 
 
 def _optional_url(table: dict[str, Any], key: str, where: Callable[[str], str]) -> str | None:

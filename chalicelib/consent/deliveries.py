@@ -34,6 +34,10 @@ def payload(event: dict[str, Any]) -> dict[str, Any]:
         "purpose_version": event.get("purpose_version"),
         "text_sha256": event.get("text_sha256"),
         "proof_hash": event.get("hash"),
+        # Soft opt-in or legitimate interest: a ``withdrawn`` with ``objection`` true is
+        # the person objecting (consent/basis.py); both are honoured the same way.
+        "legal_basis": event.get("legal_basis") or "consent",
+        "objection": bool(event.get("objection")),
     }
 
 

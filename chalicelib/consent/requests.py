@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.consent import links
+from chalicelib.consent import basis, links
 from chalicelib.consent.catalogue import Catalogue, Form
 from chalicelib.consent.rules import (
     LinkDraft,
@@ -296,6 +296,7 @@ class Signups:
                 "page_url": page_url,
                 "state_before": snap.states.get(purpose, {}).get("state"),
                 "link_id": confirm.issued.link_id if confirm else None,
+                **basis.offered(self.catalogue.get(purpose), locale),
             },
             ctx.personal(),
         )
@@ -314,6 +315,7 @@ class Signups:
                     "purpose_version": self.catalogue.get(purpose).version,
                 },
             )
+        basis.keep_opt_outs(self.ledger, self.catalogue, purposes, locale)
 
     # -- "send me a new link" ----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.consent import links, stats
+from chalicelib.consent import basis, links, stats
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.consent.deliveries import delivery_items
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
@@ -405,19 +405,6 @@ def renewable(ledger: Ledger, exc: Exception) -> bool:
     return bool(record and "subject" in record)
 
 
-def _parse_choices(link: links.Link, choices: dict[str, str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for purpose, value in choices.items():
-        if purpose not in link.purposes:
-            raise BadInput(f"This link does not ask about the purpose {purpose!r}.")
-        if value not in CHOICES:
-            raise BadInput(f"The choice for {purpose!r} must be accept or refuse, not {value!r}.")
-        parsed[purpose] = CHOICES[value]
-    if not parsed:
-        raise NoChoice("Choose Accept or Refuse for at least one purpose.")
-    return parsed
-
-
 def _check_texts(
     catalogue: Catalogue, decisions: dict[str, str], locale: str, shown: dict[str, str]
 ) -> None:
@@ -456,14 +443,19 @@ def decide(
     shown: dict[str, str],
     ctx: RequestContext,
     subscribers: tuple[str, ...] = (),
+    reason: str | None = None,
 ) -> Decided:
     """Record one decision per chosen purpose, atomically; return every purpose's state.
 
     ``record``: the link's record when the caller opened the link already (or None).
     The decision reads and checks the record again in its own consistent read either
     way, so it is never decided on a record older than the chain head it is written on.
+    A purpose on another basis than consent is answered keep / object
+    (``consent/basis.py``); ``reason`` goes with each withdrawal the decision makes.
     """
-    decisions = _parse_choices(link, choices)
+    decisions = basis.parse_choices(catalogue, link.purposes, choices)
+    if not decisions:
+        raise NoChoice("Choose Accept or Refuse for at least one purpose.")
     if locale not in catalogue.locales:
         raise BadInput(f"Unsupported language {locale!r}.")
     _check_texts(catalogue, decisions, locale, shown)
@@ -481,12 +473,19 @@ def decide(
                     "purpose_version": catalogue.get(purpose).version,
                 },
             )
+        basis.keep_opt_outs(ledger, catalogue, list(decisions), locale)
 
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
         decision, sha = decisions[purpose], catalogue.get(purpose).text(locale).sha256
+        if not basis.on_consent(catalogue.get(purpose)):
+            found = basis.objection_change(
+                catalogue.get(purpose), current, decision, locale, None, sha
+            )
+            return basis.with_reason(found, reason)
         if _unchanged(current, decision, link.link_id, sha):
             return None
-        return {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
+        new = {"state": _new_state(current.get("state"), decision), "text_sha256": sha}
+        return basis.with_reason(new, reason)
 
     return _record(
         ledger, catalogue, link, list(decisions), locale, ctx, change, subscribers, keep_texts
@@ -502,6 +501,7 @@ def withdraw(
     ctx: RequestContext,
     method: str,
     subscribers: tuple[str, ...] = (),
+    reason: str | None = None,
 ) -> Decided:
     """Withdraw every purpose of a withdraw link at once: no choice, no second step.
 
@@ -514,11 +514,24 @@ def withdraw(
     purposes = [p for p in link.purposes if p in catalogue.purposes]
 
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        if current.get("state") in ("refused", "withdrawn"):
-            return None
-        return {"state": _new_state(current.get("state"), "refused"), "method": method}
+        return basis.with_reason(_withdrawal(catalogue, purpose, current, locale, method), reason)
 
-    return _record(ledger, catalogue, link, purposes, locale, ctx, change, subscribers)
+    def keep() -> None:
+        basis.keep_opt_outs(ledger, catalogue, purposes, locale)
+
+    return _record(ledger, catalogue, link, purposes, locale, ctx, change, subscribers, keep)
+
+
+def _withdrawal(
+    catalogue: Catalogue, purpose: str, current: dict[str, Any], locale: str | None, method: str
+) -> dict[str, Any] | None:
+    """What withdrawing everything does to one purpose: a consent one as below, one on
+    another basis is an objection (``withdrawn``, whatever it was)."""
+    if not basis.on_consent(catalogue.get(purpose)):
+        return basis.objection_change(catalogue.get(purpose), current, "withdrawn", locale, method)
+    if current.get("state") in ("refused", "withdrawn"):
+        return None
+    return {"state": _new_state(current.get("state"), "refused"), "method": method}
 
 
 @dataclass(frozen=True)
@@ -568,6 +581,7 @@ def _plan_changes(
             "locale": locale,
             "link_id": origin.link_id,
             "channel": origin.channel,
+            "legal_basis": catalogue.get(purpose).legal_basis,
         }
         plan.events.append(
             Draft(
@@ -579,6 +593,7 @@ def _plan_changes(
                     "previous_state": current.get("state"),
                     "link_kind": origin.link_kind,
                     "method": changed.get("method"),
+                    **changed.get("extra", {}),
                 },
                 ctx.personal(),
             )
@@ -620,10 +635,14 @@ def plan_withdraw_all(
     a withdraw link. Accepted becomes withdrawn, ``asked``-but-undecided becomes
     refused, refused and withdrawn stay; ``origin.note`` is recorded first in any case."""
 
+    locale = (snap.profile or {}).get("locale")
+
     def change(purpose: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        if current.get("state") in ("refused", "withdrawn"):
-            return None
-        return {"state": _new_state(current.get("state"), "refused"), "method": method}
+        found = _withdrawal(catalogue, purpose, current, locale, method)
+        if found and "extra" in found:  # a complaint objects; it offered no opt-out wording
+            extra = {k: v for k, v in found["extra"].items() if not k.startswith("opt_out")}
+            found = {**found, "extra": extra}
+        return found
 
     purposes = sorted(p for p in {*snap.states, *asked} if p in catalogue.purposes)
     return _plan_changes(

@@ -12,7 +12,9 @@ a page reads a handful of items whatever the table's size:
 - ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, people who answered and who
   confirmed (accepted a first purpose), decisions per kind, syncs to Act!;
 - ``STATS#FORM#<id>``: signups, people who answered and who confirmed through the
-  form's links.
+  form's links;
+- ``STATS#REASONS``: withdrawals per purpose and the optional reason given
+  (``<purpose>.<reason>``, see ``consent/basis.py``).
 
 Each counter is split over a few shards (a random one per write) so concurrent
 transactions rarely touch the same item; a reader sums the shards. The module only
@@ -98,6 +100,8 @@ def deltas(
                 purpose(purpose_id, "pending", -1)
             purpose(purpose_id, kind)
             decided.add(purpose_id)
+            if event.get("withdrawal_reason"):
+                out[(keys.STATS_REASONS, shard)][f"{purpose_id}.{event['withdrawal_reason']}"] += 1
             out[(keys.stats_days(event["at"][:7]), f"{event['at'][:10]}#{shard}")][
                 f"{purpose_id}.{kind}"
             ] += 1

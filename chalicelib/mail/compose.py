@@ -100,6 +100,15 @@ def render_template(
         "controller": catalogue.controller,
         "has_name": has_name,
         "purposes": [{"id": p, "title": catalogue.get(p).text(locale).title} for p in purposes],
+        # A purpose not on consent: every mail offers its opt-out (consent/basis.py).
+        "opt_outs": [
+            {
+                "title": catalogue.get(p).text(locale).title,
+                "text": catalogue.get(p).opt_out[locale].text,
+            }
+            for p in purposes
+            if catalogue.get(p).opt_out
+        ],
         # Never promise more time than the link has: whole days, or whole hours below one.
         "days": settings.link_max_age["confirm"] // 86400,
         "hours": max(1, settings.link_max_age["confirm"] // 3600),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.consent import links
+from chalicelib.consent import basis, links
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import iso, now_iso, utcnow
 from chalicelib.core.errors import (
@@ -263,6 +263,11 @@ class Postman:
         attempts: int,
         receipt_id: str | None = None,
     ) -> None:
+        # A purpose not on consent: the mail offered the opt-out (its withdraw link and
+        # wording); the event cites the wording, stored first.
+        opt_outs = basis.mail_opt_outs(self.catalogue, order.purposes, order.locale)
+        basis.keep_opt_outs(self.ledger, self.catalogue, order.purposes, order.locale)
+
         def build(snap: Snapshot) -> Plan:
             return Plan(
                 events=[
@@ -291,6 +296,7 @@ class Postman:
                             "channel": order.channel,
                             "attempts": attempts,
                             "receipt_id": receipt_id,
+                            **({"opt_outs_offered": opt_outs} if opt_outs else {}),
                         }
                     )
                 ],

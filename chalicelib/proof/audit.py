@@ -106,6 +106,7 @@ def verify_subject(ledger: Ledger, subject: str) -> chain.ChainReport:
     problem = (
         _state_problem(events, ledger.snapshot(subject).states)
         or _stored_problem(ledger, events, "text_sha256", keys.TEXT, _wording_sha, "wording")
+        or _stored_problem(ledger, events, "opt_out_sha256", keys.TEXT, _wording_sha, "opt-out")
         or _stored_problem(
             ledger, events, "template_version", keys.MAIL_TEMPLATE, _template_sha, "mail template"
         )

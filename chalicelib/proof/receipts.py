@@ -150,6 +150,9 @@ def build(
         for purpose in sorted(decided)
     ]
     accepted = [row for row in rows if row["state"] == "accepted"]
+    # Kantara's services list consents (consentType EXPLICIT); a purpose on another
+    # basis is no consent: it is in the extension's rows only, with its legal_basis.
+    consents = [row for row in accepted if row["legal_basis"] == "consent"]
     controller = catalogue.controller
     return {
         "version": VERSION,
@@ -164,10 +167,10 @@ def build(
         "services": [
             {
                 "service": f"{controller.name} e-mail communications",
-                "purposes": [_kantara_purpose(catalogue, controller, row) for row in accepted],
+                "purposes": [_kantara_purpose(catalogue, controller, row) for row in consents],
             }
         ]
-        if accepted
+        if consents
         else [],
         "sensitive": False,
         "spiCat": [],
@@ -254,6 +257,7 @@ def _row(
         "event_id": state.get("event_id"),
         "event_seq": state.get("event_seq"),
         "event_hash": event.get("hash") if event else None,
+        "legal_basis": _legal_basis(catalogue, purpose_id, state),
         "_wording": wording,
         "_method": (event or {}).get("method"),
     }
@@ -367,6 +371,14 @@ def _controller(controller: Controller) -> dict[str, Any]:
         "piiControllerUrl": _optional(controller, "url"),
     }
     return {key: value for key, value in entry.items() if value is not None}
+
+
+def _legal_basis(catalogue: Catalogue, purpose_id: str, state: Mapping[str, Any]) -> str:
+    """The basis the state was recorded on (older states: the catalogue's, else consent)."""
+    if state.get("legal_basis"):
+        return str(state["legal_basis"])
+    purpose = catalogue.purposes.get(purpose_id)
+    return purpose.legal_basis if purpose is not None else "consent"
 
 
 def _purpose_category(purpose: Purpose | None) -> list[str]:

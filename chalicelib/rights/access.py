@@ -146,7 +146,7 @@ def _throttled(
 
 def _texts(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The exact wording of every text version this person's events cite."""
-    shas = sorted({e["text_sha256"] for e in events if e.get("text_sha256")})
+    shas = sorted({e["text_sha256"] for e in events if e.get("text_sha256")} | _opt_outs(events))
     texts = []
     for sha in shas:
         item = ledger.get(*keys.content(keys.TEXT, sha)) or {}
@@ -158,9 +158,18 @@ def _texts(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]
                 "purpose_version": item.get("purpose_version"),
                 "title": item.get("title"),
                 "text": item.get("text"),
+                **({"wording": item["wording"]} if item.get("wording") else {}),
             }
         )
     return texts
+
+
+def _opt_outs(events: list[dict[str, Any]]) -> set[str]:
+    """The opt-out wordings the events cite (a purpose not on consent, consent/basis.py)."""
+    shas = {e["opt_out_sha256"] for e in events if e.get("opt_out_sha256")}
+    for event in events:
+        shas.update(o["opt_out_sha256"] for o in event.get("opt_outs_offered") or ())
+    return shas
 
 
 def _purposes(
@@ -181,6 +190,8 @@ def _purposes(
                 "purpose_version": state.get("purpose_version"),
                 "text_sha256": state.get("text_sha256"),
                 "event_id": state.get("event_id"),
+                "legal_basis": state.get("legal_basis")
+                or (catalogue.get(purpose_id).legal_basis if known else "consent"),
                 "act_sync": {
                     "status": state.get("sync_status"),
                     "synced_at": state.get("synced_at"),

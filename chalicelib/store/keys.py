@@ -283,6 +283,8 @@ def breach_lock(breach_id: str, subject: str) -> Key:
 
 STATS_PURPOSES = "STATS#PURPOSES"
 STATS_ERASURES = "STATS#ERASURES"
+#: Withdrawals per purpose and the reason given (``<purpose>.<reason>``).
+STATS_REASONS = "STATS#REASONS"
 
 
 def stats_days(month: str) -> str:

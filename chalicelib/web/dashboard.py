@@ -25,7 +25,7 @@ from chalicelib.store import keys
 from chalicelib.store.keys import SYNC_HOLD
 from chalicelib.store.ledger import Ledger
 
-TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures")
+TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures", "reasons")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_DAYS = 731
 
@@ -108,6 +108,30 @@ def purposes(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> l
                 "purpose": purpose_id,
                 "title": purpose.text(locale).title,
                 **{name: row.get(name, 0) for name in names},
+                "legal_basis": purpose.legal_basis,
+            }
+        )
+    return rows
+
+
+def reasons(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> list[dict[str, Any]]:
+    """Withdrawals per purpose and the reason people gave (one optional click), from
+    the ``STATS#REASONS`` counters: the count of each offered reason, and ``given``."""
+    from chalicelib.consent.basis import REASONS
+
+    counts = stats.per_purpose(ledger.query(keys.STATS_REASONS, "S"))
+    rows = []
+    for purpose_id, purpose in catalogue.purposes.items():
+        if f.purpose and purpose_id != f.purpose:
+            continue
+        row = counts.get(purpose_id, {})
+        given = {reason: row.get(reason, 0) for reason in REASONS}
+        rows.append(
+            {
+                "purpose": purpose_id,
+                "title": purpose.text(locale).title,
+                **given,
+                "given": sum(given.values()),
             }
         )
     return rows
@@ -247,6 +271,7 @@ def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[
         "syncs": waiting,
         "erasures": erasures(ledger, f),
         "syncs_waiting": total,
+        "reasons": reasons(ledger, catalogue, f, locale),
     }
 
 

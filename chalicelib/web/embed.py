@@ -113,10 +113,12 @@ def plain_html(base_url: str, form: Form, catalogue: Catalogue, locale: str) -> 
     )
     for purpose_id in form.purposes:
         text = catalogue.get(purpose_id).text(locale)
+        opt_out = catalogue.get(purpose_id).opt_out.get(locale)  # not on consent: offered here
+        words_shown = text.text + (f"\n{opt_out.text}" if opt_out else "")
         lines += [
             f'  <p><label><input type="checkbox" name="purpose.{e(purpose_id)}" value="yes"> '
             f"{e(text.title)}</label><br>",
-            f"     <small>{e(' '.join(text.text.split()))}</small>",
+            f"     <small>{e(' '.join(words_shown.split()))}</small>",
             f'     <input type="hidden" name="text.{e(purpose_id)}" value="{text.sha256}"></p>',
         ]
     lines += [f'  <button type="submit">{e(words["submit"])}</button>', "</form>"]
@@ -143,7 +145,7 @@ _SCRIPT = """<form id="optinproof-{form_id}">
         var box_ = document.createElement("input"), text = document.createElement("small");
         box_.type = "checkbox"; box_.name = "purpose"; box_.value = p.id;
         label.appendChild(box_); label.appendChild(document.createTextNode(" " + p.title));
-        text.textContent = p.text;
+        text.textContent = p.opt_out ? p.text + " " + p.opt_out : p.text;
         row.appendChild(label); row.appendChild(document.createElement("br")); row.appendChild(text);
         box.appendChild(row);
       }});

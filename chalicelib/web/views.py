@@ -41,6 +41,25 @@ STATE_LABELS = {
     "withdrawn": N_("Withdrawn"),
 }
 
+#: Each legal basis in words (``consent/basis.py``).
+BASIS_LABELS = {
+    "consent": N_("Consent"),
+    "soft_opt_in": N_("Existing customer (soft opt-in)"),
+    "legitimate_interest": N_("Legitimate interest (work address)"),
+}
+#: A purpose on another basis than consent: the states as the person sees them.
+OBJECTION_LABELS = {
+    "accepted": N_("Not objected"),
+    "withdrawn": N_("Objected"),
+}
+#: The optional reasons a withdrawal may give, in one click.
+REASON_LABELS = {
+    "too_many": N_("Too many e-mails"),
+    "not_relevant": N_("Not relevant to me"),
+    "never_signed_up": N_("I never signed up"),
+    "other": N_("Another reason"),
+}
+
 LINK_ERRORS: dict[str, tuple[str, str, str]] = {
     "truncated": (
         N_("This link is incomplete"),
@@ -197,6 +216,9 @@ def _common(catalogue: Catalogue, locale: str) -> dict[str, Any]:
         "controller": catalogue.controller,
         "language_links": language_links(catalogue),
         "state_labels": {key: _(label) for key, label in STATE_LABELS.items()},
+        "objection_labels": {key: _(label) for key, label in OBJECTION_LABELS.items()},
+        "basis_labels": {key: _(label) for key, label in BASIS_LABELS.items()},
+        "reason_labels": {key: _(label) for key, label in REASON_LABELS.items()},
     }
 
 
@@ -235,6 +257,7 @@ def confirm_page(
             "decided_at": item.decided_at,
             "selected": RECORDED_CHOICE.get(item.state or "") if selected else None,
         }
+        view.update(basis_view(catalogue, item, locale, selected))
         purposes.append(view)
         if item.changed:
             recorded.append(view)
@@ -251,12 +274,37 @@ def confirm_page(
         unchanged=unchanged and not recorded,
         error=error,
         continue_url=continue_url if recorded else None,
+        reason_offered=select_any_link,
         **_common(catalogue, locale),
     )
 
 
 #: A recorded state as the button that shows it (a withdrawal is no button's choice).
 RECORDED_CHOICE = {"accepted": "accept", "refused": "refuse"}
+#: The same for a purpose on another basis than consent: keep or object.
+RECORDED_OBJECTION = {"accepted": "keep", "withdrawn": "object"}
+
+
+def basis_view(
+    catalogue: Catalogue, item: PurposeState, locale: str, selected: bool
+) -> dict[str, Any]:
+    """What a page adds for a purpose's legal basis: its label and, for a purpose not
+    on consent, the opt-out wording, the keep / object choice and the state in those
+    words (never "Accepted", which would pass it off as consent)."""
+    _ = _gettext(locale)
+    purpose = catalogue.get(item.purpose)
+    label = _(STATE_LABELS[item.state]) if item.state in STATE_LABELS else None
+    view: dict[str, Any] = {
+        "legal_basis": purpose.legal_basis,
+        "consent": purpose.legal_basis == "consent",
+        "state_label": label,
+    }
+    if purpose.legal_basis != "consent":
+        view["opt_out"] = purpose.opt_out[locale].text
+        view["selected"] = RECORDED_OBJECTION.get(item.state or "") if selected else None
+        if item.state in OBJECTION_LABELS:
+            view["state_label"] = _(OBJECTION_LABELS[item.state])
+    return view
 
 
 def continue_url(catalogue: Catalogue, channel: str | None) -> str | None:
@@ -420,11 +468,16 @@ def signup_error(exc: Exception, locale: str) -> str:
 def purpose_views(
     catalogue: Catalogue, purposes: tuple[str, ...], locale: str
 ) -> list[dict[str, str]]:
-    """Each purpose as a form shows it: id, title, full text, and its text version."""
+    """Each purpose as a form shows it: id, title, full text, and its text version; a
+    purpose not on consent also its basis and the opt-out offered at collection."""
     views = []
     for purpose in purposes:
         text = catalogue.get(purpose).text(locale)
-        views.append({"id": purpose, "title": text.title, "text": text.text, "sha256": text.sha256})
+        view = {"id": purpose, "title": text.title, "text": text.text, "sha256": text.sha256}
+        if catalogue.get(purpose).opt_out:
+            view["legal_basis"] = catalogue.get(purpose).legal_basis
+            view["opt_out"] = catalogue.get(purpose).opt_out[locale].text
+        views.append(view)
     return views
 
 
@@ -520,6 +573,7 @@ def withdraw_page(
             "title": catalogue.get(item.purpose).text(locale).title,
             "state": item.state,
             "decided_at": item.decided_at,
+            **basis_view(catalogue, item, locale, False),
         }
         for item in purpose_states
         if item.purpose in catalogue.purposes

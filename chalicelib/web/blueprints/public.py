@@ -93,7 +93,7 @@ def _record_choices(
     ``receipt_channel``: the receipt's channel, or None for the link's own (a
     confirmation page, which also offers the channel's "continue" link); ``title``:
     the page's, the confirmation page's when None."""
-    from chalicelib.consent import rules
+    from chalicelib.consent import basis, rules
     from chalicelib.web import antiforgery, background, views
     from chalicelib.web import errors as web_errors
 
@@ -133,6 +133,7 @@ def _record_choices(
         if not choices and any(k.startswith("recorded.") for k in fields):
             log(event, subject=link.subject, link_id=link.link_id, changed=[])
             return show(rules.read_page(ledger, link).states, unchanged=True)
+        reason = basis.parse_reason(fields.get("reason"))
         decided = rules.decide(
             ledger,
             catalogue,
@@ -143,6 +144,7 @@ def _record_choices(
             shown,
             http.request_context(bp.current_request),
             settings.webhook_subscribers,
+            reason,
         )
     except tuple(views.FORM_ERRORS) as exc:
         return show(
@@ -208,7 +210,7 @@ def withdraw_post(token: str) -> Page:
     No form token: the signed link is the credential, and a mail client's POST
     carries nothing else (``List-Unsubscribe=One-Click``).
     """
-    from chalicelib.consent import rules
+    from chalicelib.consent import basis, rules
     from chalicelib.web import background, views
 
     request = bp.current_request
@@ -221,6 +223,7 @@ def withdraw_post(token: str) -> Page:
     one_click = forms.is_one_click(body, content_type)
     fields = {} if one_click else forms.parse_form(body, content_type)
     locale = http.locale(bp.current_request, fields.get("lang"))
+    reason = basis.parse_reason(fields.get("reason"))
     decided = rules.withdraw(
         ledger,
         catalogue,
@@ -230,6 +233,7 @@ def withdraw_post(token: str) -> Page:
         http.request_context(bp.current_request),
         "one_click" if one_click else "page",
         get_settings().webhook_subscribers,
+        reason,
     )
     result = decided.states
     log(
