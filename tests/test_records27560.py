@@ -299,3 +299,73 @@ def test_schema_refuses_a_record_missing_what_27560_requires(env, breakage):
         record["dct:conformsTo"] = "https://example.com/other"
     with pytest.raises(ValidationError):
         validate(document)
+
+
+# -- where a person, an operator and a script get them ---------------------------------------
+
+def test_rights_page_offers_the_records_download(person, client):
+    page = client.http.get(person["rights"])
+    assert page.status_code == 200
+    assert f'href="{person["rights"]}/records.jsonld"' in page.body.decode()
+    answer = client.http.get(person["rights"] + "/records.jsonld")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/ld+json"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert 'filename="consent-records.jsonld"' in answer.headers["Content-Disposition"]
+    document = json.loads(answer.body)
+    validate(document)
+    assert "zoe@example.eu" not in answer.body.decode().lower()
+    news, events = by_purpose(document)["newsletter"], by_purpose(document)["events"]
+    assert kinds(news) == ["dpv:ConsentRequested", "dpv:ConsentGiven"]
+    assert kinds(events) == ["dpv:ConsentRequested", "dpv:ConsentRefused"]
+    assert news["dpv:hasConsentStatus"][0]["dpv:hasIndicationMethod"].startswith(
+        "Request from the signup form 'website'")
+    assert news["dpv:hasProcess"]["dpv:hasRecipient"] == [  # SMTP mail here, and Act!
+        records.HOSTING_ID, records.SMTP_ID, records.ACT_ID]
+    assert "pd:Name" in news["dpv:hasProcess"]["dpv:hasPersonalData"]  # the form asked it
+
+
+def test_records_download_refuses_bad_tokens_like_the_other_downloads(person, client):
+    rights = person["rights"]
+    forged = rights[:-3] + ("abc" if not rights.endswith("abc") else "xyz")
+    for token_path in (forged, "/r/not-a-token"):
+        mine = client.http.get(token_path + "/records.jsonld")
+        theirs = client.http.get(token_path + "/receipt.json")
+        assert mine.status_code == theirs.status_code >= 400
+        assert "@context" not in mine.body.decode()
+
+
+def test_admin_api_cli_and_evidence_pack_give_the_same_records(person, client, tmp_path,
+                                                              capsys, monkeypatch):
+    from chalicelib.cli import main
+    from chalicelib.web import admin_auth
+
+    monkeypatch.setenv("ADMIN_SECRET_KEYS", "k" * 40)
+    bearer = {"Authorization": f"Bearer {admin_auth.mint(get_settings(), 'dpo-desk', 300)}"}
+    answer = client.http.get("/admin/records?email=Zoe@Example.eu", headers=bearer)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/ld+json"
+    by_api = json.loads(answer.body)
+    validate(by_api)
+    assert client.http.get("/admin/records?email=zoe@example.eu").status_code == 401
+    assert client.http.get("/admin/records?email=nobody@example.eu",
+                           headers=bearer).status_code == 404
+
+    capsys.readouterr()
+    assert main(["records", "--email", "zoe@example.eu"]) == 0
+    by_cli = json.loads(capsys.readouterr().out)
+    validate(by_cli)
+    assert [r["@id"] for r in by_cli["@graph"]] == [r["@id"] for r in by_api["@graph"]]
+    out = tmp_path / "zoe.jsonld"
+    assert main(["records", "--subject", by_api["dpv:hasDataSubject"].rsplit(":", 1)[1],
+                 "--out", str(out)]) == 0
+    validate(json.loads(out.read_text(encoding="utf-8")))
+    assert main(["records", "--email", "nobody@example.eu"]) == 1
+
+    assert main(["evidence", "--email", "zoe@example.eu", "--out", str(tmp_path)]) == 0
+    [pack] = tmp_path.glob("evidence-*.json")
+    in_pack = json.loads(pack.read_text(encoding="utf-8"))["evidence"]["consent_records_27560"]
+    validate(in_pack)
+    assert [r["@id"] for r in in_pack["@graph"]] == [r["@id"] for r in by_api["@graph"]]
