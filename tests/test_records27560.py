@@ -369,3 +369,29 @@ def test_admin_api_cli_and_evidence_pack_give_the_same_records(person, client, t
     in_pack = json.loads(pack.read_text(encoding="utf-8"))["evidence"]["consent_records_27560"]
     validate(in_pack)
     assert [r["@id"] for r in in_pack["@graph"]] == [r["@id"] for r in by_api["@graph"]]
+
+
+def test_the_document_is_json_ld_that_expands_offline_to_dpv_iris(env):
+    """The inline context is enough (no fetch), and every term becomes the DPV IRI."""
+    from pyld import jsonld
+
+    def no_network(url: str, options: Any = None) -> Any:
+        raise AssertionError(f"the records document made the reader fetch {url}")
+
+    subject = decide("hal@example.eu", newsletter="accept", events="refuse")
+    document = document_of(subject)
+    quads = jsonld.to_rdf(document, {"format": "application/n-quads",
+                                     "documentLoader": no_network})
+    record = next(r["@id"] for r in document["@graph"]
+                  if r["dpv:hasProcess"]["dpv:hasPurpose"]["dct:identifier"] == "newsletter")
+    rdf_type = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
+    assert f"<{record}> {rdf_type} <https://w3id.org/dpv#ConsentRecord>" in quads
+    assert ("<https://w3id.org/dpv#hasLegalBasis> "
+            "<https://w3id.org/dpv/legal/eu/gdpr#A6-1-a>") in quads
+    assert f"{rdf_type} <https://w3id.org/dpv#ConsentGiven>" in quads
+    assert f"{rdf_type} <https://w3id.org/dpv#ConsentRefused>" in quads
+    assert "<https://w3id.org/dpv#hasJurisdiction> <https://w3id.org/dpv/loc#EU>" in quads
+    assert "^^<http://www.w3.org/2001/XMLSchema#dateTime>" in quads
+    # no compact IRI was left behind as a plain string (a term the context misses)
+    for prefix in ("dpv:", "eu-gdpr:", "loc:", "pd:", "dct:", "schema:", "optinproof:"):
+        assert f'"{prefix}' not in quads, prefix

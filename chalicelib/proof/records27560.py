@@ -122,6 +122,8 @@ CONTEXT: dict[str, Any] = {
             "dpv:hasProcessing",
             "dpv:isIndicatedBy",
             "dpv:isExercisedAt",
+            "dpv:hasNotice",
+            "schema:url",
             "optinproof:currentStatus",
         )
     },
