@@ -395,3 +395,19 @@ def test_the_document_is_json_ld_that_expands_offline_to_dpv_iris(env):
     # no compact IRI was left behind as a plain string (a term the context misses)
     for prefix in ("dpv:", "eu-gdpr:", "loc:", "pd:", "dct:", "schema:", "optinproof:"):
         assert f'"{prefix}' not in quads, prefix
+
+
+def test_after_erasure_the_records_still_prove_and_name_nobody(env, capsys):
+    from chalicelib.cli import main
+
+    subject = decide("ivy@example.eu", newsletter="accept")
+    withdraw("ivy@example.eu", "newsletter")
+    assert main(["erase", "--email", "ivy@example.eu", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["records", "--subject", subject]) == 0
+    document = json.loads(capsys.readouterr().out)
+    validate(document)
+    [news] = document["@graph"]
+    assert news["optinproof:state"] == "erased" and news["optinproof:validUntil"] is None
+    assert kinds(news) == ["dpv:ConsentRequested", "dpv:ConsentGiven", "dpv:ConsentWithdrawn"]
+    assert "ivy@example.eu" not in json.dumps(document)

@@ -655,7 +655,8 @@ def _method(event: Mapping[str, Any]) -> str:
         return "Validity period ended without renewal (recorded by the expiry sweep)"
     method = event.get("method")
     if method:
-        return str(_WITHDRAW_METHODS.get(str(method), f"{method} ({where})")).capitalize()
+        words = _WITHDRAW_METHODS.get(str(method), f"{method} ({where})")
+        return words[:1].upper() + words[1:]
     page = "preferences page" if event.get("link_kind") == "preferences" else "confirmation page"
     answer = "Accept" if kind == "accepted" else "Refuse"
     return f"'{answer}' on the {page} opened from a link e-mailed to the address ({where})"
