@@ -182,7 +182,8 @@ _OPT_OUT_STATUS = {
 _DECISIONS = ("accepted", "refused", "withdrawn")
 _RENEWING = ("accepted", "expired")
 
-#: AWS regions in the EU/EEA we can name a country for (ISO 3166-1 alpha-2).
+#: European AWS regions and their country (ISO 3166-1 alpha-2), for the storage location;
+#: GB and CH are outside the EU, and the record then says so by the country itself.
 _REGION_COUNTRY = {
     "eu-west-1": "IE",
     "eu-west-3": "FR",
