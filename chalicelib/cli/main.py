@@ -27,6 +27,7 @@ from chalicelib.cli.infra import infra
 from chalicelib.cli.link import LINK_ROUTES, link, link_url
 from chalicelib.cli.mail import mail
 from chalicelib.cli.purposes import purposes
+from chalicelib.cli.records import records
 from chalicelib.cli.secrets import secrets
 from chalicelib.cli.sync import sync
 from chalicelib.cli.table import table
@@ -57,6 +58,7 @@ for command in (
     campaign,
     erase,
     evidence,
+    records,
     breach,
     infra,
     secrets,

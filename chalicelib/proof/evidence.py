@@ -6,7 +6,9 @@ person's chain (with the salts, so the IP and user-agent commitments can be chec
 too), the full wording of every purpose text version shown, every e-mail template
 version sent, the forms and campaigns the events name, and the result of verifying
 the chain and everything derived from it. The HTML rendering is the same content for
-reading and printing; the JSON is the subject export (schema v1) plus those parts.
+reading and printing; the JSON is the subject export (schema v1) plus those parts, and
+the same consent as ISO/IEC TS 27560 records (``consent_records_27560``, W3C DPV,
+JSON-LD) for a regulator's tools.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.settings import Settings
 from chalicelib.core.templates import environment, stylesheet
-from chalicelib.proof import audit
+from chalicelib.proof import audit, records27560
 from chalicelib.rights import access
 from chalicelib.store import keys
 from chalicelib.store.ledger import Ledger
@@ -32,6 +34,7 @@ def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str)
         "mail_templates": _templates(ledger, events),
         "forms": _forms(catalogue, events),
         "campaigns": _campaigns(ledger, events),
+        "consent_records_27560": records27560.for_subject(ledger, settings, catalogue, subject),
         "verification": {
             "ok": verdict.ok,
             "events": verdict.events,

@@ -673,6 +673,7 @@ def rights_report_page(
         chain=data["chain"],
         export_href=hrefs["export"],
         receipt_href=hrefs.get("receipt"),
+        records_href=hrefs.get("records"),
         preferences_href=hrefs.get("preferences"),
         erase_href=hrefs["erase"],
         **_common(catalogue, locale),

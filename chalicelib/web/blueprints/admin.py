@@ -274,6 +274,30 @@ def admin_evidence(operator: Operator) -> Response:
     return http.json_answer(bp.current_request, data)
 
 
+@bp.route("/admin/records", methods=["GET"])
+@admin_api
+def admin_records(operator: Operator) -> Response:
+    """One person's ISO/IEC TS 27560 consent records (JSON-LD): ``?email=`` or ``?subject=``."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.proof import records27560
+    from chalicelib.store import keys
+
+    params = http.query(bp.current_request)
+    settings, ledger = get_settings(), get_ledger()
+    subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+        return http.json_answer(
+            bp.current_request,
+            {"error": "not_found", "message": "Nothing is held about this person."},
+            404,
+        )
+    document = records27560.for_subject(ledger, settings, get_catalogue(), subject)
+    log("admin_records", operator=operator.name, subject=subject)
+    return http.json_answer(
+        bp.current_request, document, headers={"Content-Type": records27560.MEDIA_TYPE}
+    )
+
+
 @bp.route("/admin/erasures", methods=["POST"], content_types=["application/json"])
 @admin_api
 def admin_erase(operator: Operator) -> Response:

@@ -1,5 +1,6 @@
 """The data-subject rights: ask for a link, read the report, export JSON, the signed
-receipt, erasure after one explicit confirmation.
+receipt, the ISO/IEC TS 27560 consent records (JSON-LD), erasure after one explicit
+confirmation.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def rights_report(token: str) -> Page:
             "export": f"{base}/export.json",
             "erase": f"{base}/erase",
             "receipt": f"{base}/receipt.json" if data["purposes"] else None,
+            "records": f"{base}/records.jsonld",
             "preferences": access.preferences_href(get_ledger(), settings, link, record),
         },
     )
@@ -146,6 +148,29 @@ def rights_receipt(token: str) -> Page:
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Content-Disposition": 'attachment; filename="consent-receipt.json"',
+        },
+    )
+
+
+@bp.route("/r/{token}/records.jsonld", methods=["GET"])
+@html_page
+def rights_records(token: str) -> Page:
+    """The person's consent records as ISO/IEC TS 27560 records (W3C DPV, JSON-LD)."""
+    from chalicelib.proof import records27560
+    from chalicelib.web.render import Page
+
+    link, _ = _rights_link(token)
+    document = records27560.for_subject(get_ledger(), get_settings(), get_catalogue(), link.subject)
+    log("rights_records", subject=link.subject, link_id=link.link_id)
+    return Page(
+        json.dumps(document, ensure_ascii=False, indent=2),
+        200,
+        {
+            "Content-Type": records27560.MEDIA_TYPE,
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Content-Disposition": 'attachment; filename="consent-records.jsonld"',
         },
     )
 
