@@ -39,6 +39,7 @@ STATE_LABELS = {
     "accepted": N_("Accepted"),
     "refused": N_("Refused"),
     "withdrawn": N_("Withdrawn"),
+    "expired": N_("Expired"),
 }
 
 LINK_ERRORS: dict[str, tuple[str, str, str]] = {
@@ -584,6 +585,7 @@ EVENT_LABELS = {
     "link_withdrawn": N_("link taken back"),
     "breach_notified": N_("informed of a data breach"),
     "erased": N_("data erased"),
+    "expired": N_("consent expired (no contact for too long)"),
 }
 SYNC_LABELS = {
     "synced": N_("yes"),
