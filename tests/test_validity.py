@@ -286,3 +286,65 @@ def test_a_run_is_told_busy_while_another_holds_the_lease(env: dict[str, str]) -
     assert ledger.lease(*keys.VALIDITY_LEASE, "other", 60)
     assert _sweeper().run().busy
     assert ledger.get(*keys.VALIDITY_CURSOR) is None
+
+
+# -- the dashboard and the CLI -----------------------------------------------------------------
+
+
+def test_dashboard_shows_expiries_ahead_from_counters(aged: Any, client: Any, mail_sink: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+    from urllib.parse import urlencode
+
+    from chalicelib.web import admin_auth
+    from tests.support.admin import ADMIN_KEY
+
+    aged('validity = "30d"\nrenewal = [7]')
+    confirmed(client, mail_sink, "dash@example.eu", newsletter="accept", events="accept")
+    monkeypatch.setenv("ADMIN_SECRET_KEYS", ADMIN_KEY)
+    token = admin_auth.mint(get_settings(), "olga@example.eu", 600)
+    login = client.http.get(f"/admin/login?{urlencode({'token': token})}")
+    cookie = login.headers["Set-Cookie"].split(";", 1)[0]
+    html = client.http.get("/admin/dashboard", headers={"Cookie": cookie}).body.decode()
+    assert "Consent running out" in html
+    answer = client.http.get("/admin/dashboard?format=csv&table=expiries",
+                             headers={"Cookie": cookie})
+    rows = {r["purpose"]: r for r in csv.DictReader(io.StringIO(answer.body.decode()))}
+    assert rows["newsletter"]["validity_days"] == "30"
+    assert rows["newsletter"]["next_30_days"] == "1" and rows["newsletter"]["expired_now"] == "0"
+    assert rows["events"]["validity_days"] == "1095" and rows["events"]["next_90_days"] == "0"
+
+
+def test_cli_sweep_dry_run_and_expiries(aged: Any, client: Any, mail_sink: Any) -> None:
+    import json
+
+    from tests.support.cli import run_cli
+
+    aged('validity = "30d"\nrenewal = [7]')
+    confirmed(client, mail_sink, "cli@example.eu", newsletter="accept", events="refuse")
+    env = _settings_env()
+    later = (date.today() + timedelta(days=31)).isoformat()
+    dry = run_cli("consent", "sweep", "--dry-run", "--as-of", later, "--json", env=env)
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    # read from today on: the 7-day renewal not sent by then is past its expiry
+    assert report["dry_run"] and report["expired"] == 1 and report["renewal_mails"] == 0
+    week = (date.today() + timedelta(days=24)).isoformat()
+    soon = json.loads(run_cli("consent", "sweep", "--dry-run", "--as-of", week, "--json",
+                              env=env).stdout)
+    assert (soon["renewal_mails"], soon["expired"]) == (1, 0)
+    assert _state("cli@example.eu")["state"] == "accepted"  # a dry run writes nothing
+    refused = run_cli("consent", "sweep", "--as-of", later, env=env)
+    assert refused.returncode == 2 and "only go with --dry-run" in refused.stderr
+    listed = run_cli("consent", "expiries", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["newsletter"]["ahead_30"] == 1
+    assert run_cli("consent", "sweep", "--help").returncode == 0
+
+
+def _settings_env() -> dict[str, str]:
+    import os
+
+    from chalicelib.core.settings import _ENV_NAMES
+    return {name: os.environ[name] for name in _ENV_NAMES if name in os.environ}

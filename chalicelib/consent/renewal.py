@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -90,6 +91,7 @@ class Sweeper:
         deliver: Callable[[str], Any] | None = None,
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        seconds: float | None = None,
     ) -> None:
         self.ledger = ledger
         self.settings = settings
@@ -100,6 +102,9 @@ class Sweeper:
         self.progress = progress
         self.report = SweepReport(dry_run=dry_run)
         self.budget = settings.renewal_mails_per_run
+        #: Stop between two people after this long (a Lambda's time): the rest of the
+        #: day stays for the next run.
+        self.deadline = time.monotonic() + seconds if seconds is not None else None
 
     def run(self, as_of: datetime | None = None, since: str | None = None) -> SweepReport:
         """Work every day from the cursor (or ``since``) to ``as_of``'s day (today)."""
@@ -135,6 +140,10 @@ class Sweeper:
             self.progress(day, len(people))
         left = 0
         for subject, items in people.items():
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.report.deferred += len(items)
+                left += len(items)
+                continue
             try:
                 left += self._person(subject, items, now)
             except OptinProofError as exc:  # one person's trouble stops no other
