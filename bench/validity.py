@@ -86,11 +86,16 @@ def main() -> None:
         schema.create_table(client, settings.consent_table)
         ledger, catalogue = get_ledger(), get_catalogue()
         table = settings.consent_table
-        put = timed(lambda: client.put_item(
-            TableName=table, Item={"pk": {"S": f"X#{uuid.uuid4().hex}"}, "sk": {"S": "X"}}),
-            args.n)
+        def raw_put() -> None:
+            client.put_item(
+                TableName=table, Item={"pk": {"S": f"X#{uuid.uuid4().hex}"}, "sk": {"S": "X"}})
+
+        timed(raw_put, 50)  # warm DynamoDB Local's JVM before any measurement
+        accept(args.n, "promotions")
+        put = timed(raw_put, args.n)
         never = accept(args.n, "events")
         dated = accept(args.people, "newsletter")
+        put = min(put, timed(raw_put, args.n))  # the floor, before and after: the lower
         started = time.perf_counter()
         report = renewal.Sweeper(ledger, settings, catalogue).run(
             utcnow() + timedelta(days=31), utcnow().date().isoformat())
