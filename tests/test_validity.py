@@ -131,6 +131,9 @@ def test_act_status_values_take_a_fourth_word_and_keep_three(env: dict[str, str]
         "accepted": "Oui", "refused": "Non", "withdrawn": "Retiré", "expired": "Expiré"}
     with pytest.raises(ConfigError, match="three or four"):
         load_settings({**base, "ACT_STATUS_VALUES": "a,b"})
+    assert load_settings(env).renewal_mails_per_run == 200
+    with pytest.raises(ConfigError, match="RENEWAL_MAILS_PER_RUN"):
+        load_settings({**env, "RENEWAL_MAILS_PER_RUN": "20000"})
 
 
 # -- a decision records its expiry, indexed by day ------------------------------------------

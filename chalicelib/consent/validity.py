@@ -5,7 +5,9 @@ from the person's last *active contact*. Here the active contact is a decision t
 person made through one of our links (accepting, refusing, withdrawing; re-accepting
 from a renewal mail included) — never a mail opened, never a page merely shown (mail
 scanners open links too). A signup counts once it is confirmed, since that is a
-decision; a new acceptance of a purpose resets its expiry.
+decision: an unconfirmed signup may come from anyone who types the address, and a
+stranger must not be able to prolong someone's consent (no downgrade, no upgrade by
+strangers either). A new acceptance of a purpose resets its expiry.
 
 Each acceptance records the expiry it implies (``valid_until`` on the event and on
 the purpose state), from the purpose's ``validity`` in the catalogue. The same
