@@ -584,7 +584,7 @@ def test_ses_unreachable_is_temporary(mail_env: dict[str, str],
 
 def test_mail_module_kinds() -> None:
     """The kinds the outbox may order; each has both templates on disk."""
-    assert mail.MAIL_KINDS == ("confirm", "already", "rights", "receipt")
+    assert mail.MAIL_KINDS == ("confirm", "already", "rights", "receipt", "renew")
     for kind in mail.MAIL_KINDS:
         for ext in ("txt", "html"):
             assert (ROOT / "templates" / "mail" / f"{kind}.{ext}").is_file()

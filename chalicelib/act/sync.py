@@ -58,7 +58,12 @@ LEASE_SECONDS = 180
 _AMBIGUOUS_WAIT = 60.0
 _BACKOFF_BASE = 5.0
 _BACKOFF_MAX = 3600.0
-VERBS = {"accepted": "accepted", "refused": "refused", "withdrawn": "withdrawn"}
+VERBS = {
+    "accepted": "accepted",
+    "refused": "refused",
+    "withdrawn": "withdrawn",
+    "expired": "expired",
+}
 #: In a state's ``act_history``: a history post for that contact was about to be sent.
 UNSURE = "?"
 SWEEP_SHARDS = keys.SWEEP_SHARDS

@@ -20,6 +20,7 @@ from chalicelib.cli.breach import breach
 from chalicelib.cli.campaign import campaign
 from chalicelib.cli.chain import chain, report_line
 from chalicelib.cli.common import PROG, ExampleGroup
+from chalicelib.cli.consent import consent
 from chalicelib.cli.erase import erase
 from chalicelib.cli.evidence import evidence
 from chalicelib.cli.forms import forms
@@ -63,6 +64,7 @@ for command in (
     infra,
     secrets,
     admin,
+    consent,
 ):
     cli.add_command(command)
 

@@ -21,6 +21,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from chalicelib.consent.periods import (
+    DEFAULT_RENEWAL_DAYS,
+    DEFAULT_VALIDITY_DAYS,
+    parse_period,
+    parse_renewal,
+)
 from chalicelib.core.errors import CatalogueError
 
 SUPPORTED_LOCALES = ("en", "fr")
@@ -52,6 +58,11 @@ class Purpose:
     opt_out: dict[str, PurposeText] = field(default_factory=dict)
     #: Version of the opt-out wordings (like ``version`` for the texts), or None.
     opt_out_version: str | None = None
+    #: How long an acceptance holds after the person's last active contact about this
+    #: purpose (days); None: it never expires. See ``consent/validity.py``.
+    validity_days: int | None = DEFAULT_VALIDITY_DAYS
+    #: Days before the expiry on which a renewal mail goes out, largest first.
+    renewal_days: tuple[int, ...] = DEFAULT_RENEWAL_DAYS
 
     def text(self, locale: str) -> PurposeText:
         """The text in ``locale``; every catalogue locale exists (checked at load)."""
@@ -93,6 +104,23 @@ class Form:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """What happens to a person nobody heard from for ``days`` (``[retention]``).
+
+    ``days`` None: nothing (the default). ``action`` ``erase``: the profile is erased
+    as ``optinproof erase`` does (Act! as ``ERASURE_ACT`` says); ``archive``: the
+    personal data leaves our table the same way but the Act! contact is left as it is.
+    The proof events stay in both cases, as with every erasure.
+    """
+
+    days: int | None = None
+    action: str = "erase"
+
+
+RETENTION_ACTIONS = ("erase", "archive")
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """The loaded, validated catalogue."""
 
@@ -102,6 +130,7 @@ class Catalogue:
     purposes: dict[str, Purpose]
     source: str
     forms: dict[str, Form] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
 
     def get(self, purpose_id: str) -> Purpose:
         """The purpose, or ``KeyError`` for an id not in the catalogue."""
@@ -195,8 +224,18 @@ def _locales(data: dict[str, Any], locate: _Locator) -> tuple[tuple[str, ...], s
     return tuple(locales), default
 
 
-_PURPOSE_KEYS = {"id", "title", "text", "email_marketing", "act", "legal_basis", "opt_out"}
-_TOP_KEYS = {"locales", "default_locale", "controller", "purposes", "forms"}
+_PURPOSE_KEYS = {
+    "id",
+    "title",
+    "text",
+    "email_marketing",
+    "act",
+    "legal_basis",
+    "opt_out",
+    "validity",
+    "renewal",
+}
+_TOP_KEYS = {"locales", "default_locale", "controller", "purposes", "forms", "retention"}
 _FORM_KEYS = {
     "id",
     "purposes",
@@ -256,6 +295,7 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
     if not isinstance(act, dict):
         raise CatalogueError(locate.where(index, "act must be a table"))
     legal_basis, opt_out, opt_out_version = _basis(table, index, locales, locate, texts)
+    validity_days, renewal_days = _validity(table, index, locate)
     return Purpose(
         id=purpose_id,
         texts=texts,
@@ -265,6 +305,8 @@ def _purpose(table: Any, index: int, locales: tuple[str, ...], locate: _Locator)
         legal_basis=legal_basis,
         opt_out=opt_out,
         opt_out_version=opt_out_version,
+        validity_days=validity_days,
+        renewal_days=renewal_days,
     )
 
 
@@ -313,6 +355,43 @@ def _basis(
         "".join(opt_out[locale].sha256 for locale in sorted(opt_out)).encode()
     ).hexdigest()[:16]
     return basis, opt_out, version
+
+
+def _validity(
+    table: dict[str, Any], index: int, locate: _Locator
+) -> tuple[int | None, tuple[int, ...]]:
+    """A purpose's ``validity`` (default 3 years) and ``renewal`` schedule (default
+    60, 30 and 7 days before; none when the validity is ``"none"``)."""
+    try:
+        days = parse_period(table.get("validity", f"{DEFAULT_VALIDITY_DAYS}d"))
+    except ValueError as exc:
+        raise CatalogueError(locate.where(index, f"validity: {exc}")) from exc
+    default = list(DEFAULT_RENEWAL_DAYS) if days is not None else []
+    if days is not None:
+        default = [d for d in default if d < days]
+    try:
+        return days, parse_renewal(table.get("renewal", default), days)
+    except ValueError as exc:
+        raise CatalogueError(locate.where(index, f"renewal {exc}")) from exc
+
+
+def _retention(data: dict[str, Any], locate: _Locator) -> Retention:
+    """The ``[retention]`` table: ``after`` a period without contact, ``action``."""
+    table = data.get("retention", {})
+    if not isinstance(table, dict) or set(table) - {"after", "action"}:
+        raise CatalogueError(
+            locate.where(None, "retention must be a table with after and action only")
+        )
+    try:
+        days = parse_period(table.get("after", "none"))
+    except ValueError as exc:
+        raise CatalogueError(locate.where(None, f"retention.after: {exc}")) from exc
+    action = table.get("action", "erase")
+    if action not in RETENTION_ACTIONS:
+        raise CatalogueError(
+            locate.where(None, f"retention.action must be one of {', '.join(RETENTION_ACTIONS)}")
+        )
+    return Retention(days, action)
 
 
 def _optional_url(table: dict[str, Any], key: str, where: Callable[[str], str]) -> str | None:
@@ -466,7 +545,9 @@ def parse_catalogue(raw: str, source: str) -> Catalogue:
         purposes[purpose.id] = purpose
         first_index[purpose.id] = index
     forms = _forms(data, locales, purposes, locate.of("forms"))
-    return Catalogue(controller, locales, default, purposes, source, forms)
+    return Catalogue(
+        controller, locales, default, purposes, source, forms, _retention(data, locate)
+    )
 
 
 @lru_cache(maxsize=4)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.consent import basis, links, stats
+from chalicelib.consent import basis, links, stats, validity
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.consent.deliveries import delivery_items
 from chalicelib.consent.subjects import mail_address, normalise_email, subject_key
@@ -583,38 +583,36 @@ def _plan_changes(
             "channel": origin.channel,
             "legal_basis": catalogue.get(purpose).legal_basis,
         }
-        plan.events.append(
-            Draft(
-                {
-                    "event_id": event_id,
-                    "kind": state,
-                    "at": at,
-                    **common,
-                    "previous_state": current.get("state"),
-                    "link_kind": origin.link_kind,
-                    "method": changed.get("method"),
-                    **changed.get("extra", {}),
-                },
-                ctx.personal(),
-            )
-        )
-        plan.puts.append(
-            {
-                **keys.item(keys.purpose(snap.subject, purpose)),
-                **common,
-                "subject": snap.subject,
-                "state": state,
-                "decided_at": at,
-                "event_id": event_id,
-                "event_seq": seq,
-                "sync_status": "pending",
-                "sync_attempts": 0,
-                "sync_shard": keys.sync_shard(snap.subject),
-                "sync_due": at,
-            }
-        )
+        event = {
+            "event_id": event_id,
+            "kind": state,
+            "at": at,
+            **common,
+            "previous_state": current.get("state"),
+            "link_kind": origin.link_kind,
+            "method": changed.get("method"),
+            **changed.get("extra", {}),
+        }
+        item = {
+            **keys.item(keys.purpose(snap.subject, purpose)),
+            **common,
+            "subject": snap.subject,
+            "state": state,
+            "decided_at": at,
+            "event_id": event_id,
+            "event_seq": seq,
+            "sync_status": "pending",
+            "sync_attempts": 0,
+            "sync_shard": keys.sync_shard(snap.subject),
+            "sync_due": at,
+        }
+        validity.stamp(plan, snap.subject, catalogue.get(purpose), current, event, item)
+        plan.events.append(Draft(event, ctx.personal()))
+        plan.puts.append(item)
     if plan.events:  # a person who decided keeps their profile: no more expiry
         plan.profile, plan.profile_remove = {"updated_at": at}, ("expires_at",)
+        if origin.link_id:  # a decision through our link: an active contact
+            validity.note_contact(plan, snap, catalogue, at)
         if subscribers:
             plan.derived = lambda sealed: [
                 item for event in sealed for item in delivery_items(event, subscribers)

@@ -7,7 +7,9 @@ a page reads a handful of items whatever the table's size:
 
 - ``STATS#PURPOSES``: per purpose (``<purpose>.<state>`` attributes), people per current
   state (accepted, refused, withdrawn) and ``pending`` (asked, never decided) and
-  ``expired`` (asked, never decided, forgotten when their confirmation link expired);
+  ``expired`` (asked, never decided, forgotten when their confirmation link expired),
+  and ``consent_expired`` (consent given, then run out: ``consent/validity.py``);
+- ``STATS#CONSENTEXPIRY#<yyyy-mm>``: acceptances expiring per day (``consent/validity.py``);
 - ``STATS#DAYS#<yyyy-mm>`` / ``<yyyy-mm-dd>#…``: decisions per day, purpose and kind;
 - ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, people who answered and who
   confirmed (accepted a first purpose), decisions per kind, syncs to Act!;
@@ -28,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.consent import validity
 from chalicelib.store import keys
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ def deltas(
     the purposes a person was asked about (pending is counted once) and the campaigns
     and forms they answered or accepted through (a funnel counts people, per funnel).
     """
+    sealed = list(sealed)
     out: Delta = defaultdict(lambda: defaultdict(int))
     known = {name: set((profile or {}).get(name) or []) for name in REMEMBERED}
     new: dict[str, list[str]] = {name: [] for name in REMEMBERED}
@@ -96,6 +100,8 @@ def deltas(
             before = event.get("previous_state")
             if before in STATES:
                 purpose(purpose_id, before, -1)
+            elif before == validity.EXPIRED:  # consent ran out, then given again
+                purpose(purpose_id, validity.EXPIRED_NOW, -1)
             elif purpose_id in known["asked"] or purpose_id in new["asked"]:
                 purpose(purpose_id, "pending", -1)
             purpose(purpose_id, kind)
@@ -111,6 +117,9 @@ def deltas(
                     out[(keys.stats(scope), shard)]["answered"] += 1
                 if kind == "accepted" and once("accepted_in", scope):
                     out[(keys.stats(scope), shard)]["confirmed"] += 1
+        elif kind == validity.EXPIRED and purpose_id:  # consent ran out (the sweep)
+            purpose(purpose_id, event.get("previous_state") or "accepted", -1)
+            purpose(purpose_id, validity.EXPIRED_NOW)
         elif kind in ("link_written", "link_exported") and scope:
             out[(keys.stats(scope), shard)]["sent"] += 1
         elif (
@@ -124,6 +133,8 @@ def deltas(
             for p, state in states.items():
                 if state.get("state") in STATES:
                     purpose(p, state["state"], -1)
+                elif state.get("state") == validity.EXPIRED:
+                    purpose(p, validity.EXPIRED_NOW, -1)
             for p in (known["asked"] | set(new["asked"])) - decided:
                 purpose(p, "pending", -1)
             out[(keys.STATS_ERASURES, shard)]["erased"] += 1
@@ -132,6 +143,9 @@ def deltas(
             decided = set()
     for form_id in signup_forms:
         out[(keys.stats_form(form_id), shard)]["signups"] += 1
+    for counter, fields in validity.counter_deltas(states, sealed, shard).items():
+        for name, delta in fields.items():
+            out[counter][name] += delta
     counters = {key: dict(values) for key, values in out.items() if any(values.values())}
     return counters, {name: values for name, values in new.items() if values}
 

@@ -98,6 +98,7 @@ _ENV_NAMES = (
     "SES_SNS_PATH_SECRET",
     "ERASURE_ACT",
     "RECEIPT_MAIL",
+    "RENEWAL_MAILS_PER_RUN",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -146,6 +147,8 @@ _STATUS_DEFAULTS: dict[str, str] = {
     "accepted": "Accepted",
     "refused": "Refused",
     "withdrawn": "Withdrawn",
+    #: A consent whose validity ran out (``consent/validity.py``).
+    "expired": "Expired",
 }
 
 MAIL_TRANSPORTS = ("none", "smtp", "ses")
@@ -229,6 +232,9 @@ class Settings:
     erasure_act: str = "clear"
     #: Mail the person a signed consent receipt after each change of their choices.
     receipt_mail: bool = False
+    #: At most this many renewal mails per run of the validity sweep (a throttle: the
+    #: rest wait for the next run, in order).
+    renewal_mails_per_run: int = 200
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -363,12 +369,14 @@ def _status_values(env: dict[str, str]) -> dict[str, str]:
     if not raw:
         return dict(_STATUS_DEFAULTS)
     parts = [part.strip() for part in raw.split(",")]
-    if len(parts) != 3 or not all(parts):
+    if len(parts) not in (3, 4) or not all(parts):
         raise ConfigError(
-            "ACT_STATUS_VALUES needs three comma-separated words, for accepted, "
-            "refused and withdrawn (e.g. Accepted,Refused,Withdrawn)."
+            "ACT_STATUS_VALUES needs three or four comma-separated words, for accepted, "
+            "refused, withdrawn and (optionally) expired (e.g. "
+            "Accepted,Refused,Withdrawn,Expired)."
         )
-    return dict(zip(("accepted", "refused", "withdrawn"), parts, strict=True))
+    # Three words (before consent expired) keep the default fourth.
+    return {**_STATUS_DEFAULTS, **dict(zip(_STATUS_DEFAULTS, parts, strict=False))}
 
 
 def _optional_secret(env: dict[str, str], name: str) -> str | None:
@@ -570,8 +578,17 @@ def load_settings(env: dict[str, str]) -> Settings:
         admin_secret_keys=_secret_keys(env, "ADMIN_SECRET_KEYS", required=False),
         erasure_act=_choice(env, "ERASURE_ACT", ("clear", "delete", "keep"), "clear"),
         receipt_mail=_flag(env, "RECEIPT_MAIL", False),
+        renewal_mails_per_run=_renewal_mails(env),
         **_ses_topics(env),
     )
+
+
+def _renewal_mails(env: dict[str, str]) -> int:
+    """``RENEWAL_MAILS_PER_RUN``: 1 to 10,000 renewal mails per sweep run."""
+    value = int(_number(env, "RENEWAL_MAILS_PER_RUN", 200, int))
+    if not 1 <= value <= 10_000:
+        raise ConfigError(f"RENEWAL_MAILS_PER_RUN={value}: choose a number from 1 to 10000.")
+    return value
 
 
 @lru_cache(maxsize=8)

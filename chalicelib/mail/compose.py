@@ -24,7 +24,7 @@ from chalicelib.core.i18n import translations
 from chalicelib.core.settings import Settings
 from chalicelib.core.templates import environment
 
-MAIL_KINDS = ("confirm", "already", "rights", "receipt")
+MAIL_KINDS = ("confirm", "already", "rights", "receipt", "renew")
 
 
 def N_(message: str) -> str:
@@ -37,6 +37,7 @@ SUBJECTS = {
     "already": N_("You are already subscribed to %(controller)s"),
     "rights": N_("Your data held by %(controller)s"),
     "receipt": N_("Your consent receipt from %(controller)s"),
+    "renew": N_("Do you still want to hear from %(controller)s?"),
 }
 
 #: The personal parts of a mail, replaced by markers in the template version.

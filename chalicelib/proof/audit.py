@@ -23,7 +23,7 @@ from chalicelib.store.ledger import Ledger
 
 #: The events that set a purpose's state (a ``requested`` event names a purpose too,
 #: but only asks).
-DECISIONS = ("accepted", "refused", "withdrawn")
+DECISIONS = ("accepted", "refused", "withdrawn", "expired")
 
 
 def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str:

@@ -325,3 +325,32 @@ def erasures_month(month: str) -> str:
 def item(key: Key, **fields: object) -> dict[str, object]:
     """An item's attributes with its key: ``item(link(id), kind="confirm", ...)``."""
     return {"pk": key[0], "sk": key[1], **fields}
+
+
+# -- consent over time: validity index and counters (consent/validity.py) ------------------
+
+VALIDITY_PREFIX = "VALIDITY#"
+#: Where the validity sweep stands: the first day it has not finished yet.
+VALIDITY_CURSOR: Key = ("VALIDITY", "CURSOR")
+#: The validity sweep's lease: two runs never work the same days at once.
+VALIDITY_LEASE: Key = ("VALIDITY", "LEASE")
+#: The sort key of a person's retention item in a day's bucket (after every purpose's).
+RETENTION_SK = "~retention"
+
+
+def validity_day(day: str) -> str:
+    """``VALIDITY#<yyyy-mm-dd>``: the things due that day (a renewal mail, an expiry,
+    the end of retention), one partition per day, so the sweep reads a day, not the table."""
+    return f"{VALIDITY_PREFIX}{day}"
+
+
+def validity_due(day: str, subject: str, what: str) -> Key:
+    """One person's purpose (``what`` = its id) or retention (``RETENTION_SK``) due on ``day``."""
+    return validity_day(day), f"{subject}#{what}"
+
+
+def stats_expiries(month: str) -> str:
+    """``STATS#CONSENTEXPIRY#<yyyy-mm>``: acceptances that expire per day (sort keys
+    ``<yyyy-mm-dd>#<shard>``, attributes ``<purpose>.due``). Not the ``expired`` of
+    ``STATS#PURPOSES`` (asked, never decided): this is consent that ran out."""
+    return f"STATS#CONSENTEXPIRY#{month}"

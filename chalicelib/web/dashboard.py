@@ -25,7 +25,16 @@ from chalicelib.store import keys
 from chalicelib.store.keys import SYNC_HOLD
 from chalicelib.store.ledger import Ledger
 
-TABLES = ("purposes", "timeline", "campaigns", "forms", "syncs", "erasures", "reasons")
+TABLES = (
+    "purposes",
+    "timeline",
+    "campaigns",
+    "forms",
+    "syncs",
+    "erasures",
+    "reasons",
+    "expiries",
+)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_DAYS = 731
 
@@ -272,7 +281,35 @@ def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[
         "erasures": erasures(ledger, f),
         "syncs_waiting": total,
         "reasons": reasons(ledger, catalogue, f, locale),
+        "expiries": expiries(ledger, catalogue, f, locale),
     }
+
+
+def expiries(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> list[dict[str, Any]]:
+    """Per purpose: acceptances expiring in the next 30 / 90 days, expired in the last
+    30 / 90 days, and people whose consent is expired now; from the expiry day counters
+    (``consent/validity.py``), so whatever the number of people, a few queries."""
+    from chalicelib.consent import validity
+
+    outlook = validity.outlook(ledger, catalogue, utcnow().date())
+    rows = []
+    for purpose_id, figures in outlook.items():
+        if f.purpose and purpose_id != f.purpose:
+            continue
+        days = catalogue.get(purpose_id).validity_days
+        rows.append(
+            {
+                "purpose": purpose_id,
+                "title": catalogue.get(purpose_id).text(locale).title,
+                "validity_days": days if days is not None else "",
+                "next_30_days": figures.ahead_30,
+                "next_90_days": figures.ahead_90,
+                "last_30_days": figures.past_30,
+                "last_90_days": figures.past_90,
+                "expired_now": figures.expired_now,
+            }
+        )
+    return rows
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:

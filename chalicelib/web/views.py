@@ -39,6 +39,7 @@ STATE_LABELS = {
     "accepted": N_("Accepted"),
     "refused": N_("Refused"),
     "withdrawn": N_("Withdrawn"),
+    "expired": N_("Expired"),
 }
 
 #: Each legal basis in words (``consent/basis.py``).
@@ -638,6 +639,7 @@ EVENT_LABELS = {
     "link_withdrawn": N_("link taken back"),
     "breach_notified": N_("informed of a data breach"),
     "erased": N_("data erased"),
+    "expired": N_("consent expired (no contact for too long)"),
 }
 SYNC_LABELS = {
     "synced": N_("yes"),

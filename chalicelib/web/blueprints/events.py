@@ -1,4 +1,4 @@
-"""The non-HTTP entry points: the table's stream and the minute schedules.
+"""The non-HTTP entry points: the table's stream and the schedules.
 
 The stream is the fast path (mails out, decisions to Act!, hints reconciled,
 webhooks delivered); each sweep is the safety net for what the stream missed or
@@ -215,3 +215,33 @@ def act_poll(event: Any) -> dict[str, Any]:
     context = getattr(event, "context", None)
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 60.0
     return schedule.run(get_ledger(), act.poll, get_reconciler(), max(5.0, remaining - 30))
+
+
+@bp.schedule(Rate(1, unit=Rate.HOURS))
+def validity_sweep(event: Any) -> dict[str, Any]:
+    """Consent over time: renewal mails before an expiry, the expiry itself, and the
+    end of retention (``consent/renewal.py``), until the Lambda's time is up."""
+    from chalicelib.consent import renewal
+    from chalicelib.rights import erasure
+    from chalicelib.web import background
+
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    pusher = background.pusher_or_none()
+
+    def erase(subject: str, act_mode: str) -> None:
+        client = pusher.client if pusher is not None else None
+        erasure.erase_with_act(
+            ledger, catalogue, settings, subject, "retention", act_mode, client, pusher
+        )
+
+    context = getattr(event, "context", None)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 300.0
+    report = renewal.Sweeper(
+        ledger,
+        settings,
+        catalogue,
+        erase=erase,
+        deliver=get_postman().deliver_safely if settings.mail.transport != "none" else None,
+        seconds=max(5.0, remaining - 60),
+    ).run()
+    return {k: v for k, v in report.as_dict().items() if k != "days"}
