@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +18,13 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from chalicelib.consent import rules
-from chalicelib.consent.catalogue import Purpose
 from chalicelib.consent.rules import RequestContext
 from chalicelib.core.clock import iso, parse_iso
 from chalicelib.core.errors import CatalogueError
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import records27560 as records
+from chalicelib.store import keys
 from tests.conftest import ROOT
 
 SCHEMA = json.loads(
@@ -168,19 +168,9 @@ def test_act_crm_is_named_as_processor_and_recipient(act_env):
 
 # -- legal bases and validity the catalogue may set ------------------------------------------
 
-@dataclass(frozen=True)
-class _Based(Purpose):
-    """A purpose with the catalogue's legal basis and validity (issue 18, parts 1 and 2)."""
-
-    legal_basis: str = "consent"
-    validity_days: int | None = 1095
-
-
 def _with(catalogue: Any, purpose_id: str, **changes: Any) -> Any:
-    current = catalogue.get(purpose_id)
-    values = {f.name: getattr(current, f.name) for f in fields(Purpose)}
-    values.update(changes)
-    return replace(catalogue, purposes={**catalogue.purposes, purpose_id: _Based(**values)})
+    changed = replace(catalogue.get(purpose_id), **changes)
+    return replace(catalogue, purposes={**catalogue.purposes, purpose_id: changed})
 
 
 @pytest.mark.parametrize(("basis", "terms", "given", "record_type"), [
@@ -193,7 +183,7 @@ def _with(catalogue: Any, purpose_id: str, **changes: Any) -> Any:
 ])
 def test_each_legal_basis_maps_to_its_gdpr_article(env, basis, terms, given, record_type):
     subject = decide("dee@example.eu", newsletter="accept")
-    catalogue = _with(get_catalogue(), "newsletter", legal_basis=basis, validity_days=None)
+    catalogue = _with(get_catalogue(), "newsletter", legal_basis=basis)
     document = document_of(subject, catalogue)
     validate(document)
     news = by_purpose(document)["newsletter"]
@@ -203,10 +193,11 @@ def test_each_legal_basis_maps_to_its_gdpr_article(env, basis, terms, given, rec
     assert kinds(news)[-1] == given  # another basis never shows a consent given
     if basis == "soft_opt_in":
         assert "L.34-5" in news["dpv:hasProcess"]["dct:description"]
-    # validity none: until withdrawn, no expiry
-    assert news["dpv:hasConsentStatus"][-1]["dpv:hasDuration"] == [
-        {"@type": "dpv:UntilEventDuration", "rdf:value": "until withdrawn"}]
-    assert news["optinproof:validUntil"] is None
+    # the validity the decision was stamped with (the state's valid_until) stands
+    (state,) = get_ledger().get_many([keys.purpose(subject, "newsletter")])
+    assert news["dpv:hasConsentStatus"][-1]["dpv:hasDuration"][-1] == {
+        "@type": "dpv:UntilTimeDuration", "rdf:value": state["valid_until"]}
+    assert news["optinproof:validUntil"] == state["valid_until"]
 
 
 def test_an_unknown_legal_basis_is_a_catalogue_error(env):

@@ -90,7 +90,6 @@ from chalicelib.store.ledger import Ledger
 SCHEMA = "https://optinproof.eu/schemas/consent-record-27560.v1.json"
 RECORD_PROFILE = "https://w3id.org/dpv/schema/dpv-27560#record"
 MEDIA_TYPE = "application/ld+json"
-DEFAULT_VALIDITY_DAYS = 1095
 _NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://optinproof.eu/consent-record-27560")
 
 #: Inline, so the document reads (and expands) without fetching anything. Terms whose
@@ -288,10 +287,10 @@ def _events_by_purpose(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Ma
 
 
 def _basis(purpose: Purpose | None) -> str:
-    basis = getattr(purpose, "legal_basis", "consent") if purpose else "consent"
+    basis = purpose.legal_basis if purpose else "consent"
     if basis not in LEGAL_BASES:
         raise CatalogueError(
-            f"purpose {getattr(purpose, 'id', '?')!r}: legal basis {basis!r} has no "
+            f"purpose {purpose.id if purpose else '?'!r}: legal basis {basis!r} has no "
             f"DPV mapping (known: {', '.join(LEGAL_BASES)})"
         )
     return str(basis)
@@ -300,8 +299,7 @@ def _basis(purpose: Purpose | None) -> str:
 def _validity_days(purpose: Purpose | None) -> int | None:
     if purpose is None:
         return None
-    days = getattr(purpose, "validity_days", DEFAULT_VALIDITY_DAYS)
-    return int(days) if days is not None else None
+    return purpose.validity_days
 
 
 def _record(
