@@ -149,13 +149,16 @@ def build(
         _row(catalogue, purpose, decided[purpose], by_id, texts or {}, locale)
         for purpose in sorted(decided)
     ]
-    accepted = [row for row in rows if row["state"] == "accepted"]
+    # Kantara's services list the consents OptinProof recorded; imported evidence is
+    # named in the collection method and the extension, never as one of ours.
+    accepted = [row for row in rows if row["state"] == "accepted" and not row.get("source")]
+    imported = [row for row in rows if row.get("source") == "imported"]
     controller = catalogue.controller
     return {
         "version": VERSION,
         "jurisdiction": _optional(controller, "country") or DEFAULT_JURISDICTION,
         "consentTimestamp": max(_epoch(row["decided_at"]) for row in rows),
-        "collectionMethod": _collection_method(accepted or [max(rows, key=_when)]),
+        "collectionMethod": _collection_method((accepted or [max(rows, key=_when)]) + imported),
         "consentReceiptID": receipt_id(subject, decided),
         "language": locale,
         "piiPrincipalId": address,
@@ -237,7 +240,7 @@ def _row(
     event = _event_for(purpose_id, state, events)
     sha = state.get("text_sha256")
     wording = _wording(catalogue, purpose_id, sha, texts) if sha else None
-    if state["state"] == "accepted" and wording is None:
+    if state["state"] == "accepted" and wording is None and state.get("source") != "imported":
         raise ReceiptEvidenceMissing(
             f"Purpose {purpose_id!r} is accepted but records no text version: the wording "
             "the person accepted is unknown. Run `python -m chalicelib.cli chain verify`."
@@ -256,6 +259,18 @@ def _row(
         "event_hash": event.get("hash") if event else None,
         "_wording": wording,
         "_method": (event or {}).get("method"),
+        **_imported(state),
+    }
+
+
+def _imported(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An imported state says so, with its source and grade (never "double opt-in")."""
+    if state.get("source") != "imported":
+        return {}
+    return {
+        "source": "imported",
+        "import_source": state.get("import_source"),
+        "evidence_grade": state.get("grade"),
     }
 
 
@@ -335,7 +350,12 @@ def _collection_method(rows: list[dict[str, Any]]) -> str:
     methods = []
     for row in rows:
         where = _channel_words(row.get("channel") or "")
-        if row["state"] == "accepted":
+        if row.get("source") == "imported":
+            methods.append(
+                f"Imported from {row.get('import_source')} (evidence grade "
+                f"{row.get('evidence_grade')}); not a double opt-in recorded by OptinProof"
+            )
+        elif row["state"] == "accepted":
             methods.append(
                 f"Double opt-in: {where}, then acceptance through a confirmation "
                 "link e-mailed to the address"
