@@ -23,6 +23,7 @@ from chalicelib.cli.common import PROG, ExampleGroup
 from chalicelib.cli.erase import erase
 from chalicelib.cli.evidence import evidence
 from chalicelib.cli.forms import forms
+from chalicelib.cli.imports import import_
 from chalicelib.cli.infra import infra
 from chalicelib.cli.link import LINK_ROUTES, link, link_url
 from chalicelib.cli.mail import mail
@@ -61,6 +62,7 @@ for command in (
     infra,
     secrets,
     admin,
+    import_,
 ):
     cli.add_command(command)
 

@@ -119,6 +119,8 @@ def act(line: int, cols: Columns, options: Options) -> Row | Reject:
     if not said:
         return _reject(line, cols, f"the field {options.act_flag!r} says no: no consent")
     dated = instant(cols.get(options.act_date), options.act_zone) if options.act_date else None
+    # a history found through the Web API (``act_api``) dates an undated flag
+    dated = dated or instant(cols.get("History date"), options.act_zone)
     return Row(
         line,
         email,
