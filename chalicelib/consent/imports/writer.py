@@ -20,6 +20,9 @@ imported one; a decision taken through OptinProof is never replaced. The event i
 recorded either way (``applied`` says whether it moved the state): it is evidence.
 An imported state is not pushed to Act! (the evidence came from the company's own
 tools); nothing imported is ever called a double opt-in recorded by OptinProof.
+
+Size: the page's read, its plans, the batched write and the one-person fallback share
+the idempotency rule and the summary's counters; split, each would re-derive them.
 """
 
 from __future__ import annotations

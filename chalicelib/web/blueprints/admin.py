@@ -326,7 +326,8 @@ def admin_import(operator: Operator) -> Response:
 
     request = bp.current_request
     params = http.query(request)
-    raw = request.raw_body or b""
+    body = request.raw_body or b""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
     if len(raw) > MAX_IMPORT_BYTES:
         raise PayloadTooLarge(
             f"This file is over {MAX_IMPORT_BYTES // 1024} KB: import it with the CLI "
