@@ -1,6 +1,8 @@
 """`POST /admin/imports`: the admin API's import, its bearer token, its limits."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 from chalicelib.consent import stats
@@ -45,3 +47,23 @@ def test_admin_api_import_refuses_bad_requests(admin_env, client) -> None:
     big = _post(client, "source=generic", b"email\n" + b"a@example.eu\n" * 90_000)
     assert big.status_code == 413 and "optinproof import" in json.loads(big.body)["message"]
     assert not list(get_ledger().query("STATS#GRADES", "S"))
+
+
+def test_dashboard_shows_the_grades_per_purpose(admin_env, client) -> None:
+    from tests.support.admin import session
+    from tests.support.consent import decide
+
+    decide("own@example.eu", newsletter="accept")
+    assert _post(client, "source=generic", samples.generic().encode()).status_code == 200
+    cookie = session(client)
+    page = client.http.get("/admin/dashboard", headers={"Cookie": cookie})
+    assert page.status_code == 200
+    html = page.body.decode()
+    assert "Proof of the acceptances, per purpose" in html and "Imported, grade B" in html
+    answer = client.http.get("/admin/dashboard?format=csv&table=grades",
+                             headers={"Cookie": cookie})
+    rows = {r["purpose"]: r for r in csv.DictReader(io.StringIO(answer.body.decode()))}
+    assert {k: rows["newsletter"][k] for k in ("double_opt_in", "grade_a", "grade_b",
+                                               "grade_c")} == {
+        "double_opt_in": "1", "grade_a": "1", "grade_b": "0", "grade_c": "0"}
+    assert rows["promotions"]["grade_b"] == "1" and rows["events"]["grade_c"] == "1"

@@ -584,6 +584,7 @@ EVENT_LABELS = {
     "link_withdrawn": N_("link taken back"),
     "breach_notified": N_("informed of a data breach"),
     "erased": N_("data erased"),
+    "imported": N_("earlier proof imported from another tool (not a confirmation made here)"),
 }
 SYNC_LABELS = {
     "synced": N_("yes"),
