@@ -48,6 +48,7 @@ bench: deps
 	$(PY) -m bench.run
 	$(PY) -m bench.dashboard
 	$(PY) -m bench.proof
+	$(PY) -m bench.imports
 
 screenshots: deps
 	@scripts/ensure-chromium
