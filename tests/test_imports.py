@@ -262,3 +262,34 @@ def test_rejects_file_has_line_reason_and_columns() -> None:
     rejects(Reject(7, "no e-mail address", {"email": "", "consent": "yes"}))
     assert out.getvalue().splitlines() == ["line,reason,columns",
                                            "7,no e-mail address,email=; consent=yes"]
+
+
+# -- what the person, a receipt and the evidence pack say about it ------------------------
+
+
+def test_receipt_evidence_and_export_say_imported_never_double_opt_in(ledger, catalogue) -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from chalicelib.proof import evidence, receipts
+
+    _import(ledger, catalogue, "mailchimp", samples.mailchimp_subscribed())
+    decide("bob@example.eu", events="accept")  # Bob also confirmed events with us
+    bob = _subject("bob@example.eu")
+    receipt = receipts.for_subject(ledger, catalogue, bob)
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas"
+                         / "consent-receipt.v1.json").read_text())
+    Draft202012Validator(schema, format_checker=FormatChecker()).validate(receipt)
+    method = receipt["collectionMethod"]
+    assert "Imported from mailchimp (evidence grade B); not a double opt-in" in method
+    assert len(receipt["services"][0]["purposes"]) == 1  # only Bob's own double opt-in
+    row = {r["id"]: r for r in receipt[receipts.EXTENSION]["purposes"]}["newsletter"]
+    assert (row["source"], row["import_source"], row["evidence_grade"]) == (
+        "imported", "mailchimp", "B")
+    data = evidence.pack(ledger, get_settings(), catalogue, bob)
+    (news,) = [p for p in data["purposes"] if p["id"] == "newsletter"]
+    assert news["imported"] == {"source": "mailchimp", "grade": "B"}
+    page = evidence.html(data, "fr")
+    assert "importé de mailchimp, niveau B" in page

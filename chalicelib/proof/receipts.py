@@ -281,7 +281,13 @@ def _event_for(
     if events is None:
         return None
     event = events.get(state.get("event_id") or "")
-    if event is None or event.get("purpose") != purpose_id or event.get("kind") != state["state"]:
+    # an imported row that became the state names the state it set (``consent.imports``)
+    kind = (event or {}).get("state") if (event or {}).get("kind") == "imported" else None
+    if (
+        event is None
+        or event.get("purpose") != purpose_id
+        or (kind or event.get("kind")) != state["state"]
+    ):
         raise ReceiptEvidenceMissing(
             f"The state of purpose {purpose_id!r} ({state['state']}, event "
             f"{state.get('event_id')}) has no matching event in the person's chain. Run "

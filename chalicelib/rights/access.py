@@ -187,9 +187,18 @@ def _purposes(
                     "attempts": state.get("sync_attempts"),
                     "last_error": state.get("sync_error"),
                 },
+                **_imported(state),
             }
         )
     return rows
+
+
+def _imported(state: dict[str, Any]) -> dict[str, Any]:
+    """A state resting on imported evidence says where from and its grade: it is never
+    a double opt-in recorded by OptinProof (``consent.imports``)."""
+    if state.get("source") != "imported":
+        return {}
+    return {"imported": {"source": state.get("import_source"), "grade": state.get("grade")}}
 
 
 #: What we keep and for how long: the same words for every person, in the export (in
