@@ -71,6 +71,10 @@ def test_proof_targets_are_checked_everywhere(admin_env, client) -> None:
         "proof": "weak"}, auth())
     assert answer.status_code in (200, 201, 202), answer.body
     assert json.loads(answer.body)["campaign"]["proof"] == "weak"
+    from tests.support.admin import session
+    page = client.http.get("/admin/dashboard/campaigns/api-proof",
+                           headers={"Cookie": session(client)})
+    assert "Proof grade B or C only (imported)" in page.body.decode()
     assert proof.targeted("weak", ["newsletter", "events"],
                           {"events": {"state": "accepted", "source": "imported", "grade": "C"}})
     assert not proof.targeted("weak", ["newsletter"], {"newsletter": {
