@@ -240,8 +240,9 @@ class Importer:
             (alone if prepared.subject in seen else first).append(prepared)
             seen.add(prepared.subject)
         extra = [k for p in first for k in (p.import_key, keys.tombstone(p.subject))]
+        purposes = tuple(sorted({p.purpose for p in first}))  # what the plans read
         snaps, found = self.ledger.snapshots(
-            sorted({p.subject for p in first}), Reads((*self.catalogue.purposes,)), extra
+            sorted({p.subject for p in first}), Reads(purposes), extra
         )
         rejects: list[Reject] = []
         plans: list[tuple[Prepared, Snapshot, Plan]] = []
@@ -268,7 +269,7 @@ class Importer:
         """One row the one-person way: a consistent read of what it depends on."""
         at, outcome = now_iso(), dict[str, Any]()
         reads = Reads(
-            (*self.catalogue.purposes,), (prepared.import_key, keys.tombstone(prepared.subject))
+            (prepared.purpose,), (prepared.import_key, keys.tombstone(prepared.subject))
         )
 
         def build(snap: Snapshot) -> Plan:
