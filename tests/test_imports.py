@@ -293,3 +293,9 @@ def test_receipt_evidence_and_export_say_imported_never_double_opt_in(ledger, ca
     assert news["imported"] == {"source": "mailchimp", "grade": "B"}
     page = evidence.html(data, "fr")
     assert "importé de mailchimp, niveau B" in page
+    from chalicelib.rights import access
+    exported = access.export(ledger, get_settings(), catalogue, bob)
+    (row,) = exported["imported_rows"]
+    assert row["columns"]["OPTIN_IP"] == "198.51.100.7" and row["grade"] == "B"
+    assert {p["id"]: p.get("imported") for p in exported["purposes"]}["newsletter"] == {
+        "source": "mailchimp", "grade": "B"}

@@ -268,9 +268,7 @@ class Importer:
     def _alone(self, prepared: Prepared) -> list[Reject]:
         """One row the one-person way: a consistent read of what it depends on."""
         at, outcome = now_iso(), dict[str, Any]()
-        reads = Reads(
-            (prepared.purpose,), (prepared.import_key, keys.tombstone(prepared.subject))
-        )
+        reads = Reads((prepared.purpose,), (prepared.import_key, keys.tombstone(prepared.subject)))
 
         def build(snap: Snapshot) -> Plan:
             if prepared.import_key in snap.items:
