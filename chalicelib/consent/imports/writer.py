@@ -344,7 +344,11 @@ class Importer:
             events=[Draft(body, {"ip": row.ip})],
             create=[record],
             absent=[keys.tombstone(prepared.subject)],
-            profile={"email": prepared.address, "updated_at": at},
+            # the address as the person last gave it to us stays; a new person gets one
+            profile={
+                "email": None if (snap.profile or {}).get("email") else prepared.address,
+                "updated_at": at,
+            },
         )
         if applied:
             plan.puts.append(
