@@ -299,3 +299,13 @@ def test_receipt_evidence_and_export_say_imported_never_double_opt_in(ledger, ca
     assert row["columns"]["OPTIN_IP"] == "198.51.100.7" and row["grade"] == "B"
     assert {p["id"]: p.get("imported") for p in exported["purposes"]}["newsletter"] == {
         "source": "mailchimp", "grade": "B"}
+
+
+def test_an_import_keeps_the_address_a_known_person_gave(ledger, catalogue) -> None:
+    decide("Zoe.Martin@example.eu", events="accept")
+    rows = samples.to_csv(["email", "consent"], [{"email": "zoe.martin@example.eu",
+                                                   "consent": "yes"}])
+    summary, _ = _import(ledger, catalogue, "generic", rows)
+    assert summary["applied"] == 1  # newsletter: no decision of hers yet
+    zoe = _subject("zoe.martin@example.eu")
+    assert ledger.get(*keys.profile(zoe))["email"] == "Zoe.Martin@example.eu"
