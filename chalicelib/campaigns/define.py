@@ -66,6 +66,8 @@ class Campaign:
     #: The language rule: each contact's language from this Act! field (display name),
     #: else :attr:`locale`. None: everyone gets :attr:`locale`.
     locale_field: str | None = None
+    #: Ask only the contacts whose proof is weak or missing (:mod:`.proof`); None: all.
+    proof: str | None = None
 
     @property
     def channel(self) -> str:
@@ -90,6 +92,7 @@ class Campaign:
             "link_field": self.link_field,
             "created_at": self.created_at,
             **({"locale_field": self.locale_field} if self.locale_field else {}),
+            **({"proof": self.proof} if self.proof else {}),
         }
 
     def public(self) -> dict[str, Any]:
@@ -109,8 +112,11 @@ def define(
     link_field: str | None = None,
     locale_field: str | None = None,
     client: ActClient | None = None,
+    proof: str | None = None,
 ) -> Campaign:
     """Validate and record a campaign; an existing id with other settings is refused.
+
+    ``proof``: ask only the contacts whose proof is weak or missing (:mod:`.proof`).
 
     ``locale_field``: each contact's language from that Act! field, else ``locale``;
     checked against Act!'s fields when ``client`` is given and Act! answers.
@@ -158,6 +164,7 @@ def define(
             f"Language {locale!r} is not in the catalogue ({', '.join(catalogue.locales)})."
         )
     locale_field = (locale_field or "").strip() or None
+    proof = _proof_target(proof)
     if locale_field and client is not None:
         check_locale_field(client, locale_field)
     campaign = Campaign(
@@ -170,6 +177,7 @@ def define(
         link_field,
         now_iso(),
         locale_field,
+        proof,
     )
     existing = find(ledger, campaign.id)
     if existing is not None:
@@ -182,6 +190,21 @@ def define(
         return existing
     ledger.put(campaign.item(), only_new=True)
     return campaign
+
+
+def _proof_target(proof: Any) -> str | None:
+    """The campaign's proof target, checked (blank: everyone, as before)."""
+    from chalicelib.campaigns.proof import TARGETS
+
+    if proof is not None and not isinstance(proof, str):
+        raise BadInput("The campaign's proof must be text.")
+    proof = (proof or "").strip() or None
+    if proof is not None and proof not in TARGETS:
+        raise BadInput(
+            f"proof {proof!r}: choose weak (imported grade B or C), none (no proof at "
+            "all) or weak_or_none, or leave it out to ask everyone."
+        )
+    return proof
 
 
 def check_locale_field(client: ActClient, name: str) -> None:
@@ -251,6 +274,7 @@ def find(ledger: Ledger, campaign_id: str) -> Campaign | None:
         item.get("link_field"),
         item.get("created_at", ""),
         item.get("locale_field"),
+        item.get("proof"),
     )
 
 

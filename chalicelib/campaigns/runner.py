@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from chalicelib.act import contacts as actcontacts
 from chalicelib.act.client import ActClient, ActError
-from chalicelib.campaigns import pages
+from chalicelib.campaigns import pages, proof
 from chalicelib.campaigns.define import DONE, FAILED, SKIPPED, Campaign, Contact, contact_items
 from chalicelib.consent import links
 from chalicelib.consent.catalogue import Catalogue
@@ -350,7 +350,11 @@ class Runner:
         already. Pure: a commit may build it several times."""
         campaign, subject = self.campaign, snap.subject
         accepted = {p for p, s in snap.states.items() if s.get("state") == "accepted"}
-        if set(campaign.purposes) <= accepted:
+        if campaign.proof and not proof.targeted(campaign.proof, campaign.purposes, snap.states):
+            return Plan(
+                puts=[self._progress(contact, SKIPPED, subject, at, reason="proof_not_targeted")]
+            )
+        if not campaign.proof and set(campaign.purposes) <= accepted:
             return Plan(
                 puts=[self._progress(contact, SKIPPED, subject, at, reason="already_confirmed")]
             )

@@ -41,6 +41,8 @@ class Spec:
     link_field: Any = None
     #: The language rule: each contact's language from this Act! field, else ``locale``.
     locale_field: Any = None
+    #: Ask only the contacts whose proof is weak or missing (``campaigns.proof``).
+    proof: Any = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Spec:
@@ -55,6 +57,7 @@ class Spec:
             body.get("locale"),
             body.get("link_field"),
             body.get("locale_field"),
+            body.get("proof"),
         )
 
 
@@ -80,6 +83,7 @@ def define_campaign(
         spec.link_field,
         spec.locale_field,
         client,
+        spec.proof,
     )
 
 

@@ -134,6 +134,12 @@ def run_campaign(
     help="each contact's language from this Act! field (display name, e.g. Language); "
     "its value (fr, fr-FR, Français, English...) picks the language, else --locale",
 )
+@click.option(
+    "--proof",
+    type=click.Choice(["weak", "none", "weak_or_none"]),
+    help="ask only the contacts whose proof is weak (imported grade B or C), missing "
+    "(none), or either (weak_or_none), per purpose of the campaign",
+)
 @click.option("--csv", help="file for the links (csv delivery)")
 @click.option(
     "--concurrency",
@@ -152,6 +158,7 @@ def campaign_start(
     create_link_field: bool,
     locale: str | None,
     locale_field: str | None,
+    proof: str | None,
     csv: str | None,
     concurrency: int,
 ) -> int:
@@ -171,7 +178,15 @@ def campaign_start(
         settings,
         get_catalogue(settings),
         service.Spec(
-            campaign_id, list(purpose), audience, value, delivery, locale, link_field, locale_field
+            campaign_id,
+            list(purpose),
+            audience,
+            value,
+            delivery,
+            locale,
+            link_field,
+            locale_field,
+            proof,
         ),
         get_act_client(settings) if settings.act else None,
     )

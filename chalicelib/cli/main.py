@@ -24,6 +24,7 @@ from chalicelib.cli.consent import consent
 from chalicelib.cli.erase import erase
 from chalicelib.cli.evidence import evidence
 from chalicelib.cli.forms import forms
+from chalicelib.cli.imports import import_
 from chalicelib.cli.infra import infra
 from chalicelib.cli.link import LINK_ROUTES, link, link_url
 from chalicelib.cli.mail import mail
@@ -65,6 +66,7 @@ for command in (
     secrets,
     admin,
     consent,
+    import_,
 ):
     cli.add_command(command)
 

@@ -13,6 +13,8 @@ a page reads a handful of items whatever the table's size:
 - ``STATS#DAYS#<yyyy-mm>`` / ``<yyyy-mm-dd>#…``: decisions per day, purpose and kind;
 - ``STATS#CAMPAIGN#<id>``: links delivered, pages opened, people who answered and who
   confirmed (accepted a first purpose), decisions per kind, syncs to Act!;
+- ``STATS#GRADES``: per purpose (``<purpose>.<grade>``), people whose acceptance
+  rests on imported evidence, per evidence grade (``consent.imports``);
 - ``STATS#FORM#<id>``: signups, people who answered and who confirmed through the
   form's links;
 - ``STATS#REASONS``: withdrawals per purpose and the optional reason given
@@ -97,6 +99,7 @@ def deltas(
         if kind == "requested" and event.get("form_id"):
             signup_forms.add(event["form_id"])
         elif kind in STATES and purpose_id:
+            _ungrade(out, states, purpose_id, shard)
             before = event.get("previous_state")
             if before in STATES:
                 purpose(purpose_id, before, -1)
@@ -129,7 +132,18 @@ def deltas(
             and event.get("mail_kind") == "confirm"
         ):
             out[(keys.stats(scope), shard)]["sent"] += 1
+        elif kind == "imported" and purpose_id and event.get("applied"):
+            before = event.get("previous_state")
+            if before in STATES:
+                purpose(purpose_id, before, -1)
+            elif purpose_id in known["asked"] or purpose_id in new["asked"]:
+                purpose(purpose_id, "pending", -1)
+            purpose(purpose_id, event["state"])
+            decided.add(purpose_id)
+            _imported_grades(out, event, shard)
         elif kind == "erased":
+            for p in states:
+                _ungrade(out, states, p, shard)
             for p, state in states.items():
                 if state.get("state") in STATES:
                     purpose(p, state["state"], -1)
@@ -148,6 +162,27 @@ def deltas(
             out[counter][name] += delta
     counters = {key: dict(values) for key, values in out.items() if any(values.values())}
     return counters, {name: values for name, values in new.items() if values}
+
+
+def _ungrade(out: Any, states: dict[str, dict[str, Any]], purpose_id: str, shard: str) -> None:
+    """A state resting on an imported acceptance ends (a decision, an erasure)."""
+    state = states.get(purpose_id) or {}
+    if state.get("source") == "imported" and state.get("state") == "accepted":
+        out[(keys.STATS_GRADES, shard)][f"{purpose_id}.{state.get('grade')}"] -= 1
+
+
+def _imported_grades(out: Any, event: dict[str, Any], shard: str) -> None:
+    """An imported row became the state: the grade it replaces, the grade it brings
+    (people per purpose whose acceptance rests on imported evidence, per grade)."""
+    if event.get("previous_grade"):
+        out[(keys.STATS_GRADES, shard)][f"{event['purpose']}.{event['previous_grade']}"] -= 1
+    if event.get("state") == "accepted":
+        out[(keys.STATS_GRADES, shard)][f"{event['purpose']}.{event['grade']}"] += 1
+
+
+def grades(ledger: Ledger) -> dict[str, dict[str, int]]:
+    """``{purpose: {grade: n}}`` of imported acceptances in force (counters, no scan)."""
+    return per_purpose(ledger.query(keys.STATS_GRADES, "S"))
 
 
 def expired(profile_image: dict[str, Any]) -> Delta:

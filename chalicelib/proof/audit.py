@@ -33,6 +33,9 @@ def _state_problem(events: list[dict[str, Any]], states: dict[str, dict[str, Any
             last.clear()
         elif event.get("purpose") and event.get("kind") in DECISIONS:
             last[event["purpose"]] = event
+        elif event.get("purpose") and event.get("kind") == "imported" and event.get("applied"):
+            # an imported row that became the state: the state it set is its ``state``
+            last[event["purpose"]] = {**event, "kind": event.get("state")}
     for purpose, state in states.items():
         found = last.get(purpose)
         if found is None:

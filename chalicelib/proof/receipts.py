@@ -149,16 +149,18 @@ def build(
         _row(catalogue, purpose, decided[purpose], by_id, texts or {}, locale)
         for purpose in sorted(decided)
     ]
-    accepted = [row for row in rows if row["state"] == "accepted"]
-    # Kantara's services list consents (consentType EXPLICIT); a purpose on another
-    # basis is no consent: it is in the extension's rows only, with its legal_basis.
+    # Kantara's services list the consents OptinProof recorded (consentType EXPLICIT):
+    # imported evidence is named in the collection method and the extension, never as
+    # one of ours, and a purpose on another basis is no consent (extension rows only).
+    accepted = [row for row in rows if row["state"] == "accepted" and not row.get("source")]
+    imported = [row for row in rows if row.get("source") == "imported"]
     consents = [row for row in accepted if row["legal_basis"] == "consent"]
     controller = catalogue.controller
     return {
         "version": VERSION,
         "jurisdiction": _optional(controller, "country") or DEFAULT_JURISDICTION,
         "consentTimestamp": max(_epoch(row["decided_at"]) for row in rows),
-        "collectionMethod": _collection_method(accepted or [max(rows, key=_when)]),
+        "collectionMethod": _collection_method((accepted or [max(rows, key=_when)]) + imported),
         "consentReceiptID": receipt_id(subject, decided),
         "language": locale,
         "piiPrincipalId": address,
@@ -240,7 +242,7 @@ def _row(
     event = _event_for(purpose_id, state, events)
     sha = state.get("text_sha256")
     wording = _wording(catalogue, purpose_id, sha, texts) if sha else None
-    if state["state"] == "accepted" and wording is None:
+    if state["state"] == "accepted" and wording is None and state.get("source") != "imported":
         raise ReceiptEvidenceMissing(
             f"Purpose {purpose_id!r} is accepted but records no text version: the wording "
             "the person accepted is unknown. Run `python -m chalicelib.cli chain verify`."
@@ -260,6 +262,18 @@ def _row(
         "legal_basis": _legal_basis(catalogue, purpose_id, state),
         "_wording": wording,
         "_method": (event or {}).get("method"),
+        **_imported(state),
+    }
+
+
+def _imported(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An imported state says so, with its source and grade (never "double opt-in")."""
+    if state.get("source") != "imported":
+        return {}
+    return {
+        "source": "imported",
+        "import_source": state.get("import_source"),
+        "evidence_grade": state.get("grade"),
     }
 
 
@@ -270,7 +284,13 @@ def _event_for(
     if events is None:
         return None
     event = events.get(state.get("event_id") or "")
-    if event is None or event.get("purpose") != purpose_id or event.get("kind") != state["state"]:
+    # an imported row that became the state names the state it set (``consent.imports``)
+    kind = (event or {}).get("state") if (event or {}).get("kind") == "imported" else None
+    if (
+        event is None
+        or event.get("purpose") != purpose_id
+        or (kind or event.get("kind")) != state["state"]
+    ):
         raise ReceiptEvidenceMissing(
             f"The state of purpose {purpose_id!r} ({state['state']}, event "
             f"{state.get('event_id')}) has no matching event in the person's chain. Run "
@@ -339,7 +359,12 @@ def _collection_method(rows: list[dict[str, Any]]) -> str:
     methods = []
     for row in rows:
         where = _channel_words(row.get("channel") or "")
-        if row["state"] == "accepted":
+        if row.get("source") == "imported":
+            methods.append(
+                f"Imported from {row.get('import_source')} (evidence grade "
+                f"{row.get('evidence_grade')}); not a double opt-in recorded by OptinProof"
+            )
+        elif row["state"] == "accepted":
             methods.append(
                 f"Double opt-in: {where}, then acceptance through a confirmation "
                 "link e-mailed to the address"

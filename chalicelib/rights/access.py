@@ -198,9 +198,37 @@ def _purposes(
                     "attempts": state.get("sync_attempts"),
                     "last_error": state.get("sync_error"),
                 },
+                **_imported(state),
             }
         )
     return rows
+
+
+def _imported_rows(ledger: Ledger, subject: str) -> dict[str, Any]:
+    """The rows imported about the person from other tools, with their original
+    columns (personal data we hold, hence in the export); absent when there are none."""
+    rows = [
+        {
+            "source": item.get("source"),
+            "purpose": item.get("purpose"),
+            "grade": item.get("grade"),
+            "line": item.get("line"),
+            "imported_at": item.get("imported_at"),
+            "event_id": item.get("event_id"),
+            "columns": item.get("columns"),
+            "columns_salt": item.get("columns_salt"),
+        }
+        for item in ledger.query(keys.subject_pk(subject), keys.IMPORTED_PREFIX)
+    ]
+    return {"imported_rows": rows} if rows else {}
+
+
+def _imported(state: dict[str, Any]) -> dict[str, Any]:
+    """A state resting on imported evidence says where from and its grade: it is never
+    a double opt-in recorded by OptinProof (``consent.imports``)."""
+    if state.get("source") != "imported":
+        return {}
+    return {"imported": {"source": state.get("import_source"), "grade": state.get("grade")}}
 
 
 #: What we keep and for how long: the same words for every person, in the export (in
@@ -274,6 +302,7 @@ def export(
         },
         "purposes": _purposes(catalogue, states, locale),
         "texts": _texts(ledger, events),
+        **_imported_rows(ledger, subject),
         # As sealed, salt included: anyone holding the file can re-check every hash and
         # every IP / user-agent commitment with chalicelib/proof.py alone.
         "events": events,

@@ -259,7 +259,16 @@ def _strip_events(ledger: Ledger, subject: str) -> int:
         if any(name in event for name in _STRIPPED):
             ledger.remove_attributes(subject_pk(subject), event_sk(event["seq"]), _STRIPPED)
             stripped += 1
+    _strip_imported(ledger, subject)
     return stripped
+
+
+def _strip_imported(ledger: Ledger, subject: str) -> None:
+    """Imported rows keep their original columns (address, name, IPs) beside the event:
+    they go too; the event's commitment to them stays, so the chain still verifies."""
+    for item in ledger.query(subject_pk(subject), keys.IMPORTED_PREFIX):
+        if "columns" in item:
+            ledger.remove_attributes(item["pk"], item["sk"], ("columns", "columns_salt"))
 
 
 def _act(

@@ -77,6 +77,16 @@ def purpose_of(sk: str) -> str:
     return sk.removeprefix(PURPOSE_PREFIX)
 
 
+#: One imported row of existing consent evidence (``consent.imports``): its original
+#: columns (erasable) and the event it became. Sorts before ``P``: snapshots skip it.
+IMPORTED_PREFIX = "IMPORTED#"
+
+
+def imported(subject: str, import_id: str) -> Key:
+    """A row's import key: the same row of the same source is written once."""
+    return subject_pk(subject), f"{IMPORTED_PREFIX}{import_id}"
+
+
 # -- the pending-sync index: shards of work waiting, by kind ---------------------------
 
 SYNC_SHARDS = 4
@@ -285,6 +295,8 @@ STATS_PURPOSES = "STATS#PURPOSES"
 STATS_ERASURES = "STATS#ERASURES"
 #: Withdrawals per purpose and the reason given (``<purpose>.<reason>``).
 STATS_REASONS = "STATS#REASONS"
+#: People per purpose whose state rests on imported evidence, per grade (``<purpose>.<A|B|C>``).
+STATS_GRADES = "STATS#GRADES"
 
 
 def stats_days(month: str) -> str:

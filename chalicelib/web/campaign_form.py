@@ -109,6 +109,8 @@ class Choice:
     #: ``fixed``: everyone in ``locale``; ``field``: each contact's from ``locale_field``.
     language_rule: str = "fixed"
     locale_field: str = ""
+    #: Who is asked by the proof held (``campaigns.proof``): "" everyone, or a target.
+    proof: str = ""
 
     @classmethod
     def of(cls, fields: dict[str, str], catalogue: Catalogue) -> Choice:
@@ -125,6 +127,7 @@ class Choice:
             fields.get("link_field", ""),
             fields.get("language_rule", "fixed"),
             fields.get("locale_field", ""),
+            fields.get("proof", ""),
         )
 
 
@@ -174,7 +177,17 @@ def spec_of(choice: Choice, catalogue: Catalogue, act: ActChoices) -> service.Sp
         choice.locale,
         choice.link_field if choice.delivery == "act-field" else None,
         choice.locale_field if by_contact else None,
+        _proof(choice),
     )
+
+
+def _proof(choice: Choice) -> str | None:
+    """The proof target the form names ("" asks everyone, as before)."""
+    from chalicelib.campaigns.proof import TARGETS
+
+    if choice.proof and choice.proof not in TARGETS:
+        raise BadInput(N_("Choose whom to ask by the proof you hold."))
+    return choice.proof or None
 
 
 def count(client: ActClient | None, kind: str, value: str | None) -> int:

@@ -34,6 +34,7 @@ TABLES = (
     "erasures",
     "reasons",
     "expiries",
+    "grades",
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_DAYS = 731
@@ -141,6 +142,31 @@ def reasons(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> li
                 "title": purpose.text(locale).title,
                 **given,
                 "given": sum(given.values()),
+            }
+        )
+    return rows
+
+
+def grades(
+    ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str, accepted: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Per purpose, the acceptances in force by their proof: recorded through OptinProof
+    (double opt-in), or imported with evidence grade A, B or C (``consent.imports``);
+    counters only, no scan. ``accepted``: the purposes table's accepted counts."""
+    counts = stats.grades(ledger)
+    rows = []
+    for purpose_id, purpose in catalogue.purposes.items():
+        if f.purpose and purpose_id != f.purpose:
+            continue
+        row = {g: counts.get(purpose_id, {}).get(g, 0) for g in ("A", "B", "C")}
+        rows.append(
+            {
+                "purpose": purpose_id,
+                "title": purpose.text(locale).title,
+                "double_opt_in": max(0, accepted.get(purpose_id, 0) - sum(row.values())),
+                "grade_a": row["A"],
+                "grade_b": row["B"],
+                "grade_c": row["C"],
             }
         )
     return rows
@@ -272,8 +298,11 @@ def erasures(ledger: Ledger, f: Filters, limit: int = 50) -> list[dict[str, Any]
 
 def data(ledger: Ledger, catalogue: Catalogue, f: Filters, locale: str) -> dict[str, Any]:
     waiting, total = syncs(ledger, f)
+    per_purpose = purposes(ledger, catalogue, f, locale)
+    accepted = {row["purpose"]: row["accepted"] for row in per_purpose}
     return {
-        "purposes": purposes(ledger, catalogue, f, locale),
+        "purposes": per_purpose,
+        "grades": grades(ledger, catalogue, f, locale, accepted),
         "timeline": timeline(ledger, catalogue, f),
         "campaigns": campaigns(ledger, f),
         "forms": forms(ledger, catalogue, f),

@@ -640,6 +640,7 @@ EVENT_LABELS = {
     "breach_notified": N_("informed of a data breach"),
     "erased": N_("data erased"),
     "expired": N_("consent expired (no contact for too long)"),
+    "imported": N_("earlier proof imported from another tool (not a confirmation made here)"),
 }
 SYNC_LABELS = {
     "synced": N_("yes"),

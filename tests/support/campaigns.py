@@ -16,14 +16,15 @@ LINK_FIELD = "OptinProof Link"
 def make_runner(campaign_id: str, delivery: str = "act-field", audience: str = "all",
                 value: str | None = None, purposes: tuple[str, ...] = ("newsletter", "events"),
                 round_no: int = 1, locale: str | None = None,
-                locale_field: str | None = None) -> campaign_runner.Runner:
+                locale_field: str | None = None,
+                proof: str | None = None) -> campaign_runner.Runner:
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     # The client's waits (backoff, Retry-After) are not slept here: faults stay fast.
     client = ActClient(settings.act, sleep=lambda seconds: None) if settings.act else None
     campaign = define.define(ledger, settings, catalogue, campaign_id, list(purposes),
                                 audience, value, delivery, locale,
                                 link_field=LINK_FIELD if delivery == "act-field" else None,
-                                locale_field=locale_field, client=client)
+                                locale_field=locale_field, client=client, proof=proof)
     key = actfields.link_field_key(client, LINK_FIELD, create=True) \
         if delivery == "act-field" else None
     postman = get_postman() if delivery == "mail" else None
