@@ -5,6 +5,7 @@ the opt-out wording offered is recorded (version, SHA-256, time) at collection a
 every mail, and an objection is honoured exactly like a withdrawal (state, Act!,
 aemOptOut, counters). A withdrawal may give a reason in one optional click.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ from chalicelib.core.settings import get_settings
 from chalicelib.proof import audit, receipts
 from chalicelib.rights import access
 from chalicelib.store import keys
-from chalicelib.web import admin_auth, dashboard
+from chalicelib.web import admin_auth, dashboard, dashboard_lifecycle
 from tests.conftest import BASIS_PURPOSES, TEST_FORMS, form_fields, new_secret, scan_table
 from tests.support.act import contact_by_email, field_key
 from tests.support.consent import decide as decide_directly
@@ -69,10 +70,22 @@ def test_the_catalogue_states_each_purposes_basis_with_its_opt_out_versioned():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (('legal_basis = "soft_opt_in"', 'legal_basis = "implied"'), "legal_basis 'implied' must be one of"),
-        (('opt_out.fr = "Vous pouvez vous y opposer à tout moment, sans frais, avec le lien de '
-          'chaque e-mail."\n', ""), "opt_out.fr is missing or empty"),
-        (('legal_basis = "legitimate_interest"\n', ""), "opt_out is only for a legal_basis other than consent"),
+        (
+            ('legal_basis = "soft_opt_in"', 'legal_basis = "implied"'),
+            "legal_basis 'implied' must be one of",
+        ),
+        (
+            (
+                'opt_out.fr = "Vous pouvez vous y opposer à tout moment, sans frais, avec le lien de '
+                'chaque e-mail."\n',
+                "",
+            ),
+            "opt_out.fr is missing or empty",
+        ),
+        (
+            ('legal_basis = "legitimate_interest"\n', ""),
+            "opt_out is only for a legal_basis other than consent",
+        ),
     ],
 )
 def test_a_basis_without_its_opt_out_or_unknown_is_refused_naming_the_line(edit, message):
@@ -139,8 +152,10 @@ def test_accept_for_a_soft_opt_in_or_object_for_a_consent_is_a_400_changing_noth
 ):
     issued = mint("ann@example.eu", "newsletter", "customer_tips")
     before = scan_table(get_ledger())
-    for choices, named in (({"customer_tips": "accept"}, "keep or object"),
-                           ({"newsletter": "object"}, "accept or refuse")):
+    for choices, named in (
+        ({"customer_tips": "accept"}, "keep or object"),
+        ({"newsletter": "object"}, "accept or refuse"),
+    ):
         answer = decide(client, f"/c/{issued.token}", **choices)
         assert answer.status_code == 400 and named in answer.body.decode()
     assert scan_table(get_ledger()) == before
@@ -148,12 +163,21 @@ def test_accept_for_a_soft_opt_in_or_object_for_a_consent_is_a_400_changing_noth
 
 def test_a_withdraw_link_objects_to_every_non_consent_purpose(basis_env, client, mint):
     mint("ann@example.eu", "newsletter", "trade_news")
-    withdraw = rules.issue_link(get_ledger(), get_settings(), get_catalogue(), "ann@example.eu",
-                                ["newsletter", "trade_news"], kind="withdraw")
+    withdraw = rules.issue_link(
+        get_ledger(),
+        get_settings(),
+        get_catalogue(),
+        "ann@example.eu",
+        ["newsletter", "trade_news"],
+        kind="withdraw",
+    )
     page = client.http.get(f"/u/{withdraw.token}").body.decode()
     assert "Legitimate interest (work address)" in page
-    answer = client.http.post(f"/u/{withdraw.token}", body="", headers={
-        "Content-Type": "application/x-www-form-urlencoded"})
+    answer = client.http.post(
+        f"/u/{withdraw.token}",
+        body="",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert answer.status_code == 200
     assert "your objection is recorded" in answer.body.decode()
     [objection] = kinds(withdraw.subject, "trade_news")
@@ -181,9 +205,14 @@ def test_signup_and_every_mail_record_the_opt_out_offered(mail_env, basis_env, c
     assert by_purpose["customer_tips"]["opt_out_sha256"] == tips.opt_out["en"].sha256
     assert by_purpose["newsletter"]["legal_basis"] == "consent"
     [sent] = [e for e in events if e["kind"] == "mail_sent"]
-    assert sent["opt_outs_offered"] == [{
-        "purpose": "customer_tips", "legal_basis": "soft_opt_in",
-        "opt_out_version": tips.opt_out_version, "opt_out_sha256": tips.opt_out["en"].sha256}]
+    assert sent["opt_outs_offered"] == [
+        {
+            "purpose": "customer_tips",
+            "legal_basis": "soft_opt_in",
+            "opt_out_version": tips.opt_out_version,
+            "opt_out_sha256": tips.opt_out["en"].sha256,
+        }
+    ]
     export = access.export(get_ledger(), get_settings(), get_catalogue(), key("tip@example.eu"))
     assert tips.opt_out["en"].sha256 in {t["sha256"] for t in export["texts"]}
 
@@ -275,22 +304,34 @@ def test_a_withdrawal_may_give_one_reason_counted_on_the_dashboard(
 ):
     issued = mint("ann@example.eu", "newsletter", "customer_tips")
     decide(client, f"/c/{issued.token}", newsletter="accept")
-    withdraw = rules.issue_link(get_ledger(), get_settings(), get_catalogue(), "ann@example.eu",
-                                ["newsletter", "customer_tips"], kind="withdraw")
+    withdraw = rules.issue_link(
+        get_ledger(),
+        get_settings(),
+        get_catalogue(),
+        "ann@example.eu",
+        ["newsletter", "customer_tips"],
+        kind="withdraw",
+    )
     page = client.http.get(f"/u/{withdraw.token}").body.decode()
     assert 'name="reason" value="too_many"' in page and " checked" not in page
     before = scan_table(get_ledger())
-    bad = client.http.post(f"/u/{withdraw.token}", body=urlencode({"reason": "spam"}),
-                           headers={"Content-Type": FORM})
+    bad = client.http.post(
+        f"/u/{withdraw.token}", body=urlencode({"reason": "spam"}), headers={"Content-Type": FORM}
+    )
     assert bad.status_code == 400 and "too_many" in bad.body.decode()
     assert scan_table(get_ledger()) == before
-    answer = client.http.post(f"/u/{withdraw.token}", body=urlencode({"reason": "too_many"}),
-                              headers={"Content-Type": FORM})
+    answer = client.http.post(
+        f"/u/{withdraw.token}",
+        body=urlencode({"reason": "too_many"}),
+        headers={"Content-Type": FORM},
+    )
     assert answer.status_code == 200
     for purpose in ("newsletter", "customer_tips"):
         assert kinds(issued.subject, purpose)[-1]["withdrawal_reason"] == "too_many"
-    assert counters(keys.STATS_REASONS) == {"newsletter": {"too_many": 1},
-                                           "customer_tips": {"too_many": 1}}
+    assert counters(keys.STATS_REASONS) == {
+        "newsletter": {"too_many": 1},
+        "customer_tips": {"too_many": 1},
+    }
 
     monkeypatch.setenv("ADMIN_SECRET_KEYS", new_secret())
     token = admin_auth.mint(get_settings(), "olga@example.eu", 600)
@@ -298,8 +339,9 @@ def test_a_withdrawal_may_give_one_reason_counted_on_the_dashboard(
     cookie = cookie.split(";", 1)[0]
     board = client.http.get("/admin/dashboard", headers={"Cookie": cookie}).body.decode()
     assert "Why people withdraw" in board and "Existing customer (soft opt-in)" in board
-    csv = client.http.get("/admin/dashboard?format=csv&table=reasons",
-                          headers={"Cookie": cookie}).body.decode()
+    csv = client.http.get(
+        "/admin/dashboard?format=csv&table=reasons", headers={"Cookie": cookie}
+    ).body.decode()
     assert csv.splitlines()[0] == "purpose,title,too_many,not_relevant,never_signed_up,other,given"
     assert "newsletter,Monthly newsletter,1,0,0,0,1" in csv
 
@@ -307,8 +349,14 @@ def test_a_withdrawal_may_give_one_reason_counted_on_the_dashboard(
 def test_the_preferences_page_offers_an_optional_reason_for_a_withdrawal(basis_env, client, mint):
     issued = mint("ann@example.eu", "newsletter", "events")
     decide(client, f"/c/{issued.token}", newsletter="accept", events="accept")
-    prefs = rules.issue_link(get_ledger(), get_settings(), get_catalogue(), "ann@example.eu",
-                             ["newsletter", "events"], kind="preferences")
+    prefs = rules.issue_link(
+        get_ledger(),
+        get_settings(),
+        get_catalogue(),
+        "ann@example.eu",
+        ["newsletter", "events"],
+        kind="preferences",
+    )
     path = f"/p/{prefs.token}"
     page = client.http.get(path).body.decode()
     assert 'name="reason" value="not_relevant"' in page
@@ -321,11 +369,20 @@ def test_the_preferences_page_offers_an_optional_reason_for_a_withdrawal(basis_e
     assert "withdrawal_reason" not in kinds(issued.subject, "events")[-1]  # unchanged, no reason
     fields.update({"decision.events": "refuse"})
     fields.pop("reason")
-    assert client.http.post(path, body=urlencode(fields),
-                            headers={"Content-Type": FORM}).status_code == 200
+    assert (
+        client.http.post(path, body=urlencode(fields), headers={"Content-Type": FORM}).status_code
+        == 200
+    )
     assert "withdrawal_reason" not in kinds(issued.subject, "events")[-1]  # never required
-    rows = {r["purpose"]: r for r in dashboard.reasons(
-        get_ledger(), get_catalogue(), dashboard.filters({}, get_catalogue(), get_ledger()), "en")}
+    rows = {
+        r["purpose"]: r
+        for r in dashboard_lifecycle.reasons(
+            get_ledger(),
+            get_catalogue(),
+            dashboard.filters({}, get_catalogue(), get_ledger()),
+            "en",
+        )
+    }
     assert rows["newsletter"]["not_relevant"] == 1 and rows["events"]["given"] == 0
 
 
@@ -339,7 +396,9 @@ def test_the_signup_form_offers_the_opt_out_at_collection(basis_env, client):
     assert tips["legal_basis"] == "soft_opt_in" and "free of charge" in tips["opt_out"]
     assert "opt_out" not in next(p for p in meta["purposes"] if p["id"] == "newsletter")
     form = get_catalogue().forms["shop"]
-    assert "free of charge" in embed.snippet("html", "http://testserver", form, get_catalogue(), "en")
+    assert "free of charge" in embed.snippet(
+        "html", "http://testserver", form, get_catalogue(), "en"
+    )
 
 
 def test_the_rights_report_shows_an_objection_not_a_withdrawn_consent(basis_env, client, mint):
@@ -348,8 +407,13 @@ def test_the_rights_report_shows_an_objection_not_a_withdrawn_consent(basis_env,
     from chalicelib.web import views
 
     export = access.export(get_ledger(), get_settings(), get_catalogue(), issued.subject)
-    page = views.rights_report_page(get_settings(), get_catalogue(), "en", export,
-                                    {"export": "/r/x/export.json", "erase": "/r/x/erase"})
+    page = views.rights_report_page(
+        get_settings(),
+        get_catalogue(),
+        "en",
+        export,
+        {"export": "/r/x/export.json", "erase": "/r/x/erase"},
+    )
     assert "Objected (Existing customer (soft opt-in))" in page.body
 
 
@@ -363,8 +427,12 @@ def test_a_page_of_non_consent_purposes_only_asks_for_no_consent(basis_env, clie
 def test_a_complaint_objects_to_a_soft_opt_in_and_the_chain_stays_verifiable(basis_env, mint):
     issued = mint("ann@example.eu", "newsletter", "customer_tips")
     origin = rules.Origin("ses", note={"kind": "complained"})
-    get_ledger().commit(issued.subject, lambda snap: rules.plan_withdraw_all(
-        snap, get_catalogue(), origin, "complaint", {"newsletter", "customer_tips"}))
+    get_ledger().commit(
+        issued.subject,
+        lambda snap: rules.plan_withdraw_all(
+            snap, get_catalogue(), origin, "complaint", {"newsletter", "customer_tips"}
+        ),
+    )
     objection = kinds(issued.subject, "customer_tips")[-1]
     assert objection["kind"] == "withdrawn" and objection["objection"] is True
     assert objection["legal_basis"] == "soft_opt_in" and "opt_out_sha256" not in objection
@@ -376,13 +444,24 @@ def test_purposes_check_names_each_basis(basis_env):
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "chalicelib.cli", "purposes", "check"],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "purposes", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "(soft_opt_in)" in run.stdout and "(legitimate_interest)" in run.stdout
     lines = {line.split()[0]: line for line in run.stdout.splitlines()[1:]}
     assert "(" not in lines["newsletter"]
-    data = json.loads(subprocess.run([sys.executable, "-m", "chalicelib.cli", "purposes", "check",
-                                      "--json"], cwd=ROOT, capture_output=True, text=True,
-                                     check=True).stdout)
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "chalicelib.cli", "purposes", "check", "--json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     tips = next(p for p in data["purposes"] if p["id"] == "customer_tips")
     assert tips["legal_basis"] == "soft_opt_in" and tips["opt_out_version"]
