@@ -384,3 +384,14 @@ def test_infra_creates_the_anchor_bucket_locked_in_compliance_mode():
     assert statement["Action"] == ["s3:PutObject"]
     assert statement["Resource"] == "arn:aws:s3:::optinproof-prod-anchors*/anchors/*"
 
+
+
+def test_tsa_credentials_go_in_a_header_and_are_never_stored(env, tsa, ledger):
+    target, headers = timestamp._target("https://acme:s%40cret@tsa.example:8443/tsa")
+    assert target == "https://tsa.example:8443/tsa"
+    assert base64.b64decode(headers["Authorization"].removeprefix("Basic ")) == b"acme:s@cret"
+    decide("kim@example.eu", newsletter="accept")
+    with_account = tsa.url.replace("http://", "http://acme:secret@")
+    outcome = anchor.run(ledger, AnchorSettings((with_account,), 5.0), catch_up=True)
+    stored = ledger.get(*keys.anchor(outcome.anchor_id or ""))
+    assert stored["tsa_url"] == tsa.url and "secret" not in json.dumps(stored)

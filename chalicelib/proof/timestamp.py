@@ -15,6 +15,7 @@ import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chalicelib.core.errors import TimestampFailed
 
@@ -229,21 +230,42 @@ def ask(url: str, digest: bytes, timeout: float, pool: Any = None) -> Stamp:
 
     nonce = secrets.randbits(63)
     http = pool or urllib3.PoolManager()
+    target, headers = _target(url)
     try:
         answer = http.request(
             "POST",
-            url,
+            target,
             body=request(digest, nonce),
-            headers={"Content-Type": "application/timestamp-query"},
+            headers=headers,
             timeout=urllib3.Timeout(total=timeout),
             retries=False,
         )
     except urllib3.exceptions.HTTPError as exc:
-        raise TimestampFailed(f"the TSA at {url} cannot be reached: {exc}") from exc
+        raise TimestampFailed(f"the TSA at {target} cannot be reached: {exc}") from exc
     if answer.status != 200:
-        raise TimestampFailed(f"the TSA at {url} answered HTTP {answer.status}")
+        raise TimestampFailed(f"the TSA at {target} answered HTTP {answer.status}")
     token, info = parse_response(answer.data, digest, nonce)
-    return Stamp(token, url, info)
+    return Stamp(token, target, info)
+
+
+def _target(url: str) -> tuple[str, dict[str, str]]:
+    """A TSA that needs an account is named ``https://user:password@host/path``: the
+    credentials go in an ``Authorization: Basic`` header, never in logs or tokens."""
+    parts = urlsplit(url)
+    headers = {"Content-Type": "application/timestamp-query"}
+    if parts.username is None:
+        return url, headers
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), headers
+
+
+def public_url(url: str) -> str:
+    """The URL without its credentials: what is stored with an anchor and logged."""
+    return _target(url)[0]
 
 
 def first_granted(urls: tuple[str, ...], digest: bytes, timeout: float) -> tuple[Stamp, list[str]]:
