@@ -395,3 +395,42 @@ def test_tsa_credentials_go_in_a_header_and_are_never_stored(env, tsa, ledger):
     outcome = anchor.run(ledger, AnchorSettings((with_account,), 5.0), catch_up=True)
     stored = ledger.get(*keys.anchor(outcome.anchor_id or ""))
     assert stored["tsa_url"] == tsa.url and "secret" not in json.dumps(stored)
+
+
+def test_without_cryptography_the_signature_checks_are_listed_as_skipped(two_packs, tmp_path):
+    """Where the Lambda renders a report it has no ``cryptography``: every hash check
+    still runs, and the signature says where it is checked instead of passing. Run in
+    a Python where importing cryptography fails, as it does in the Lambda."""
+    import sys
+
+    data, _ = two_packs
+    forged = json.loads(json.dumps(data))
+    forged["anchors"][0]["path"] = [["R", "0" * 64]]
+    (tmp_path / "packs.json").write_text(json.dumps([data, forged]))
+    program = (
+        "import json, sys; sys.modules['cryptography'] = None\n"
+        "from chalicelib.proof import anchor_verify\n"
+        f"packs = json.load(open({str(tmp_path / 'packs.json')!r}))\n"
+        "print(json.dumps([[c.as_tuple() + (c.skipped,) for c in anchor_verify.verify_pack(p)]"
+        " for p in packs]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    intact, altered = json.loads(done.stdout)
+    skipped = [c for c in intact if c[3]]
+    assert [c[0].rsplit(": ", 1)[1] for c in skipped] == ["token signature"]
+    assert "evidence verify" in skipped[0][2]
+    assert all(c[1] for c in intact)
+    assert not all(c[1] for c in altered)
+
+
+def test_the_pack_says_how_far_the_anchors_reach(env, tsa, ledger):
+    issued = decide("lea@example.eu", newsletter="accept")
+    before = evidence.pack(ledger, get_settings(), get_catalogue(), issued.subject)
+    assert before["anchors"] == []
+    assert before["evidence"]["anchoring"]["anchored_through_seq"] == 0
+    anchor.run(ledger, get_settings().anchor, catch_up=True)
+    after = evidence.pack(ledger, get_settings(), get_catalogue(), issued.subject)
+    summary = after["evidence"]["anchoring"]
+    assert summary["anchors"] == 1 and summary["waiting"] == 0
+    assert summary["anchored_through_seq"] == len(after["events"])
