@@ -85,11 +85,12 @@ def _coverage(events: list[dict[str, Any]], anchors: list[dict[str, Any]]) -> Ch
         return Check("coverage", True, "no event to anchor")
     if not waiting:
         return Check("coverage", True, f"every event (1 to {last}) is under an anchor")
+    others = f"; events 1 to {last} are" if last else ""
     return Check(
         "coverage",
         True,
         f"events {waiting[0]} to {waiting[-1]} are not anchored yet (they wait for the "
-        "next anchor run); the others are",
+        f"next anchor run){others}",
     )
 
 
