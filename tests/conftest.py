@@ -511,7 +511,11 @@ def tsa_server() -> Iterator[Any]:
     throw-away CA generated at start; tests trust ``tsa_server.ca_pem``."""
     from devstack.tsa import LocalTSA
 
-    server = LocalTSA().start()
+    try:
+        server = LocalTSA().start()
+    except (OSError, RuntimeError) as exc:
+        pytest.fail(f"the loopback TSA needs the openssl command (apt-get install openssl): "
+                    f"{exc}", pytrace=False)
     yield server
     server.stop()
 

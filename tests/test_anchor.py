@@ -434,3 +434,19 @@ def test_the_pack_says_how_far_the_anchors_reach(env, tsa, ledger):
     summary = after["evidence"]["anchoring"]
     assert summary["anchors"] == 1 and summary["waiting"] == 0
     assert summary["anchored_through_seq"] == len(after["events"])
+
+
+def test_a_run_over_its_limit_anchors_the_queue_first_and_leaves_the_rest(env, tsa, ledger):
+    """What is read from the queue is deleted: so it must all be in the tree, and the
+    catch-up scan only fills the room left; the rest waits for the next run."""
+    people = [decide(f"m{i}@example.eu", newsletter="accept") for i in range(3)]
+    queued_one = people[0]
+    head = ledger.get(*keys.chain(queued_one.subject))
+    anchor.enqueue(ledger, [anchor.Head(queued_one.subject, int(head["seq"]), head["head_hash"])])
+    settings = get_settings().anchor
+    first = anchor.run(ledger, settings, catch_up=True, limit=2)
+    assert first.leaves == 2 and _queue(ledger) == []
+    assert anchor.subject_anchors(ledger, queued_one.subject)
+    second = anchor.run(ledger, settings, catch_up=True, limit=2)
+    assert second.leaves == 1
+    assert all(anchor.subject_anchors(ledger, p.subject) for p in people)

@@ -156,10 +156,10 @@ def run(
     if not settings.tsa_urls:
         return Outcome(skipped="TSA_URLS is not set: anchoring is off")
     heads, read = queued(ledger, limit)
-    if catch_up:
+    if catch_up:  # the queue first: every queue item read is deleted once anchored
         known = {h.subject for h in heads}
-        heads += [h for h in unanchored(ledger, limit) if h.subject not in known]
-        heads = sorted(heads, key=lambda h: h.subject)[:limit]
+        extra = [h for h in unanchored(ledger, limit) if h.subject not in known]
+        heads = sorted([*heads, *extra[: max(0, limit - len(heads))]], key=lambda h: h.subject)
     if not heads:
         return Outcome(skipped="no chain head changed since the last anchor")
     tree = merkle.build([merkle.leaf_hash(h.subject, h.head_hash) for h in heads])
