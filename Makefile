@@ -50,6 +50,7 @@ bench: deps
 	$(PY) -m bench.proof
 	$(PY) -m bench.validity
 	$(PY) -m bench.imports
+	$(PY) -m bench.anchor
 
 screenshots: deps
 	@scripts/ensure-chromium

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 from devstack.act_simulator import ActSimulator
 from devstack.dynamodb_local import ROOT, DynamoDBLocal, ServiceError, local_aws_environment
 from devstack.mailsink import MailSink
+from devstack.tsa import LocalTSA
 
 #: Where the local stack keeps its data, logs and secrets (tests point it elsewhere).
 STATE_DIR = Path(os.environ.get("OPTINPROOF_STATE_DIR", ROOT / ".local"))
@@ -106,7 +108,7 @@ def write_env_file(env: dict[str, str]) -> None:
              "ACT_API_URL", "ACT_DATABASE", "ACT_USERNAME", "ACT_PASSWORD", "ACT_TIMEZONE",
              "CONSENT_CATALOGUE",
              "MAIL_TRANSPORT", "MAIL_FROM", "MAIL_SMTP_HOST", "MAIL_SMTP_PORT",
-             "MAIL_SMTP_SECURITY"]
+             "MAIL_SMTP_SECURITY", "TSA_URLS"]
     lines = ["# Local stack configuration, written by `make run`. Use: source .local/dev.env"]
     lines += [f"export {name}='{env[name]}'" for name in names]
     ENV_FILE.write_text("\n".join(lines) + "\n")
@@ -147,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mail-port", type=int, default=int(os.environ.get("MAIL_PORT", "8003")),
                         help="port of the mailbox page and demo website (default: $MAIL_PORT "
                              "or 8003)")
+    parser.add_argument("--tsa-port", type=int, default=int(os.environ.get("TSA_PORT", "8004")),
+                        help="port of the local RFC 3161 time-stamping authority (default: "
+                             "$TSA_PORT or 8004)")
     parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("SMTP_PORT", "8025")),
                         help="port of the local SMTP sink (default: $SMTP_PORT or 8025)")
     args = parser.parse_args(argv)
@@ -179,7 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb.stop()
         print(f"error: the mail sink cannot start: {exc}", file=sys.stderr)
         return 1
+    shutil.rmtree(STATE_DIR / "tsa", ignore_errors=True)  # a throw-away CA per run
+    tsa = LocalTSA(folder=STATE_DIR / "tsa", port=args.tsa_port)
+    try:
+        tsa.start()
+    except (OSError, RuntimeError) as exc:
+        sink.stop()
+        act.stop()
+        dynamodb.stop()
+        print(f"error: the local TSA cannot start: {exc}", file=sys.stderr)
+        return 1
     env = {**os.environ, **local_aws_environment(), **local_secrets(),
+           "TSA_URLS": tsa.url,
            "CONSENT_TABLE": "optinproof-local", "DYNAMODB_ENDPOINT": dynamodb.endpoint,
            "PUBLIC_BASE_URL": base_url, "PYTHONUNBUFFERED": "1",
            "ACT_API_URL": act.base_url, "ACT_DATABASE": ACT_DATABASE, "ACT_USERNAME": ACT_USER,
@@ -190,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
            "MAIL_SMTP_SECURITY": "none"}
     write_env_file(env)
     sink.add_page("/embed-demo", demo_page(base_url))
-    app = sweeper = mailer = campaigner = None
+    app = sweeper = mailer = campaigner = anchorer = None
     try:
         cli(env, "table", "create")
         cli(env, "act", "setup")
@@ -204,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                                        "--interval", "5", "--budget", "30"], cwd=ROOT, env=env,
                                       stdout=open(STATE_DIR / "campaigns.log", "ab"),
                                       stderr=subprocess.STDOUT)
+        # No stream under chalice local: the catch-up scan finds the heads to anchor.
+        anchorer = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "anchor", "run",
+                                     "--catch-up", "--interval", "60"], cwd=ROOT, env=env,
+                                    stdout=open(STATE_DIR / "anchor.log", "ab"),
+                                    stderr=subprocess.STDOUT)
         admin_token = cli(env, "admin", "token", "--operator", "local-operator", "--ttl", "12h")
         dashboard_link = cli(env, "admin", "link", "--operator", "local-operator", "--ttl", "12h",
                              "--base-url", base_url)
@@ -223,6 +244,8 @@ OptinProof local stack is up.
                           API {act.base_url}  user {ACT_USER!r}, database {ACT_DATABASE!r}
   Mailbox (SMTP sink)     {sink.http_url}/   SMTP on 127.0.0.1:{sink.smtp_port}, mails kept in .local/mail
   Sync and mail sweeps    every 2 s (chalice local has no table stream), logs in .local/sync.log and .local/mail.log
+  Time-stamping (RFC 3161) {tsa.url}   anchors every 60 s, log in .local/anchor.log;
+                          its throw-away root: {os.path.relpath(tsa.ca_pem, ROOT)}
   Campaign worker         every 5 s (campaigns started from the dashboard or the admin API), log in .local/campaigns.log
 
   Admin API token (12 h): curl -H "Authorization: Bearer {admin_token}" {base_url}/admin/campaigns
@@ -250,10 +273,11 @@ OptinProof local stack is up.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for process in (app, sweeper, mailer, campaigner):
+        for process in (app, sweeper, mailer, campaigner, anchorer):
             if process and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
+        tsa.stop()
         sink.stop()
         act.stop()
         dynamodb.stop()

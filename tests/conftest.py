@@ -503,3 +503,28 @@ def basis_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
                               + BASIS_FORM, encoding="utf-8")
     monkeypatch.setenv("CONSENT_CATALOGUE", str(catalogue_file))
     return {**env, "CONSENT_CATALOGUE": str(catalogue_file)}
+
+
+@pytest.fixture(scope="session")
+def tsa_server() -> Iterator[Any]:
+    """One real RFC 3161 TSA on loopback for the run (``openssl ts -reply``), with a
+    throw-away CA generated at start; tests trust ``tsa_server.ca_pem``."""
+    from devstack.tsa import LocalTSA
+
+    try:
+        server = LocalTSA().start()
+    except (OSError, RuntimeError) as exc:
+        pytest.fail(f"the loopback TSA needs the openssl command (apt-get install openssl): "
+                    f"{exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tsa(tsa_server: Any, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The TSA, up and named by ``TSA_URLS`` for this test (``tsa.fail`` takes it down)."""
+    tsa_server.fail = False
+    monkeypatch.setenv("TSA_URLS", tsa_server.url)
+    env["TSA_URLS"] = tsa_server.url
+    yield tsa_server
+    tsa_server.fail = False

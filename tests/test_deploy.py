@@ -37,7 +37,7 @@ from tests.support.package import LAMBDA_PROVIDED, MB, SITE_PACKAGES
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 HANDLERS = ("api_handler", "on_table_change", "sync_sweep", "mail_sweep", "webhooks_sweep",
-            "campaign_sweep", "act_poll", "validity_sweep")
+            "campaign_sweep", "act_poll", "validity_sweep", "anchor_sweep")
 DOMAIN = "example-outdoor.eu"
 
 

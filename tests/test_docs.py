@@ -373,7 +373,9 @@ def test_documented_cli_line_names_a_real_command_and_only_options_it_accepts(
     path, command, rest = resolve(inv.args)
     # words that are not options; a placeholder (COMMAND, [options]) stands for any
     words = [a for a in rest if not a.startswith("-") and not a.isupper() and a[0] not in "[(<"]
-    if isinstance(command, click.Group):
+    # A group that also runs on its own (``evidence --email …``; ``evidence verify``)
+    # takes option values as words.
+    if isinstance(command, click.Group) and not command.invoke_without_command:
         assert not words or "--help" in rest, (
             f"{inv.where}: no command {words[0]!r} in {' '.join(path) or 'the CLI'}"
         )
@@ -515,3 +517,37 @@ def test_marketing_guide_embed_snippets_are_what_forms_snippet_prints(
         printed[kind] = out.strip()
     shown = [b.text.strip() for b in fenced_blocks(ROOT / "docs" / guide) if b.lang == "html"]
     assert sorted(shown) == sorted(printed.values())
+
+
+def test_the_openssl_recipe_of_docs_verify_checks_a_real_token_as_written(
+    env: dict[str, str], tsa: object, ledger: object, tmp_path: Path
+) -> None:
+    """docs/verify.md's two commands, run as written (only the file names filled in):
+    the CLI writes the token out of a real pack, then openssl alone verifies it."""
+    import json as json_lib
+
+    from chalicelib.core.services import get_catalogue
+    from chalicelib.core.settings import get_settings
+    from chalicelib.proof import anchor, evidence
+    from tests.support.consent import decide
+
+    issued = decide("doc@example.eu", newsletter="accept")
+    assert anchor.run(ledger, get_settings().anchor, catch_up=True).anchor_id  # type: ignore[arg-type]
+    data = evidence.pack(ledger, get_settings(), get_catalogue(), issued.subject)  # type: ignore[arg-type]
+    (tmp_path / "evidence-3f1a2b4c5d6e.json").write_text(json_lib.dumps(data))
+    (tmp_path / "tsa-root.pem").write_bytes(tsa.ca_pem.read_bytes())  # type: ignore[attr-defined]
+    lines = [
+        line.strip()
+        for block in fenced_blocks(ROOT / "docs" / "verify.md")
+        if block.lang == "sh"
+        for line in block.text.splitlines()
+    ]
+    write = next(line for line in lines if "--write-token" in line)
+    recipe = next(line for line in lines if line.startswith("openssl ts -verify"))
+    args = shlex.split(write)
+    assert args[0] == "optinproof"
+    with contextlib.chdir(tmp_path), contextlib.redirect_stderr(io.StringIO()):
+        assert main(args[1:]) == 0
+    command = recipe.replace("<id>", data["anchors"][0]["anchor_id"])
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "Verification: OK" in done.stdout, done.stderr

@@ -8,29 +8,37 @@ from pathlib import Path
 
 import click
 
-from chalicelib.cli.common import Bar, ExampleCommand, exactly_one, subject_of
+from chalicelib.cli.common import Bar, ExampleGroup, exactly_one, subject_of
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import evidence as packs
 from chalicelib.store import keys
 
 
-@click.command(
+@click.group(
     "evidence",
-    cls=ExampleCommand,
+    cls=ExampleGroup,
+    invoke_without_command=True,
     short_help="the evidence pack for one person: JSON + printable HTML",
     help="Write evidence-<key>.json (the subject export, schema v1, plus the mail "
     "template versions, the forms and campaigns involved, and the verification "
     "result) and evidence-<key>.html (the same, readable and printable). Exit 1 "
-    "if nothing is held or the chain does not verify.",
+    "if nothing is held or the chain does not verify. `evidence verify FILE` checks "
+    "a pack offline: chain, anchors' inclusion proofs, TSA tokens.",
     example="evidence --email ann@example.eu --out evidence/",
 )
 @click.option("--email", help="the person's address")
 @click.option("--subject", help="the subject key (64 hex characters)")
 @click.option("--out", default=".", help="directory for the two files (default .)")
 @click.option("--locale", type=click.Choice(["en", "fr"]), help="language of the HTML")
-def evidence(email: str | None, subject: str | None, out: str, locale: str | None) -> int:
-    """What to hand a regulator or a court; exit 1 when it would not hold up."""
+@click.pass_context
+def evidence(
+    ctx: click.Context, email: str | None, subject: str | None, out: str, locale: str | None
+) -> int:
+    """What to hand a regulator or a court; exit 1 when it would not hold up.
+    ``evidence verify FILE`` checks a pack offline (``cli/evidence_verify.py``)."""
+    if ctx.invoked_subcommand is not None:
+        return 0
     exactly_one({"email": email, "subject": subject}, "email", "subject")
     settings = get_settings()
     ledger, key = get_ledger(settings), subject_of(email, subject)

@@ -27,8 +27,9 @@ STAGE_HELP = "dev or prod (as in .chalice/config.json)"
     "(optinproof-<stage>: pending-sync index, TTL, stream, encryption, "
     "point-in-time recovery), the SES identity of --sender-domain (prints the "
     "DKIM records to add), and the generated secrets as SSM SecureString "
-    "parameters under /optinproof/<stage>/. Prints the stream ARN for "
-    "chalice deploy.",
+    "parameters under /optinproof/<stage>/, and with --anchor-bucket an S3 bucket "
+    "with Object Lock in compliance mode for anchor copies. Prints the stream ARN "
+    "for chalice deploy.",
     example="infra create --stage prod --sender-domain example.eu",
 )
 @click.option("--stage", required=True, help=STAGE_HELP)
@@ -36,10 +37,33 @@ STAGE_HELP = "dev or prod (as in .chalice/config.json)"
 @click.option("--sender-domain", help="the domain of MAIL_FROM, e.g. example.eu")
 @click.option("--no-secrets", is_flag=True, help="skip SSM")
 @click.option("--no-ses", is_flag=True, help="skip the SES identity")
+@click.option(
+    "--anchor-bucket",
+    help="also an S3 bucket with Object Lock (compliance) for anchor copies, named "
+    "optinproof-<stage>-anchors-<suffix>; then set ANCHOR_BUCKET",
+)
+@click.option(
+    "--retention-years",
+    type=int,
+    default=stack.ANCHOR_RETENTION_YEARS,
+    help=f"default COMPLIANCE retention of anchor copies (default {stack.ANCHOR_RETENTION_YEARS})",
+)
 def infra_create(
-    stage: str, region: str | None, sender_domain: str | None, no_secrets: bool, no_ses: bool
+    stage: str,
+    region: str | None,
+    sender_domain: str | None,
+    no_secrets: bool,
+    no_ses: bool,
+    anchor_bucket: str | None,
+    retention_years: int,
 ) -> int:
     """Never changes what exists, so it is safe against a live stage."""
+    if anchor_bucket:  # first: a refused name stops before anything is created
+        s3 = aws("s3", region)
+        for line in stack.create_anchor_bucket(
+            s3, stage, anchor_bucket, s3.meta.region_name, retention_years
+        ):
+            print(line)
     done, outputs = stack.create(
         stage,
         sender_domain,

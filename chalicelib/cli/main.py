@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.cli.act import act
 from chalicelib.cli.admin import admin
+from chalicelib.cli.anchor import anchor
 from chalicelib.cli.breach import breach
 from chalicelib.cli.campaign import campaign
 from chalicelib.cli.chain import chain, report_line
@@ -23,6 +24,7 @@ from chalicelib.cli.common import PROG, ExampleGroup
 from chalicelib.cli.consent import consent
 from chalicelib.cli.erase import erase
 from chalicelib.cli.evidence import evidence
+from chalicelib.cli.evidence_verify import evidence_verify
 from chalicelib.cli.forms import forms
 from chalicelib.cli.imports import import_
 from chalicelib.cli.infra import infra
@@ -37,7 +39,7 @@ from chalicelib.cli.webhooks import webhooks
 from chalicelib.core.errors import OptinProofError
 from chalicelib.core.logs import logs_to
 
-__all__ = ["LINK_ROUTES", "cli", "link_url", "main", "main_entry", "report_line"]
+__all__ = ["LINK_ROUTES", "cli", "evidence_verify", "link_url", "main", "main_entry", "report_line"]
 
 cli = ExampleGroup(
     name="optinproof",
@@ -67,6 +69,7 @@ for command in (
     admin,
     consent,
     import_,
+    anchor,
 ):
     cli.add_command(command)
 

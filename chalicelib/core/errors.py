@@ -276,3 +276,8 @@ class NothingToReceipt(BadInput):
 class ReceiptEvidenceMissing(OptinProofError):
     """The table cannot back a receipt: a cited wording or proof event is missing or
     disagrees with the purpose state. An operator must look (``chain verify``)."""
+
+
+class TimestampFailed(OptinProofError):
+    """No time-stamping authority granted a token (down, refused, or an answer that
+    does not cover our digest). Anchoring waits for the next run; no decision waits."""

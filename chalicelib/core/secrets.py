@@ -31,6 +31,8 @@ SECRET_NAMES = (
     "WEBHOOK_SECRET",
     "SES_SNS_PATH_SECRET",
     "MAIL_SMTP_PASSWORD",
+    # A commercial TSA's URLs may carry its credentials (https://user:password@host/...).
+    "TSA_URLS",
 )
 #: Secrets ``cli secrets init`` generates (the others come from elsewhere, e.g. Act!).
 GENERATED = (

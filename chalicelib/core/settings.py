@@ -99,6 +99,10 @@ _ENV_NAMES = (
     "ERASURE_ACT",
     "RECEIPT_MAIL",
     "RENEWAL_MAILS_PER_RUN",
+    "TSA_URLS",
+    "TSA_TIMEOUT",
+    "ANCHOR_BUCKET",
+    "ANCHOR_SCHEDULE_MINUTES",
     *(f"LINK_MAX_AGE_{kind.upper()}" for kind in LINK_KINDS),
 )
 
@@ -200,6 +204,17 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class AnchorSettings:
+    """Where the hourly anchor asks for a timestamp, and where it keeps a locked copy."""
+
+    #: RFC 3161 time-stamping authorities, tried in order; empty: anchoring is off.
+    tsa_urls: tuple[str, ...] = ()
+    tsa_timeout: float = 10.0
+    #: An S3 bucket with Object Lock (compliance mode) that also receives each anchor.
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every knob of the app. See docs/reference.md, Configuration."""
 
@@ -235,6 +250,8 @@ class Settings:
     #: At most this many renewal mails per run of the validity sweep (a throttle: the
     #: rest wait for the next run, in order).
     renewal_mails_per_run: int = 200
+    #: Anchoring chain heads in trusted time (RFC 3161 TSAs, optional S3 Object Lock copy).
+    anchor: AnchorSettings = field(default_factory=lambda: AnchorSettings())
 
 
 def parse_duration(text: str, name: str) -> int:
@@ -544,6 +561,20 @@ def mail_settings(env: dict[str, str], public_base_url: str) -> MailSettings:
     )
 
 
+def anchor_settings(env: dict[str, str]) -> AnchorSettings:
+    """``TSA_URLS`` (comma-separated, https in production), ``TSA_TIMEOUT``, ``ANCHOR_BUCKET``."""
+    urls = tuple(u.strip() for u in env.get("TSA_URLS", "").split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"TSA_URLS: {url!r} is not an http(s) URL of a time-stamping authority "
+                "(e.g. https://timestamp.example-qtsp.eu/tsa)."
+            )
+    bucket = env.get("ANCHOR_BUCKET", "").strip() or None
+    return AnchorSettings(urls, _seconds(env, "TSA_TIMEOUT", 10.0), bucket)
+
+
 def load_settings(env: dict[str, str]) -> Settings:
     """Build and validate settings from a mapping of environment variables."""
     pepper = _required_secret(env, "SUBJECT_PEPPER")
@@ -579,6 +610,7 @@ def load_settings(env: dict[str, str]) -> Settings:
         erasure_act=_choice(env, "ERASURE_ACT", ("clear", "delete", "keep"), "clear"),
         receipt_mail=_flag(env, "RECEIPT_MAIL", False),
         renewal_mails_per_run=_renewal_mails(env),
+        anchor=anchor_settings(env),
         **_ses_topics(env),
     )
 

@@ -49,7 +49,21 @@ def pack(ledger: Ledger, settings: Settings, catalogue: Catalogue, subject: str)
             ],
         },
     }
+    data["evidence"]["anchoring"] = _anchoring(data.get("anchors") or [], len(events))
     return data
+
+
+def _anchoring(anchors: list[dict[str, Any]], events: int) -> dict[str, Any]:
+    """What the anchors cover, for a reader; the checks themselves are
+    ``proof.anchor_verify.verify_pack`` (``optinproof evidence verify``)."""
+    through = max((int(a["head_seq"]) for a in anchors), default=0)
+    return {
+        "anchors": len(anchors),
+        "anchored_through_seq": through,
+        "waiting": max(0, events - through),
+        "how_to_verify": "optinproof evidence verify FILE --ca TSA-ROOT.pem, or "
+        "openssl ts -verify (docs/verify.md)",
+    }
 
 
 def _templates(ledger: Ledger, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

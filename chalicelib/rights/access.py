@@ -30,7 +30,7 @@ from chalicelib.core.logs import log
 from chalicelib.core.settings import Settings
 from chalicelib.mail.compose import N_
 from chalicelib.mail.outbox import MailOrder, new_mail_id, outbox_item
-from chalicelib.proof import audit
+from chalicelib.proof import anchor, audit
 from chalicelib.proof.chain import PERSONAL_FIELDS, new_event_id
 from chalicelib.store import keys
 from chalicelib.store.ledger import Draft, Ledger, Plan, Snapshot
@@ -317,6 +317,9 @@ def export(
             "zeros).",
         },
         "retention": retention(settings),
+        # Each anchor: the head it stamped, the leaf, its Merkle path and the RFC 3161
+        # token (proof/anchor.py); ``optinproof evidence verify`` checks them offline.
+        "anchors": anchor.subject_anchors(ledger, subject),
     }
 
 

@@ -108,8 +108,22 @@ def policy(stage: str, sender_domain: str) -> dict[str, Any]:
                 "Resource": "*",
                 "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}},
             },
+            {
+                # Only new objects: no delete, no retention change (Object Lock forbids
+                # them anyway in compliance mode).
+                "Sid": "AnchorCopies",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{anchor_bucket_prefix(stage)}*/anchors/*",
+            },
         ],
     }
+
+
+def anchor_bucket_prefix(stage: str) -> str:
+    """Anchor buckets are named ``optinproof-<stage>-anchors…`` so the policy can name
+    them before they exist (bucket names are global: add a suffix of your own)."""
+    return f"{table_name(stage)}-anchors"
 
 
 # -- CloudFormation fragment ---------------------------------------------------------------
@@ -180,6 +194,55 @@ def create(
     if sesv2 is not None and sender_domain:
         done.append(_ses_identity(sesv2, sender_domain))
     return done, {"table": table_name(stage), "stream_arn": described["stream_arn"]}
+
+
+#: Default COMPLIANCE retention of anchor copies: the French limitation period for
+#: civil claims (5 years, art. 2224 Code civil) plus one year of margin.
+ANCHOR_RETENTION_YEARS = 6
+
+
+def create_anchor_bucket(
+    s3: Any, stage: str, name: str, region: str, years: int = ANCHOR_RETENTION_YEARS
+) -> list[str]:
+    """The S3 bucket that keeps a write-once copy of each anchor: Object Lock on, a
+    COMPLIANCE default retention of ``years`` (nobody, root included, can delete or
+    shorten it), versioning (Object Lock needs it) and no public access. Idempotent."""
+    if not name.startswith(anchor_bucket_prefix(stage)):
+        raise ConfigError(
+            f"--anchor-bucket {name!r}: name it {anchor_bucket_prefix(stage)}-<suffix> "
+            "(the stage's policy allows PutObject on those names only)."
+        )
+    if not 1 <= years <= 100:
+        raise ConfigError("--retention-years must be between 1 and 100.")
+    done = []
+    request: dict[str, Any] = {"Bucket": name, "ObjectLockEnabledForBucket": True}
+    if region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**request)
+        done.append(f"created bucket {name} with Object Lock")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise _config(exc, f"S3 bucket {name}") from exc
+        done.append(f"bucket {name} already exists")
+    s3.put_object_lock_configuration(
+        Bucket=name,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": years}},
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    done.append(f"Object Lock COMPLIANCE, {years} years by default; public access blocked")
+    return done
 
 
 def _point_in_time_recovery(dynamodb: Any, name: str) -> str:

@@ -366,3 +366,42 @@ def stats_expiries(month: str) -> str:
     ``<yyyy-mm-dd>#<shard>``, attributes ``<purpose>.due``). Not the ``expired`` of
     ``STATS#PURPOSES`` (asked, never decided): this is consent that ran out."""
     return f"STATS#CONSENTEXPIRY#{month}"
+
+
+# -- anchoring chain heads in trusted time (RFC 3161) -------------------------------------
+
+#: Chain heads waiting for the next anchor: ``ANCHORQ#<shard>`` / ``<subject>#<seq>``.
+#: The shard is the subject's first hex digit (16 partitions, no hot key); the seq in
+#: the sort key lets the anchor job delete exactly what it read, unconditionally,
+#: while a newer head of the same subject waits in its own item.
+ANCHOR_QUEUE_PREFIX = "ANCHORQ#"
+ANCHOR_QUEUE_SHARDS = [f"{ANCHOR_QUEUE_PREFIX}{digit}" for digit in "0123456789abcdef"]
+#: One anchor: ``ANCHOR#<anchor id>`` / ``ROOT`` holds the Merkle root and the TSA token;
+#: under a subject, ``ANCHOR#<anchor id>`` holds that subject's leaf and inclusion path.
+ANCHOR_PREFIX = "ANCHOR#"
+ANCHOR_ROOT = "ROOT"
+#: The anchor job's lease: the schedule and the CLI never anchor at the same time.
+ANCHOR_LEASE: Key = ("ANCHOR#JOB", "LEASE")
+
+
+def anchor_queue(subject: str, seq: int) -> Key:
+    """A chain head (subject at ``seq``) that changed since the last anchor."""
+    return f"{ANCHOR_QUEUE_PREFIX}{subject[:1].lower() or '0'}", f"{subject}#{seq:010d}"
+
+
+def anchor_queue_subject(sk: str) -> str:
+    return sk.rpartition("#")[0]
+
+
+def anchor(anchor_id: str) -> Key:
+    """The anchor's root, token and TSA (no personal data: hashes only)."""
+    return f"{ANCHOR_PREFIX}{anchor_id}", ANCHOR_ROOT
+
+
+def subject_anchor(subject: str, anchor_id: str) -> Key:
+    """The ``anchored`` reference of one subject: leaf, head anchored, inclusion path."""
+    return subject_pk(subject), f"{ANCHOR_PREFIX}{anchor_id}"
+
+
+def anchor_id_of(sk: str) -> str:
+    return sk.removeprefix(ANCHOR_PREFIX)

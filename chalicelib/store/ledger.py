@@ -639,6 +639,38 @@ class Ledger:
             else:
                 raise StoreUnavailable("DynamoDB kept refusing a batch of writes.")
 
+    def delete_many(self, keys_: list[keys.Key]) -> None:
+        """Delete bookkeeping items (never events), 25 per BatchWriteItem, unconditionally."""
+        for start in range(0, len(keys_), 25):
+            request = {
+                self.table: [
+                    {"DeleteRequest": {"Key": _key(key)}} for key in keys_[start : start + 25]
+                ]
+            }
+            for attempt in range(_MAX_ATTEMPTS):
+                answer = self._call("batch_write_item", RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+            else:
+                raise StoreUnavailable("DynamoDB kept refusing a batch of deletes.")
+
+    def scan_where(
+        self, condition: str, values: dict[str, Any], projection: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """A paged scan with a filter: for catch-up jobs and operator commands only."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": condition,
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if projection:  # every name through a placeholder: no clash with reserved words
+            names = [name.strip() for name in projection.split(",")]
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
+            kwargs["ExpressionAttributeNames"] = {f"#p{i}": n for i, n in enumerate(names)}
+        return self._paged("scan", kwargs)
+
     def release(self, pk: str, sk: str, owner: str) -> None:
         """Give a lock item back, if it is still ours."""
         self._conditional(

@@ -60,6 +60,8 @@ class Routed:
     hints: list[str] = field(default_factory=list)
     hookouts: list[tuple[str, str]] = field(default_factory=list)
     expired_profiles: list[dict[str, Any]] = field(default_factory=list)
+    #: Chain heads that moved, as ``(subject, seq, head_hash)``: to anchor in trusted time.
+    heads: list[tuple[str, int, str]] = field(default_factory=list)
 
     def add(self, bucket: list[Any], value: Any) -> None:
         if value not in bucket:
@@ -95,6 +97,10 @@ def route(changes: Iterable[Change]) -> Routed:
             and change.old is not None
         ):
             routed.expired_profiles.append(change.old)
+        elif change.sk == keys.CHAIN and new.get("head_hash"):
+            if new["head_hash"] != (change.old or {}).get("head_hash"):
+                subject = keys.subject_of(change.pk)
+                routed.add(routed.heads, (subject, int(new.get("seq", 0)), new["head_hash"]))
     return routed
 
 

@@ -94,7 +94,24 @@ def on_table_change(event: Any) -> dict[str, Any]:
     delivered = _deliver_webhooks(routed.hookouts)
     if delivered:
         result["webhooks"] = delivered
+    _note_heads(routed.heads)  # logged, not in the result: the anchor is its own job
     return result
+
+
+def _note_heads(heads: list[tuple[str, int, str]]) -> int:
+    """Queue moved chain heads for the next anchor; a failure is logged (the anchor's
+    catch-up scan finds them), never a reason to fail the batch."""
+    from chalicelib.proof import anchor
+
+    if not heads:
+        return 0
+    try:
+        noted = anchor.enqueue(get_ledger(), [anchor.Head(*head) for head in heads])
+        log("anchor_queued", heads=noted)
+        return noted
+    except OptinProofError as exc:
+        log("anchor_not_queued", level="warning", error=type(exc).__name__, heads=len(heads))
+        return 0
 
 
 def _count_expiries(profiles: list[dict[str, Any]]) -> None:
@@ -245,3 +262,27 @@ def validity_sweep(event: Any) -> dict[str, Any]:
         seconds=max(5.0, remaining - 60),
     ).run()
     return {k: v for k, v in report.as_dict().items() if k != "days"}
+
+
+def anchor_minutes(env: dict[str, str] | None = None) -> int:
+    """How often ``anchor_sweep`` runs (``ANCHOR_SCHEDULE_MINUTES``, default 60).
+
+    Read when Chalice imports the app, like the stream ARN: the rate is part of the
+    deployed CloudWatch rule, so a change takes effect at the next deploy."""
+    value = (env if env is not None else os.environ).get("ANCHOR_SCHEDULE_MINUTES", "").strip()
+    if not value:
+        return 60
+    if not value.isdigit() or not 1 <= int(value) <= 1440:
+        raise ConfigError(
+            f"ANCHOR_SCHEDULE_MINUTES={value!r}: write a whole number of minutes from 1 to 1440."
+        )
+    return int(value)
+
+
+@bp.schedule(Rate(anchor_minutes(), unit=Rate.MINUTES))
+def anchor_sweep(event: Any) -> dict[str, Any]:
+    """Timestamp a Merkle root over the chain heads that changed since the last anchor
+    (RFC 3161). A TSA that is down raises an alarm and the heads wait: no decision does."""
+    from chalicelib.proof import anchor
+
+    return anchor.run_leased(get_ledger(), get_settings().anchor, "anchor_sweep").as_dict()
