@@ -309,3 +309,35 @@ def test_an_import_keeps_the_address_a_known_person_gave(ledger, catalogue) -> N
     assert summary["applied"] == 1  # newsletter: no decision of hers yet
     zoe = _subject("zoe.martin@example.eu")
     assert ledger.get(*keys.profile(zoe))["email"] == "Zoe.Martin@example.eu"
+
+
+def test_imported_acceptances_hold_for_the_validity_from_their_own_date(ledger, catalogue) -> None:
+    """An imported opt-in is no fresher than its date: the validity (3 years) counts from
+    the last contact the row proves, so a 2023 confirmation has already run out and the
+    next validity sweep records its expiry; an undated flag counts from the import."""
+    from datetime import timedelta
+
+    from chalicelib.consent import renewal
+    from chalicelib.core.clock import iso, parse_iso
+
+    _import(ledger, catalogue, "mailchimp", samples.mailchimp_subscribed(),
+            wording=samples.WORDING)
+    ada, cleo = _subject("ada@example.eu"), _subject("cleo@example.eu")
+    (event,) = ledger.events(ada)
+    expected = iso(parse_iso("2023-03-01T09:05:12.000Z") + timedelta(days=1095))
+    assert event["valid_until"] == expected  # the event records the expiry it implies
+    assert ledger.get(*keys.purpose(ada, "newsletter"))["valid_until"] == expected
+    (flag,) = ledger.events(cleo)
+    assert flag["valid_until"] == iso(parse_iso(flag["at"]) + timedelta(days=1095))
+
+    report = renewal.Sweeper(ledger, get_settings(), catalogue).run()
+    assert report.expired == 2  # ada (confirmed 2023) and bob (opted in 2022)
+    state = ledger.get(*keys.purpose(ada, "newsletter"))
+    assert state["state"] == "expired" and state["valid_until"] == expected
+    assert [e["kind"] for e in ledger.events(ada)] == ["imported", "expired"]
+    assert audit.verify_subject(ledger, ada).ok
+    assert ledger.get(*keys.purpose(cleo, "newsletter"))["state"] == "accepted"
+    # the grade counters follow: only cleo's flag (grade C) is still in force
+    assert stats.grades(ledger) == {"newsletter": {"A": 0, "B": 0, "C": 1}}
+    counts = stats.per_purpose(ledger.query(keys.STATS_PURPOSES, "S"))
+    assert counts["newsletter"]["accepted"] == 1

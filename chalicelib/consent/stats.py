@@ -121,6 +121,7 @@ def deltas(
                 if kind == "accepted" and once("accepted_in", scope):
                     out[(keys.stats(scope), shard)]["confirmed"] += 1
         elif kind == validity.EXPIRED and purpose_id:  # consent ran out (the sweep)
+            _ungrade(out, states, purpose_id, shard)
             purpose(purpose_id, event.get("previous_state") or "accepted", -1)
             purpose(purpose_id, validity.EXPIRED_NOW)
         elif kind in ("link_written", "link_exported") and scope:

@@ -109,19 +109,27 @@ def stamp(
     current: dict[str, Any],
     event: dict[str, Any],
     state: dict[str, Any],
+    since: str | None = None,
 ) -> None:
     """Add to a decision's plan what validity needs: the expiry on the event and the
     state (an acceptance), its index item, and the removal of the item the replaced
-    acceptance had (when it lives elsewhere: one transaction names an item once)."""
+    acceptance had (when it lives elsewhere: one transaction names an item once).
+
+    ``since``: the last active contact the validity counts from, when it is not the
+    event itself (an imported opt-in counts from its own date). An expiry already past
+    is due today, so the next sweep records it instead of a day it has left behind."""
     old = (
         keys.validity_due(current["validity_due"], subject, purpose.id)
         if current.get("validity_due")
         else None
     )
     new = None
-    until = valid_until(purpose, event["at"]) if state["state"] == "accepted" else None
+    until = valid_until(purpose, since or event["at"]) if state["state"] == "accepted" else None
     if until is not None:
-        due = next_due(until, purpose.renewal_days, day_of(event["at"]))
+        today = day_of(event["at"])
+        due = next_due(until, purpose.renewal_days, today)
+        if due.day < today:
+            due = Due(today, 0)
         event["valid_until"] = state["valid_until"] = until
         state["validity_due"] = due.day
         item = index_item(subject, purpose.id, event["event_id"], until, due)
@@ -147,6 +155,15 @@ def counter_deltas(
 
     for event in sealed:
         kind, purpose = event.get("kind"), event.get("purpose")
+        if kind == "imported":  # an imported row that became the state moves like a decision
+            before = states.get(purpose or "", {})
+            if event.get("applied") and before.get("state") == "accepted":
+                if before.get("valid_until"):
+                    add(before["valid_until"], purpose or "", -1)
+            if event.get("applied") and event.get("state") == "accepted":
+                if event.get("valid_until"):
+                    add(event["valid_until"], purpose or "", 1)
+            continue
         if kind == "erased":
             for name, state in states.items():
                 if state.get("state") == "accepted" and state.get("valid_until"):

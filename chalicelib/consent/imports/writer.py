@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from chalicelib.consent import validity
 from chalicelib.consent.catalogue import Catalogue, text_sha256
 from chalicelib.consent.imports.grade import GRADES, better, grade
 from chalicelib.consent.imports.rows import Columns, Reject, Row, problem
@@ -351,22 +352,27 @@ class Importer:
             },
         )
         if applied:
-            plan.puts.append(
-                {
-                    **keys.item(keys.purpose(snap.subject, purpose)),
-                    "purpose": purpose,
-                    "subject": snap.subject,
-                    "state": state,
-                    "decided_at": row.source_at or at,
-                    "event_id": event_id,
-                    "event_seq": seq,
-                    "channel": f"import:{self.source}",
-                    "source": "imported",
-                    "import_source": self.source,
-                    "grade": prepared.grade,
-                    "source_at": row.source_at,
-                }
+            item = {
+                **keys.item(keys.purpose(snap.subject, purpose)),
+                "purpose": purpose,
+                "subject": snap.subject,
+                "state": state,
+                "decided_at": row.source_at or at,
+                "event_id": event_id,
+                "event_seq": seq,
+                "channel": f"import:{self.source}",
+                "source": "imported",
+                "import_source": self.source,
+                "grade": prepared.grade,
+                "source_at": row.source_at,
+            }
+            # an imported acceptance holds for the purpose's validity from the last
+            # contact the row proves (its confirmation, else its opt-in), like ours
+            contact = row.confirmed_at or row.opted_in_at or row.source_at
+            validity.stamp(
+                plan, snap.subject, self.catalogue.get(purpose), current, body, item, contact
             )
+            plan.puts.append(item)
             plan.profile_remove = ("expires_at",)  # decided: the profile stays
         return plan
 
