@@ -19,7 +19,7 @@ from chalicelib.web import errors as web_errors
 class Page:
     """A rendered page with its status and headers, ready for any web framework."""
 
-    body: str
+    body: str | bytes  # bytes: a download (the PDF report)
     status: int
     headers: dict[str, str]
 

@@ -247,7 +247,8 @@ def admin_campaign_csv(operator: Operator, campaign_id: str) -> Response:
 @bp.route("/admin/evidence", methods=["GET"])
 @admin_api
 def admin_evidence(operator: Operator) -> Response:
-    """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read."""
+    """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read,
+    ``&format=pdf`` (``&lang=fr|en``) for the dossier."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.proof import evidence
     from chalicelib.store import keys
@@ -256,14 +257,16 @@ def admin_evidence(operator: Operator) -> Response:
     params = http.query(bp.current_request)
     settings, ledger = get_settings(), get_ledger()
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
-    if params.get("format", "json") not in ("json", "html"):
-        raise BadInput("format is json or html.")
+    if params.get("format", "json") not in ("json", "html", "pdf"):
+        raise BadInput("format is json, html or pdf.")
     if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         return http.json_answer(
             bp.current_request,
             {"error": "not_found", "message": "Nothing is held about this person."},
             404,
         )
+    if params.get("format") == "pdf":
+        return _dossier_pdf(operator, subject, params.get("lang"))
     data = evidence.pack(ledger, settings, get_catalogue(), subject)
     log("admin_evidence", operator=operator.name, subject=subject)
     if params.get("format") == "html":
@@ -330,3 +333,72 @@ def admin_erase(operator: Operator) -> Response:
             "act": done.act,
         },
     )
+
+
+# -- PDFs: the dossier, the access report, the register ------------------------------------
+
+
+def _pdf_locale(lang: str | None, fallback: str | None = None) -> str:
+    """``?lang=`` if the catalogue has it (else a clear 400), then the person's, then the
+    catalogue's default."""
+    catalogue = get_catalogue()
+    if lang and lang not in catalogue.locales:
+        raise BadInput(f"lang is one of {', '.join(catalogue.locales)}.")
+    if lang:
+        return lang
+    return fallback if fallback in catalogue.locales else catalogue.default_locale
+
+
+def _pdf(body: bytes, filename: str) -> Response:
+    from chalicelib.web import report_pdf
+
+    headers: dict[str, str | list[str]] = {**report_pdf.download_headers(filename)}
+    return Response(body, headers=headers)
+
+
+def _dossier_pdf(operator: Operator, subject: str, lang: str | None) -> Response:
+    from chalicelib.proof import dossier
+
+    ledger, settings, catalogue = get_ledger(), get_settings(), get_catalogue()
+    profile, _ = ledger.current(subject)
+    locale = _pdf_locale(lang, (profile or {}).get("locale"))
+    body = dossier.dossier(ledger, settings, catalogue, subject, locale)
+    log("admin_evidence", operator=operator.name, subject=subject, format="pdf")
+    return _pdf(body, f"evidence-{subject[:12]}-{locale}.pdf")
+
+
+@bp.route("/admin/report.pdf", methods=["GET"])
+@admin_api
+def admin_report_pdf(operator: Operator) -> Response:
+    """The access report a person downloads, as PDF: ``?email=`` (or ``?subject=``),
+    ``&lang=``; for answering an access request made by post or by phone."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.rights import access
+    from chalicelib.store import keys
+    from chalicelib.web import report_pdf
+
+    params = http.query(bp.current_request)
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+        return http.json_answer(
+            bp.current_request,
+            {"error": "not_found", "message": "Nothing is held about this person."},
+            404,
+        )
+    profile, _ = ledger.current(subject)
+    locale = _pdf_locale(params.get("lang"), (profile or {}).get("locale"))
+    data = access.export(ledger, settings, catalogue, subject, locale)
+    log("admin_report", operator=operator.name, subject=subject, format="pdf")
+    return _pdf(report_pdf.render(settings, catalogue, locale, data), f"data-{locale}.pdf")
+
+
+@bp.route("/admin/register.pdf", methods=["GET"])
+@admin_api
+def admin_register_pdf(operator: Operator) -> Response:
+    """The register of purposes (``?lang=``), for the record of processing."""
+    from chalicelib.consent import register
+
+    locale = _pdf_locale(http.query(bp.current_request).get("lang"))
+    log("admin_register", operator=operator.name, locale=locale)
+    return _pdf(register.render(get_catalogue(), locale), f"purposes-register-{locale}.pdf")
