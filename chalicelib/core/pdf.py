@@ -90,8 +90,8 @@ class Document:
 
         pdf = _pdf_class()(format="A4")
         pdf.footer_text = footer or title  # type: ignore[attr-defined]
-        for (family, style), name in FONTS.items():
-            pdf.add_font(family, style, str(FONT_DIR / name))
+        for family, style in (("Sans", ""), ("Sans", "B")):  # Mono: on first use
+            pdf.add_font(family, style, str(FONT_DIR / FONTS[family, style]))
         pdf.set_lang(locale)
         pdf.set_title(title)
         pdf.set_author(author)
@@ -140,6 +140,8 @@ class Document:
 
     def preformatted(self, text: str) -> None:
         """Mail bodies, hashes and signatures: monospaced, wrapped, nothing reflowed."""
+        if "mono" not in self.pdf.fonts:
+            self.pdf.add_font("Mono", "", str(FONT_DIR / FONTS["Mono", ""]))
         self.pdf.set_font("Mono", "", 7.5)
         self.pdf.multi_cell(0, 3.6, text, align="L", new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_font("Sans", "", BODY_PT)
