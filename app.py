@@ -23,8 +23,6 @@ from chalicelib.web.blueprints import (
 )
 
 app = Chalice(app_name="optinproof")
-# The PDF downloads (report, dossier, register) are binary: API Gateway must pass them so.
-app.api.binary_types = [*app.api.binary_types, "application/pdf"]
 app.register_blueprint(public.bp)
 app.register_blueprint(rights.bp)
 app.register_blueprint(signup.bp)

@@ -28,12 +28,17 @@ and a reading order that is the content order. fpdf2 tags section titles (a stru
 tree with marked content) but not paragraphs or table cells, so they are not PDF/UA;
 the HTML views remain the fully accessible form.
 
-The fonts (DejaVu Sans, Bold and Mono, Bitstream Vera licence, ``templates/fonts/``)
-ship in the Lambda package with the templates.
+The fonts (DejaVu Sans, Bold and Mono, Bitstream Vera licence, ``templates/fonts/``,
+cut to the scripts a name or a text may use by ``scripts/subset-fonts``: fpdf2 reads
+every glyph of a font for each document) ship in the Lambda package with the
+templates. Every PDF is written in 7-bit ASCII (``seven_bit``), so it needs no binary
+media type in API Gateway.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -186,7 +191,72 @@ class Document:
         self.pdf.ln(2.5)
 
     def output(self) -> bytes:
-        return bytes(self.pdf.output())
+        """The document, 7-bit ASCII (see ``seven_bit``)."""
+        return seven_bit(bytes(self.pdf.output()))
+
+
+_OBJECT = re.compile(rb"(\d+) 0 obj\n")
+_LENGTH = re.compile(rb"/Length (\d+)")
+
+
+def seven_bit(pdf: bytes) -> bytes:
+    """The same PDF with every stream ASCII85-encoded and the cross-reference rebuilt.
+
+    Why: API Gateway (REST, Lambda proxy) returns a binary body as binary only when
+    the *first* type in the request's Accept header is one of the API's binary media
+    types; a browser's first is ``text/html``, so a browser following the report's
+    download link would get base64 text. Making every API answer binary (``*/*``)
+    would change how every page and form travels. A PDF written in 7-bit ASCII
+    (PDF 1.7, 7.2: ``ASCII85Decode`` before ``FlateDecode``) travels as text, byte
+    for byte, whatever asks for it; it costs a quarter more bytes on the streams.
+
+    Written for fpdf2's output (classic cross-reference table, numbered objects in
+    order, direct ``/Length``); anything else raises ``ValueError`` rather than
+    produce a broken file.
+    """
+    body, _, tail = pdf.partition(b"\nxref\n")
+    body += b"\n"  # every object now ends with "\nendobj\n"
+    trailer = tail[tail.index(b"trailer\n") : tail.index(b"\nstartxref")]
+    out = bytearray(b"%PDF-" + pdf[5:8] + b"\n")
+    offsets: list[int] = []
+    position = body.index(b"\n1 0 obj\n") + 1
+    while position < len(body):
+        found = _OBJECT.match(body, position)
+        if not found or int(found.group(1)) != len(offsets) + 1:
+            raise ValueError(f"unexpected PDF structure at byte {position}")
+        offsets.append(len(out))
+        end = body.index(b"\nendobj\n", position)
+        start_stream = body.find(b"\nstream\n", position, end)
+        if start_stream < 0:
+            out += _escaped(body[position:end]) + b"\nendobj\n"
+            position = end + len(b"\nendobj\n")
+            continue
+        head = body[position:start_stream]
+        length = _LENGTH.search(head)
+        if not length or b"/DecodeParms" in head:
+            raise ValueError(f"unexpected stream dictionary at byte {position}")
+        data_start = start_stream + len(b"\nstream\n")
+        data = body[data_start : data_start + int(length.group(1))]
+        encoded = base64.a85encode(data, wrapcol=79) + b"~>"
+        head = _LENGTH.sub(b"/Length %d" % len(encoded), head, count=1)
+        if b"/Filter /FlateDecode" in head:
+            head = head.replace(b"/Filter /FlateDecode", b"/Filter [/ASCII85Decode /FlateDecode]")
+        elif b"/Filter" not in head:
+            head = head.replace(b"<<", b"<<\n/Filter /ASCII85Decode", 1)
+        else:
+            raise ValueError(f"unexpected stream filter at byte {position}")
+        out += _escaped(head) + b"\nstream\n" + encoded + b"\nendstream\nendobj\n"
+        position = body.index(b"\nendobj\n", data_start + len(data)) + len(b"\nendobj\n")
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(offsets) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += trailer + b"\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def _escaped(part: bytes) -> bytes:
+    """Bytes above 127 outside streams can only be in literal strings: octal escapes."""
+    return re.sub(rb"[\x80-\xff]", lambda m: b"\\%03o" % m.group()[0], part)
 
 
 def _viewer_preferences() -> Any:

@@ -19,7 +19,7 @@ from chalicelib.web import errors as web_errors
 class Page:
     """A rendered page with its status and headers, ready for any web framework."""
 
-    body: str | bytes  # bytes: a download (the PDF report)
+    body: str
     status: int
     headers: dict[str, str]
 

@@ -353,7 +353,7 @@ def _pdf(body: bytes, filename: str) -> Response:
     from chalicelib.web import report_pdf
 
     headers: dict[str, str | list[str]] = {**report_pdf.download_headers(filename)}
-    return Response(body, headers=headers)
+    return Response(body.decode("ascii"), headers=headers)  # 7-bit ASCII: see core/pdf.py
 
 
 def _dossier_pdf(operator: Operator, subject: str, lang: str | None) -> Response:

@@ -142,7 +142,8 @@ def rights_report_pdf(token: str) -> Page:
     data = access.export(get_ledger(), settings, catalogue, link.subject, locale)
     body = report_pdf.render(settings, catalogue, locale, data)
     log("rights_exported", subject=link.subject, link_id=link.link_id, format="pdf")
-    return Page(body, 200, report_pdf.download_headers(f"my-data-{locale}.pdf"))
+    # 7-bit ASCII (core/pdf.py): it travels through API Gateway as text, byte for byte.
+    return Page(body.decode("ascii"), 200, report_pdf.download_headers(f"my-data-{locale}.pdf"))
 
 
 @bp.route("/r/{token}/receipt.json", methods=["GET"])
