@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import re
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -144,11 +145,21 @@ class Document:
         self.pdf.ln(1.4)
 
     def preformatted(self, text: str) -> None:
-        """Mail bodies, hashes and signatures: monospaced, wrapped, nothing reflowed."""
+        """Mail bodies, hashes and signatures: monospaced, wrapped, nothing reflowed.
+
+        Wrapped here, at a fixed count of characters (the font is monospaced): fpdf2's
+        own line breaking measures each line again for every character added, which
+        made a signed receipt the slowest part of a dossier."""
         if "mono" not in self.pdf.fonts:
             self.pdf.add_font("Mono", "", str(FONT_DIR / FONTS["Mono", ""]))
         self.pdf.set_font("Mono", "", 7.5)
-        self.pdf.multi_cell(0, 3.6, text, align="L", new_x="LMARGIN", new_y="NEXT")
+        width = max(20, int(self.pdf.epw / self.pdf.get_string_width("M")))
+        for line in text.splitlines() or [""]:
+            pieces = textwrap.wrap(
+                line, width, replace_whitespace=False, drop_whitespace=False
+            ) or [""]
+            for piece in pieces:
+                self.pdf.cell(0, 3.6, piece.rstrip(), new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_font("Sans", "", BODY_PT)
         self.pdf.ln(1.4)
 
