@@ -49,6 +49,7 @@ bench: deps
 	$(PY) -m bench.dashboard
 	$(PY) -m bench.proof
 	$(PY) -m bench.validity
+	$(PY) -m bench.pdf
 
 screenshots: deps
 	@scripts/ensure-chromium

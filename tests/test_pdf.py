@@ -76,6 +76,8 @@ def test_report_pdf_holds_what_the_report_page_shows_in_french(person, client, t
     assert document.trailer["/Root"]["/Lang"] == "fr"
     assert document.metadata.title == "Les données que nous détenons sur vous"
     assert document.trailer["/Root"]["/ViewerPreferences"]["/DisplayDocTitle"]
+    assert document.trailer["/Root"]["/MarkInfo"]["/Marked"]  # section titles are tagged
+    assert "/StructTreeRoot" in document.trailer["/Root"]
     assert pdf.outline(answer.body)[:3] == [
         "Les données que nous détenons sur vous", "Vous concernant",
         "Votre consentement, par finalité"]

@@ -12,13 +12,13 @@ numbers are in BENCHMARKS.md, section "PDF"):
   (bookmarks), tables that break across pages with their headings repeated, and
   embeds TrueType fonts as subsets with a ToUnicode map (French accents, the euro
   sign, text that can be searched, copied and read aloud). It is pure Python.
-- Its cost: ``chalice package`` grows by about 12 MB zipped (fpdf2 itself is small;
-  it requires fontTools, Pillow and defusedxml, and Chalice installs what a package
-  requires), still far under Lambda's 50 MB limit. Importing it takes about 0.3-0.7 s
-  (fontTools is most of it), so it is imported only inside ``Document()``: never at
-  ``import app`` (``tests/test_cold_start.py``), only by the request that asks for a
-  PDF, once per warm container.
-- reportlab (about 9 MB zipped with Pillow, 0.25 s to import) has no document
+- Its cost: ``chalice package`` grows from 12.3 MB to 25.6 MB zipped (fpdf2 itself
+  is small; it requires fontTools and Pillow, and Chalice installs what a package
+  requires), half of Lambda's 50 MB limit. Importing it costs about 1.6 times
+  ``import app`` (fontTools is most of it), so it is imported only inside
+  ``Document()``: never at ``import app`` (``tests/test_cold_start.py``), only by the
+  request that asks for a PDF, once per warm container.
+- reportlab (9.4 MB zipped with Pillow, 0.24 s to import) has no document
   language and no structure at all; pydyf (9 KB) is a bare object writer: text layout,
   line breaking, tables and font subsetting would all be ours to write and maintain.
 
