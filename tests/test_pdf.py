@@ -31,8 +31,9 @@ SCREENSHOTS = os.environ.get("OPTINPROOF_SCREENSHOTS")
 
 
 def _keep(data: bytes, name: str, tmp_path: Path) -> list[Path]:
-    """Pages to PNG (in docs/screenshots with OPTINPROOF_SCREENSHOTS), none blank."""
-    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    """Pages to PNG (in docs/screenshots/pdf with OPTINPROOF_SCREENSHOTS), none blank."""
+    folder = Path(SCREENSHOTS) / "pdf" if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
     pages = pdf.pngs(data, folder, name)
     assert pages and all(pdf.inked(page) > 0.004 for page in pages), name
     return pages
