@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib.cli import main
 from chalicelib.consent import register
-from chalicelib.consent.catalogue import Purpose
+from chalicelib.consent.catalogue import PurposeText
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import dossier, evidence
@@ -195,37 +195,44 @@ def test_register_has_a_page_per_purpose_with_every_text_and_version(env, tmp_pa
     assert capsys.readouterr().out.strip() == str(out)
     data, catalogue = out.read_bytes(), get_catalogue()
     words, whole = pdf.text(data), pdf.squeezed(data)
-    assert "Registre des finalités soumises au consentement" in words
+    assert "Registre des finalités" in words
     assert len(pdf.reader(data).pages) >= 1 + len(catalogue.purposes)
     for purpose in catalogue.purposes.values():
         assert f"({purpose.id})" in words and purpose.version in words
         for text in purpose.texts.values():
             assert text.title in words and text.sha256 in whole
             assert " ".join(text.text.split("\n\n")[0].split()) in words
+        if purpose.validity_days:
+            assert f"{purpose.validity_days} jours après le dernier contact actif" in words
     assert "consentement (RGPD, art. 6.1.a)" in words
-    assert "sans limite fixée : jusqu'au retrait" in words
     _keep(data, "register-pdf-fr", tmp_path)
 
 
-def test_register_prints_a_declared_legal_basis_and_validity(env):
-    @dataclasses.dataclass(frozen=True)
-    class Declared(Purpose):  # the fields a catalogue may declare
-        legal_basis: str = "legitimate_interests"
-        validity_days: int | None = 730
-
+def test_register_prints_each_basis_its_opt_out_and_a_consent_without_limit(env):
     catalogue = get_catalogue()
-    purposes = {pid: Declared(**dataclasses.asdict(p) | {"texts": p.texts})
-                for pid, p in catalogue.purposes.items()}
+    first, *others = catalogue.purposes.values()
+    objected = dataclasses.replace(
+        first, legal_basis="legitimate_interest", validity_days=None, renewal_days=(),
+        opt_out={"en": PurposeText("en", "", "You may object at any time, in one click.",
+                                   "ab" * 32)}, opt_out_version="o1")
+    purposes = {objected.id: objected, **{p.id: p for p in others}}
     words = pdf.text(register.render(dataclasses.replace(catalogue, purposes=purposes), "en"))
     assert "legitimate interests (GDPR art. 6(1)(f))" in words
-    assert "730 days after the decision" in words
+    assert "no set limit: until withdrawn" in words
+    assert "Opt-out offered at collection — en You may object at any time, in one click." in words
+    for purpose in others:
+        if purpose.validity_days and purpose.renewal_days:
+            assert (f"{purpose.validity_days} days after the person's last active contact about "
+                    f"it; renewal asked {', '.join(map(str, purpose.renewal_days))} days before"
+                    ) in words
 
 
 def test_admin_api_register_and_report_pdfs(person, client, admin_env):
     register_pdf = _download(client, "/admin/register.pdf?lang=en", headers=auth())
     no_accept = client.http.get("/admin/register.pdf?lang=en", headers=auth())
     assert no_accept.status_code == 200 and no_accept.body.startswith(b"%PDF-")
-    assert "Register of consent purposes" in pdf.text(register_pdf.body)
+    assert "Register of purposes" in pdf.text(register_pdf.body)
+    assert register_pdf.headers["Content-Disposition"] == 'attachment; filename="register-en.pdf"'
     report = _download(client, f"/admin/report.pdf?email={person['email']}", headers=auth())
     assert "zoe@example.eu" in pdf.text(report.body)
     missing = client.http.get("/admin/report.pdf?email=nobody@example.eu", headers=auth())

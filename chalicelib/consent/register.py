@@ -7,8 +7,8 @@ current title and text in every language with their versions (SHA-256), the lega
 basis, how long a consent stays valid, whether it is e-mail marketing, the Act!
 fields it is written to and the forms that ask it.
 
-``legal_basis`` and ``validity_days`` are read with ``getattr``: a catalogue that
-does not declare them means consent, with no set limit.
+A purpose on another basis than consent also shows the opt-out wording offered at
+collection, in every language.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ LEGAL_BASES = {
     "public_task": N_("public task (GDPR art. 6(1)(e))"),
     "legitimate_interests": N_("legitimate interests (GDPR art. 6(1)(f))"),
     "legitimate_interest": N_("legitimate interests (GDPR art. 6(1)(f))"),
+    "soft_opt_in": N_(
+        "existing customers, similar products (soft opt-in: ePrivacy Directive art. 13(2); "
+        "GDPR art. 6(1)(f))"
+    ),
 }
 
 
@@ -37,7 +41,7 @@ def render(catalogue: Catalogue, locale: str, now: datetime | None = None) -> by
     """The register of ``catalogue`` in ``locale``, as PDF bytes."""
     _ = translations(locale).gettext
     controller, moment = catalogue.controller, iso(now or utcnow())
-    title = _("Register of consent purposes")
+    title = _("Register of purposes")
     doc = Document(
         f"{title} — {controller.name}",
         locale,
@@ -56,7 +60,7 @@ def render(catalogue: Catalogue, locale: str, now: datetime | None = None) -> by
     )
     doc.paragraph(
         _(
-            "The purposes %(controller)s asks consent for, as the purpose catalogue "
+            "The purposes %(controller)s records decisions for, as the purpose catalogue "
             "defines them on %(moment)s. Each text version is identified by its SHA-256: "
             "every recorded decision cites the version the person read."
         )
@@ -72,20 +76,14 @@ def _purpose(doc: Document, catalogue: Catalogue, purpose: Purpose, locale: str)
     _ = translations(locale).gettext
     doc.pdf.add_page()  # one page (at least) per purpose: each files on its own
     doc.heading(f"{purpose.text(locale).title} ({purpose.id})")
-    basis = str(getattr(purpose, "legal_basis", None) or "consent")
-    validity = getattr(purpose, "validity_days", None)
+    basis = str(purpose.legal_basis or "consent")
     forms = [form.id for form in catalogue.forms.values() if purpose.id in form.purposes]
     doc.fields(
         [
             (_("Identifier"), purpose.id),
             (_("Version"), purpose.version),
             (_("Legal basis"), _(LEGAL_BASES[basis]) if basis in LEGAL_BASES else basis),
-            (
-                _("Validity"),
-                _("%(days)d days after the decision") % {"days": validity}
-                if validity
-                else _("no set limit: until withdrawn"),
-            ),
+            (_("Validity"), _validity(purpose, locale)),
             (_("E-mail marketing"), _("yes") if purpose.email_marketing else _("no")),
             (_("Act! fields"), ", ".join(f"{k}: {v}" for k, v in purpose.act.items()) or "—"),
             (_("Forms asking it"), ", ".join(forms) or "—"),
@@ -99,3 +97,24 @@ def _purpose(doc: Document, catalogue: Catalogue, purpose: Purpose, locale: str)
             if paragraph.strip():
                 doc.paragraph(paragraph.strip())
         doc.paragraph(f"SHA-256 {text.sha256}", small=True)
+    for code, opt_out in sorted(purpose.opt_out.items()):
+        doc.heading(f"{_('Opt-out offered at collection')} — {code}", 2)
+        doc.paragraph(opt_out.text)
+        doc.paragraph(f"SHA-256 {opt_out.sha256} ({purpose.opt_out_version})", small=True)
+
+
+def _validity(purpose: Purpose, locale: str) -> str:
+    """How long an acceptance holds (``consent/validity.py``) and when renewal is asked."""
+    _ = translations(locale).gettext
+    if not purpose.validity_days:
+        return _("no set limit: until withdrawn")
+    words = _("%(days)d days after the person's last active contact about it") % {
+        "days": purpose.validity_days
+    }
+    if purpose.renewal_days:
+        days = ", ".join(str(d) for d in purpose.renewal_days)
+        words = _("%(validity)s; renewal asked %(days)s days before") % {
+            "validity": words,
+            "days": days,
+        }
+    return words

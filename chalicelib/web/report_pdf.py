@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice import Response
+
 from chalicelib.consent.catalogue import Catalogue
 from chalicelib.core.clock import parse_iso
+from chalicelib.core.errors import BadInput
 from chalicelib.core.i18n import format_moment, translations
 from chalicelib.core.pdf import Document
 from chalicelib.core.settings import Settings
 from chalicelib.rights import access
-from chalicelib.web.views import EVENT_LABELS, STATE_LABELS, SYNC_LABELS
+from chalicelib.web.views import (
+    BASIS_LABELS,
+    EVENT_LABELS,
+    OBJECTION_LABELS,
+    STATE_LABELS,
+    SYNC_LABELS,
+)
 
 
 def render(settings: Settings, catalogue: Catalogue, locale: str, data: dict[str, Any]) -> bytes:
@@ -82,7 +91,7 @@ def _consents(doc: Document, purposes: list[dict[str, Any]], locale: str) -> Non
         [
             (
                 item["title"],
-                _(STATE_LABELS[item["state"]]) if item["state"] in STATE_LABELS else item["state"],
+                _choice(item, locale),
                 format_moment(item.get("decided_at"), locale),
                 _label(SYNC_LABELS, item["act_sync"].get("status"), locale),
             )
@@ -138,6 +147,17 @@ def _history(
     doc.paragraph(line)
 
 
+def _choice(item: dict[str, Any], locale: str) -> str:
+    """The state in the report page's words: a purpose on another basis than consent
+    says "Not objected" / "Objected" and names its basis, never "Accepted"."""
+    basis = item.get("legal_basis") or "consent"
+    if basis == "consent":
+        return _label(STATE_LABELS, item.get("state"), locale)
+    state = item.get("state")
+    labels = OBJECTION_LABELS if state in OBJECTION_LABELS else STATE_LABELS
+    return f"{_label(labels, state, locale)} ({_label(BASIS_LABELS, basis, locale)})"
+
+
 def _label(labels: dict[str, str], key: str | None, locale: str) -> str:
     if key in labels:
         return translations(locale).gettext(labels[key])
@@ -159,3 +179,19 @@ def download_headers(filename: str) -> dict[str, str]:
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Content-Disposition": f'attachment; filename="{filename}"',
     }
+
+
+def pdf_locale(catalogue: Catalogue, lang: str | None, fallback: str | None = None) -> str:
+    """``?lang=`` if the catalogue has it (else BadInput: a clear 400), then the
+    person's language, then the catalogue's default."""
+    if lang and lang not in catalogue.locales:
+        raise BadInput(f"lang is one of {', '.join(catalogue.locales)}.")
+    if lang:
+        return lang
+    return fallback if fallback in catalogue.locales else catalogue.default_locale
+
+
+def download(body: bytes, filename: str) -> Response:
+    """A PDF as an admin API answer: 7-bit ASCII (``core/pdf.py``), so it travels as text."""
+    headers: dict[str, str | list[str]] = {**download_headers(filename)}
+    return Response(body.decode("ascii"), headers=headers)

@@ -338,33 +338,16 @@ def admin_erase(operator: Operator) -> Response:
 # -- PDFs: the dossier, the access report, the register ------------------------------------
 
 
-def _pdf_locale(lang: str | None, fallback: str | None = None) -> str:
-    """``?lang=`` if the catalogue has it (else a clear 400), then the person's, then the
-    catalogue's default."""
-    catalogue = get_catalogue()
-    if lang and lang not in catalogue.locales:
-        raise BadInput(f"lang is one of {', '.join(catalogue.locales)}.")
-    if lang:
-        return lang
-    return fallback if fallback in catalogue.locales else catalogue.default_locale
-
-
-def _pdf(body: bytes, filename: str) -> Response:
-    from chalicelib.web import report_pdf
-
-    headers: dict[str, str | list[str]] = {**report_pdf.download_headers(filename)}
-    return Response(body.decode("ascii"), headers=headers)  # 7-bit ASCII: see core/pdf.py
-
-
 def _dossier_pdf(operator: Operator, subject: str, lang: str | None) -> Response:
     from chalicelib.proof import dossier
+    from chalicelib.web import report_pdf
 
     ledger, settings, catalogue = get_ledger(), get_settings(), get_catalogue()
     profile, _ = ledger.current(subject)
-    locale = _pdf_locale(lang, (profile or {}).get("locale"))
+    locale = report_pdf.pdf_locale(catalogue, lang, (profile or {}).get("locale"))
     body = dossier.dossier(ledger, settings, catalogue, subject, locale)
     log("admin_evidence", operator=operator.name, subject=subject, format="pdf")
-    return _pdf(body, f"evidence-{subject[:12]}-{locale}.pdf")
+    return report_pdf.download(body, f"evidence-{subject[:12]}-{locale}.pdf")
 
 
 @bp.route("/admin/report.pdf", methods=["GET"])
@@ -387,10 +370,11 @@ def admin_report_pdf(operator: Operator) -> Response:
             404,
         )
     profile, _ = ledger.current(subject)
-    locale = _pdf_locale(params.get("lang"), (profile or {}).get("locale"))
+    locale = report_pdf.pdf_locale(catalogue, params.get("lang"), (profile or {}).get("locale"))
     data = access.export(ledger, settings, catalogue, subject, locale)
     log("admin_report", operator=operator.name, subject=subject, format="pdf")
-    return _pdf(report_pdf.render(settings, catalogue, locale, data), f"data-{locale}.pdf")
+    body = report_pdf.render(settings, catalogue, locale, data)
+    return report_pdf.download(body, f"data-{locale}.pdf")
 
 
 @bp.route("/admin/register.pdf", methods=["GET"])
@@ -398,7 +382,9 @@ def admin_report_pdf(operator: Operator) -> Response:
 def admin_register_pdf(operator: Operator) -> Response:
     """The register of purposes (``?lang=``), for the record of processing."""
     from chalicelib.consent import register
+    from chalicelib.web import report_pdf
 
-    locale = _pdf_locale(http.query(bp.current_request).get("lang"))
+    catalogue = get_catalogue()
+    locale = report_pdf.pdf_locale(catalogue, http.query(bp.current_request).get("lang"))
     log("admin_register", operator=operator.name, locale=locale)
-    return _pdf(register.render(get_catalogue(), locale), f"purposes-register-{locale}.pdf")
+    return report_pdf.download(register.render(catalogue, locale), f"register-{locale}.pdf")
