@@ -51,6 +51,7 @@ bench: deps
 	$(PY) -m bench.validity
 	$(PY) -m bench.imports
 	$(PY) -m bench.anchor
+	$(PY) -m bench.pdf
 
 screenshots: deps
 	@scripts/ensure-chromium

@@ -450,3 +450,23 @@ def test_a_run_over_its_limit_anchors_the_queue_first_and_leaves_the_rest(env, t
     second = anchor.run(ledger, settings, catch_up=True, limit=2)
     assert second.leaves == 1
     assert all(anchor.subject_anchors(ledger, p.subject) for p in people)
+
+
+def test_the_dossier_lists_the_anchor_checks_beside_the_chain(env, tsa, ledger):
+    """The PDF dossier a regulator reads shows each anchor's checks as rows of its
+    verification table; the token's signature, which needs ``cryptography``, is
+    checked where it is available and otherwise printed as not checked, never passed."""
+    from chalicelib.proof import dossier
+    from tests.support import pdf
+
+    issued = decide("noe@example.eu", newsletter="accept")
+    anchor.run(ledger, get_settings().anchor, catch_up=True)
+    data = evidence.pack(ledger, get_settings(), get_catalogue(), issued.subject)
+    rows = dossier.verification_rows(data, {})
+    names = [check for check, _, _ in rows]
+    for wanted in ("head", "leaf", "inclusion proof", "token imprint", "coverage"):
+        assert any(name.endswith(wanted) for name in names), (wanted, names)
+    assert all(ok is not False for _, ok, _ in rows), rows
+    text = pdf.squeezed(dossier.dossier(ledger, get_settings(), get_catalogue(),
+                                        issued.subject, "en"))
+    assert "inclusionproof" in text and "tokenimprint" in text and "FAILED" not in text

@@ -30,7 +30,7 @@ PROJECT_FILES = [
     "app.py", "catalogue.toml", "templates/base.html", "templates/confirm.html",
     "templates/error.html", "templates/link_error.html", "templates/static/page.css",
     "templates/static/campaign-progress.js", "templates/admin_campaign.html",
-    "templates/static/resize.js",
+    "templates/static/resize.js", "templates/fonts/DejaVuSans.ttf", "templates/fonts/LICENSE",
     "locales/fr/LC_MESSAGES/messages.mo",
     *sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "chalicelib").glob("*.py")),
 ]
@@ -151,6 +151,11 @@ address = mail_address("Ann@Example.EU")
 # API Gateway's greedy path: any depth no other resource claims.
 missing = invoke("/{proxy+}", "/no/such/page", {"proxy": "no/such/page"},
                  {"accept-language": "fr-FR,fr;q=0.9"})
+# A PDF (fpdf2, fontTools and the fonts from the package), as the first download does.
+from chalicelib.consent import register
+from chalicelib.consent.catalogue import load_catalogue
+from chalicelib.core.settings import PACKAGE_ROOT
+register_pdf = register.render(load_catalogue(PACKAGE_ROOT / "catalogue.toml"), "fr")
 print(json.dumps({
     "app_name": app.app.app_name,
     "moment_fr": moment_fr,
@@ -161,6 +166,7 @@ print(json.dumps({
     "health": health,
     "bad_link": bad_link,
     "missing": missing,
+    "register_pdf": [register_pdf[:5].decode(), len(register_pdf)],
     "modules": {name: getattr(module, "__file__", None) for name, module in
                 sorted(sys.modules.items()) if getattr(module, "__file__", None)},
 }))
@@ -224,8 +230,9 @@ def test_packaged_app_imports_and_renders_from_the_zip_alone(lambda_root: tuple[
 
     # Every module came from the package, except boto3 & co. from the runtime stand-in.
     modules = {name: Path(path) for name, path in result["modules"].items()}
+    assert result["register_pdf"][0] == "%PDF-" and result["register_pdf"][1] > 10_000
     for name in ("app", "chalice", "chalicelib", "jinja2", "markupsafe", "babel",
-                 "itsdangerous", "email_validator"):
+                 "itsdangerous", "email_validator", "fpdf", "fontTools"):
         assert modules[name].is_relative_to(extracted), f"{name} loaded from {modules[name]}"
     for name in ("boto3", "botocore"):
         assert modules[name].is_relative_to(runtime), f"{name} loaded from {modules[name]}"

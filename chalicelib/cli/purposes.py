@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from chalicelib.cli.common import group, print_data
@@ -43,4 +45,30 @@ def purposes_check(as_json: bool) -> int:
         for row in rows:
             basis = "" if row["legal_basis"] == "consent" else f"  ({row['legal_basis']})"
             print(f"  {row['id']:<20} version {row['version']}{basis}")
+    return 0
+
+
+@purposes.command(
+    "register",
+    short_help="the register of purposes as a PDF, for the record of processing",
+    help="Write one page per purpose of the catalogue ($CONSENT_CATALOGUE or "
+    "catalogue.toml): its texts in every language with their versions, the legal "
+    "basis, the validity, the Act! fields and the forms that ask it.",
+    example="purposes register --locale fr --out register-fr.pdf",
+)
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "fr"]),
+    default="en",
+    show_default=True,
+    help="language of the register",
+)
+@click.option("--out", default="purposes-register.pdf", show_default=True, help="the PDF file")
+def purposes_register(locale: str, out: str) -> int:
+    """What the company files with its record of processing (GDPR art. 30)."""
+    from chalicelib.consent import register
+
+    catalogue = load_catalogue(catalogue_path())
+    Path(out).write_bytes(register.render(catalogue, locale))
+    print(out)
     return 0

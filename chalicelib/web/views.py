@@ -675,6 +675,7 @@ def rights_report_page(
         events=data["events"],
         chain=data["chain"],
         export_href=hrefs["export"],
+        pdf_href=hrefs.get("pdf"),
         receipt_href=hrefs.get("receipt"),
         records_href=hrefs.get("records"),
         preferences_href=hrefs.get("preferences"),

@@ -247,7 +247,8 @@ def admin_campaign_csv(operator: Operator, campaign_id: str) -> Response:
 @bp.route("/admin/evidence", methods=["GET"])
 @admin_api
 def admin_evidence(operator: Operator) -> Response:
-    """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read."""
+    """One person's evidence pack: ``?email=`` (or ``?subject=``), ``&format=html`` to read,
+    ``&format=pdf`` (``&lang=fr|en``) for the dossier."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.proof import evidence
     from chalicelib.store import keys
@@ -256,14 +257,16 @@ def admin_evidence(operator: Operator) -> Response:
     params = http.query(bp.current_request)
     settings, ledger = get_settings(), get_ledger()
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
-    if params.get("format", "json") not in ("json", "html"):
-        raise BadInput("format is json or html.")
+    if params.get("format", "json") not in ("json", "html", "pdf"):
+        raise BadInput("format is json, html or pdf.")
     if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
         return http.json_answer(
             bp.current_request,
             {"error": "not_found", "message": "Nothing is held about this person."},
             404,
         )
+    if params.get("format") == "pdf":
+        return _dossier_pdf(operator, subject, params.get("lang"))
     data = evidence.pack(ledger, settings, get_catalogue(), subject)
     log("admin_evidence", operator=operator.name, subject=subject)
     if params.get("format") == "html":
@@ -392,3 +395,58 @@ def admin_import(operator: Operator) -> Response:
             "rejects": [{"line": r.line, "reason": r.reason} for r in rejects.rejects],
         },
     )
+
+
+# -- PDFs: the dossier, the access report, the register ------------------------------------
+
+
+def _dossier_pdf(operator: Operator, subject: str, lang: str | None) -> Response:
+    from chalicelib.proof import dossier
+    from chalicelib.web import report_pdf
+
+    ledger, settings, catalogue = get_ledger(), get_settings(), get_catalogue()
+    profile, _ = ledger.current(subject)
+    locale = report_pdf.pdf_locale(catalogue, lang, (profile or {}).get("locale"))
+    body = dossier.dossier(ledger, settings, catalogue, subject, locale)
+    log("admin_evidence", operator=operator.name, subject=subject, format="pdf")
+    return report_pdf.download(body, f"evidence-{subject[:12]}-{locale}.pdf")
+
+
+@bp.route("/admin/report.pdf", methods=["GET"])
+@admin_api
+def admin_report_pdf(operator: Operator) -> Response:
+    """The access report a person downloads, as PDF: ``?email=`` (or ``?subject=``),
+    ``&lang=``; for answering an access request made by post or by phone."""
+    from chalicelib.consent.subjects import subject_of_address
+    from chalicelib.rights import access
+    from chalicelib.store import keys
+    from chalicelib.web import report_pdf
+
+    params = http.query(bp.current_request)
+    settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
+    subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+        return http.json_answer(
+            bp.current_request,
+            {"error": "not_found", "message": "Nothing is held about this person."},
+            404,
+        )
+    profile, _ = ledger.current(subject)
+    locale = report_pdf.pdf_locale(catalogue, params.get("lang"), (profile or {}).get("locale"))
+    data = access.export(ledger, settings, catalogue, subject, locale)
+    log("admin_report", operator=operator.name, subject=subject, format="pdf")
+    body = report_pdf.render(settings, catalogue, locale, data)
+    return report_pdf.download(body, f"data-{locale}.pdf")
+
+
+@bp.route("/admin/register.pdf", methods=["GET"])
+@admin_api
+def admin_register_pdf(operator: Operator) -> Response:
+    """The register of purposes (``?lang=``), for the record of processing."""
+    from chalicelib.consent import register
+    from chalicelib.web import report_pdf
+
+    catalogue = get_catalogue()
+    locale = report_pdf.pdf_locale(catalogue, http.query(bp.current_request).get("lang"))
+    log("admin_register", operator=operator.name, locale=locale)
+    return report_pdf.download(register.render(catalogue, locale), f"register-{locale}.pdf")

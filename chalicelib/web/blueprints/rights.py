@@ -96,6 +96,7 @@ def rights_report(token: str) -> Page:
         data,
         {
             "export": f"{base}/export.json",
+            "pdf": f"{base}/report.pdf",
             "erase": f"{base}/erase",
             "receipt": f"{base}/receipt.json" if data["purposes"] else None,
             "records": f"{base}/records.jsonld",
@@ -125,6 +126,24 @@ def rights_export(token: str) -> Page:
             "Content-Disposition": 'attachment; filename="my-data.json"',
         },
     )
+
+
+@bp.route("/r/{token}/report.pdf", methods=["GET"])
+@html_page
+def rights_report_pdf(token: str) -> Page:
+    """The report as a PDF, in the page's language (``?lang=``, else the browser's)."""
+    from chalicelib.rights import access
+    from chalicelib.web import report_pdf
+    from chalicelib.web.render import Page
+
+    settings, catalogue = get_settings(), get_catalogue()
+    link, _ = _rights_link(token)
+    locale = http.locale(bp.current_request)
+    data = access.export(get_ledger(), settings, catalogue, link.subject, locale)
+    body = report_pdf.render(settings, catalogue, locale, data)
+    log("rights_exported", subject=link.subject, link_id=link.link_id, format="pdf")
+    # 7-bit ASCII (core/pdf.py): it travels through API Gateway as text, byte for byte.
+    return Page(body.decode("ascii"), 200, report_pdf.download_headers(f"my-data-{locale}.pdf"))
 
 
 @bp.route("/r/{token}/receipt.json", methods=["GET"])
