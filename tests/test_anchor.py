@@ -470,3 +470,9 @@ def test_the_dossier_lists_the_anchor_checks_beside_the_chain(env, tsa, ledger):
     text = pdf.squeezed(dossier.dossier(ledger, get_settings(), get_catalogue(),
                                         issued.subject, "en"))
     assert "inclusionproof" in text and "tokenimprint" in text and "FAILED" not in text
+    page = evidence.html(data, "fr")  # the printable pack names the same anchors
+    assert "Ancrages dans un temps de confiance" in page
+    assert all(a["anchor_id"] in page for a in data["anchors"])
+    unanchored = decide("zoe@example.eu", newsletter="accept")
+    fresh = evidence.pack(ledger, get_settings(), get_catalogue(), unanchored.subject)
+    assert "No anchor covers this chain yet" in evidence.html(fresh, "en")
