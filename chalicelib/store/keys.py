@@ -11,6 +11,10 @@ Sort order matters in two places: a subject's ``PROFILE`` and ``PURPOSE#...`` it
 sort after its ``EVENT#...`` items (so one range query from ``"P"`` reads them without
 the events), and event sort keys are zero-padded sequence numbers (chain order is
 key order, whatever the clocks say).
+
+Size: every item kind's key is here by rule (one place where a key's shape can
+change); split by capability, each part would still need the others' prefixes to
+keep the sort orders above apart.
 """
 
 from __future__ import annotations

@@ -335,66 +335,14 @@ def admin_erase(operator: Operator) -> Response:
     )
 
 
-#: The admin API imports what fits one request (API Gateway answers within 29 s);
-#: bigger files go through `optinproof import`, which has no such limit.
-MAX_IMPORT_BYTES = 1024 * 1024
-
-
 @bp.route("/admin/imports", methods=["POST"], content_types=["text/csv", "text/plain"])
 @admin_api
 def admin_import(operator: Operator) -> Response:
-    """Import a CSV of existing consent evidence, as `optinproof import` does:
-    ``?source=mailchimp&purpose=newsletter`` (and ``dry_run``, ``wording``,
-    ``act_flag``, ``act_date``); the summary and each rejected line with its reason."""
-    from chalicelib.consent import imports
-    from chalicelib.consent.imports.sources import Options
-    from chalicelib.consent.imports.writer import Importer
-    from chalicelib.core.errors import PayloadTooLarge
+    """Import a CSV of existing consent evidence as `optinproof import` does
+    (``?source=mailchimp&purpose=newsletter``, see ``web/imports_api.py``)."""
+    from chalicelib.web import imports_api
 
-    request = bp.current_request
-    params = http.query(request)
-    body = request.raw_body or b""
-    raw = body.encode("utf-8") if isinstance(body, str) else body
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge(
-            f"This file is over {MAX_IMPORT_BYTES // 1024} KB: import it with the CLI "
-            "(optinproof import FILE --source ...), which has no size limit."
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252")
-    if not text.strip():
-        raise BadInput("The body is empty: send the CSV file as the request body.")
-    settings = get_settings()
-    zone = None
-    if params.get("source") == "act" and settings.act:
-        from chalicelib.act import dates
-
-        zone = dates.zone(settings.act.timezone)
-    importer = Importer(
-        get_ledger(),
-        settings,
-        get_catalogue(),
-        params.get("source", ""),
-        params.get("purpose") or None,
-        Options(params.get("wording"), params.get("act_flag"), params.get("act_date"), zone),
-        dry_run=params.get("dry_run") in ("1", "true", "yes"),
-        workers=1,
-    )
-    rejects = imports.RejectsFile(None)
-    summary = imports.import_text(importer, text, rejects)
-    log("admin_import", operator=operator.name, source=importer.source, rows=summary.rows)
-    return http.json_answer(
-        request,
-        {
-            **summary.as_dict(),
-            "source": importer.source,
-            "purpose": importer.purpose,
-            "dry_run": importer.dry_run,
-            "rejects": [{"line": r.line, "reason": r.reason} for r in rejects.rejects],
-        },
-    )
+    return imports_api.answer(bp.current_request, operator)
 
 
 # -- PDFs: the dossier, the access report, the register ------------------------------------
