@@ -188,6 +188,13 @@ def test_erasures_listed_without_personal_data_and_lookup(dash_env, client, mail
     erased_pack = client.http.get("/admin/lookup?email=gone@example.eu",
                                   headers={"Cookie": cookie})  # the proof outlives erasure
     assert erased_pack.status_code == 200 and "erased" in erased_pack.body.decode()
+    # the same lookup offers the PDF dossier; the session cookie reads it (GET)
+    dossier_form = html.split('action="/admin/evidence"', 1)[1].split("</form>", 1)[0]
+    assert 'name="format" value="pdf"' in dossier_form and 'name="email"' in dossier_form
+    pdf = client.http.get("/admin/evidence?format=pdf&lang=en&email=kept@example.eu",
+                          headers={"Cookie": cookie})
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
+    assert pdf.body.startswith(b"%PDF-")
     assert "Gone" not in erased_pack.body.decode()
     assert client.http.get("/admin/lookup?email=never@example.eu",
                            headers={"Cookie": cookie}).status_code == 400
