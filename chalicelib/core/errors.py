@@ -135,6 +135,10 @@ class LinkSuperseded(LinkError):
         self.superseded_at = superseded_at
 
 
+class NothingHeld(BadInput):
+    """An operator asked about a person of whom nothing is held (no chain, no profile)."""
+
+
 class UnknownCampaign(BadInput):
     """A campaign id nobody recorded."""
 

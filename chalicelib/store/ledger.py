@@ -624,37 +624,25 @@ class Ledger:
 
     def put_many(self, items: list[dict[str, Any]]) -> None:
         """Write bookkeeping items (never events), 25 per BatchWriteItem, unconditionally."""
-        for start in range(0, len(items), 25):
-            request = {
-                self.table: [
-                    {"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]
-                ]
-            }
-            for attempt in range(_MAX_ATTEMPTS):
-                answer = self._call("batch_write_item", RequestItems=request)
-                request = answer.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
-            else:
-                raise StoreUnavailable("DynamoDB kept refusing a batch of writes.")
+        self._batch_write([{"PutRequest": {"Item": to_item(item)}} for item in items], "writes")
 
     def delete_many(self, keys_: list[keys.Key]) -> None:
         """Delete bookkeeping items (never events), 25 per BatchWriteItem, unconditionally."""
-        for start in range(0, len(keys_), 25):
-            request = {
-                self.table: [
-                    {"DeleteRequest": {"Key": _key(key)}} for key in keys_[start : start + 25]
-                ]
-            }
+        self._batch_write([{"DeleteRequest": {"Key": _key(key)}} for key in keys_], "deletes")
+
+    def _batch_write(self, requests: list[dict[str, Any]], what: str) -> None:
+        """25 requests per BatchWriteItem, what DynamoDB leaves unprocessed sent again
+        with jittered backoff; StoreUnavailable when it keeps refusing."""
+        for start in range(0, len(requests), 25):
+            pending = {self.table: requests[start : start + 25]}
             for attempt in range(_MAX_ATTEMPTS):
-                answer = self._call("batch_write_item", RequestItems=request)
-                request = answer.get("UnprocessedItems") or {}
-                if not request:
+                answer = self._call("batch_write_item", RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+                if not pending:
                     break
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
             else:
-                raise StoreUnavailable("DynamoDB kept refusing a batch of deletes.")
+                raise StoreUnavailable(f"DynamoDB kept refusing a batch of {what}.")
 
     def scan_where(
         self, condition: str, values: dict[str, Any], projection: str | None = None

@@ -25,6 +25,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (domain.LinkWithdrawn, 410),
     (domain.UnknownForm, 404),
     (domain.UnknownCampaign, 404),
+    (domain.NothingHeld, 404),
     (domain.LinkError, 400),
     (domain.FormExpired, 400),
     (domain.TextChanged, 409),

@@ -11,12 +11,13 @@ from urllib.parse import urlencode
 
 from chalice import Blueprint, Response
 
-from chalicelib.core.errors import BadInput, ConfigError
+from chalicelib.core.errors import BadInput, ConfigError, NothingHeld
 from chalicelib.core.logs import log
 from chalicelib.core.services import get_act_client, get_catalogue, get_ledger, get_settings
 from chalicelib.web import guards, http
 
 if TYPE_CHECKING:
+    from chalicelib.store.ledger import Ledger
     from chalicelib.web.admin_auth import Operator
     from chalicelib.web.render import Page
 
@@ -251,7 +252,6 @@ def admin_evidence(operator: Operator) -> Response:
     ``&format=pdf`` (``&lang=fr|en``) for the dossier."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.proof import evidence
-    from chalicelib.store import keys
     from chalicelib.web.render import security_headers
 
     params = http.query(bp.current_request)
@@ -259,12 +259,7 @@ def admin_evidence(operator: Operator) -> Response:
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
     if params.get("format", "json") not in ("json", "html", "pdf"):
         raise BadInput("format is json, html or pdf.")
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(
-            bp.current_request,
-            {"error": "not_found", "message": "Nothing is held about this person."},
-            404,
-        )
+    _held(ledger, subject)
     if params.get("format") == "pdf":
         return _dossier_pdf(operator, subject, params.get("lang"))
     data = evidence.pack(ledger, settings, get_catalogue(), subject)
@@ -283,17 +278,11 @@ def admin_records(operator: Operator) -> Response:
     """One person's ISO/IEC TS 27560 consent records (JSON-LD): ``?email=`` or ``?subject=``."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.proof import records27560
-    from chalicelib.store import keys
 
     params = http.query(bp.current_request)
     settings, ledger = get_settings(), get_ledger()
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(
-            bp.current_request,
-            {"error": "not_found", "message": "Nothing is held about this person."},
-            404,
-        )
+    _held(ledger, subject)
     document = records27560.for_subject(ledger, settings, get_catalogue(), subject)
     log("admin_records", operator=operator.name, subject=subject)
     return http.json_answer(
@@ -307,7 +296,6 @@ def admin_erase(operator: Operator) -> Response:
     """Erase one person (``{"email": ...}`` or ``{"subject": ...}``), as `cli erase` does."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.rights import erasure
-    from chalicelib.store import keys
     from chalicelib.web import background
 
     body, settings, ledger = http.admin_body(bp.current_request), get_settings(), get_ledger()
@@ -315,12 +303,7 @@ def admin_erase(operator: Operator) -> Response:
     act_mode = body.get("act") or settings.erasure_act
     if act_mode not in erasure.ACT_MODES:
         raise BadInput(f"act is one of {', '.join(erasure.ACT_MODES)}.")
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(
-            bp.current_request,
-            {"error": "not_found", "message": "Nothing is held about this person."},
-            404,
-        )
+    _held(ledger, subject)
     done = background.erase(subject, f"admin:{operator.name}", act_mode)
     return http.json_answer(
         bp.current_request,
@@ -367,18 +350,12 @@ def admin_report_pdf(operator: Operator) -> Response:
     ``&lang=``; for answering an access request made by post or by phone."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.rights import access
-    from chalicelib.store import keys
     from chalicelib.web import report_pdf
 
     params = http.query(bp.current_request)
     settings, ledger, catalogue = get_settings(), get_ledger(), get_catalogue()
     subject = params.get("subject") or subject_of_address(settings, params.get("email") or "")
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
-        return http.json_answer(
-            bp.current_request,
-            {"error": "not_found", "message": "Nothing is held about this person."},
-            404,
-        )
+    _held(ledger, subject)
     profile, _ = ledger.current(subject)
     locale = report_pdf.pdf_locale(catalogue, params.get("lang"), (profile or {}).get("locale"))
     data = access.export(ledger, settings, catalogue, subject, locale)
@@ -398,3 +375,11 @@ def admin_register_pdf(operator: Operator) -> Response:
     locale = report_pdf.pdf_locale(catalogue, http.query(bp.current_request).get("lang"))
     log("admin_register", operator=operator.name, locale=locale)
     return report_pdf.download(register.render(catalogue, locale), f"register-{locale}.pdf")
+
+
+def _held(ledger: Ledger, subject: str) -> None:
+    """A 404 for the admin API when nothing at all is held about the person."""
+    from chalicelib.store import keys
+
+    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+        raise NothingHeld("Nothing is held about this person.")
