@@ -470,6 +470,10 @@ def test_the_dossier_lists_the_anchor_checks_beside_the_chain(env, tsa, ledger):
     text = pdf.squeezed(dossier.dossier(ledger, get_settings(), get_catalogue(),
                                         issued.subject, "en"))
     assert "inclusionproof" in text and "tokenimprint" in text and "FAILED" not in text
+    from chalicelib.core.i18n import translations
+
+    french = [c for c, _, _ in dossier.verification_rows(data, {}, translations("fr").gettext)]
+    assert any(c.startswith("ancrage ") and c.endswith(": preuve d'inclusion") for c in french)
     page = evidence.html(data, "fr")  # the printable pack names the same anchors
     assert "Ancrages dans un temps de confiance" in page
     assert all(a["anchor_id"] in page for a in data["anchors"])

@@ -85,7 +85,7 @@ def verification_rows(
             )
         else:
             rows.append((translate(str(check)), verdict["ok"], ""))
-    rows.extend(_anchor_rows(data))
+    rows.extend(_anchor_rows(data, translate))
     if "receipt" in receipt:
         rows.append(
             (
@@ -97,7 +97,33 @@ def verification_rows(
     return rows
 
 
-def _anchor_rows(data: dict[str, Any]) -> list[tuple[str, Any, str]]:
+#: The anchoring checks' names (``proof/anchor_verify.py``), marked for translation.
+_ANCHOR_WORDS = (
+    N_("anchor"),
+    N_("coverage"),
+    N_("head"),
+    N_("leaf"),
+    N_("inclusion proof"),
+    N_("token"),
+    N_("token imprint"),
+    N_("token signature"),
+    N_("TSA certificate"),
+    N_("trusted root"),
+)
+
+
+def _check_name(name: str, translate: Callable[[str], str]) -> str:
+    """``anchor <id>: token signature`` in the dossier's language (the id as it is)."""
+    if ": " not in name:
+        return translate(name)
+    head, part = name.split(": ", 1)
+    word, _, ident = head.partition(" ")
+    return f"{translate(word)} {ident}: {translate(part)}"
+
+
+def _anchor_rows(
+    data: dict[str, Any], translate: Callable[[str], str] = str
+) -> list[tuple[str, Any, str]]:
     """The anchoring checks (``proof/anchor_verify.py``) beside the chain's: each
     anchor's head, leaf, Merkle path and RFC 3161 token. A check that cannot run where
     the dossier is made (the token's signature without ``cryptography``, e.g. in the
@@ -105,7 +131,7 @@ def _anchor_rows(data: dict[str, Any]) -> list[tuple[str, Any, str]]:
     from chalicelib.proof import anchor_verify
 
     return [
-        (check.check, None if check.skipped else check.ok, check.detail)
+        (_check_name(check.check, translate), None if check.skipped else check.ok, check.detail)
         for check in anchor_verify.verify_pack(data)
         if check.check != "chain"  # the pack's own chain row comes first
     ]
