@@ -359,3 +359,42 @@ def _settings_env() -> dict[str, str]:
 
     from chalicelib.core.settings import _ENV_NAMES
     return {name: os.environ[name] for name in _ENV_NAMES if name in os.environ}
+
+
+def test_backfill_gives_earlier_acceptances_their_expiry_once(
+        aged: Any, client: Any, mail_sink: Any) -> None:
+    """An acceptance recorded while its purpose had no validity (as every acceptance of
+    an earlier version) gets one, counted from its decision, with an event on the chain;
+    the sweep then expires it like any other."""
+    import json
+
+    from chalicelib.consent import backfill
+    from tests.support.cli import run_cli
+
+    aged('validity = "none"\nrenewal = []')
+    confirmed(client, mail_sink, "old@example.eu", newsletter="accept", events="refuse")
+    assert "valid_until" not in _state("old@example.eu")
+    aged('validity = "30d"\nrenewal = [7]')
+    dry = run_cli("consent", "backfill", "--dry-run", "--json", env=_settings_env())
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["stamped"] == 1
+    assert "valid_until" not in _state("old@example.eu")  # a dry run writes nothing
+
+    ledger, subject = get_ledger(), key("old@example.eu")
+    report = backfill.run(ledger, get_catalogue())
+    assert (report.people, report.stamped, report.already_due) == (1, 1, 0)
+    state = _state("old@example.eu")
+    until = parse_iso(state["valid_until"])
+    assert until == parse_iso(state["decided_at"]) + timedelta(days=30)
+    last = list(ledger.events(subject))[-1]
+    assert (last["kind"], last["valid_until"], last["accepted_event_id"]) == (
+        "validity_set", state["valid_until"], state["event_id"])
+    assert "valid_until" not in _state("old@example.eu", "events")  # refused: nothing runs
+    assert verify_subject(ledger, subject).ok
+    ahead = validity.outlook(ledger, get_catalogue(), date.today())
+    assert ahead["newsletter"].ahead_30 + ahead["newsletter"].ahead_90 >= 1
+    assert backfill.run(ledger, get_catalogue()).stamped == 0  # nothing twice
+
+    assert _sweeper().run(as_of=until + timedelta(hours=1), back=10).expired == 1
+    assert _state("old@example.eu")["state"] == "expired"
+    assert verify_subject(ledger, subject).ok

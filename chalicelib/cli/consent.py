@@ -139,3 +139,28 @@ def consent_expiries(as_json: bool) -> int:
         )
     print(f"(as of {today.isoformat()}, {(today + timedelta(days=90)).isoformat()} ahead)")
     return 0
+
+
+@consent.command(
+    "backfill",
+    short_help="give acceptances recorded before validities their expiry (once, after upgrading)",
+    help="Acceptances recorded before purposes had a validity carry no expiry, so they "
+    "would never run out. This gives each the validity its purpose has now, counted "
+    "from the decision: a validity_set event on the person's chain, the state's "
+    "valid_until, its renewal and expiry schedule. One already past is expired by the "
+    "next validity sweep. It scans the table; running it again finds nothing to do. "
+    "--dry-run writes nothing and counts.",
+    example="consent backfill --dry-run",
+)
+@click.option("--dry-run", is_flag=True, help="write nothing; count what a run would stamp")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def consent_backfill(dry_run: bool, as_json: bool) -> int:
+    """Stamp every acceptance that has no ``valid_until``; exit 0."""
+    from chalicelib.consent import backfill
+
+    ledger, catalogue = get_ledger(), get_catalogue()
+    people = backfill.waiting(ledger)
+    with Bar(len(people), "acceptances to date") as bar:
+        report = backfill.run(ledger, catalogue, dry_run, bar.advance, people)
+    print_data(report.as_dict(), as_json)
+    return 0

@@ -50,6 +50,9 @@ EXPIRED_NOW = "consent_expired"
 DUE = "due"
 #: The channel of what the sweep records (the ``expired`` events, renewal links).
 CHANNEL = "validity"
+#: The event that gives an acceptance recorded before validities its expiry
+#: (``consent/backfill.py``).
+VALIDITY_SET = "validity_set"
 RENEWAL_CHANNEL = "renewal"
 
 
@@ -132,7 +135,8 @@ def stamp(
             due = Due(today, 0)
         event["valid_until"] = state["valid_until"] = until
         state["validity_due"] = due.day
-        item = index_item(subject, purpose.id, event["event_id"], until, due)
+        # the acceptance the item is about (the sweep checks it is still the state's)
+        item = index_item(subject, purpose.id, state["event_id"], until, due)
         new = (item["pk"], item["sk"])
         plan.puts.append(item)
     if old is not None and old != new:
@@ -163,6 +167,9 @@ def counter_deltas(
             if event.get("applied") and event.get("state") == "accepted":
                 if event.get("valid_until"):
                     add(event["valid_until"], purpose or "", 1)
+            continue
+        if kind == VALIDITY_SET and event.get("valid_until"):  # an old acceptance, stamped
+            add(event["valid_until"], purpose or "", 1)
             continue
         if kind == "erased":
             for name, state in states.items():

@@ -645,18 +645,26 @@ class Ledger:
                 raise StoreUnavailable(f"DynamoDB kept refusing a batch of {what}.")
 
     def scan_where(
-        self, condition: str, values: dict[str, Any], projection: str | None = None
+        self,
+        condition: str,
+        values: dict[str, Any],
+        projection: str | None = None,
+        names: dict[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """A paged scan with a filter: for catch-up jobs and operator commands only."""
+        """A paged scan with a filter: for catch-up jobs and operator commands only.
+        ``names``: placeholders the condition uses for reserved words (``#state``)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "FilterExpression": condition,
             "ExpressionAttributeValues": to_item(values),
         }
+        placeholders = dict(names or {})
         if projection:  # every name through a placeholder: no clash with reserved words
-            names = [name.strip() for name in projection.split(",")]
-            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(names)))
-            kwargs["ExpressionAttributeNames"] = {f"#p{i}": n for i, n in enumerate(names)}
+            fields = [name.strip() for name in projection.split(",")]
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(fields)))
+            placeholders.update({f"#p{i}": n for i, n in enumerate(fields)})
+        if placeholders:
+            kwargs["ExpressionAttributeNames"] = placeholders
         return self._paged("scan", kwargs)
 
     def release(self, pk: str, sk: str, owner: str) -> None:

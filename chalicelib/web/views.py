@@ -641,6 +641,7 @@ EVENT_LABELS = {
     "erased": N_("data erased"),
     "expired": N_("consent expired (no contact for too long)"),
     "imported": N_("earlier proof imported from another tool (not a confirmation made here)"),
+    "validity_set": N_("expiry date given to an earlier consent"),
 }
 SYNC_LABELS = {
     "synced": N_("yes"),
