@@ -14,7 +14,6 @@ from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import dossier
 from chalicelib.proof import evidence as packs
-from chalicelib.store import keys
 
 
 @click.group(
@@ -52,7 +51,7 @@ def evidence(
     exactly_one({"email": email, "subject": subject}, "email", "subject")
     settings = get_settings()
     ledger, key = get_ledger(settings), subject_of(email, subject)
-    if not ledger.get(*keys.chain(key)) and ledger.current(key) == (None, {}):
+    if not ledger.holds(key):
         print(f"nothing is held about {email or key}", file=sys.stderr)
         return 1
     catalogue = get_catalogue(settings)

@@ -12,7 +12,6 @@ from chalicelib.cli.common import ExampleCommand, exactly_one, subject_of
 from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import records27560
-from chalicelib.store import keys
 
 
 @click.command(
@@ -35,7 +34,7 @@ def records(email: str | None, subject: str | None, out: str | None) -> int:
     exactly_one({"email": email, "subject": subject}, "email", "subject")
     settings = get_settings()
     ledger, key = get_ledger(settings), subject_of(email, subject)
-    if not ledger.get(*keys.chain(key)) and ledger.current(key) == (None, {}):
+    if not ledger.holds(key):
         print(f"nothing is held about {email or key}", file=sys.stderr)
         return 1
     document = records27560.for_subject(ledger, settings, get_catalogue(settings), key)

@@ -444,6 +444,10 @@ class Ledger:
             profile,
         )
 
+    def holds(self, subject: str) -> bool:
+        """Whether anything is held about the person: a chain, a profile or a state."""
+        return bool(self.get(*keys.chain(subject))) or self.current(subject) != (None, {})
+
     def current(self, subject: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
         """Profile and purpose states in one consistent query (what pages show)."""
         profile, states = None, {}

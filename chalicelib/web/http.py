@@ -103,6 +103,19 @@ def cors(request: Request, form: Form | None) -> dict[str, str]:
     return headers
 
 
+def attachment(filename: str, content_type: str, **more: str) -> dict[str, str]:
+    """Headers of a file a person saves (their data, receipt, records, a PDF): never
+    cached, never sniffed, never named to another site by a Referer."""
+    return {
+        "Content-Type": content_type,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        **more,
+    }
+
+
 def json_answer(
     request: Request,
     data: dict[str, Any],

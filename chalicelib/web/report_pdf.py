@@ -19,6 +19,7 @@ from chalicelib.core.i18n import format_moment, translations
 from chalicelib.core.pdf import Document
 from chalicelib.core.settings import Settings
 from chalicelib.rights import access
+from chalicelib.web import http
 from chalicelib.web.views import (
     BASIS_LABELS,
     EVENT_LABELS,
@@ -171,14 +172,9 @@ def _paragraphs(text: str | None) -> list[str]:
 
 def download_headers(filename: str) -> dict[str, str]:
     """A PDF download with the report's privacy headers (no cache, no referrer)."""
-    return {
-        "Content-Type": "application/pdf",
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Content-Disposition": f'attachment; filename="{filename}"',
-    }
+    return http.attachment(
+        filename, "application/pdf", **{"Content-Security-Policy": "default-src 'none'; sandbox"}
+    )
 
 
 def pdf_locale(catalogue: Catalogue, lang: str | None, fallback: str | None = None) -> str:

@@ -129,13 +129,12 @@ def admin_lookup(operator: Operator, locale: str) -> Page:
     """One person by exact address: their evidence pack (nothing listed, nothing guessed)."""
     from chalicelib.consent.subjects import subject_of_address
     from chalicelib.proof import evidence
-    from chalicelib.store import keys
     from chalicelib.web.render import Page, security_headers
 
     email = http.query(bp.current_request).get("email", "")
     subject = subject_of_address(get_settings(), email)
     ledger = get_ledger()
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+    if not ledger.holds(subject):
         raise BadInput("Nothing is held about this address.")
     data = evidence.pack(ledger, get_settings(), get_catalogue(), subject)
     log("admin_lookup", operator=operator.name, subject=subject)
@@ -379,7 +378,6 @@ def admin_register_pdf(operator: Operator) -> Response:
 
 def _held(ledger: Ledger, subject: str) -> None:
     """A 404 for the admin API when nothing at all is held about the person."""
-    from chalicelib.store import keys
 
-    if not ledger.get(*keys.chain(subject)) and ledger.current(subject) == (None, {}):
+    if not ledger.holds(subject):
         raise NothingHeld("Nothing is held about this person.")

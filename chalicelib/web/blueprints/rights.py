@@ -118,13 +118,7 @@ def rights_export(token: str) -> Page:
     return Page(
         json.dumps(data, ensure_ascii=False, indent=2),
         200,
-        {
-            "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Content-Disposition": 'attachment; filename="my-data.json"',
-        },
+        http.attachment("my-data.json", "application/json; charset=utf-8"),
     )
 
 
@@ -161,13 +155,7 @@ def rights_receipt(token: str) -> Page:
     return Page(
         json.dumps(receipts.document(settings, receipt), ensure_ascii=False, indent=2),
         200,
-        {
-            "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Content-Disposition": 'attachment; filename="consent-receipt.json"',
-        },
+        http.attachment("consent-receipt.json", "application/json; charset=utf-8"),
     )
 
 
@@ -184,13 +172,7 @@ def rights_records(token: str) -> Page:
     return Page(
         json.dumps(document, ensure_ascii=False, indent=2),
         200,
-        {
-            "Content-Type": records27560.MEDIA_TYPE,
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Content-Disposition": 'attachment; filename="consent-records.jsonld"',
-        },
+        http.attachment("consent-records.jsonld", records27560.MEDIA_TYPE),
     )
 
 
