@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import os
 import time
-import uuid
 from typing import Any
 
-from chalicelib.core.services import dynamodb_client, get_ledger
-from chalicelib.core.settings import get_settings
+from bench.common import local_table
+from chalicelib.core.services import get_ledger
 from chalicelib.proof import anchor, merkle, timestamp
-from chalicelib.store import schema
-from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.dynamodb_local import DynamoDBLocal
 from devstack.tsa import LocalTSA
 
 
@@ -73,12 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     tsa = LocalTSA().start()
     with DynamoDBLocal() as dynamodb:
-        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-                           "CONSENT_TABLE": f"bench-anchor-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
-                           "TSA_URLS": tsa.url})
-        settings, client = get_settings(), dynamodb_client()
-        schema.create_table(client, settings.consent_table)
+        settings, client = local_table(dynamodb, "bench-anchor", TSA_URLS=tsa.url)
         ledger = get_ledger()
         counter = Counter(ledger.client)
         moved = heads(args.chains)

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bench.common import local_table
 from chalicelib.consent import imports
 from chalicelib.consent.imports.writer import Importer
-from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import get_settings
-from chalicelib.store import schema
-from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.dynamodb_local import DynamoDBLocal
 
 WORDING = "Yes, send me the monthly newsletter. I can unsubscribe at any time."
 
@@ -81,11 +79,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     with DynamoDBLocal() as dynamodb:
-        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-                           "CONSENT_TABLE": f"bench-import-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48})
-        settings, client = get_settings(), dynamodb_client()
-        schema.create_table(client, settings.consent_table)
+        settings, client = local_table(dynamodb, "bench-import")
         client.update_table(TableName=settings.consent_table,
                             StreamSpecification={"StreamEnabled": False})
         text = generated(args.rows)

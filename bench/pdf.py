@@ -17,20 +17,21 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable
 
+from bench.common import local_table, median_ms, smtp_env
 from chalicelib.consent import register, rules, submissions
 from chalicelib.consent.rules import RequestContext
-from chalicelib.core.services import dynamodb_client, get_catalogue, get_postman, get_signups
-from chalicelib.core.services import get_ledger
+from chalicelib.core.services import (
+    get_catalogue,
+    get_ledger,
+    get_postman,
+    get_signups,
+)
 from chalicelib.core.settings import get_settings
 from chalicelib.proof import dossier, evidence
 from chalicelib.rights import access
-from chalicelib.store import schema
 from chalicelib.web import report_pdf, views
-from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.dynamodb_local import DynamoDBLocal
 from devstack.mailsink import MailSink
 
 COLD = """
@@ -50,14 +51,6 @@ done = time.perf_counter()
 print((started - begun) * 1000, (imported - started) * 1000, (done - ready) * 1000)
 """
 
-
-def median_ms(func: Callable[[], object], n: int) -> float:
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def cold(runs: int = 7) -> list[float]:
@@ -94,14 +87,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30, help="renders per measurement")
     n = parser.parse_args().n
     with DynamoDBLocal() as dynamodb, MailSink() as sink:
-        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-                           "CONSENT_TABLE": f"bench-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
-                           "PUBLIC_BASE_URL": "http://127.0.0.1:8000", "MAIL_TRANSPORT": "smtp",
-                           "MAIL_FROM": "Bench <bench@example.eu>", "MAIL_SMTP_HOST": "127.0.0.1",
-                           "MAIL_SMTP_PORT": str(sink.smtp_port), "MAIL_SMTP_SECURITY": "none"})
-        settings = get_settings()
-        schema.create_table(dynamodb_client(), settings.consent_table)
+        settings, _ = local_table(dynamodb, "bench", **smtp_env(sink.smtp_port))
         ledger, catalogue = get_ledger(), get_catalogue()
         subject = history("zoe.bench@example.eu")
         data = access.export(ledger, settings, catalogue, subject, "fr")

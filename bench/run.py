@@ -12,30 +12,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import os
 import smtplib
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 from jinja2 import Template
 
+from bench.common import local_table, smtp_env
 from chalicelib.consent import links, requests, rules, submissions
 from chalicelib.consent.rules import PurposeState, RequestContext
 from chalicelib.consent.throttle import Throttle
 from chalicelib.core.services import (
-    dynamodb_client,
     get_catalogue,
     get_ledger,
     get_postman,
     get_signups,
 )
-from chalicelib.core.settings import get_settings
 from chalicelib.mail import compose
-from chalicelib.store import schema
 from chalicelib.web import views
-from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.dynamodb_local import DynamoDBLocal
 from devstack.mailsink import MailSink
 
 
@@ -59,15 +55,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="iterations per measurement")
     n = parser.parse_args().n
     with DynamoDBLocal() as dynamodb, MailSink() as sink:
-        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-                           "CONSENT_TABLE": f"bench-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
-                           "PUBLIC_BASE_URL": "http://127.0.0.1:8000", "MAIL_TRANSPORT": "smtp",
-                           "MAIL_FROM": "Bench <bench@example.eu>", "MAIL_SMTP_HOST": "127.0.0.1",
-                           "MAIL_SMTP_PORT": str(sink.smtp_port), "MAIL_SMTP_SECURITY": "none",
-                           "THROTTLE_SIGNUPS_PER_IP": "1000000/1h"})
-        settings, client = get_settings(), dynamodb_client()
-        schema.create_table(client, settings.consent_table)
+        settings, client = local_table(dynamodb, "bench", **smtp_env(sink.smtp_port),
+                                       THROTTLE_SIGNUPS_PER_IP="1000000/1h")
         ledger, catalogue = get_ledger(), get_catalogue()
         key = settings.link_secret_keys[-1].encode()
         token, _ = links.mint(settings, "confirm", "ab" * 32, ["newsletter", "events"])

@@ -16,7 +16,6 @@ items and counters are the ones commits write), then times:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -25,13 +24,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import local_table, median_ms
 from chalicelib.consent import renewal, rules, validity
 from chalicelib.consent.rules import RequestContext
 from chalicelib.core.clock import utcnow
-from chalicelib.core.services import dynamodb_client, get_catalogue, get_ledger
+from chalicelib.core.services import get_catalogue, get_ledger
 from chalicelib.core.settings import PACKAGE_ROOT, get_settings
-from chalicelib.store import schema
-from devstack.dynamodb_local import DynamoDBLocal, local_aws_environment
+from devstack.dynamodb_local import DynamoDBLocal
 
 CTX = RequestContext("192.0.2.1", "bench", "en")
 
@@ -62,14 +61,6 @@ def accept(n: int, purpose: str) -> float:
     return statistics.median(samples)
 
 
-def timed(func: Any, n: int) -> float:
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.validity", description=__doc__,
@@ -78,31 +69,27 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
     with DynamoDBLocal() as dynamodb:
-        os.environ.update({**local_aws_environment(), "DYNAMODB_ENDPOINT": dynamodb.endpoint,
-                           "CONSENT_TABLE": f"bench-val-{uuid.uuid4().hex[:8]}",
-                           "LINK_SECRET_KEYS": "b" * 48, "SUBJECT_PEPPER": "p" * 48,
-                           "CONSENT_CATALOGUE": str(catalogue_file())})
-        settings, client = get_settings(), dynamodb_client()
-        schema.create_table(client, settings.consent_table)
+        settings, client = local_table(dynamodb, "bench-val",
+                                       CONSENT_CATALOGUE=str(catalogue_file()))
         ledger, catalogue = get_ledger(), get_catalogue()
         table = settings.consent_table
         def raw_put() -> None:
             client.put_item(
                 TableName=table, Item={"pk": {"S": f"X#{uuid.uuid4().hex}"}, "sk": {"S": "X"}})
 
-        timed(raw_put, 50)  # warm DynamoDB Local's JVM before any measurement
+        median_ms(raw_put, 50)  # warm DynamoDB Local's JVM before any measurement
         accept(args.n, "promotions")
-        put = timed(raw_put, args.n)
+        put = median_ms(raw_put, args.n)
         never = accept(args.n, "events")
         dated = accept(args.people, "newsletter")
-        put = min(put, timed(raw_put, args.n))  # the floor, before and after: the lower
+        put = min(put, median_ms(raw_put, args.n))  # the floor, before and after: the lower
         started = time.perf_counter()
         report = renewal.Sweeper(ledger, settings, catalogue).run(
             utcnow() + timedelta(days=31), utcnow().date().isoformat())
         sweep_ms = (time.perf_counter() - started) * 1000
         assert report.expired == args.people, report
         today = (utcnow() + timedelta(days=31)).date()
-        outlook = timed(lambda: validity.outlook(ledger, catalogue, today), args.n)
+        outlook = median_ms(lambda: validity.outlook(ledger, catalogue, today), args.n)
         assert validity.outlook(ledger, catalogue, today)["newsletter"].expired_now == args.people
 
         def scan() -> None:
@@ -113,7 +100,7 @@ def main() -> None:
                     return
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-        scanned = timed(scan, max(3, args.n // 4))
+        scanned = median_ms(scan, max(3, args.n // 4))
         per = sweep_ms / args.people
         print(f"{'operation':<58}{'median ms':>10}{'x floor':>9}")
         print(f"{'raw boto3 put_item (floor)':<58}{put:>10.3f}")
